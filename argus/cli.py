@@ -1,0 +1,210 @@
+"""The `argus` command: one binary, many targets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.panel import Panel
+
+from argus.container import Container
+from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
+from argus.runtime import dev_api_key, serve, setup_logging
+from core.settings import Settings, settings_from_env
+
+console = Console()
+
+
+def _common_options(func):  # type: ignore[no-untyped-def]
+    func = click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")(func)
+    func = click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Where the embedded event log and stores live [env ARGUS_DATA_DIR; default ./.argus].",
+    )(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="argus-metrics")
+def main() -> None:
+    """Argus: metrics monitoring on one machine or a fleet.
+
+    \b
+    Start everything on this machine (embedded storage, a live local collector):
+      argus up
+    Send samples, then read them back:
+      argus push samples.ndjson
+      argus query host_cpu_percent --where mode=user --since 1h
+    Run the services one by one (same modules as `argus up`):
+      argus ingest | argus project | argus query-server
+    """
+
+
+def _ingest(c: Container) -> IngestModule:
+    return IngestModule(
+        settings=c.settings(),
+        event_log=c.event_log(),
+        hot_store=c.hot_store(),
+        api_keys=c.api_keys(),
+        clock_ms=c.clock_ms(),
+    )
+
+
+def _projectors(c: Container, which: tuple[str, ...] = ("rollups", "series-index")) -> ProjectorModule:
+    return ProjectorModule(
+        settings=c.settings(), event_log=c.event_log(), hot_store=c.hot_store(), clock_ms=c.clock_ms(), projectors=which
+    )
+
+
+def _query(c: Container) -> QueryModule:
+    return QueryModule(settings=c.settings(), hot_store=c.hot_store(), api_keys=c.api_keys(), clock_ms=c.clock_ms())
+
+
+def _collector(c: Container, ingest: IngestModule, api_key: str) -> Module:
+    from argus.collector_module import CollectorModule
+
+    settings: Settings = c.settings()
+    return CollectorModule(
+        target=lambda: f"127.0.0.1:{ingest.port}",
+        api_key=api_key,
+        region=settings.region,
+        interval_s=settings.collector_interval_s,
+        host=socket.gethostname(),
+    )
+
+
+@main.command()
+@_common_options
+@click.option("--ingest-addr", default=None, help="gRPC ingest listen address [default 127.0.0.1:50051].")
+@click.option("--query-addr", default=None, help="gRPC query listen address [default 127.0.0.1:50052].")
+@click.option("--http-addr", default=None, help="HTTP API listen address [default 127.0.0.1:8080].")
+@click.option("--api-key", envvar="ARGUS_API_KEY", default=None, help="Development API key [env ARGUS_API_KEY].")
+@click.option("--no-collector", is_flag=True, help="Do not collect this host's metrics.")
+@click.option("--region", default=None, help="Region label of this host's metrics [default local].")
+def up(
+    data_dir: Path | None,
+    log_level: str,
+    ingest_addr: str | None,
+    query_addr: str | None,
+    http_addr: str | None,
+    api_key: str | None,
+    no_collector: bool,
+    region: str | None,
+) -> None:
+    """Run the whole platform in one process on embedded storage.
+
+    Starts ingest, the projectors (rollups, series index) and the query API, plus a
+    collector that pushes this host's CPU, memory, disk and network metrics every 5 s
+    through the real ingest path. Ctrl-C stops it cleanly; starting it again on the
+    same --data-dir continues with nothing lost.
+    """
+    setup_logging(log_level)
+    settings = settings_from_env(
+        data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
+    )
+    key = dev_api_key(settings.data_dir, api_key)
+
+    def build(c: Container) -> Sequence[Module]:
+        ingest = _ingest(c)
+        modules: list[Module] = [ingest, _projectors(c), _query(c)]
+        if not no_collector:
+            modules.append(_collector(c, ingest, key))
+        return modules
+
+    def on_ready(modules: Sequence[Module]) -> None:
+        lines = [f"[bold]data dir[/]  {settings.data_dir.resolve()}"]
+        for module in modules:
+            for name, url in module.endpoints().items():
+                lines.append(f"[bold]{name}[/]  {url}")
+        lines.append(f"[bold]API key[/]  {key}   (tenant default; kept in {settings.data_dir / 'api_key'})")
+        http = next((m.endpoints()["query (HTTP)"] for m in modules if "query (HTTP)" in m.endpoints()), "")
+        lines.append("")
+        lines.append("try:  argus query host_cpu_percent --group-by mode --since 15m")
+        lines.append(f"      curl -H 'Authorization: Bearer {key}' '{http}/api/v1/metrics'")
+        console.print(Panel("\n".join(lines), title="Argus is up", expand=False))
+
+    asyncio.run(serve(settings, build, api_key=key, on_ready=on_ready))
+
+
+@main.command()
+@_common_options
+@click.option("--ingest-addr", default=None, help="gRPC listen address [default 127.0.0.1:50051].")
+def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> None:
+    """Run only the ingest service (gRPC IngestService)."""
+    setup_logging(log_level)
+    settings = settings_from_env(data_dir=data_dir, ingest_addr=ingest_addr)
+    asyncio.run(serve(settings, lambda c: [_ingest(c)]))
+
+
+@main.command()
+@_common_options
+@click.option(
+    "--projector",
+    type=click.Choice(["rollups", "series-index", "all"]),
+    default="all",
+    show_default=True,
+    help="Which projector to run.",
+)
+def project(data_dir: Path | None, log_level: str, projector: str) -> None:
+    """Run the projectors that turn the event log into read models."""
+    setup_logging(log_level)
+    settings = settings_from_env(data_dir=data_dir)
+    which = ("rollups", "series-index") if projector == "all" else (projector,)
+    asyncio.run(serve(settings, lambda c: [_projectors(c, which)]))
+
+
+@main.command(name="query-server")
+@_common_options
+@click.option("--query-addr", default=None, help="gRPC listen address [default 127.0.0.1:50052].")
+@click.option("--http-addr", default=None, help="HTTP listen address [default 127.0.0.1:8080].")
+def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, http_addr: str | None) -> None:
+    """Run only the query service (gRPC QueryService and the HTTP API)."""
+    setup_logging(log_level)
+    settings = settings_from_env(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
+    asyncio.run(serve(settings, lambda c: [_query(c)]))
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys (each key belongs to one tenant)."""
+
+
+@keys.command(name="create")
+@_common_options
+@click.option("--tenant", required=True, help="Tenant the key gives access to.")
+@click.option("--name", default="", help="A note to recognise the key by.")
+def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str) -> None:
+    """Create an API key for TENANT and print it (it is shown only once; only its hash is kept)."""
+    from core.auth import generate_key, register_key
+
+    setup_logging(log_level)
+    settings = settings_from_env(data_dir=data_dir)
+    key = generate_key()
+
+    async def create() -> None:
+        container = Container(settings=settings)
+        await container.init_resources()  # type: ignore[misc]
+        try:
+            log = await container.event_log()  # type: ignore[misc]
+            await register_key(log, key, tenant=tenant, name=name, now_ms=container.clock_ms()())
+        finally:
+            await container.shutdown_resources()  # type: ignore[misc]
+
+    asyncio.run(create())
+    click.echo(key)
+
+
+def _register_optional_commands() -> None:
+    from argus.commands import push_cmd, query_cmd
+
+    main.add_command(push_cmd.push)
+    main.add_command(query_cmd.query)
+
+
+_register_optional_commands()

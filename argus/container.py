@@ -1,0 +1,65 @@
+"""The composition root: long-lived clients as resources, modules as factories.
+
+One container per process. `argus up` and the single-service targets (`argus ingest`, ...)
+build the same container and start different sets of the same modules, never a second
+code path. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from dependency_injector import containers, providers
+
+from core.adapters.urls import open_event_log, open_hot_store
+from core.auth import ApiKeyRegistry
+from core.events import CONFIG_TOPIC, SAMPLES_TOPIC
+from core.ports import EventLog, HotStore
+from core.settings import Settings
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def event_log_resource(settings: Settings) -> AsyncIterator[EventLog]:
+    log = open_event_log(settings.event_log_url)
+    await log.start()
+    await log.ensure_topic(SAMPLES_TOPIC, settings.sample_partitions)
+    await log.ensure_topic(CONFIG_TOPIC, 1)
+    try:
+        yield log
+    finally:
+        await log.close()
+
+
+async def hot_store_resource(settings: Settings) -> AsyncIterator[HotStore]:
+    store = open_hot_store(settings.hot_store_url, tiers=settings.tiers)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def api_keys_resource(event_log: EventLog) -> AsyncIterator[ApiKeyRegistry]:
+    """The key registry, kept current by following the config topic while the process runs."""
+    registry = ApiKeyRegistry(event_log)
+    await registry.refresh()
+    stop = asyncio.Event()
+    follower = asyncio.create_task(registry.run(stop), name="api-keys")
+    try:
+        yield registry
+    finally:
+        stop.set()
+        await follower
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    clock_ms = providers.Object(now_ms)
+    event_log = providers.Resource(event_log_resource, settings)
+    hot_store = providers.Resource(hot_store_resource, settings)
+    api_keys = providers.Resource(api_keys_resource, event_log)

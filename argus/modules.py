@@ -1,0 +1,202 @@
+"""The modules a process can run. `argus up` starts all of them; each `argus <target>`
+starts one. Each has `start()` (returns when serving), `stop()`, and `ready`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from command_side.ingest.accept import BatchAcceptor
+from command_side.ingest.grpc_service import SERVICE_NAME as INGEST_SERVICE
+from command_side.ingest.grpc_service import IngestService
+from command_side.ingest.grpc_service import add_to_server as add_ingest
+from command_side.ingest.registry import TenantRegistry
+from core.auth import ApiKeyRegistry
+from core.events import SAMPLES_TOPIC
+from core.grpc_server import add_health_and_reflection, bind, make_server
+from core.ports import EventLog, HotStore
+from core.settings import Settings
+from projectors.rollups import RollupProjector
+from projectors.series_index import SeriesIndexProjector
+
+log = logging.getLogger(__name__)
+
+
+class Module(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def endpoints(self) -> dict[str, str]: ...
+
+
+@dataclass(slots=True)
+class _Tasks:
+    """Background tasks of a module, stopped together."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    running: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def spawn(self, name: str, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        self.running.append(asyncio.create_task(work(self.stop), name=name))
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        self.stop.set()
+        if not self.running:
+            return
+        done, pending = await asyncio.wait(self.running, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("task %s ended with %r", task.get_name(), task.exception())
+        self.running.clear()
+
+
+def _host_port(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+class IngestModule:
+    name = "ingest"
+
+    def __init__(
+        self, *, settings: Settings, event_log: EventLog, hot_store: HotStore, api_keys: ApiKeyRegistry, clock_ms: Callable[[], int]
+    ) -> None:
+        self._settings = settings
+        self._log = event_log
+        self._store = hot_store
+        self._keys = api_keys
+        self._clock_ms = clock_ms
+        self._tasks = _Tasks()
+        self._server = make_server(max_message_bytes=settings.limits.max_message_bytes + 64 * 1024)
+        self.port = 0
+
+    async def start(self) -> None:
+        registry = TenantRegistry(max_series_per_tenant=self._settings.limits.max_series_per_tenant)
+        await registry.seed(self._store, self._clock_ms())
+        partitions = await self._log.partitions(SAMPLES_TOPIC)
+        acceptor = BatchAcceptor(
+            log_writer=self._log,
+            registry=registry,
+            limits=self._settings.limits,
+            partitions=partitions,
+            retention_ms=max(t.retention_ms for t in self._settings.tiers),
+            clock_ms=self._clock_ms,
+        )
+        self._tasks.spawn("series-expiry", lambda stop: _every(stop, 60.0, lambda: registry.expire(self._clock_ms())))
+        add_ingest(self._server, IngestService(acceptor, self._keys))
+        await add_health_and_reflection(self._server, [INGEST_SERVICE])
+        self.port = bind(self._server, self._settings.ingest_addr)
+        await self._server.start()
+
+    async def stop(self) -> None:
+        await self._server.stop(grace=5.0)
+        await self._tasks.close()
+
+    def endpoints(self) -> dict[str, str]:
+        host, _ = _host_port(self._settings.ingest_addr)
+        return {"ingest (gRPC)": f"{host}:{self.port}"}
+
+
+async def _every(stop: asyncio.Event, interval_s: float, work: Callable[[], None]) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        work()
+
+
+class ProjectorModule:
+    name = "projectors"
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        event_log: EventLog,
+        hot_store: HotStore,
+        clock_ms: Callable[[], int],
+        projectors: tuple[str, ...] = ("rollups", "series-index"),
+    ) -> None:
+        self.rollups = RollupProjector(
+            log=event_log,
+            store=hot_store,
+            tiers=settings.tiers,
+            flush_interval_ms=settings.flush_interval_ms,
+            retention_check_interval_ms=settings.retention_check_interval_ms,
+            applied_event_memory_ms=settings.applied_event_memory_ms,
+            clock_ms=clock_ms,
+        )
+        self.series_index = SeriesIndexProjector(
+            log=event_log, index=hot_store, flush_interval_ms=settings.flush_interval_ms
+        )
+        self._selected = projectors
+        self._tasks = _Tasks()
+
+    async def start(self) -> None:
+        if "rollups" in self._selected:
+            self._tasks.spawn("rollups", self.rollups.run)
+        if "series-index" in self._selected:
+            self._tasks.spawn("series-index", self.series_index.run)
+
+    async def stop(self) -> None:
+        await self._tasks.close(timeout_s=30.0)
+
+    def endpoints(self) -> dict[str, str]:
+        return {}
+
+
+class QueryModule:
+    name = "query"
+
+    def __init__(
+        self, *, settings: Settings, hot_store: HotStore, api_keys: ApiKeyRegistry, clock_ms: Callable[[], int]
+    ) -> None:
+        from query_side.engine import QueryEngine
+
+        self._settings = settings
+        self._keys = api_keys
+        self._clock_ms = clock_ms
+        self._engine = QueryEngine(hot_store, hot_store, settings.tiers, clock_ms)
+        self._server = make_server(max_message_bytes=settings.limits.max_message_bytes)
+        self._runner: web.AppRunner | None = None
+        self._tasks = _Tasks()
+        self.grpc_port = 0
+        self.http_port = 0
+
+    async def start(self) -> None:
+        from query_side import grpc_service
+        from query_side.http_gateway import make_http_app
+
+        grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys))
+        await add_health_and_reflection(self._server, [grpc_service.SERVICE_NAME])
+        self.grpc_port = bind(self._server, self._settings.query_addr)
+        await self._server.start()
+        self._runner = web.AppRunner(make_http_app(self._engine, self._keys, self._clock_ms), access_log=None)
+        await self._runner.setup()
+        host, port = _host_port(self._settings.http_addr)
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self._server.stop(grace=2.0)
+        await self._tasks.close()
+
+    def endpoints(self) -> dict[str, str]:
+        host, _ = _host_port(self._settings.http_addr)
+        qhost, _ = _host_port(self._settings.query_addr)
+        return {"query (HTTP)": f"http://{host}:{self.http_port}", "query (gRPC)": f"{qhost}:{self.grpc_port}"}

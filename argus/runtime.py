@@ -1,0 +1,87 @@
+"""Running a set of modules in one process: start in order, serve until a signal, stop in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import stat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.logging import RichHandler
+
+from argus.container import Container
+from argus.modules import Module
+from core.auth import generate_key, register_key
+from core.model import DEFAULT_TENANT
+from core.ports import EventLog
+from core.settings import Settings
+
+log = logging.getLogger("argus")
+
+API_KEY_FILE = "api_key"
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
+    )
+
+
+def dev_api_key(data_dir: Path, given: str | None) -> str:
+    """The development key: the one given, else the one kept in the data dir, else a new one
+    (written there, readable by the owner only)."""
+    path = data_dir / API_KEY_FILE
+    if given:
+        return given
+    if path.exists():
+        return path.read_text().strip()
+    key = generate_key()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    return key
+
+
+async def serve(
+    settings: Settings,
+    build: Callable[[Container], Sequence[Module]],
+    *,
+    api_key: str | None = None,
+    on_ready: Callable[[Sequence[Module]], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start the modules `build` makes from the container; stop on SIGINT/SIGTERM."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    container = Container(settings=settings)
+    await container.init_resources()  # type: ignore[misc]
+    started: list[Module] = []
+    try:
+        if api_key:
+            event_log: EventLog = await container.event_log()  # type: ignore[misc]
+            await register_key(event_log, api_key, tenant=DEFAULT_TENANT, name="dev", now_ms=container.clock_ms()())
+            await (await container.api_keys()).refresh()  # type: ignore[misc]
+        for module in build(container):
+            await module.start()
+            started.append(module)
+        if on_ready:
+            on_ready(started)
+        log.info("ready (pid %d)", os.getpid())
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for module in reversed(started):
+            try:
+                await module.stop()
+            except Exception:
+                log.exception("stop module %s", module.name)
+        await container.shutdown_resources()  # type: ignore[misc]

@@ -1,0 +1,314 @@
+"""Accept a sample batch: validate, split by series partition, append, answer.
+
+Validation is per series (names, labels, kind, cardinality) with numpy checks per sample
+(finite values, time window), so Python never loops over samples. Valid samples are
+accepted even when others in the batch are not (partial success). The batch is answered
+only after its events are durable in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from contracts.argus.events.v1 import events_pb2
+from contracts.argus.ingest.v1 import ingest_pb2
+from contracts.argus.metrics.v1 import metrics_pb2
+from command_side.ingest.registry import TenantRegistry
+from core import validation
+from core.events import SAMPLES_TOPIC, digest, make_event
+from core.model import MetricKind, canonical_labels, longest_retention_ms, partition_of, series_id
+from core.ports import Event, EventLogWriter
+from core.settings import IngestLimits
+from core.sketches import hash_strings
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED_REJECTIONS = 100
+R = ingest_pb2.RejectReason
+
+
+@dataclass(slots=True)
+class _Outcome:
+    accepted: int = 0
+    rejected: int = 0
+    rejections: list[ingest_pb2.SampleRejection] = field(default_factory=list)
+
+    def reject(self, index: int, first: int, count: int, reason: int, message: str) -> None:
+        self.rejected += count
+        if len(self.rejections) < MAX_REPORTED_REJECTIONS:
+            self.rejections.append(
+                ingest_pb2.SampleRejection(
+                    series_index=index, sample_index=first, samples=count, reason=reason, message=message  # type: ignore[arg-type]
+                )
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    sid: int
+    partition: int
+    kind: int
+
+
+class BatchAcceptor:
+    """The ingest use case: `accept(tenant, batch)` -> BatchResult."""
+
+    def __init__(
+        self,
+        *,
+        log_writer: EventLogWriter,
+        registry: TenantRegistry,
+        limits: IngestLimits,
+        partitions: int,
+        retention_ms: int | None = None,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self._log = log_writer
+        self._registry = registry
+        self._limits = limits
+        self._partitions = partitions
+        self._retention_ms = retention_ms or longest_retention_ms()
+        self._clock_ms = clock_ms
+        # (tenant, metric, kind, region, labels) -> identity or a rejection; avoids
+        # re-validating and re-hashing the same series in every batch of a live agent.
+        self._identities: dict[tuple[object, ...], _Identity | tuple[int, str]] = {}
+
+    async def accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
+        now_ms = self._clock_ms()
+        result = ingest_pb2.BatchResult(batch_id=batch.batch_id)
+        total = _sample_count(batch)
+        if total > self._limits.max_batch_samples:
+            result.status = ingest_pb2.BATCH_STATUS_REJECTED
+            result.rejected_samples = sum(len(s.timestamps_ms) for s in batch.series)
+            result.error = (
+                f"batch holds {total} samples and observations, more than the limit of "
+                f"{self._limits.max_batch_samples}; split it"
+            )
+            result.rejections.add(sample_index=-1, reason=R.REJECT_REASON_BATCH_TOO_LARGE, message=result.error)
+            return result
+
+        outcome = _Outcome()
+        per_partition: dict[int, list[tuple[int, metrics_pb2.SeriesSamples]]] = {}
+        for index, series in enumerate(batch.series):
+            accepted = self._accept_series(tenant, index, series, now_ms, outcome)
+            if accepted is not None:
+                partition, sid, samples = accepted
+                per_partition.setdefault(partition, []).append((sid, samples))
+
+        batch_id = batch.batch_id or digest(batch.SerializeToString(deterministic=True)).hex()[:32]
+        result.batch_id = batch_id
+        if per_partition:
+            events = self._events(tenant, batch, batch_id, per_partition, now_ms)
+            appended = await self._log.append(SAMPLES_TOPIC, events)
+            result.duplicate = appended.duplicates == len(events)
+        result.accepted_samples = outcome.accepted
+        result.rejected_samples = outcome.rejected
+        result.rejections.extend(outcome.rejections)
+        if outcome.rejected == 0:
+            result.status = ingest_pb2.BATCH_STATUS_ACCEPTED
+        elif outcome.accepted == 0:
+            result.status = ingest_pb2.BATCH_STATUS_REJECTED
+        else:
+            result.status = ingest_pb2.BATCH_STATUS_PARTIAL
+        return result
+
+    def _events(
+        self,
+        tenant: str,
+        batch: metrics_pb2.SampleBatch,
+        batch_id: str,
+        per_partition: dict[int, list[tuple[int, metrics_pb2.SeriesSamples]]],
+        now_ms: int,
+    ) -> list[tuple[int, Event]]:
+        # The id covers the whole submitted batch (not just what passed validation), so a
+        # resend maps to the same events even if the clock moved a sample across a limit.
+        batch_digest = digest(batch.SerializeToString(deterministic=True))
+        source = batch.source or "anonymous"
+        events = []
+        for partition in sorted(per_partition):
+            entries = sorted(per_partition[partition], key=lambda e: e[0])
+            payload = events_pb2.SampleBatchAccepted(tenant=tenant, source=source, batch_id=batch_id)
+            payload.series_ids.extend(sid for sid, _ in entries)
+            payload.series.extend(samples for _, samples in entries)
+            identity = digest(tenant, source, batch_id, batch_digest, str(partition))
+            key = entries[0][0].to_bytes(8, "big", signed=True)
+            events.append((partition, make_event(payload, identity=identity, partition_key=key, time_ms=now_ms)))
+        return events
+
+    def _identity(self, tenant: str, series: metrics_pb2.SeriesSamples, now_ms: int) -> _Identity | tuple[int, str]:
+        labels = canonical_labels((label.name, label.value) for label in series.labels)
+        region = series.region or "local"
+        cache_key = (tenant, series.metric, series.kind, region, labels)
+        cached = self._identities.get(cache_key)
+        if cached is None:
+            cached = self._validate_identity(tenant, series.metric, series.kind, region, labels)
+            if len(self._identities) > 1_000_000:
+                self._identities.clear()
+            self._identities[cache_key] = cached
+        if isinstance(cached, _Identity):
+            # Kind and cardinality can change with other batches: check them every time.
+            kind = self._registry.claim_kind(tenant, series.metric, cached.kind)
+            if kind != cached.kind:
+                return (
+                    R.REJECT_REASON_KIND_CONFLICT,
+                    f"metric {series.metric!r} is a {MetricKind(kind).label} in this tenant; "
+                    f"this series sends {MetricKind(cached.kind).label}",
+                )
+            if not self._registry.admit_series(tenant, cached.sid, now_ms):
+                return (
+                    R.REJECT_REASON_SERIES_LIMIT,
+                    f"tenant {tenant!r} reached its limit of {self._registry.max_series_per_tenant} active series; "
+                    f"new series of metric {series.metric!r} are rejected",
+                )
+        return cached
+
+    def _validate_identity(
+        self, tenant: str, metric: str, kind: int, region: str, labels: tuple[tuple[str, str], ...]
+    ) -> _Identity | tuple[int, str]:
+        problem = validation.metric_name_problem(metric, self._limits)
+        if problem:
+            return (R.REJECT_REASON_INVALID_METRIC_NAME, problem)
+        if kind not in MetricKind._value2member_map_:
+            return (R.REJECT_REASON_MALFORMED_SERIES, f"metric {metric!r}: kind must be counter, gauge, timer or distinct")
+        problem = validation.region_problem(region)
+        if problem:
+            return (R.REJECT_REASON_INVALID_REGION, f"metric {metric!r}: {problem}")
+        label_problem = validation.labels_problem(list(labels), self._limits)
+        if label_problem:
+            message, too_many = label_problem
+            reason = R.REJECT_REASON_TOO_MANY_LABELS if too_many else R.REJECT_REASON_INVALID_LABEL
+            return (reason, f"metric {metric!r}: {message}")
+        sid = series_id(tenant, region, metric, labels)
+        return _Identity(sid=sid, partition=partition_of(sid, self._partitions), kind=kind)
+
+    def _accept_series(
+        self, tenant: str, index: int, series: metrics_pb2.SeriesSamples, now_ms: int, outcome: _Outcome
+    ) -> tuple[int, int, metrics_pb2.SeriesSamples] | None:
+        n = len(series.timestamps_ms)
+        if n == 0:
+            return None
+        identity = self._identity(tenant, series, now_ms)
+        if not isinstance(identity, _Identity):
+            reason, message = identity
+            outcome.reject(index, -1, n, reason, message)
+            return None
+        shape = _shape_problem(series, identity.kind)
+        if shape:
+            outcome.reject(index, -1, n, R.REJECT_REASON_MALFORMED_SERIES, f"metric {series.metric!r}: {shape}")
+            return None
+
+        ts = np.array(series.timestamps_ms, dtype=np.int64)
+        keep = np.ones(n, dtype=bool)
+        self._check(index, series.metric, keep, ts > now_ms + self._limits.max_future_skew_ms, outcome,
+                    R.REJECT_REASON_TIMESTAMP_TOO_NEW,
+                    f"more than {self._limits.max_future_skew_ms // 1000} s in the future (check the sender's clock)")
+        self._check(index, series.metric, keep, ts < now_ms - self._retention_ms, outcome,
+                    R.REJECT_REASON_TIMESTAMP_TOO_OLD,
+                    f"older than the longest retention ({self._retention_ms // 86_400_000} days)")
+
+        kind = identity.kind
+        if kind in (MetricKind.COUNTER, MetricKind.GAUGE):
+            values = np.array(series.values, dtype=np.float64)
+            self._check(index, series.metric, keep, ~np.isfinite(values), outcome,
+                        R.REJECT_REASON_NON_FINITE_VALUE, "value is NaN or infinite")
+            if kind == MetricKind.COUNTER:
+                self._check(index, series.metric, keep, values < 0, outcome,
+                            R.REJECT_REASON_NEGATIVE_COUNTER_DELTA, "counter delta is negative")
+        elif kind == MetricKind.TIMER:
+            counts = np.array(series.observation_counts, dtype=np.int64)
+            observations = np.array(series.observations, dtype=np.float64)
+            bad = ~np.isfinite(observations)
+            if bad.any():
+                owner = np.repeat(np.arange(n), counts)
+                bad_sample = np.zeros(n, dtype=bool)
+                bad_sample[owner[bad]] = True
+                self._check(index, series.metric, keep, bad_sample, outcome,
+                            R.REJECT_REASON_NON_FINITE_VALUE, "an observation is NaN or infinite")
+
+        accepted = int(keep.sum())
+        outcome.accepted += accepted
+        if accepted == 0:
+            return None
+        return identity.partition, identity.sid, _accepted_copy(series, keep, kind, accepted == n)
+
+    @staticmethod
+    def _check(
+        index: int, metric: str, keep: np.ndarray, bad: np.ndarray, outcome: _Outcome, reason: int, what: str
+    ) -> None:
+        hit = bad & keep
+        if hit.any():
+            first = int(np.argmax(hit))
+            outcome.reject(index, first, int(hit.sum()), reason, f"metric {metric!r}: sample {first} {what}")
+            keep &= ~hit
+
+
+def _sample_count(batch: metrics_pb2.SampleBatch) -> int:
+    total = 0
+    for s in batch.series:
+        total += len(s.timestamps_ms) + len(s.observations) + len(s.distinct_values) + len(s.distinct_hashes)
+    return total
+
+
+def _shape_problem(series: metrics_pb2.SeriesSamples, kind: int) -> str | None:
+    n = len(series.timestamps_ms)
+    if kind in (MetricKind.COUNTER, MetricKind.GAUGE):
+        if len(series.values) != n:
+            return f"{len(series.values)} values for {n} timestamps"
+        if series.observation_counts or series.observations or series.distinct_values or series.distinct_hashes:
+            return "counters and gauges carry values, not observations"
+        return None
+    if len(series.observation_counts) != n:
+        return f"{len(series.observation_counts)} observation_counts for {n} timestamps"
+    expected = int(np.sum(np.array(series.observation_counts, dtype=np.int64)))
+    if series.values:
+        return f"{MetricKind(kind).label} samples carry observations, not values"
+    if kind == MetricKind.TIMER:
+        if len(series.observations) != expected:
+            return f"observation_counts add up to {expected} but {len(series.observations)} observations were sent"
+        if series.distinct_values or series.distinct_hashes:
+            return "timers carry observations, not distinct values"
+        return None
+    if series.observations:
+        return "distinct samples carry distinct_values or distinct_hashes, not observations"
+    if series.distinct_values and series.distinct_hashes:
+        return "send either distinct_values or distinct_hashes, not both"
+    got = len(series.distinct_values) or len(series.distinct_hashes)
+    if got != expected:
+        return f"observation_counts add up to {expected} but {got} distinct values were sent"
+    return None
+
+
+def _accepted_copy(
+    series: metrics_pb2.SeriesSamples, keep: np.ndarray, kind: int, everything: bool
+) -> metrics_pb2.SeriesSamples:
+    """The accepted part of a series as it goes into the log (distinct values hashed)."""
+    out = metrics_pb2.SeriesSamples(metric=series.metric, kind=series.kind, region=series.region or "local")
+    out.labels.extend(sorted(series.labels, key=lambda label: label.name))
+    if everything and kind != MetricKind.DISTINCT:
+        out.timestamps_ms.extend(series.timestamps_ms)
+        out.values.extend(series.values)
+        out.observation_counts.extend(series.observation_counts)
+        out.observations.extend(series.observations)
+        return out
+    ts = np.array(series.timestamps_ms, dtype=np.int64)[keep]
+    out.timestamps_ms.extend(ts.tolist())
+    if kind in (MetricKind.COUNTER, MetricKind.GAUGE):
+        out.values.extend(np.array(series.values, dtype=np.float64)[keep].tolist())
+        return out
+    counts = np.array(series.observation_counts, dtype=np.int64)
+    owner_keep = np.repeat(keep, counts)
+    out.observation_counts.extend(counts[keep].tolist())
+    if kind == MetricKind.TIMER:
+        out.observations.extend(np.array(series.observations, dtype=np.float64)[owner_keep].tolist())
+    else:
+        if series.distinct_values:
+            hashes = hash_strings(list(series.distinct_values))
+        else:
+            hashes = np.array(series.distinct_hashes, dtype=np.uint64)
+        out.distinct_hashes.extend(hashes[owner_keep].tolist())
+    return out
+

@@ -1,0 +1,332 @@
+"""The embedded event log: an append-only SQLite (WAL) table with topics, partitions,
+offsets and consumer-group checkpoints.
+
+Durability: the writer runs with `synchronous=FULL`, so a commit returns only after the
+WAL is fsync'd; `append` resolves after that commit. Concurrent appends are group-committed:
+whatever arrived while one transaction ran goes into the next, so many small batches share
+one fsync. Duplicate event ids within a topic are ignored by a unique index (the dedup
+window is the log's retention). See docs/decisions/0003-embedded-event-log.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from core.adapters.sqlite_db import SqliteDatabase
+from core.errors import InvalidArgument, StorageError
+from core.ports import AppendResult, Event, EventLogConsumer, LogRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics(
+    topic_id INTEGER PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    partitions INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events(
+    topic_id INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    event_id BLOB NOT NULL,
+    type TEXT NOT NULL,
+    schema_version INTEGER NOT NULL,
+    time_ms INTEGER NOT NULL,
+    partition_key BLOB NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_position ON events(topic_id, partition, offset);
+CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(topic_id, event_id);
+CREATE TABLE IF NOT EXISTS checkpoints(
+    group_name TEXT NOT NULL,
+    topic_id INTEGER NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY(group_name, topic_id, partition)
+) WITHOUT ROWID;
+"""
+
+_Pending = tuple[str, list[tuple[int, Event]], "asyncio.Future[AppendResult]"]
+
+
+class SqliteEventLog:
+    """EventLog on one SQLite file (`sqlite:///path/events.db`)."""
+
+    def __init__(self, path: Path, *, tail_poll_s: float = 0.02) -> None:
+        self._db = SqliteDatabase(path, schema=SCHEMA, synchronous="FULL")
+        self._topics: dict[str, tuple[int, int]] = {}
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._appended = asyncio.Event()
+        self._tail_poll_s = tail_poll_s
+
+    async def start(self) -> None:
+        await self._db.start()
+        await self._load_topics()
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._db.close()
+
+    async def _load_topics(self) -> None:
+        rows = await self._db.read(
+            lambda c: c.execute("SELECT name, topic_id, partitions FROM topics").fetchall(), "load topics"
+        )
+        self._topics = {name: (tid, parts) for name, tid, parts in rows}
+
+    async def ensure_topic(self, topic: str, partitions: int) -> int:
+        if partitions < 1:
+            raise InvalidArgument(f"topic {topic}: partitions must be >= 1", parameter="partitions")
+
+        def create(c: sqlite3.Connection) -> None:
+            c.execute("INSERT OR IGNORE INTO topics(name, partitions) VALUES(?, ?)", (topic, partitions))
+
+        await self._db.write(create, f"create topic {topic}")
+        await self._load_topics()
+        return self._topics[topic][1]
+
+    async def _topic(self, topic: str) -> tuple[int, int]:
+        found = self._topics.get(topic)
+        if found is None:
+            await self._load_topics()  # created by another process since we looked
+            found = self._topics.get(topic)
+        if found is None:
+            raise StorageError(f"topic {topic!r} does not exist in {self._db.path}; create it first")
+        return found
+
+    async def partitions(self, topic: str) -> int:
+        return (await self._topic(topic))[1]
+
+    # -- writing --------------------------------------------------------------------
+
+    async def append(self, topic: str, events: Sequence[tuple[int, Event]]) -> AppendResult:
+        _, partitions = await self._topic(topic)
+        for partition, _event in events:
+            if not 0 <= partition < partitions:
+                raise InvalidArgument(f"append to {topic}: partition {partition} not in [0, {partitions})")
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._pending.append((topic, list(events), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_pending())
+        return await future
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            ids = {topic: (await self._topic(topic))[0] for topic, _, _ in batch}
+            try:
+                results = await self._db.write(
+                    functools.partial(_append_all, batch=batch, topic_ids=ids), "append events"
+                )
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+            self._appended.set()
+            self._appended = asyncio.Event()
+
+    # -- reading --------------------------------------------------------------------
+
+    async def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[LogRecord]:
+        topic_id, _ = await self._topic(topic)
+        rows = await self._db.read(
+            lambda c: _read_partition(c, topic_id, partition, offset, max_records), f"read {topic}/{partition}"
+        )
+        return [_record(topic, partition, row) for row in rows]
+
+    async def read_many(self, topic: str, positions: Mapping[int, int], max_records: int) -> dict[int, list[LogRecord]]:
+        """Records of several partitions in one round trip (at most `max_records` in all)."""
+        topic_id, _ = await self._topic(topic)
+
+        def read_all(c: sqlite3.Connection) -> dict[int, list[tuple[object, ...]]]:
+            out: dict[int, list[tuple[object, ...]]] = {}
+            left = max_records
+            for partition, offset in positions.items():
+                if left <= 0:
+                    break
+                rows = _read_partition(c, topic_id, partition, offset, left)
+                if rows:
+                    out[partition] = rows
+                    left -= len(rows)
+            return out
+
+        raw = await self._db.read(read_all, f"read {topic}")
+        return {p: [_record(topic, p, row) for row in rows] for p, rows in raw.items()}
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        return (await self.end_offsets(topic)).get(partition, 0)
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        topic_id, partitions = await self._topic(topic)
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT partition, MAX(offset) FROM events WHERE topic_id=? GROUP BY partition", (topic_id,)
+            ).fetchall(),
+            f"end offsets of {topic}",
+        )
+        ends = dict.fromkeys(range(partitions), 0)
+        ends.update({int(p): int(o) + 1 for p, o in rows})
+        return ends
+
+    async def wait_for_append(self, timeout_s: float) -> None:
+        """Return when this process appends, or after a short poll interval (appends by
+        other processes are seen on the next read)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._appended.wait(), min(timeout_s, self._tail_poll_s))
+
+    # -- consumer groups ------------------------------------------------------------
+
+    def consumer(self, group: str, topic: str) -> EventLogConsumer:
+        return SqliteConsumer(self, group, topic)
+
+    async def committed(self, group: str, topic: str) -> dict[int, int]:
+        topic_id, _ = await self._topic(topic)
+        rows = await self._db.read(
+            lambda c: c.execute(
+                "SELECT partition, next_offset FROM checkpoints WHERE group_name=? AND topic_id=?",
+                (group, topic_id),
+            ).fetchall(),
+            f"read checkpoints of {group}",
+        )
+        return {int(p): int(o) for p, o in rows}
+
+    async def commit(self, group: str, topic: str, next_offsets: Mapping[int, int]) -> None:
+        topic_id, _ = await self._topic(topic)
+        rows = [(group, topic_id, p, o) for p, o in next_offsets.items()]
+
+        def save(c: sqlite3.Connection) -> None:
+            c.executemany(
+                "INSERT INTO checkpoints(group_name, topic_id, partition, next_offset) VALUES(?,?,?,?) "
+                "ON CONFLICT(group_name, topic_id, partition) DO UPDATE SET next_offset=excluded.next_offset",
+                rows,
+            )
+
+        await self._db.write(save, f"commit offsets of {group} on {topic}")
+
+
+def _append_all(c: sqlite3.Connection, *, batch: list[_Pending], topic_ids: Mapping[str, int]) -> list[AppendResult]:
+    next_offsets: dict[tuple[int, int], int] = {}
+    results = []
+    for topic, events, _ in batch:
+        topic_id = topic_ids[topic]
+        offsets: list[int | None] = []
+        for partition, event in events:
+            key = (topic_id, partition)
+            if key not in next_offsets:
+                row = c.execute("SELECT MAX(offset) FROM events WHERE topic_id=? AND partition=?", key).fetchone()
+                next_offsets[key] = 0 if row[0] is None else int(row[0]) + 1
+            offset = next_offsets[key]
+            cur = c.execute(
+                "INSERT OR IGNORE INTO events(topic_id, partition, offset, event_id, type, schema_version, "
+                "time_ms, partition_key, payload) VALUES(?,?,?,?,?,?,?,?,?)",
+                (
+                    topic_id,
+                    partition,
+                    offset,
+                    event.event_id,
+                    event.type,
+                    event.schema_version,
+                    event.time_ms,
+                    event.partition_key,
+                    event.payload,
+                ),
+            )
+            if cur.rowcount == 1:
+                offsets.append(offset)
+                next_offsets[key] = offset + 1
+            else:
+                offsets.append(None)
+        results.append(AppendResult(offsets=tuple(offsets)))
+    return results
+
+
+def _read_partition(
+    c: sqlite3.Connection, topic_id: int, partition: int, offset: int, limit: int
+) -> list[tuple[object, ...]]:
+    return c.execute(
+        "SELECT offset, event_id, type, schema_version, time_ms, partition_key, payload FROM events "
+        "WHERE topic_id=? AND partition=? AND offset>=? ORDER BY offset LIMIT ?",
+        (topic_id, partition, offset, limit),
+    ).fetchall()
+
+
+def _record(topic: str, partition: int, row: tuple[object, ...]) -> LogRecord:
+    offset, event_id, type_, version, time_ms, key, payload = row
+    return LogRecord(
+        topic=topic,
+        partition=partition,
+        offset=int(offset),  # type: ignore[call-overload]
+        event=Event(
+            event_id=bytes(event_id),  # type: ignore[call-overload]
+            type=str(type_),
+            schema_version=int(version),  # type: ignore[call-overload]
+            time_ms=int(time_ms),  # type: ignore[call-overload]
+            partition_key=bytes(key),  # type: ignore[call-overload]
+            payload=bytes(payload),  # type: ignore[call-overload]
+        ),
+    )
+
+
+class SqliteConsumer:
+    """The only member of its group: owns every partition of the topic (one machine)."""
+
+    def __init__(self, log: SqliteEventLog, group: str, topic: str) -> None:
+        self._log = log
+        self._group = group
+        self._topic = topic
+        self._positions: dict[int, int] | None = None
+        self._rotation = 0
+
+    async def _ensure_positions(self) -> dict[int, int]:
+        if self._positions is None:
+            partitions = await self._log.partitions(self._topic)
+            committed = await self._log.committed(self._group, self._topic)
+            self._positions = {p: committed.get(p, 0) for p in range(partitions)}
+        return self._positions
+
+    @property
+    def assigned(self) -> frozenset[int]:
+        return frozenset(self._positions or ())
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
+        positions = await self._ensure_positions()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # Rotate the starting partition so one busy partition cannot starve the rest.
+            order = sorted(positions)
+            self._rotation = (self._rotation + 1) % max(1, len(order))
+            order = order[self._rotation :] + order[: self._rotation]
+            found = await self._log.read_many(self._topic, {p: positions[p] for p in order}, max_records)
+            if found:
+                records: list[LogRecord] = []
+                for partition, recs in found.items():
+                    positions[partition] = recs[-1].offset + 1
+                    records.extend(recs)
+                return records
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            await self._log.wait_for_append(left)
+
+    async def commit(self, next_offsets: Mapping[int, int]) -> None:
+        await self._log.commit(self._group, self._topic, next_offsets)
+
+    async def committed(self) -> dict[int, int]:
+        return await self._log.committed(self._group, self._topic)
+
+    async def lag(self) -> dict[int, int]:
+        positions = await self._ensure_positions()
+        ends = await self._log.end_offsets(self._topic)
+        return {p: max(0, ends.get(p, 0) - o) for p, o in positions.items()}
+
+    async def close(self) -> None:
+        self._positions = None

@@ -1,0 +1,231 @@
+"""Ports: the small capabilities the sides depend on, each with one contract test suite.
+
+Adapters (core/adapters/) implement them per backend: SQLite for the embedded deployment;
+Kafka, DynamoDB and S3 for the distributed one. Sides get adapters by injection and never
+import an adapter directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# ---------------------------------------------------------------------------- event log
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """An immutable fact. `event_id` is SHA-256 over the canonical content (core/events.py)."""
+
+    event_id: bytes
+    type: str
+    schema_version: int
+    time_ms: int
+    partition_key: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
+    """An event at its position in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendResult:
+    """Per appended event, in input order: its offset, or None when an event with the same
+    id was already in the topic (the append was a no-op for it)."""
+
+    offsets: tuple[int | None, ...]
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for o in self.offsets if o is None)
+
+
+class EventLogWriter(Protocol):
+    async def append(self, topic: str, events: Sequence[tuple[int, Event]]) -> AppendResult:
+        """Append `(partition, event)` pairs.
+
+        Returns only once every event is durable (an fsync'd commit, or Kafka acks=all).
+        All-or-nothing for one call on the embedded log. Events within one partition keep
+        their input order. An event whose id is already in the topic is not appended again
+        where the backend can tell (embedded log: always; Kafka: consumers drop it).
+        """
+        ...
+
+
+class EventLogConsumer(Protocol):
+    """A member of a consumer group reading one topic.
+
+    Reads resume after the group's committed offsets (or from the beginning when the group
+    has none). Offsets are committed explicitly, and only after the effects of the records
+    up to them are durable: a crash re-delivers from the last commit (at-least-once), which
+    projectors turn into exactly-once effect by remembering applied positions.
+    """
+
+    @property
+    def assigned(self) -> frozenset[int]:
+        """Partitions this member currently owns."""
+        ...
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
+        """Next records of the assigned partitions in offset order per partition; waits up to
+        `timeout_s` for at least one record, returns [] if none came."""
+        ...
+
+    async def commit(self, next_offsets: Mapping[int, int]) -> None:
+        """Durably record, per partition, the offset of the next record to read."""
+        ...
+
+    async def committed(self) -> dict[int, int]:
+        """The group's committed next-offsets per partition (missing = from the start)."""
+        ...
+
+    async def lag(self) -> dict[int, int]:
+        """Records not yet polled per assigned partition."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class EventLog(EventLogWriter, Protocol):
+    """The event log: topics split into partitions, each an append-only sequence of events."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ensure_topic(self, topic: str, partitions: int) -> int:
+        """Create the topic if missing; return its real partition count."""
+        ...
+
+    async def partitions(self, topic: str) -> int: ...
+
+    async def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[LogRecord]:
+        """Records of one partition from `offset` on (at most `max_records`)."""
+        ...
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """Offset the next appended record of this partition will get."""
+        ...
+
+    def consumer(self, group: str, topic: str) -> EventLogConsumer:
+        """A consumer-group member for `topic` (call `close()` when done)."""
+        ...
+
+
+# ---------------------------------------------------------------------------- hot store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredChunk:
+    """One item of a tier: the points of one series over one chunk span.
+
+    `partition`/`applied_offset` is the last samples-topic position whose effect the chunk
+    holds: a projector skips events at or below it, so replays never double-apply.
+    """
+
+    series_id: int
+    chunk_start_ms: int
+    data: bytes
+    partition: int
+    applied_offset: int
+
+
+class ChunkStore(Protocol):
+    async def write_chunks(self, tier: str, chunks: Sequence[StoredChunk]) -> None:
+        """Upsert chunks (by series id and chunk start). Durable on return. A chunk whose
+        stored applied_offset is already >= the new one is left as it is (never rewinds)."""
+        ...
+
+    async def get_chunks(self, tier: str, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], StoredChunk]:
+        """Chunks by (series id, chunk start); missing keys are absent from the result."""
+        ...
+
+    async def read_range(
+        self, tier: str, series_ids: Sequence[int], start_ms: int, end_ms: int, chunk_span_ms: int
+    ) -> list[StoredChunk]:
+        """Chunks of these series overlapping [start_ms, end_ms)."""
+        ...
+
+    async def delete_before(self, tier: str, before_ms: int, chunk_span_ms: int) -> int:
+        """Delete chunks that end at or before `before_ms` (retention); return how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesRecord:
+    """An entry of the series index."""
+
+    tenant: str
+    series_id: int
+    metric: str
+    kind: int
+    region: str
+    labels: tuple[tuple[str, str], ...]
+    first_seen_ms: int
+    last_seen_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricSummary:
+    name: str
+    kind: int
+    series_count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelFilter:
+    """Equality filters the index resolves through postings (regex and != are applied by
+    the caller on the returned labels)."""
+
+    equal: Mapping[str, str] = field(default_factory=dict)
+
+
+class SeriesIndex(Protocol):
+    async def upsert_series(self, records: Sequence[SeriesRecord]) -> None:
+        """Insert new series, widen first/last seen of known ones. Idempotent."""
+        ...
+
+    async def find_series(self, tenant: str, metric: str, where: LabelFilter | None = None) -> list[SeriesRecord]:
+        """Series of a metric whose labels (and region, under the name "region") equal
+        every `where.equal` pair, resolved through label postings, not a scan."""
+        ...
+
+    async def list_metrics(self, tenant: str) -> list[MetricSummary]: ...
+
+    async def label_values(self, tenant: str, label: str, metric: str | None = None) -> list[str]:
+        """Sorted distinct values of `label` ("region" included) in the tenant (or metric)."""
+        ...
+
+    async def tenant_series(self, tenant: str | None = None) -> list[SeriesRecord]:
+        """Every series (of a tenant, or all): seeds ingest's kind and cardinality registry."""
+        ...
+
+
+class ProjectorState(Protocol):
+    """What a projector remembers besides its read model: event ids it has applied."""
+
+    async def filter_new_events(self, projector: str, event_ids: Sequence[bytes]) -> set[bytes]:
+        """Those of `event_ids` this projector has not recorded as applied."""
+        ...
+
+    async def record_events(self, projector: str, event_ids: Sequence[bytes], time_ms: int) -> None:
+        """Record ids as applied (durable on return)."""
+        ...
+
+    async def forget_events_before(self, projector: str, time_ms: int) -> int: ...
+
+
+class HotStore(ChunkStore, SeriesIndex, ProjectorState, Protocol):
+    """The hot read-model store: tier chunks, the series index, projector state."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,301 @@
+"""The rollup projector: accepted samples -> points in every tier, stored as chunks.
+
+Exactly-once effect: every chunk item stores the last samples-topic offset applied to it
+(one series lives in one partition, so one offset suffices). Samples at or below it are
+skipped, so re-delivery after a crash or a replay never double-counts. Duplicate event ids
+(a producer retry appended twice) are dropped through the projector's applied-event memory.
+Order of a flush: chunk writes (durable) -> applied event ids -> consumer offsets.
+
+Between flushes, samples wait in a columnar buffer; at a flush each tier's new points are
+computed for the whole buffer at once and merged into the open chunks kept decoded in
+memory, so a chunk is re-encoded at most once per flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from contracts.argus.events.v1 import events_pb2
+from core import points as pts
+from core.chunks import decode_chunk, encode_chunk
+from core.events import SAMPLES_TOPIC, decode_payload
+from core.model import Tier
+from core.ports import EventLog, EventLogConsumer, HotStore, LogRecord, StoredChunk
+from projectors.samples import FamilyColumns, SampleBuffer
+
+log = logging.getLogger(__name__)
+
+ItemKey = tuple[int, int]  # (series id, chunk start)
+
+
+@dataclass(slots=True)
+class OpenChunk:
+    points: pts.Points
+    kind: int
+    partition: int
+    applied_offset: int
+    dirty: bool
+    last_flush: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlushStats:
+    samples: int
+    chunks_written: int
+    seconds: float
+
+
+class RollupProjector:
+    """Consumer group `rollups` of the samples topic -> the tier chunks of the hot store."""
+
+    name = "rollups"
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        store: HotStore,
+        tiers: Sequence[Tier],
+        flush_interval_ms: int = 500,
+        max_buffer_samples: int = 2_000_000,
+        max_cached_points: int = 20_000_000,
+        retention_check_interval_ms: int = 600_000,
+        applied_event_memory_ms: int = 7 * 86_400_000,
+        clock_ms: Callable[[], int],
+        group: str = "rollups",
+    ) -> None:
+        self._log = log
+        self._store = store
+        self._tiers = tuple(tiers)
+        self._flush_interval_s = flush_interval_ms / 1000
+        self._max_buffer_samples = max_buffer_samples
+        self._max_cached_points = max_cached_points
+        self._retention_check_s = retention_check_interval_ms / 1000
+        self._applied_memory_ms = applied_event_memory_ms
+        self._clock_ms = clock_ms
+        self._group = group
+        self._consumer: EventLogConsumer | None = None
+        self._reset_state()
+        self.samples_applied = 0
+        self.ready = asyncio.Event()
+
+    def _reset_state(self) -> None:
+        self._buffer = SampleBuffer()
+        self._cache: dict[str, dict[ItemKey, OpenChunk]] = {t.name: {} for t in self._tiers}
+        self._pending_ids: list[bytes] = []
+        self._pending_set: set[bytes] = set()
+        self._next_offsets: dict[int, int] = {}
+        self._flushes = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Project until `stop` is set, then flush what is buffered."""
+        last_flush = time.monotonic()
+        last_retention = 0.0
+        self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+        self.ready.set()
+        try:
+            while not stop.is_set():
+                wait = max(0.0, min(0.1, self._flush_interval_s - (time.monotonic() - last_flush)))
+                try:
+                    records = await self._consumer.poll(max_records=512, timeout_s=wait)
+                    await self._buffer_records(records)
+                    due = time.monotonic() - last_flush >= self._flush_interval_s
+                    if due or self._buffer.samples >= self._max_buffer_samples:
+                        await self.flush()
+                        last_flush = time.monotonic()
+                    if time.monotonic() - last_retention >= self._retention_check_s:
+                        await self.apply_retention()
+                        last_retention = time.monotonic()
+                except Exception:
+                    log.exception("rollups: projecting failed; restarting from the last committed offsets")
+                    await self._restart_consumer()
+                    await asyncio.sleep(1.0)
+            await self.flush()
+        finally:
+            await self._consumer.close()
+
+    async def _restart_consumer(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.close()
+        self._reset_state()
+        self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+
+    async def _buffer_records(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        fresh = await self._store.filter_new_events(self.name, [r.event.event_id for r in records])
+        for record in records:
+            event_id = record.event.event_id
+            self._next_offsets[record.partition] = record.offset + 1
+            if event_id not in fresh or event_id in self._pending_set:
+                log.debug("rollups: dropping duplicate event %s", event_id.hex()[:16])
+                continue
+            payload = decode_payload(record.event, events_pb2.SampleBatchAccepted)
+            self._buffer.add(payload, record.partition, record.offset)
+            self._pending_ids.append(event_id)
+            self._pending_set.add(event_id)
+
+    async def flush(self) -> FlushStats:
+        """Apply the buffer to every tier, write changed chunks, then commit offsets."""
+        started = time.perf_counter()
+        samples = self._buffer.samples
+        kinds = self._buffer.kinds
+        partitions = self._buffer.partitions
+        columns = self._buffer.drain()
+        self._buffer.kinds, self._buffer.partitions = {}, {}
+        self._flushes += 1
+        now_ms = self._clock_ms()
+        written = 0
+        for family in columns:
+            previous: tuple[np.ndarray, pts.Points] | None = None
+            for tier in self._tiers:
+                previous = await self._apply(tier, family, kinds, partitions, now_ms, previous)
+        for tier in self._tiers:
+            written += await self._write_dirty(tier)
+        if self._pending_ids:
+            await self._store.record_events(self.name, self._pending_ids, now_ms)
+            self._pending_ids, self._pending_set = [], set()
+        if self._next_offsets and self._consumer is not None:
+            await self._consumer.commit(dict(self._next_offsets))
+        self.samples_applied += samples
+        self._evict()
+        stats = FlushStats(samples=samples, chunks_written=written, seconds=time.perf_counter() - started)
+        if samples:
+            log.debug("rollups: flushed %d samples into %d chunks in %.3f s", samples, written, stats.seconds)
+        return stats
+
+    async def _apply(
+        self,
+        tier: Tier,
+        family: FamilyColumns,
+        kinds: dict[int, int],
+        partitions: dict[int, int],
+        now_ms: int,
+        previous: tuple[np.ndarray, pts.Points] | None,
+    ) -> tuple[np.ndarray, pts.Points] | None:
+        """Merge this family's samples into `tier`; return (mask, new points) for the next tier."""
+        cache = self._cache[tier.name]
+        span = tier.chunk_span_ms
+        starts = family.ts - family.ts % span
+        keep = family.ts >= now_ms - tier.retention_ms
+        pairs = np.stack([family.key, starts], axis=1)
+        items, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        keys: list[ItemKey] = [(int(k), int(s)) for k, s in items]
+        await self._load(tier, [k for k in keys if k not in cache])
+
+        applied = np.array([cache[k].applied_offset if k in cache else -1 for k in keys], dtype=np.int64)
+        keep &= family.offset > applied[inverse]
+        if not keep.any():
+            return None
+        # Every tier is the merge of the tier below: when the same samples feed both,
+        # roll the finer tier's new points up instead of re-reading the samples.
+        if previous is not None and np.array_equal(previous[0], keep):
+            new = pts.rollup(previous[1], tier.step_ms)
+        else:
+            new = family.to_points(None if keep.all() else keep, tier.step_ms)
+        latest = np.full(len(keys), -1, dtype=np.int64)
+        np.maximum.at(latest, inverse[keep], family.offset[keep])
+
+        touched = [k for k, top in zip(keys, latest.tolist(), strict=True) if top >= 0]
+        merged = pts.merge(new, *(cache[k].points for k in touched if k in cache))
+        top_by_key = {k: top for k, top in zip(keys, latest.tolist(), strict=True) if top >= 0}
+        for key, part in _split_items(merged, span):
+            chunk = cache.get(key)
+            top = top_by_key[key]
+            if chunk is None:
+                sid = key[0]
+                cache[key] = OpenChunk(
+                    points=part,
+                    kind=kinds[sid],
+                    partition=partitions[sid],
+                    applied_offset=top,
+                    dirty=True,
+                    last_flush=self._flushes,
+                )
+            else:
+                chunk.points = part
+                chunk.applied_offset = max(chunk.applied_offset, top)
+                chunk.dirty = True
+                chunk.last_flush = self._flushes
+        return keep, new
+
+    async def _load(self, tier: Tier, keys: list[ItemKey]) -> None:
+        """Bring stored chunks into the open-chunk cache."""
+        if not keys:
+            return
+        cache = self._cache[tier.name]
+        for key, stored in (await self._store.get_chunks(tier.name, keys)).items():
+            decoded = decode_chunk(stored.data, key=stored.series_id)
+            cache[key] = OpenChunk(
+                points=decoded.points,
+                kind=int(decoded.kind),
+                partition=stored.partition,
+                applied_offset=stored.applied_offset,
+                dirty=False,
+                last_flush=self._flushes,
+            )
+
+    async def _write_dirty(self, tier: Tier) -> int:
+        cache = self._cache[tier.name]
+        chunks = []
+        for (sid, start), chunk in cache.items():
+            if not chunk.dirty:
+                continue
+            data = encode_chunk(chunk.points, kind=chunk.kind, step_ms=tier.step_ms, chunk_start_ms=start)  # type: ignore[arg-type]
+            chunks.append(
+                StoredChunk(
+                    series_id=sid,
+                    chunk_start_ms=start,
+                    data=data,
+                    partition=chunk.partition,
+                    applied_offset=chunk.applied_offset,
+                )
+            )
+        await self._store.write_chunks(tier.name, chunks)
+        for chunk in cache.values():
+            chunk.dirty = False
+        return len(chunks)
+
+    def _evict(self) -> None:
+        """Drop clean chunks not touched lately, and more if the cache is over its budget."""
+        total = 0
+        for cache in self._cache.values():
+            stale = [k for k, c in cache.items() if not c.dirty and self._flushes - c.last_flush > 120]
+            for key in stale:
+                del cache[key]
+            total += sum(len(c.points) for c in cache.values())
+        if total > self._max_cached_points:
+            for cache in self._cache.values():
+                for key in [k for k, c in cache.items() if not c.dirty]:
+                    del cache[key]
+
+    async def apply_retention(self) -> None:
+        now_ms = self._clock_ms()
+        for tier in self._tiers:
+            removed = await self._store.delete_before(tier.name, now_ms - tier.retention_ms, tier.chunk_span_ms)
+            if removed:
+                log.info("rollups: retention removed %d chunks of tier %s", removed, tier.name)
+            for key in [k for k in self._cache[tier.name] if k[1] + tier.chunk_span_ms <= now_ms - tier.retention_ms]:
+                del self._cache[tier.name][key]
+        await self._store.forget_events_before(self.name, now_ms - self._applied_memory_ms)
+
+
+def _split_items(points: pts.Points, span_ms: int) -> list[tuple[ItemKey, pts.Points]]:
+    """Split points sorted by (key, ts) into runs of one (series, chunk start)."""
+    if len(points) == 0:
+        return []
+    starts = points.ts - points.ts % span_ms
+    change = np.flatnonzero((np.diff(points.key) != 0) | (np.diff(starts) != 0)) + 1
+    bounds = [0, *change.tolist(), len(points)]
+    out = []
+    keys = points.key
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        out.append(((int(keys[lo]), int(starts[lo])), points.take(np.arange(lo, hi))))
+    return out

@@ -1,0 +1,121 @@
+"""Decoding SampleBatchAccepted events into columns the point functions take at once.
+
+One buffer per kind family (values: counters and gauges; timers; distinct), each a list of
+numpy arrays appended per series and concatenated once per flush.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from contracts.argus.events.v1 import events_pb2
+from core import points as pts
+from core.model import MetricKind
+
+_I64 = np.int64
+
+
+@dataclass(slots=True)
+class _Family:
+    key: list[np.ndarray] = field(default_factory=list)
+    ts: list[np.ndarray] = field(default_factory=list)
+    offset: list[np.ndarray] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+    counts: list[np.ndarray] = field(default_factory=list)
+    extra: list[np.ndarray] = field(default_factory=list)  # observations (float64) or hashes (uint64)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FamilyColumns:
+    """Samples of one kind family, one row per sample (`extra` is per observation)."""
+
+    kind_family: str
+    key: np.ndarray
+    ts: np.ndarray
+    offset: np.ndarray
+    values: np.ndarray
+    counts: np.ndarray
+    extra: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def to_points(self, mask: np.ndarray | None, step_ms: int) -> pts.Points:
+        """Points at `step_ms` of the samples selected by `mask` (all when None)."""
+        key, ts, values, counts, extra = self.key, self.ts, self.values, self.counts, self.extra
+        if mask is not None:
+            if self.kind_family != "values":
+                extra = extra[np.repeat(mask, counts)]
+                counts = counts[mask]
+            else:
+                values = values[mask]
+            key, ts = key[mask], ts[mask]
+        if self.kind_family == "values":
+            return pts.from_values(key, ts, values, step_ms)
+        if self.kind_family == "timer":
+            return pts.from_observations(key, ts, counts, extra, step_ms)
+        return pts.from_hashes(key, ts, counts, extra, step_ms)
+
+
+class SampleBuffer:
+    """Accepted samples waiting for the next flush."""
+
+    def __init__(self) -> None:
+        self._families = {"values": _Family(), "timer": _Family(), "distinct": _Family()}
+        self.kinds: dict[int, int] = {}
+        self.partitions: dict[int, int] = {}
+        self.samples = 0
+
+    def add(self, event: events_pb2.SampleBatchAccepted, partition: int, offset: int) -> None:
+        for sid, series in zip(event.series_ids, event.series, strict=True):
+            n = len(series.timestamps_ms)
+            if n == 0:
+                continue
+            kind = series.kind
+            self.kinds[sid] = kind
+            self.partitions[sid] = partition
+            family = self._families[_family_of(kind)]
+            family.key.append(np.full(n, sid, dtype=_I64))
+            family.ts.append(np.array(series.timestamps_ms, dtype=_I64))
+            family.offset.append(np.full(n, offset, dtype=_I64))
+            if kind == MetricKind.TIMER:
+                family.counts.append(np.array(series.observation_counts, dtype=_I64))
+                family.extra.append(np.array(series.observations, dtype=np.float64))
+            elif kind == MetricKind.DISTINCT:
+                family.counts.append(np.array(series.observation_counts, dtype=_I64))
+                family.extra.append(np.array(series.distinct_hashes, dtype=np.uint64))
+            else:
+                family.values.append(np.array(series.values, dtype=np.float64))
+            self.samples += n
+
+    def drain(self) -> list[FamilyColumns]:
+        """The buffered samples as columns (one per non-empty family); empties the buffer."""
+        out = []
+        for name, family in self._families.items():
+            if not family.key:
+                continue
+            extra_dtype = np.uint64 if name == "distinct" else np.float64
+            out.append(
+                FamilyColumns(
+                    kind_family=name,
+                    key=np.concatenate(family.key),
+                    ts=np.concatenate(family.ts),
+                    offset=np.concatenate(family.offset),
+                    values=np.concatenate(family.values) if family.values else np.zeros(0),
+                    counts=np.concatenate(family.counts) if family.counts else np.zeros(0, dtype=_I64),
+                    extra=np.concatenate(family.extra) if family.extra else np.zeros(0, dtype=extra_dtype),
+                )
+            )
+        self._families = {"values": _Family(), "timer": _Family(), "distinct": _Family()}
+        self.samples = 0
+        return out
+
+
+def _family_of(kind: int) -> str:
+    if kind == MetricKind.TIMER:
+        return "timer"
+    if kind == MetricKind.DISTINCT:
+        return "distinct"
+    return "values"

@@ -1,0 +1,106 @@
+"""The series-index projector: accepted samples -> tenant/metric/label postings.
+
+Upserts are idempotent (first/last seen widen with min/max), so re-delivery needs no
+position bookkeeping. A series is written when it is new to this process or its seen-range
+widened by more than `widen_ms`, which keeps steady-state writes near zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from contracts.argus.events.v1 import events_pb2
+from core.events import SAMPLES_TOPIC, decode_payload
+from core.ports import EventLog, LogRecord, SeriesIndex, SeriesRecord
+
+log = logging.getLogger(__name__)
+
+
+class SeriesIndexProjector:
+    name = "series-index"
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        index: SeriesIndex,
+        flush_interval_ms: int = 500,
+        widen_ms: int = 60_000,
+        group: str = "series-index",
+    ) -> None:
+        self._log = log
+        self._index = index
+        self._flush_interval_s = flush_interval_ms / 1000
+        self._widen_ms = widen_ms
+        self._group = group
+        self._known: dict[tuple[str, int], tuple[int, int]] = {}
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+        self.ready.set()
+        pending: dict[tuple[str, int], SeriesRecord] = {}
+        offsets: dict[int, int] = {}
+        last_flush = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    records = await consumer.poll(max_records=512, timeout_s=0.1)
+                    self._collect(records, pending, offsets)
+                    if time.monotonic() - last_flush >= self._flush_interval_s and offsets:
+                        await self._flush(pending)
+                        await consumer.commit(offsets)
+                        pending, offsets = {}, {}
+                        last_flush = time.monotonic()
+                except Exception:
+                    log.exception("series-index: projecting failed; restarting from the last committed offsets")
+                    await consumer.close()
+                    consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+                    pending, offsets = {}, {}
+                    self._known.clear()
+                    await asyncio.sleep(1.0)
+            if offsets:
+                await self._flush(pending)
+                await consumer.commit(offsets)
+        finally:
+            await consumer.close()
+
+    def _collect(
+        self, records: Sequence[LogRecord], pending: dict[tuple[str, int], SeriesRecord], offsets: dict[int, int]
+    ) -> None:
+        for record in records:
+            offsets[record.partition] = record.offset + 1
+            event = decode_payload(record.event, events_pb2.SampleBatchAccepted)
+            for sid, series in zip(event.series_ids, event.series, strict=True):
+                if not series.timestamps_ms:
+                    continue
+                first, last = min(series.timestamps_ms), max(series.timestamps_ms)
+                key = (event.tenant, sid)
+                known = self._known.get(key)
+                if known is not None and first >= known[0] - self._widen_ms and last <= known[1] + self._widen_ms:
+                    continue
+                previous = pending.get(key)
+                if previous is not None:
+                    first, last = min(first, previous.first_seen_ms), max(last, previous.last_seen_ms)
+                if known is not None:
+                    first, last = min(first, known[0]), max(last, known[1])
+                pending[key] = SeriesRecord(
+                    tenant=event.tenant,
+                    series_id=sid,
+                    metric=series.metric,
+                    kind=series.kind,
+                    region=series.region,
+                    labels=tuple((label.name, label.value) for label in series.labels),
+                    first_seen_ms=first,
+                    last_seen_ms=last,
+                )
+
+    async def _flush(self, pending: dict[tuple[str, int], SeriesRecord]) -> None:
+        if not pending:
+            return
+        await self._index.upsert_series(list(pending.values()))
+        for key, record in pending.items():
+            self._known[key] = (record.first_seen_ms, record.last_seen_ms)
