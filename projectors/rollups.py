@@ -64,6 +64,7 @@ class RollupProjector:
         tiers: Sequence[Tier],
         flush_interval_ms: int = 500,
         max_buffer_samples: int = 2_000_000,
+        poll_records: int = 512,
         max_cached_points: int = 20_000_000,
         retention_check_interval_ms: int = 600_000,
         applied_event_memory_ms: int = 7 * 86_400_000,
@@ -75,6 +76,7 @@ class RollupProjector:
         self._tiers = tuple(tiers)
         self._flush_interval_s = flush_interval_ms / 1000
         self._max_buffer_samples = max_buffer_samples
+        self._poll_records = poll_records
         self._max_cached_points = max_cached_points
         self._retention_check_s = retention_check_interval_ms / 1000
         self._applied_memory_ms = applied_event_memory_ms
@@ -103,7 +105,7 @@ class RollupProjector:
             while not stop.is_set():
                 wait = max(0.0, min(0.1, self._flush_interval_s - (time.monotonic() - last_flush)))
                 try:
-                    records = await self._consumer.poll(max_records=512, timeout_s=wait)
+                    records = await self._consumer.poll(max_records=self._poll_records, timeout_s=wait)
                     await self._buffer_records(records)
                     due = time.monotonic() - last_flush >= self._flush_interval_s
                     if due or self._buffer.samples >= self._max_buffer_samples:
@@ -119,6 +121,26 @@ class RollupProjector:
             await self.flush()
         finally:
             await self._consumer.close()
+
+    async def catch_up(self, *, idle_timeout_s: float = 0.05) -> int:
+        """Project until the log has nothing new, then flush; return the samples applied.
+
+        For replays and tests: the same path as `run`, driven to a definite end.
+        """
+        if self._consumer is None:
+            self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+        applied = 0
+        while records := await self._consumer.poll(max_records=self._poll_records, timeout_s=idle_timeout_s):
+            await self._buffer_records(records)
+            if self._buffer.samples >= self._max_buffer_samples:
+                applied += (await self.flush()).samples
+        applied += (await self.flush()).samples
+        return applied
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.close()
+            self._consumer = None
 
     async def _restart_consumer(self) -> None:
         if self._consumer is not None:

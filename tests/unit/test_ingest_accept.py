@@ -1,0 +1,225 @@
+"""The ingest use case: validation reasons, partial success, idempotent resends."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from command_side.ingest.accept import BatchAcceptor
+from command_side.ingest.registry import TenantRegistry
+from contracts.argus.events.v1 import events_pb2
+from contracts.argus.ingest.v1 import ingest_pb2
+from contracts.argus.metrics.v1 import metrics_pb2
+from core.events import SAMPLES_TOPIC
+from core.model import DAY_MS, MetricKind, partition_of, series_id
+from core.ports import AppendResult, Event
+from core.settings import IngestLimits
+
+NOW = 1_764_000_000_000
+R = ingest_pb2.RejectReason
+
+
+class MemoryLog:
+    """An in-memory log writer for pure unit tests (the real adapters run the contract suite)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, Event]] = []
+        self.ids: set[bytes] = set()
+
+    async def append(self, topic: str, events: Sequence[tuple[int, Event]]) -> AppendResult:
+        offsets: list[int | None] = []
+        for partition, event in events:
+            if event.event_id in self.ids:
+                offsets.append(None)
+                continue
+            self.ids.add(event.event_id)
+            self.events.append((topic, partition, event))
+            offsets.append(len(self.events))
+        return AppendResult(offsets=tuple(offsets))
+
+    def accepted(self) -> list[events_pb2.SampleBatchAccepted]:
+        return [events_pb2.SampleBatchAccepted.FromString(e.payload) for _, _, e in self.events]
+
+
+def make(limit: int = 100) -> tuple[BatchAcceptor, MemoryLog]:
+    log = MemoryLog()
+    acceptor = BatchAcceptor(
+        log_writer=log,
+        registry=TenantRegistry(max_series_per_tenant=limit),
+        limits=IngestLimits(max_batch_samples=1000),
+        partitions=12,
+        clock_ms=lambda: NOW,
+    )
+    return acceptor, log
+
+
+def gauge(metric: str = "cpu", values: Sequence[float] = (1.0, 2.0), **labels: str) -> metrics_pb2.SeriesSamples:
+    s = metrics_pb2.SeriesSamples(metric=metric, kind=MetricKind.GAUGE, region="eu-west-1")
+    s.labels.extend(metrics_pb2.Label(name=k, value=v) for k, v in labels.items())
+    s.timestamps_ms.extend(NOW - 10_000 + 5000 * i for i in range(len(values)))
+    s.values.extend(values)
+    return s
+
+
+def batch(*series: metrics_pb2.SeriesSamples, batch_id: str = "b1") -> metrics_pb2.SampleBatch:
+    b = metrics_pb2.SampleBatch(batch_id=batch_id, source="host-a")
+    b.series.extend(series)
+    return b
+
+
+async def test_valid_batch_is_accepted_and_split_by_series_partition() -> None:
+    acceptor, log = make()
+    many = [gauge(host=f"h{i}") for i in range(20)]
+    result = await acceptor.accept("t1", batch(*many))
+    assert result.status == ingest_pb2.BATCH_STATUS_ACCEPTED
+    assert (result.accepted_samples, result.rejected_samples) == (40, 0)
+    for topic, partition, event in log.events:
+        payload = events_pb2.SampleBatchAccepted.FromString(event.payload)
+        assert topic == SAMPLES_TOPIC
+        assert payload.tenant == "t1"
+        assert list(payload.series_ids) == sorted(payload.series_ids)
+        for sid, s in zip(payload.series_ids, payload.series, strict=True):
+            labels = tuple((label.name, label.value) for label in s.labels)
+            assert sid == series_id("t1", "eu-west-1", "cpu", labels)
+            assert partition_of(sid, 12) == partition
+    assert sum(len(p.series) for p in log.accepted()) == 20
+
+
+async def test_resending_a_batch_appends_nothing_and_says_duplicate() -> None:
+    acceptor, log = make()
+    first = await acceptor.accept("t1", batch(gauge(host="a"), gauge(host="b")))
+    again = await acceptor.accept("t1", batch(gauge(host="a"), gauge(host="b")))
+    assert not first.duplicate
+    assert again.duplicate
+    assert again.accepted_samples == 4
+    assert len(log.events) == len({e.event_id for _, _, e in log.events})
+    other_id = await acceptor.accept("t1", batch(gauge(host="a"), batch_id="b2"))
+    assert not other_id.duplicate
+
+
+@pytest.mark.parametrize(
+    ("series", "reason", "needle"),
+    [
+        (gauge(metric="9bad"), R.REJECT_REASON_INVALID_METRIC_NAME, "9bad"),
+        (gauge(metric="x" * 201), R.REJECT_REASON_INVALID_METRIC_NAME, "201 chars"),
+        (gauge(**{"bad-name": "v"}), R.REJECT_REASON_INVALID_LABEL, "bad-name"),
+        (gauge(**{"__x": "v"}), R.REJECT_REASON_INVALID_LABEL, "__x"),
+        (gauge(region="x"), R.REJECT_REASON_INVALID_LABEL, "reserved"),
+        (gauge(host="v" * 257), R.REJECT_REASON_INVALID_LABEL, "257 bytes"),
+        (gauge(host=""), R.REJECT_REASON_INVALID_LABEL, "empty value"),
+        (gauge(**{f"l{i}": "v" for i in range(17)}), R.REJECT_REASON_TOO_MANY_LABELS, "17 labels"),
+    ],
+)
+async def test_bad_series_is_rejected_whole_with_a_reason_naming_it(
+    series: metrics_pb2.SeriesSamples, reason: int, needle: str
+) -> None:
+    acceptor, log = make()
+    result = await acceptor.accept("t1", batch(gauge(host="ok"), series))
+    assert result.status == ingest_pb2.BATCH_STATUS_PARTIAL
+    assert (result.accepted_samples, result.rejected_samples) == (2, 2)
+    (rejection,) = result.rejections
+    assert (rejection.series_index, rejection.sample_index, rejection.reason) == (1, -1, reason)
+    assert needle in rejection.message
+    assert sum(len(p.series) for p in log.accepted()) == 1
+
+
+async def test_non_finite_and_out_of_window_samples_are_dropped_and_the_rest_kept() -> None:
+    acceptor, log = make()
+    s = gauge(values=[1.0, math.nan, math.inf, 4.0, 5.0, 6.0])
+    s.timestamps_ms[4] = NOW + 11 * 60_000
+    s.timestamps_ms[5] = NOW - 6 * 365 * DAY_MS
+    result = await acceptor.accept("t1", batch(s))
+    assert result.status == ingest_pb2.BATCH_STATUS_PARTIAL
+    assert (result.accepted_samples, result.rejected_samples) == (2, 4)
+    reasons = {r.reason: r for r in result.rejections}
+    assert reasons[R.REJECT_REASON_NON_FINITE_VALUE].samples == 2
+    assert reasons[R.REJECT_REASON_NON_FINITE_VALUE].sample_index == 1
+    assert "future" in reasons[R.REJECT_REASON_TIMESTAMP_TOO_NEW].message
+    assert reasons[R.REJECT_REASON_TIMESTAMP_TOO_OLD].sample_index == 5
+    (payload,) = log.accepted()
+    assert list(payload.series[0].values) == [1.0, 4.0]
+
+
+async def test_negative_counter_delta_is_rejected() -> None:
+    acceptor, _ = make()
+    s = gauge(values=[1.0, -2.0])
+    s.kind = MetricKind.COUNTER
+    result = await acceptor.accept("t1", batch(s))
+    assert [r.reason for r in result.rejections] == [R.REJECT_REASON_NEGATIVE_COUNTER_DELTA]
+    assert result.accepted_samples == 1
+
+
+async def test_a_metric_keeps_its_first_kind_per_tenant() -> None:
+    acceptor, _ = make()
+    await acceptor.accept("t1", batch(gauge(metric="requests", host="a")))
+    counter = gauge(metric="requests", host="b")
+    counter.kind = MetricKind.COUNTER
+    result = await acceptor.accept("t1", batch(counter, batch_id="b2"))
+    (rejection,) = result.rejections
+    assert rejection.reason == R.REJECT_REASON_KIND_CONFLICT
+    assert "is a gauge" in rejection.message
+    other_tenant = await acceptor.accept("t2", batch(counter, batch_id="b3"))
+    assert other_tenant.status == ingest_pb2.BATCH_STATUS_ACCEPTED
+
+
+async def test_series_limit_rejects_new_series_but_keeps_known_ones() -> None:
+    acceptor, _ = make(limit=2)
+    await acceptor.accept("t1", batch(gauge(host="a"), gauge(host="b")))
+    result = await acceptor.accept("t1", batch(gauge(host="a"), gauge(host="c"), batch_id="b2"))
+    assert result.accepted_samples == 2
+    (rejection,) = result.rejections
+    assert rejection.reason == R.REJECT_REASON_SERIES_LIMIT
+    assert "limit of 2" in rejection.message and "'cpu'" in rejection.message
+
+
+async def test_oversize_batch_is_rejected_whole() -> None:
+    acceptor, log = make()
+    result = await acceptor.accept("t1", batch(gauge(values=[1.0] * 1001)))
+    assert result.status == ingest_pb2.BATCH_STATUS_REJECTED
+    assert "limit of 1000" in result.error
+    assert log.events == []
+
+
+async def test_malformed_columns_are_rejected_with_the_mismatch() -> None:
+    acceptor, _ = make()
+    s = gauge()
+    s.values.append(3.0)
+    timer = metrics_pb2.SeriesSamples(metric="lat", kind=MetricKind.TIMER, region="eu")
+    timer.timestamps_ms.append(NOW)
+    timer.observation_counts.append(3)
+    timer.observations.extend([1.0, 2.0])
+    result = await acceptor.accept("t1", batch(s, timer))
+    messages = [r.message for r in result.rejections]
+    assert result.status == ingest_pb2.BATCH_STATUS_REJECTED
+    assert "3 values for 2 timestamps" in messages[0]
+    assert "add up to 3 but 2" in messages[1]
+
+
+async def test_distinct_values_reach_the_log_as_hashes() -> None:
+    acceptor, log = make()
+    s = metrics_pb2.SeriesSamples(metric="users", kind=MetricKind.DISTINCT, region="eu")
+    s.timestamps_ms.extend([NOW, NOW])
+    s.observation_counts.extend([2, 1])
+    s.distinct_values.extend(["u1", "u2", "u1"])
+    result = await acceptor.accept("t1", batch(s))
+    assert result.accepted_samples == 2
+    (payload,) = log.accepted()
+    stored = payload.series[0]
+    assert list(stored.distinct_values) == []
+    assert len(stored.distinct_hashes) == 3
+    assert stored.distinct_hashes[0] == stored.distinct_hashes[2] != stored.distinct_hashes[1]
+
+
+async def test_timer_sample_with_a_nan_observation_is_dropped() -> None:
+    acceptor, log = make()
+    s = metrics_pb2.SeriesSamples(metric="lat", kind=MetricKind.TIMER, region="eu")
+    s.timestamps_ms.extend([NOW, NOW + 1])
+    s.observation_counts.extend([2, 2])
+    s.observations.extend([1.0, math.nan, 3.0, 4.0])
+    result = await acceptor.accept("t1", batch(s))
+    assert (result.accepted_samples, result.rejected_samples) == (1, 1)
+    (payload,) = log.accepted()
+    assert list(payload.series[0].observations) == [3.0, 4.0]
+    assert list(payload.series[0].observation_counts) == [2]
