@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.panel import Panel
 
-from argus.container import Container
+from argus.container import Container, Runtime, open_runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.runtime import dev_api_key, serve, setup_logging
+from core.errors import ArgusError
 from core.settings import Settings, settings_from_env
 
 console = Console()
 
 
-def _common_options(func):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _common_options(func: F) -> F:
     func = click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")(func)
     func = click.option(
         "--data-dir",
@@ -46,30 +51,26 @@ def main() -> None:
     """
 
 
-def _ingest(c: Container) -> IngestModule:
+def _ingest(rt: Runtime) -> IngestModule:
     return IngestModule(
-        settings=c.settings(),
-        event_log=c.event_log(),
-        hot_store=c.hot_store(),
-        api_keys=c.api_keys(),
-        clock_ms=c.clock_ms(),
+        settings=rt.settings, event_log=rt.event_log, hot_store=rt.hot_store, api_keys=rt.api_keys, clock_ms=rt.clock_ms
     )
 
 
-def _projectors(c: Container, which: tuple[str, ...] = ("rollups", "series-index")) -> ProjectorModule:
+def _projectors(rt: Runtime, which: tuple[str, ...] = ("rollups", "series-index")) -> ProjectorModule:
     return ProjectorModule(
-        settings=c.settings(), event_log=c.event_log(), hot_store=c.hot_store(), clock_ms=c.clock_ms(), projectors=which
+        settings=rt.settings, event_log=rt.event_log, hot_store=rt.hot_store, clock_ms=rt.clock_ms, projectors=which
     )
 
 
-def _query(c: Container) -> QueryModule:
-    return QueryModule(settings=c.settings(), hot_store=c.hot_store(), api_keys=c.api_keys(), clock_ms=c.clock_ms())
+def _query(rt: Runtime) -> QueryModule:
+    return QueryModule(settings=rt.settings, hot_store=rt.hot_store, api_keys=rt.api_keys, clock_ms=rt.clock_ms)
 
 
-def _collector(c: Container, ingest: IngestModule, api_key: str) -> Module:
+def _collector(rt: Runtime, ingest: IngestModule, api_key: str) -> Module:
     from argus.collector_module import CollectorModule
 
-    settings: Settings = c.settings()
+    settings: Settings = rt.settings
     return CollectorModule(
         target=lambda: f"127.0.0.1:{ingest.port}",
         api_key=api_key,
@@ -110,11 +111,11 @@ def up(
     )
     key = dev_api_key(settings.data_dir, api_key)
 
-    def build(c: Container) -> Sequence[Module]:
-        ingest = _ingest(c)
-        modules: list[Module] = [ingest, _projectors(c), _query(c)]
+    def build(rt: Runtime) -> Sequence[Module]:
+        ingest = _ingest(rt)
+        modules: list[Module] = [ingest, _projectors(rt), _query(rt)]
         if not no_collector:
-            modules.append(_collector(c, ingest, key))
+            modules.append(_collector(rt, ingest, key))
         return modules
 
     def on_ready(modules: Sequence[Module]) -> None:
@@ -129,7 +130,7 @@ def up(
         lines.append(f"      curl -H 'Authorization: Bearer {key}' '{http}/api/v1/metrics'")
         console.print(Panel("\n".join(lines), title="Argus is up", expand=False))
 
-    asyncio.run(serve(settings, build, api_key=key, on_ready=on_ready))
+    _run(serve(settings, build, api_key=key, on_ready=on_ready))
 
 
 @main.command()
@@ -139,7 +140,7 @@ def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> No
     """Run only the ingest service (gRPC IngestService)."""
     setup_logging(log_level)
     settings = settings_from_env(data_dir=data_dir, ingest_addr=ingest_addr)
-    asyncio.run(serve(settings, lambda c: [_ingest(c)]))
+    _run(serve(settings, lambda c: [_ingest(c)]))
 
 
 @main.command()
@@ -156,7 +157,7 @@ def project(data_dir: Path | None, log_level: str, projector: str) -> None:
     setup_logging(log_level)
     settings = settings_from_env(data_dir=data_dir)
     which = ("rollups", "series-index") if projector == "all" else (projector,)
-    asyncio.run(serve(settings, lambda c: [_projectors(c, which)]))
+    _run(serve(settings, lambda c: [_projectors(c, which)]))
 
 
 @main.command(name="query-server")
@@ -167,7 +168,7 @@ def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, 
     """Run only the query service (gRPC QueryService and the HTTP API)."""
     setup_logging(log_level)
     settings = settings_from_env(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
-    asyncio.run(serve(settings, lambda c: [_query(c)]))
+    _run(serve(settings, lambda c: [_query(c)]))
 
 
 @main.group()
@@ -189,15 +190,25 @@ def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str) -
 
     async def create() -> None:
         container = Container(settings=settings)
-        await container.init_resources()  # type: ignore[misc]
+        runtime = await open_runtime(container)
         try:
-            log = await container.event_log()  # type: ignore[misc]
-            await register_key(log, key, tenant=tenant, name=name, now_ms=container.clock_ms()())
+            await register_key(runtime.event_log, key, tenant=tenant, name=name, now_ms=runtime.clock_ms())
         finally:
             await container.shutdown_resources()  # type: ignore[misc]
 
     asyncio.run(create())
     click.echo(key)
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a service; turn start-up failures into one readable line and exit code 1."""
+    try:
+        asyncio.run(coro)
+    except (OSError, ArgusError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        pass
 
 
 def _register_optional_commands() -> None:

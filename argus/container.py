@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from dependency_injector import containers, providers
 
@@ -63,3 +64,28 @@ class Container(containers.DeclarativeContainer):
     event_log = providers.Resource(event_log_resource, settings)
     hot_store = providers.Resource(hot_store_resource, settings)
     api_keys = providers.Resource(api_keys_resource, event_log)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    """The initialised resources of a process, handed to the modules it runs."""
+
+    settings: Settings
+    event_log: EventLog
+    hot_store: HotStore
+    api_keys: ApiKeyRegistry
+    clock_ms: Callable[[], int]
+
+
+async def open_runtime(container: Container) -> Runtime:
+    """Initialise the container's resources (call `container.shutdown_resources()` after)."""
+    # dependency-injector's stubs type an async Resource provider as returning its value;
+    # at run time it returns an awaitable, hence the ignores.
+    await container.init_resources()  # type: ignore[misc]
+    return Runtime(
+        settings=container.settings(),
+        event_log=await container.event_log(),  # type: ignore[misc]
+        hot_store=await container.hot_store(),  # type: ignore[misc]
+        api_keys=await container.api_keys(),  # type: ignore[misc]
+        clock_ms=container.clock_ms(),
+    )

@@ -70,7 +70,13 @@ class IngestModule:
     name = "ingest"
 
     def __init__(
-        self, *, settings: Settings, event_log: EventLog, hot_store: HotStore, api_keys: ApiKeyRegistry, clock_ms: Callable[[], int]
+        self,
+        *,
+        settings: Settings,
+        event_log: EventLog,
+        hot_store: HotStore,
+        api_keys: ApiKeyRegistry,
+        clock_ms: Callable[[], int],
     ) -> None:
         self._settings = settings
         self._log = event_log
@@ -177,7 +183,7 @@ class QueryModule:
         from query_side import grpc_service
         from query_side.http_gateway import make_http_app
 
-        grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys))
+        grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
         await add_health_and_reflection(self._server, [grpc_service.SERVICE_NAME])
         self.grpc_port = bind(self._server, self._settings.query_addr)
         await self._server.start()
@@ -185,7 +191,12 @@ class QueryModule:
         await self._runner.setup()
         host, port = _host_port(self._settings.http_addr)
         site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen on {self._settings.http_addr} for HTTP ({exc.strerror}); use --http-addr"
+            ) from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from rich.logging import RichHandler
 
-from argus.container import Container
+from argus.container import Container, Runtime, open_runtime
 from argus.modules import Module
 from core.auth import generate_key, register_key
 from core.model import DEFAULT_TENANT
-from core.ports import EventLog
 from core.settings import Settings
 
 log = logging.getLogger("argus")
@@ -50,7 +49,7 @@ def dev_api_key(data_dir: Path, given: str | None) -> str:
 
 async def serve(
     settings: Settings,
-    build: Callable[[Container], Sequence[Module]],
+    build: Callable[[Runtime], Sequence[Module]],
     *,
     api_key: str | None = None,
     on_ready: Callable[[Sequence[Module]], None] | None = None,
@@ -63,15 +62,19 @@ async def serve(
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     container = Container(settings=settings)
-    await container.init_resources()  # type: ignore[misc]
+    runtime = await open_runtime(container)
     started: list[Module] = []
     try:
         if api_key:
-            event_log: EventLog = await container.event_log()  # type: ignore[misc]
-            await register_key(event_log, api_key, tenant=DEFAULT_TENANT, name="dev", now_ms=container.clock_ms()())
-            await (await container.api_keys()).refresh()  # type: ignore[misc]
-        for module in build(container):
-            await module.start()
+            await register_key(runtime.event_log, api_key, tenant=DEFAULT_TENANT, name="dev", now_ms=runtime.clock_ms())
+            await runtime.api_keys.refresh()
+        for module in build(runtime):
+            try:
+                await module.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await module.stop()  # release what it bound before failing
+                raise
             started.append(module)
         if on_ready:
             on_ready(started)

@@ -31,7 +31,10 @@ async def add_health_and_reflection(server: grpc.aio.Server, services: Sequence[
 
 def bind(server: grpc.aio.Server, addr: str) -> int:
     """Listen on `addr` (host:port, port 0 = any free port); return the bound port."""
-    port = server.add_insecure_port(addr)
+    try:
+        port = server.add_insecure_port(addr)
+    except RuntimeError as exc:  # grpc reports a taken port this way
+        raise OSError(f"cannot listen on {addr} (in use, or not an address of this host)") from exc
     if port == 0:
-        raise OSError(f"cannot listen on {addr}")
-    return port
+        raise OSError(f"cannot listen on {addr} (in use, or not an address of this host)")
+    return int(port)

@@ -14,6 +14,7 @@ memory, so a chunk is re-encoded at most once per flush.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -318,6 +319,6 @@ def _split_items(points: pts.Points, span_ms: int) -> list[tuple[ItemKey, pts.Po
     bounds = [0, *change.tolist(), len(points)]
     out = []
     keys = points.key
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         out.append(((int(keys[lo]), int(starts[lo])), points.take(np.arange(lo, hi))))
     return out

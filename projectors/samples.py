@@ -73,7 +73,7 @@ class SampleBuffer:
             n = len(series.timestamps_ms)
             if n == 0:
                 continue
-            kind = series.kind
+            kind = int(series.kind)
             self.kinds[sid] = kind
             self.partitions[sid] = partition
             family = self._families[_family_of(kind)]

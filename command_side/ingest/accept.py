@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
+from command_side.ingest.registry import TenantRegistry
 from contracts.argus.events.v1 import events_pb2
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
-from command_side.ingest.registry import TenantRegistry
 from core import validation
 from core.events import SAMPLES_TOPIC, digest, make_event
 from core.model import MetricKind, canonical_labels, longest_retention_ms, partition_of, series_id
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_REPORTED_REJECTIONS = 100
 R = ingest_pb2.RejectReason
+Reason: TypeAlias = ingest_pb2.RejectReason
 
 
 @dataclass(slots=True)
@@ -37,12 +39,16 @@ class _Outcome:
     rejected: int = 0
     rejections: list[ingest_pb2.SampleRejection] = field(default_factory=list)
 
-    def reject(self, index: int, first: int, count: int, reason: int, message: str) -> None:
+    def reject(self, index: int, first: int, count: int, reason: Reason, message: str) -> None:
         self.rejected += count
         if len(self.rejections) < MAX_REPORTED_REJECTIONS:
             self.rejections.append(
                 ingest_pb2.SampleRejection(
-                    series_index=index, sample_index=first, samples=count, reason=reason, message=message  # type: ignore[arg-type]
+                    series_index=index,
+                    sample_index=first,
+                    samples=count,
+                    reason=reason,
+                    message=message,
                 )
             )
 
@@ -75,7 +81,7 @@ class BatchAcceptor:
         self._clock_ms = clock_ms
         # (tenant, metric, kind, region, labels) -> identity or a rejection; avoids
         # re-validating and re-hashing the same series in every batch of a live agent.
-        self._identities: dict[tuple[object, ...], _Identity | tuple[int, str]] = {}
+        self._identities: dict[tuple[object, ...], _Identity | tuple[Reason, str]] = {}
 
     async def accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
         now_ms = self._clock_ms()
@@ -139,7 +145,7 @@ class BatchAcceptor:
             events.append((partition, make_event(payload, identity=identity, partition_key=key, time_ms=now_ms)))
         return events
 
-    def _identity(self, tenant: str, series: metrics_pb2.SeriesSamples, now_ms: int) -> _Identity | tuple[int, str]:
+    def _identity(self, tenant: str, series: metrics_pb2.SeriesSamples, now_ms: int) -> _Identity | tuple[Reason, str]:
         labels = canonical_labels((label.name, label.value) for label in series.labels)
         region = series.region or "local"
         cache_key = (tenant, series.metric, series.kind, region, labels)
@@ -168,12 +174,15 @@ class BatchAcceptor:
 
     def _validate_identity(
         self, tenant: str, metric: str, kind: int, region: str, labels: tuple[tuple[str, str], ...]
-    ) -> _Identity | tuple[int, str]:
+    ) -> _Identity | tuple[Reason, str]:
         problem = validation.metric_name_problem(metric, self._limits)
         if problem:
             return (R.REJECT_REASON_INVALID_METRIC_NAME, problem)
         if kind not in MetricKind._value2member_map_:
-            return (R.REJECT_REASON_MALFORMED_SERIES, f"metric {metric!r}: kind must be counter, gauge, timer or distinct")
+            return (
+                R.REJECT_REASON_MALFORMED_SERIES,
+                f"metric {metric!r}: kind must be counter, gauge, timer or distinct",
+            )
         problem = validation.region_problem(region)
         if problem:
             return (R.REJECT_REASON_INVALID_REGION, f"metric {metric!r}: {problem}")
@@ -203,21 +212,47 @@ class BatchAcceptor:
 
         ts = np.array(series.timestamps_ms, dtype=np.int64)
         keep = np.ones(n, dtype=bool)
-        self._check(index, series.metric, keep, ts > now_ms + self._limits.max_future_skew_ms, outcome,
-                    R.REJECT_REASON_TIMESTAMP_TOO_NEW,
-                    f"more than {self._limits.max_future_skew_ms // 1000} s in the future (check the sender's clock)")
-        self._check(index, series.metric, keep, ts < now_ms - self._retention_ms, outcome,
-                    R.REJECT_REASON_TIMESTAMP_TOO_OLD,
-                    f"older than the longest retention ({self._retention_ms // 86_400_000} days)")
+        self._check(
+            index,
+            series.metric,
+            keep,
+            ts > now_ms + self._limits.max_future_skew_ms,
+            outcome,
+            R.REJECT_REASON_TIMESTAMP_TOO_NEW,
+            f"more than {self._limits.max_future_skew_ms // 1000} s in the future (check the sender's clock)",
+        )
+        self._check(
+            index,
+            series.metric,
+            keep,
+            ts < now_ms - self._retention_ms,
+            outcome,
+            R.REJECT_REASON_TIMESTAMP_TOO_OLD,
+            f"older than the longest retention ({self._retention_ms // 86_400_000} days)",
+        )
 
         kind = identity.kind
         if kind in (MetricKind.COUNTER, MetricKind.GAUGE):
             values = np.array(series.values, dtype=np.float64)
-            self._check(index, series.metric, keep, ~np.isfinite(values), outcome,
-                        R.REJECT_REASON_NON_FINITE_VALUE, "value is NaN or infinite")
+            self._check(
+                index,
+                series.metric,
+                keep,
+                ~np.isfinite(values),
+                outcome,
+                R.REJECT_REASON_NON_FINITE_VALUE,
+                "value is NaN or infinite",
+            )
             if kind == MetricKind.COUNTER:
-                self._check(index, series.metric, keep, values < 0, outcome,
-                            R.REJECT_REASON_NEGATIVE_COUNTER_DELTA, "counter delta is negative")
+                self._check(
+                    index,
+                    series.metric,
+                    keep,
+                    values < 0,
+                    outcome,
+                    R.REJECT_REASON_NEGATIVE_COUNTER_DELTA,
+                    "counter delta is negative",
+                )
         elif kind == MetricKind.TIMER:
             counts = np.array(series.observation_counts, dtype=np.int64)
             observations = np.array(series.observations, dtype=np.float64)
@@ -226,8 +261,15 @@ class BatchAcceptor:
                 owner = np.repeat(np.arange(n), counts)
                 bad_sample = np.zeros(n, dtype=bool)
                 bad_sample[owner[bad]] = True
-                self._check(index, series.metric, keep, bad_sample, outcome,
-                            R.REJECT_REASON_NON_FINITE_VALUE, "an observation is NaN or infinite")
+                self._check(
+                    index,
+                    series.metric,
+                    keep,
+                    bad_sample,
+                    outcome,
+                    R.REJECT_REASON_NON_FINITE_VALUE,
+                    "an observation is NaN or infinite",
+                )
 
         accepted = int(keep.sum())
         outcome.accepted += accepted
@@ -237,7 +279,7 @@ class BatchAcceptor:
 
     @staticmethod
     def _check(
-        index: int, metric: str, keep: np.ndarray, bad: np.ndarray, outcome: _Outcome, reason: int, what: str
+        index: int, metric: str, keep: np.ndarray, bad: np.ndarray, outcome: _Outcome, reason: Reason, what: str
     ) -> None:
         hit = bad & keep
         if hit.any():
@@ -311,4 +353,3 @@ def _accepted_copy(
             hashes = np.array(series.distinct_hashes, dtype=np.uint64)
         out.distinct_hashes.extend(hashes[owner_keep].tolist())
     return out
-

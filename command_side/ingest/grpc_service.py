@@ -54,7 +54,10 @@ class IngestService:
         return ingest_pb2.PushBatchResponse(result=result)
 
     async def _accept(
-        self, tenant: str, request: ingest_pb2.PushBatchRequest | ingest_pb2.PushRequest, context: grpc.aio.ServicerContext
+        self,
+        tenant: str,
+        request: ingest_pb2.PushBatchRequest | ingest_pb2.PushRequest,
+        context: grpc.aio.ServicerContext,
     ) -> ingest_pb2.BatchResult:
         try:
             return await self._acceptor.accept(tenant, request.batch)
@@ -117,7 +120,9 @@ class ArgusMalformed(Exception):
 def add_to_server(server: grpc.aio.Server, service: IngestService) -> None:
     handlers = {
         "PushBatch": grpc.unary_unary_rpc_method_handler(
-            service.push_batch, request_deserializer=None, response_serializer=ingest_pb2.PushBatchResponse.SerializeToString
+            service.push_batch,
+            request_deserializer=None,
+            response_serializer=ingest_pb2.PushBatchResponse.SerializeToString,
         ),
         "Push": grpc.stream_stream_rpc_method_handler(
             service.push, request_deserializer=None, response_serializer=ingest_pb2.PushResponse.SerializeToString

@@ -87,8 +87,14 @@ class HotStoreContract:
     async def test_series_upsert_widens_seen_range_and_is_idempotent(self, store: HotStore) -> None:
         await store.upsert_series([series(1, host="a")])
         wider = SeriesRecord(
-            tenant="t1", series_id=1, metric="cpu", kind=2, region="eu", labels=(("host", "a"),),
-            first_seen_ms=500, last_seen_ms=1500,
+            tenant="t1",
+            series_id=1,
+            metric="cpu",
+            kind=2,
+            region="eu",
+            labels=(("host", "a"),),
+            first_seen_ms=500,
+            last_seen_ms=1500,
         )
         await store.upsert_series([wider, wider])
         (found,) = await store.find_series("t1", "cpu")

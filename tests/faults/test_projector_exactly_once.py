@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from contracts.argus.events.v1 import events_pb2
-from contracts.argus.metrics.v1 import metrics_pb2
 from core import points as pts
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.adapters.sqlite_hot_store import SqliteHotStore
@@ -61,9 +60,7 @@ async def open_store(path: Path) -> SqliteHotStore:
     return store
 
 
-def projector(
-    log: SqliteEventLog, store: SqliteHotStore, group: str = "rollups", **options: int
-) -> RollupProjector:
+def projector(log: SqliteEventLog, store: SqliteHotStore, group: str = "rollups", **options: int) -> RollupProjector:
     return RollupProjector(log=log, store=store, tiers=DEFAULT_TIERS, clock_ms=lambda: NOW, group=group, **options)
 
 
@@ -103,7 +100,7 @@ async def test_every_tier_holds_each_sample_once(world, tmp_path: Path) -> None:
 
 
 async def test_crash_after_chunk_write_before_commit_does_not_double_count(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    log, events = world
+    log, _ = world
     store = await open_store(tmp_path / "hot.db")
     first = projector(log, store)
     await first.catch_up()

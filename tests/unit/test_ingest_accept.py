@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -13,7 +13,7 @@ from contracts.argus.events.v1 import events_pb2
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.events import SAMPLES_TOPIC
-from core.model import DAY_MS, MetricKind, partition_of, series_id
+from core.model import DAY_MS, partition_of, series_id
 from core.ports import AppendResult, Event
 from core.settings import IngestLimits
 
@@ -55,9 +55,11 @@ def make(limit: int = 100) -> tuple[BatchAcceptor, MemoryLog]:
     return acceptor, log
 
 
-def gauge(metric: str = "cpu", values: Sequence[float] = (1.0, 2.0), **labels: str) -> metrics_pb2.SeriesSamples:
-    s = metrics_pb2.SeriesSamples(metric=metric, kind=MetricKind.GAUGE, region="eu-west-1")
-    s.labels.extend(metrics_pb2.Label(name=k, value=v) for k, v in labels.items())
+def gauge(
+    metric: str = "cpu", values: Sequence[float] = (1.0, 2.0), labels: Mapping[str, str] | None = None, **more: str
+) -> metrics_pb2.SeriesSamples:
+    s = metrics_pb2.SeriesSamples(metric=metric, kind=metrics_pb2.METRIC_KIND_GAUGE, region="eu-west-1")
+    s.labels.extend(metrics_pb2.Label(name=k, value=v) for k, v in {**(labels or {}), **more}.items())
     s.timestamps_ms.extend(NOW - 10_000 + 5000 * i for i in range(len(values)))
     s.values.extend(values)
     return s
@@ -104,12 +106,12 @@ async def test_resending_a_batch_appends_nothing_and_says_duplicate() -> None:
     [
         (gauge(metric="9bad"), R.REJECT_REASON_INVALID_METRIC_NAME, "9bad"),
         (gauge(metric="x" * 201), R.REJECT_REASON_INVALID_METRIC_NAME, "201 chars"),
-        (gauge(**{"bad-name": "v"}), R.REJECT_REASON_INVALID_LABEL, "bad-name"),
-        (gauge(**{"__x": "v"}), R.REJECT_REASON_INVALID_LABEL, "__x"),
+        (gauge(labels={"bad-name": "v"}), R.REJECT_REASON_INVALID_LABEL, "bad-name"),
+        (gauge(labels={"__x": "v"}), R.REJECT_REASON_INVALID_LABEL, "__x"),
         (gauge(region="x"), R.REJECT_REASON_INVALID_LABEL, "reserved"),
         (gauge(host="v" * 257), R.REJECT_REASON_INVALID_LABEL, "257 bytes"),
         (gauge(host=""), R.REJECT_REASON_INVALID_LABEL, "empty value"),
-        (gauge(**{f"l{i}": "v" for i in range(17)}), R.REJECT_REASON_TOO_MANY_LABELS, "17 labels"),
+        (gauge(labels={f"l{i}": "v" for i in range(17)}), R.REJECT_REASON_TOO_MANY_LABELS, "17 labels"),
     ],
 )
 async def test_bad_series_is_rejected_whole_with_a_reason_naming_it(
@@ -145,7 +147,7 @@ async def test_non_finite_and_out_of_window_samples_are_dropped_and_the_rest_kep
 async def test_negative_counter_delta_is_rejected() -> None:
     acceptor, _ = make()
     s = gauge(values=[1.0, -2.0])
-    s.kind = MetricKind.COUNTER
+    s.kind = metrics_pb2.METRIC_KIND_COUNTER
     result = await acceptor.accept("t1", batch(s))
     assert [r.reason for r in result.rejections] == [R.REJECT_REASON_NEGATIVE_COUNTER_DELTA]
     assert result.accepted_samples == 1
@@ -155,7 +157,7 @@ async def test_a_metric_keeps_its_first_kind_per_tenant() -> None:
     acceptor, _ = make()
     await acceptor.accept("t1", batch(gauge(metric="requests", host="a")))
     counter = gauge(metric="requests", host="b")
-    counter.kind = MetricKind.COUNTER
+    counter.kind = metrics_pb2.METRIC_KIND_COUNTER
     result = await acceptor.accept("t1", batch(counter, batch_id="b2"))
     (rejection,) = result.rejections
     assert rejection.reason == R.REJECT_REASON_KIND_CONFLICT
@@ -186,7 +188,7 @@ async def test_malformed_columns_are_rejected_with_the_mismatch() -> None:
     acceptor, _ = make()
     s = gauge()
     s.values.append(3.0)
-    timer = metrics_pb2.SeriesSamples(metric="lat", kind=MetricKind.TIMER, region="eu")
+    timer = metrics_pb2.SeriesSamples(metric="lat", kind=metrics_pb2.METRIC_KIND_TIMER, region="eu")
     timer.timestamps_ms.append(NOW)
     timer.observation_counts.append(3)
     timer.observations.extend([1.0, 2.0])
@@ -199,7 +201,7 @@ async def test_malformed_columns_are_rejected_with_the_mismatch() -> None:
 
 async def test_distinct_values_reach_the_log_as_hashes() -> None:
     acceptor, log = make()
-    s = metrics_pb2.SeriesSamples(metric="users", kind=MetricKind.DISTINCT, region="eu")
+    s = metrics_pb2.SeriesSamples(metric="users", kind=metrics_pb2.METRIC_KIND_DISTINCT, region="eu")
     s.timestamps_ms.extend([NOW, NOW])
     s.observation_counts.extend([2, 1])
     s.distinct_values.extend(["u1", "u2", "u1"])
@@ -214,7 +216,7 @@ async def test_distinct_values_reach_the_log_as_hashes() -> None:
 
 async def test_timer_sample_with_a_nan_observation_is_dropped() -> None:
     acceptor, log = make()
-    s = metrics_pb2.SeriesSamples(metric="lat", kind=MetricKind.TIMER, region="eu")
+    s = metrics_pb2.SeriesSamples(metric="lat", kind=metrics_pb2.METRIC_KIND_TIMER, region="eu")
     s.timestamps_ms.extend([NOW, NOW + 1])
     s.observation_counts.extend([2, 2])
     s.observations.extend([1.0, math.nan, 3.0, 4.0])

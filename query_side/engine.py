@@ -1,0 +1,364 @@
+"""The query engine: series index + tier chunks -> merged, aggregated result series.
+
+One query = one index lookup (cached ~1 s), one `read_range` call, a decode per chunk and
+vectorised merge/aggregation; Python loops run per series or per chunk, never per point.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.chunks import decode_chunk
+from core.errors import ResourceExhausted
+from core.model import DEFAULT_TIERS, MetricKind, Tier
+from core.points import Points, Ragged, key_bounds, merge, read_agg
+from core.ports import ChunkStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
+from query_side.planner import MAX_SERIES, REGION_LABEL, QueryPlan, QuerySpec, plan
+
+Clock = Callable[[], int]
+"""Milliseconds since the Unix epoch ("now" for relative times and retention)."""
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+SERIES_CACHE_TTL_MS = 1_000
+DECODED_CACHE_BYTES = 64 * 1024 * 1024
+_SERIES_CACHE_ENTRIES = 1_024
+
+
+def system_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResultSeries:
+    """One result series: `ts` ascending (bucket starts, only buckets with data), `values`
+    aligned with it (NaN where the agg has no answer, e.g. avg of an empty bucket)."""
+
+    labels: Mapping[str, str]
+    ts: I64
+    values: F64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryStats:
+    series_matched: int
+    chunks_read: int
+    points_read: int
+    elapsed_ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryResult:
+    """`series` sorted by labels; `tier` the tier that answered, `step_ms` its step."""
+
+    tier: str
+    step_ms: int
+    agg: str
+    series: tuple[ResultSeries, ...]
+    stats: QueryStats
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Resolved:
+    """Index answer for one (tenant, metric, equality filter), prepared for grouping."""
+
+    records: tuple[SeriesRecord, ...]
+    labels: tuple[Mapping[str, str], ...]  # per record: its labels + "region"
+
+
+class QueryEngine:
+    """Answers queries of one deployment; safe to share between concurrent requests.
+
+    Reads only: the index and the tier chunks. The series cache may serve an index answer
+    up to SERIES_CACHE_TTL_MS old, so a brand-new series can take that long to appear.
+    Decoded chunks whose span has ended are kept (up to `decoded_cache_bytes`) and reused
+    only while the stored chunk is unchanged, so caching never serves stale points.
+    """
+
+    def __init__(
+        self,
+        index: SeriesIndex,
+        chunks: ChunkStore,
+        tiers: Sequence[Tier] = DEFAULT_TIERS,
+        clock: Clock = system_clock_ms,
+        *,
+        decoded_cache_bytes: int = DECODED_CACHE_BYTES,
+    ) -> None:
+        self._index = index
+        self._chunks = chunks
+        self._tiers = tuple(tiers)
+        self._clock = clock
+        self._decoded = DecodedChunkCache(max_bytes=decoded_cache_bytes)
+        self._series_cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[int, _Resolved]] = {}
+
+    @property
+    def tiers(self) -> tuple[Tier, ...]:
+        return self._tiers
+
+    async def query(self, spec: QuerySpec) -> QueryResult:
+        """Merge the matching series per bucket and group, then read `agg` off each point.
+
+        Raises InvalidArgument (bad spec, before any I/O), ResourceExhausted (more than
+        MAX_SERIES matching series or MAX_RESULT_POINTS result points). A metric without
+        series gives an empty result.
+        """
+        started = time.perf_counter()
+        now_ms = self._clock()
+        # Validates everything but the agg-for-kind before touching a store.
+        draft = plan(spec, self._tiers, now_ms=now_ms)
+        resolved = await self._resolve(spec.tenant, spec.metric, draft.selector.equal)
+        selector = draft.selector
+        picked = [i for i, labels in enumerate(resolved.labels) if selector.matches(labels)]
+        if len(picked) > MAX_SERIES:
+            raise ResourceExhausted(
+                f"query matches {len(picked):,} series of {spec.metric}, over the limit of {MAX_SERIES:,} "
+                "series per query; narrow it with where= matchers or a region"
+            )
+        if not picked:
+            return QueryResult(
+                tier=draft.tier.name,
+                step_ms=draft.step_ms,
+                agg=draft.agg,
+                series=(),
+                stats=QueryStats(series_matched=0, chunks_read=0, points_read=0, elapsed_ms=_since(started)),
+            )
+        records = [resolved.records[i] for i in picked]
+        labels = [resolved.labels[i] for i in picked]
+        group_of, group_labels = _groups(labels, draft.group_by)
+        final = plan(spec, self._tiers, now_ms=now_ms, series_kind=_kind(records[0].kind), groups=len(group_labels))
+        series_ids = [r.series_id for r in records]
+        group_by_series = dict(zip(series_ids, group_of, strict=True))
+        tier = final.tier
+        stored = await self._chunks.read_range(tier.name, series_ids, final.start_ms, final.end_ms, tier.chunk_span_ms)
+        points, points_read = self._decode(stored, group_by_series, final, now_ms=now_ms)
+        series = _aggregate(points, final, group_labels)
+        return QueryResult(
+            tier=tier.name,
+            step_ms=tier.step_ms,
+            agg=final.agg,
+            series=series,
+            stats=QueryStats(
+                series_matched=len(records),
+                chunks_read=len(stored),
+                points_read=points_read,
+                elapsed_ms=_since(started),
+            ),
+        )
+
+    def _decode(
+        self, stored: Sequence[StoredChunk], group_of: Mapping[int, int], final: QueryPlan, *, now_ms: int
+    ) -> tuple[Points, int]:
+        """Points of all chunks keyed by group id and clipped to the plan's range, merged, so
+        points of one group and bucket are one point (sketches merged, HLLs united)."""
+        start_ms, end_ms = final.start_ms, final.end_ms
+        tier = final.tier
+        span = tier.chunk_span_ms
+        parts: list[Points] = []
+        bounds: list[tuple[int, int]] = []
+        groups: list[int] = []
+        points_read = 0
+        for chunk in stored:
+            group = group_of.get(chunk.series_id)
+            if group is None:  # a store that returns more than asked
+                continue
+            closed = chunk.chunk_start_ms + span <= now_ms
+            pts = self._decoded.get(tier.name, chunk) if closed else None
+            if pts is None:
+                # Decoded under key 0: the group id differs per query, it is applied below.
+                pts = decode_chunk(chunk.data, key=0).points
+                if closed:
+                    self._decoded.put(tier.name, chunk, pts)
+            n = len(pts)
+            points_read += n
+            if chunk.chunk_start_ms >= start_ms and chunk.chunk_start_ms + span <= end_ms:
+                lo, hi = 0, n
+            else:
+                # A chunk's points are sorted by ts: clipping is a slice.
+                lo, hi = np.searchsorted(pts.ts, (start_ms, end_ms), side="left").tolist()
+            if lo < hi:
+                parts.append(pts)
+                bounds.append((lo, hi))
+                groups.append(group)
+        if not parts:
+            return Points.empty(), points_read
+        if all(p.sketch.total == 0 and p.hll.total == 0 for p in parts):
+            return merge(_concat_plain(parts, bounds, groups)), points_read
+        clipped = (p.take(slice(lo, hi)).with_key(g) for p, (lo, hi), g in zip(parts, bounds, groups, strict=True))
+        return merge(*clipped), points_read
+
+    async def list_metrics(self, tenant: str) -> list[MetricSummary]:
+        """The tenant's metrics, sorted by name."""
+        return sorted(await self._index.list_metrics(tenant), key=lambda m: m.name)
+
+    async def label_values(self, tenant: str, label: str, metric: str | None = None) -> list[str]:
+        """Sorted distinct values of `label` ("region" included) in the tenant or one metric."""
+        return await self._index.label_values(tenant, label, metric or None)
+
+    async def _resolve(self, tenant: str, metric: str, equal: Mapping[str, str]) -> _Resolved:
+        key = (tenant, metric, tuple(sorted(equal.items())))
+        now_ms = self._clock()
+        cached = self._series_cache.get(key)
+        if cached is not None and now_ms - cached[0] < SERIES_CACHE_TTL_MS:
+            return cached[1]
+        records = await self._index.find_series(tenant, metric, LabelFilter(equal=dict(equal)))
+        resolved = _Resolved(
+            records=tuple(records),
+            labels=tuple({**dict(r.labels), REGION_LABEL: r.region} for r in records),
+        )
+        if len(self._series_cache) >= _SERIES_CACHE_ENTRIES:
+            # Drop expired entries first; if all are fresh, the oldest inserted.
+            for k in [k for k, (at, _) in self._series_cache.items() if now_ms - at >= SERIES_CACHE_TTL_MS]:
+                del self._series_cache[k]
+            while len(self._series_cache) >= _SERIES_CACHE_ENTRIES:
+                del self._series_cache[next(iter(self._series_cache))]
+        self._series_cache[key] = (now_ms, resolved)
+        return resolved
+
+
+def _kind(number: int) -> MetricKind | None:
+    try:
+        return MetricKind(number)
+    except ValueError:
+        return None
+
+
+def metric_kind_label(kind: int) -> str:
+    """ "counter", "gauge", "timer", "distinct" (or "unspecified") for a stored kind number."""
+    try:
+        return MetricKind(kind).label
+    except ValueError:
+        return "unspecified"
+
+
+class DecodedChunkCache:
+    """Decoded chunks by (tier, series id, chunk start), least recently used evicted first,
+    bounded by the bytes of their arrays.
+
+    An entry is only returned for a stored chunk with the same partition, applied offset,
+    length and CRC-32 as the one it was decoded from: a chunk rewritten by late data is a
+    miss (and replaces the entry), never a stale answer.
+    """
+
+    def __init__(self, *, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: OrderedDict[tuple[str, int, int], tuple[tuple[int, int, int, int], Points, int]] = OrderedDict()
+
+    @staticmethod
+    def _version(chunk: StoredChunk) -> tuple[int, int, int, int]:
+        return (chunk.partition, chunk.applied_offset, len(chunk.data), zlib.crc32(chunk.data))
+
+    def get(self, tier: str, chunk: StoredChunk) -> Points | None:
+        key = (tier, chunk.series_id, chunk.chunk_start_ms)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != self._version(chunk):
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, tier: str, chunk: StoredChunk, points: Points) -> None:
+        size = _nbytes(points)
+        if size > self._max_bytes:
+            return
+        _freeze(points)  # shared by later queries: an in-place write would be a bug, make it loud
+        key = (tier, chunk.series_id, chunk.chunk_start_ms)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[2]
+        while self._entries and self._bytes + size > self._max_bytes:
+            _, (_, _, evicted) = self._entries.popitem(last=False)
+            self._bytes -= evicted
+        self._entries[key] = (self._version(chunk), points, size)
+        self._bytes += size
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _arrays(points: Points) -> list[npt.NDArray[Any]]:
+    columns = [points.key, points.ts, points.count, points.sum, points.min, points.max, points.last, points.last_ts]
+    return columns + [a for r in (points.sketch, points.hll) for a in (r.offsets, r.index, r.value)]
+
+
+def _nbytes(points: Points) -> int:
+    return sum(a.nbytes for a in _arrays(points))
+
+
+def _freeze(points: Points) -> None:
+    for a in _arrays(points):
+        a.flags.writeable = False
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _groups(
+    labels: Sequence[Mapping[str, str]], group_by: tuple[str, ...] | None
+) -> tuple[list[int], list[dict[str, str]]]:
+    """Group id per series and the labels of each group: `None` (`*`) = a group per series
+    with all its labels, () = one group without labels, names = one group per distinct
+    combination of those labels (a missing label counts as "")."""
+    if group_by is None:
+        return list(range(len(labels))), [dict(x) for x in labels]
+    if not group_by:
+        return [0] * len(labels), [{}]
+    ids: dict[tuple[str, ...], int] = {}
+    group_of: list[int] = []
+    for x in labels:
+        values = tuple(x.get(name, "") for name in group_by)
+        group_of.append(ids.setdefault(values, len(ids)))
+    return group_of, [dict(zip(group_by, values, strict=True)) for values in ids]
+
+
+def _concat_plain(parts: Sequence[Points], bounds: Sequence[tuple[int, int]], groups: Sequence[int]) -> Points:
+    """Rows `lo:hi` of each part under its group's key, one part after another, for parts
+    without sketches or HLLs: one concatenate per column instead of a Points object per
+    chunk (~3x faster for thousands of chunks)."""
+
+    def cat(column: str) -> npt.NDArray[Any]:
+        return np.concatenate([getattr(p, column)[lo:hi] for p, (lo, hi) in zip(parts, bounds, strict=True)])
+
+    lengths = np.array([hi - lo for lo, hi in bounds], dtype=np.int64)
+    n = int(lengths.sum())
+    return Points(
+        key=np.repeat(np.asarray(groups, dtype=np.int64), lengths),
+        ts=cat("ts"),
+        count=cat("count"),
+        sum=cat("sum"),
+        min=cat("min"),
+        max=cat("max"),
+        last=cat("last"),
+        last_ts=cat("last_ts"),
+        sketch=Ragged.empty(n),
+        hll=Ragged.empty(n),
+    )
+
+
+def _aggregate(points: Points, final: QueryPlan, group_labels: Sequence[Mapping[str, str]]) -> tuple[ResultSeries, ...]:
+    if len(points) == 0:
+        return ()
+    values = read_agg(points, final.agg, final.step_ms)
+    keys, offsets = key_bounds(points)
+    bounds = offsets.tolist()
+    out = [
+        ResultSeries(
+            labels=group_labels[key], ts=points.ts[bounds[i] : bounds[i + 1]], values=values[bounds[i] : bounds[i + 1]]
+        )
+        for i, key in enumerate(keys.tolist())
+    ]
+    out.sort(key=lambda s: sorted(s.labels.items()))
+    return tuple(out)

@@ -1,0 +1,156 @@
+"""gRPC entrypoint of the query side: argus.query.v1.QueryService on grpc.aio.
+
+Parse the request -> authenticate -> call the engine -> map errors with the one table in
+core/transport_errors.py. Every RPC is read-only and idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from contracts.argus.query.v1 import query_pb2, query_pb2_grpc
+from core.auth import Authenticator, bearer_token
+from core.errors import ArgusError, InvalidArgument
+from core.model import HOUR_MS
+from core.transport_errors import grpc_code, public_message
+from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
+from query_side.planner import AUTO, Matcher, MatchOp, QuerySpec
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: str = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
+# Trailing metadata key naming the request field an INVALID_ARGUMENT is about.
+PARAMETER_METADATA_KEY = "argus-parameter"
+
+_OPS = {
+    # proto3 zero value: a matcher without op is an equality, as the field reads.
+    query_pb2.MATCH_OP_UNSPECIFIED: MatchOp.EQUAL,
+    query_pb2.MATCH_OP_EQUAL: MatchOp.EQUAL,
+    query_pb2.MATCH_OP_NOT_EQUAL: MatchOp.NOT_EQUAL,
+    query_pb2.MATCH_OP_REGEX: MatchOp.REGEX,
+    query_pb2.MATCH_OP_NOT_REGEX: MatchOp.NOT_REGEX,
+}
+
+_R = TypeVar("_R")
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    """QueryService over a QueryEngine; the tenant comes from the `authorization` metadata."""
+
+    def __init__(self, engine: QueryEngine, authenticator: Authenticator, clock: Clock = system_clock_ms) -> None:
+        self._engine = engine
+        self._auth = authenticator
+        self._clock = clock
+
+    async def Query(
+        self, request: query_pb2.QueryRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.QueryResponse:
+        async def call() -> query_pb2.QueryResponse:
+            tenant = self._tenant(context)
+            result = await self._engine.query(spec_from_request(request, tenant=tenant, now_ms=self._clock()))
+            return response_from_result(result)
+
+        return await _guarded(context, "query", call)
+
+    async def ListMetrics(
+        self, request: query_pb2.ListMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.ListMetricsResponse:
+        async def call() -> query_pb2.ListMetricsResponse:
+            metrics = await self._engine.list_metrics(self._tenant(context))
+            return query_pb2.ListMetricsResponse(
+                metrics=[
+                    query_pb2.MetricInfo(name=m.name, kind=metric_kind_label(m.kind), series_count=m.series_count)
+                    for m in metrics
+                ]
+            )
+
+        return await _guarded(context, "list metrics", call)
+
+    async def ListLabelValues(
+        self, request: query_pb2.ListLabelValuesRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.ListLabelValuesResponse:
+        async def call() -> query_pb2.ListLabelValuesResponse:
+            tenant = self._tenant(context)
+            if not request.label:
+                raise InvalidArgument("label: a label name is required", parameter="label")
+            values = await self._engine.label_values(tenant, request.label, request.metric or None)
+            return query_pb2.ListLabelValuesResponse(values=values)
+
+        return await _guarded(context, "list label values", call)
+
+    def _tenant(self, context: grpc.aio.ServicerContext) -> str:
+        header = None
+        for key, value in context.invocation_metadata() or ():
+            if key.lower() == "authorization":
+                header = value if isinstance(value, str) else value.decode("utf-8", "replace")
+                break
+        return self._auth.tenant_for(bearer_token(header))
+
+
+def add_to_server(server: grpc.aio.Server, servicer: QueryServicer) -> None:
+    """Register the servicer; health/reflection use SERVICE_NAME."""
+    query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+
+
+def spec_from_request(request: query_pb2.QueryRequest, *, tenant: str, now_ms: int) -> QuerySpec:
+    """A QuerySpec from the proto; start_ms/end_ms 0 mean end = now, start = end - 1 h."""
+    end_ms = request.end_ms or now_ms
+    start_ms = request.start_ms or end_ms - HOUR_MS
+    matchers = []
+    for m in request.matchers:
+        op = _OPS.get(m.op)
+        if op is None:
+            raise InvalidArgument(f"matchers: unknown op {m.op} for label {m.name!r}", parameter="matchers")
+        matchers.append(Matcher(name=m.name, op=op, value=m.value))
+    return QuerySpec(
+        tenant=tenant,
+        metric=request.metric,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        period=request.period or AUTO,
+        agg=request.agg or None,
+        matchers=tuple(matchers),
+        group_by=tuple(g for part in request.group_by for g in part.split(",")),
+        region=request.region or None,
+    )
+
+
+def response_from_result(result: QueryResult) -> query_pb2.QueryResponse:
+    response = query_pb2.QueryResponse(
+        tier=result.tier,
+        stats=query_pb2.QueryStats(
+            series_matched=result.stats.series_matched,
+            chunks_read=result.stats.chunks_read,
+            points_read=result.stats.points_read,
+            elapsed_ms=result.stats.elapsed_ms,
+        ),
+    )
+    for s in result.series:
+        out = response.series.add()
+        out.labels.update(s.labels)
+        out.timestamps_ms.extend(s.ts.tolist())
+        out.values.extend(s.values.tolist())
+    return response
+
+
+async def _guarded(context: grpc.aio.ServicerContext, what: str, call: Callable[[], Awaitable[_R]]) -> _R:
+    """Run `call`, turning errors into a status: ours by the shared table, anything else
+    INTERNAL with a generic message (the details go to the log)."""
+    try:
+        return await call()
+    except ArgusError as exc:
+        if grpc_code(exc) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.INTERNAL):
+            log.warning("%s failed: %s", what, exc, exc_info=exc)
+        trailing: tuple[tuple[str, str], ...] = ()
+        if isinstance(exc, InvalidArgument) and exc.parameter:
+            trailing = ((PARAMETER_METADATA_KEY, exc.parameter),)
+        await context.abort(grpc_code(exc), public_message(exc), trailing)
+        raise  # abort always raises; this keeps type checkers sure the function returns
+    except Exception as exc:
+        log.exception("%s failed", what)
+        await context.abort(grpc_code(exc), public_message(exc))
+        raise
