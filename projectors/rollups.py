@@ -75,6 +75,9 @@ class RollupProjector:
         self._log = log
         self._store = store
         self._tiers = tuple(tiers)
+        finest = min(t.chunk_span_ms for t in self._tiers)
+        if any(t.chunk_span_ms % finest for t in self._tiers):
+            raise ValueError("every tier's chunk span must be a multiple of the finest tier's chunk span")
         self._flush_interval_s = flush_interval_ms / 1000
         self._max_buffer_samples = max_buffer_samples
         self._poll_records = poll_records
@@ -175,10 +178,13 @@ class RollupProjector:
         self._flushes += 1
         now_ms = self._clock_ms()
         written = 0
+        finest = min(t.chunk_span_ms for t in self._tiers)
         for family in columns:
+            base = _BaseItems.of(family.key, family.ts, finest)
             previous: tuple[np.ndarray, pts.Points] | None = None
             for tier in self._tiers:
-                previous = await self._apply(tier, family, kinds, partitions, now_ms, previous)
+                keys, inverse = base.coarsen(tier.chunk_span_ms)
+                previous = await self._apply(tier, family, keys, inverse, kinds, partitions, now_ms, previous)
         for tier in self._tiers:
             written += await self._write_dirty(tier)
         if self._pending_ids:
@@ -197,6 +203,8 @@ class RollupProjector:
         self,
         tier: Tier,
         family: FamilyColumns,
+        keys: list[ItemKey],
+        inverse: np.ndarray,
         kinds: dict[int, int],
         partitions: dict[int, int],
         now_ms: int,
@@ -205,12 +213,7 @@ class RollupProjector:
         """Merge this family's samples into `tier`; return (mask, new points) for the next tier."""
         cache = self._cache[tier.name]
         span = tier.chunk_span_ms
-        starts = family.ts - family.ts % span
         keep = family.ts >= now_ms - tier.retention_ms
-        pairs = np.stack([family.key, starts], axis=1)
-        items, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        keys: list[ItemKey] = [(int(k), int(s)) for k, s in items]
         await self._load(tier, [k for k in keys if k not in cache])
 
         applied = np.array([cache[k].applied_offset if k in cache else -1 for k in keys], dtype=np.int64)
@@ -310,6 +313,48 @@ class RollupProjector:
         await self._store.forget_events_before(self.name, now_ms - self._applied_memory_ms)
 
 
+@dataclass(frozen=True, slots=True)
+class _BaseItems:
+    """Samples grouped into items of the finest chunk span, sorted once.
+
+    Every coarser span is a multiple of the finest, so a coarser tier's items are groups
+    of these base items: coarsening works on the (few) items, not the samples.
+    """
+
+    sids: np.ndarray  # distinct series ids
+    item_sid: np.ndarray  # per base item: index into sids
+    item_chunk: np.ndarray  # per base item: chunk number at the finest span
+    inverse: np.ndarray  # per sample: base item index
+    span_ms: int
+
+    @staticmethod
+    def of(key: np.ndarray, ts: np.ndarray, span_ms: int) -> _BaseItems:
+        sids, sid_index = np.unique(key, return_inverse=True)
+        chunk = ts // span_ms
+        low = int(chunk.min())
+        width = int(chunk.max()) - low + 1
+        codes, inverse = np.unique(sid_index.astype(np.int64) * width + (chunk - low), return_inverse=True)
+        return _BaseItems(
+            sids=sids,
+            item_sid=codes // width,
+            item_chunk=codes % width + low,
+            inverse=inverse.reshape(-1),
+            span_ms=span_ms,
+        )
+
+    def coarsen(self, span_ms: int) -> tuple[list[ItemKey], np.ndarray]:
+        """Items at `span_ms` (a multiple of the base span) and each sample's item index."""
+        factor = span_ms // self.span_ms
+        chunk = self.item_chunk // factor
+        low = int(chunk.min())
+        width = int(chunk.max()) - low + 1
+        codes, item_inverse = np.unique(self.item_sid * width + (chunk - low), return_inverse=True)
+        sids = self.sids[codes // width]
+        starts = (codes % width + low) * span_ms
+        keys = list(zip(sids.tolist(), starts.tolist(), strict=True))
+        return keys, item_inverse.reshape(-1)[self.inverse]
+
+
 def _split_items(points: pts.Points, span_ms: int) -> list[tuple[ItemKey, pts.Points]]:
     """Split points sorted by (key, ts) into runs of one (series, chunk start)."""
     if len(points) == 0:
@@ -320,5 +365,5 @@ def _split_items(points: pts.Points, span_ms: int) -> list[tuple[ItemKey, pts.Po
     out = []
     keys = points.key
     for lo, hi in itertools.pairwise(bounds):
-        out.append(((int(keys[lo]), int(starts[lo])), points.take(np.arange(lo, hi))))
+        out.append(((int(keys[lo]), int(starts[lo])), points.take(slice(lo, hi))))
     return out
