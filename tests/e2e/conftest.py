@@ -1,0 +1,415 @@
+"""Fixtures of the end-to-end suite: real `argus up` processes on free 127.0.0.1 ports.
+
+`ArgusServer` starts `argus up --no-collector` as a subprocess with its output in a log file,
+waits for readiness (HTTP /readyz and gRPC health of ingest and query, polled with a
+deadline), and stops it with SIGTERM (then SIGKILL) or kills it with SIGKILL on demand. It
+also carries the small clients the tests share (HTTP JSON, gRPC stubs, `argus push`).
+When a test fails, the tail of every live server's log is attached to its report.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from contracts.argus.metrics.v1 import metrics_pb2
+from contracts.argus.query.v1 import query_pb2_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 60.0
+VISIBLE_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+LOG_TAIL_LINES = 150
+
+T = TypeVar("T")
+
+_LIVE: list[ArgusServer] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    # Servers run in their own session (so a Ctrl-C of pytest does not reach them first);
+    # never leave one behind, whatever way the run ended.
+    for server in _LIVE:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def argus_argv(*args: str) -> list[str]:
+    """The `argus` console script's entry point (`argus.cli:main`) run by this interpreter from
+    the source tree under test, so an installed copy can never shadow the code being tested."""
+    return [sys.executable, "-c", "import sys; from argus.cli import main; sys.exit(main())", *args]
+
+
+def argus_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["COLUMNS"] = "200"  # rich wraps log lines at the terminal width
+    return env
+
+
+def run_argus(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argus_argv(*args),
+        cwd=REPO_ROOT,
+        env=argus_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def measured(name: str, value: object) -> None:
+    """Print a measured number (shown with `pytest -s` or `-rP`)."""
+    print(f"measured {name} = {value!r}")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.05) -> T:
+    """Poll `probe` until it returns something other than None/False; fail after `timeout_s`
+    with the last value or error."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while True:
+        try:
+            value = probe()
+        except Exception as exc:  # the condition may raise while the server warms up
+            value, last = None, exc
+        else:
+            last = value
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
+        time.sleep(interval_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushReport:
+    """What `argus push` printed in its summary."""
+
+    accepted: int
+    rejected: int
+    batches: int
+    duplicates: int
+
+
+def parse_push_summary(output: str) -> PushReport:
+    """Read `samples N accepted, M rejected` and `batches B: ... D duplicate` off the summary."""
+    text = output.replace(",", "")
+    samples = re.search(r"samples\s+(\d+) accepted\s+(\d+) rejected", text)
+    batches = re.search(r"batches\s+(\d+):.*?(\d+) duplicate", text, re.DOTALL)
+    assert samples and batches, f"cannot read the argus push summary:\n{output}"
+    return PushReport(
+        accepted=int(samples.group(1)),
+        rejected=int(samples.group(2)),
+        batches=int(batches.group(1)),
+        duplicates=int(batches.group(2)),
+    )
+
+
+class HttpAnswer:
+    def __init__(self, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"HttpAnswer({self.status}, {self.body!r})"
+
+
+class ArgusServer:
+    """One `argus up --no-collector` process over a data dir; restartable on new ports."""
+
+    def __init__(self, data_dir: Path, *, api_key: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.api_key = api_key or "argus_e2e_" + secrets.token_hex(12)
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ingest_port = 0
+        self.query_port = 0
+        self.http_port = 0
+        self.starts = 0
+        self._channels: list[grpc.Channel] = []
+
+    # -------------------------------------------------------------- lifecycle
+
+    def start(self, *, same_ports: bool = False) -> ArgusServer:
+        """Start (or restart) on the data dir; new free ports unless `same_ports` (so clients
+        that retry against the old address find the restarted server)."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        if not (same_ports and self.starts):
+            self.ingest_port, self.query_port, self.http_port = free_port(), free_port(), free_port()
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start {self.starts} (ports {self.ports}) =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                argus_argv(
+                    "up",
+                    "--no-collector",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--ingest-addr",
+                    f"127.0.0.1:{self.ingest_port}",
+                    "--query-addr",
+                    f"127.0.0.1:{self.query_port}",
+                    "--http-addr",
+                    f"127.0.0.1:{self.http_port}",
+                    "--api-key",
+                    self.api_key,
+                ),
+                cwd=REPO_ROOT,
+                env=argus_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if self not in _LIVE:
+            _LIVE.append(self)
+        self.wait_ready()
+        return self
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"ingest": self.ingest_port, "query": self.query_port, "http": self.http_port}
+
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                pytest.fail(f"argus up exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}")
+            if self.http_get("/readyz", key=None).status != 200:
+                return False
+            return self.grpc_health(self.ingest_port) and self.grpc_health(self.query_port)
+
+        wait_for("argus up to be ready", ready, timeout_s=timeout_s, interval_s=0.1)
+
+    def grpc_health(self, port: int, service: str = "") -> bool:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2.0)
+            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM, wait for the exit (SIGKILL after `timeout_s`); the exit code (None-safe)."""
+        self._close_channels()
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc is not None else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"argus up did not stop within {timeout_s:.0f} s of SIGTERM:\n{self.log_tail()}")
+
+    def kill9(self) -> None:
+        self._close_channels()
+        assert self.proc is not None and self.proc.poll() is None, "not running"
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def close(self) -> None:
+        """Teardown: stop whatever still runs, without failing."""
+        self._close_channels()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        with contextlib.suppress(ValueError):
+            _LIVE.remove(self)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -------------------------------------------------------------- clients
+
+    @property
+    def ingest_target(self) -> str:
+        return f"127.0.0.1:{self.ingest_port}"
+
+    def auth(self, key: str | None = None) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {key or self.api_key}"),)
+
+    def channel(self, port: int, **options: int) -> grpc.Channel:
+        opts = [(f"grpc.{name}", value) for name, value in options.items()]
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=opts)
+        self._channels.append(channel)
+        return channel
+
+    def ingest_stub(self) -> ingest_pb2_grpc.IngestServiceStub:
+        return ingest_pb2_grpc.IngestServiceStub(self.channel(self.ingest_port))  # type: ignore[no-untyped-call]
+
+    def query_stub(self) -> query_pb2_grpc.QueryServiceStub:
+        channel = self.channel(self.query_port, max_receive_message_length=64 << 20)
+        return query_pb2_grpc.QueryServiceStub(channel)  # type: ignore[no-untyped-call]
+
+    def push_batch(self, batch: metrics_pb2.SampleBatch, *, key: str | None = None) -> ingest_pb2.BatchResult:
+        stub = self.ingest_stub()
+        response = stub.PushBatch(ingest_pb2.PushBatchRequest(batch=batch), metadata=self.auth(key), timeout=30.0)
+        return response.result  # type: ignore[no-any-return]
+
+    def push_stream(
+        self, batches: Sequence[metrics_pb2.SampleBatch], *, key: str | None = None
+    ) -> dict[str, ingest_pb2.BatchResult]:
+        """Send every batch on one Push stream; the results by batch id (one per batch)."""
+        stub = self.ingest_stub()
+        requests = iter([ingest_pb2.PushRequest(batch=b) for b in batches])
+        results: dict[str, ingest_pb2.BatchResult] = {}
+        for response in stub.Push(requests, metadata=self.auth(key), timeout=120.0):
+            assert response.result.batch_id not in results, f"two answers for batch {response.result.batch_id}"
+            results[response.result.batch_id] = response.result
+        return results
+
+    def http_get(
+        self, path: str, params: Sequence[tuple[str, str]] = (), *, key: str | bool | None = True
+    ) -> HttpAnswer:
+        """GET with `Authorization: Bearer <key>`: key True = the dev key, None/False = none."""
+        url = f"http://127.0.0.1:{self.http_port}{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(list(params))
+        headers = {}
+        if key is True:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        elif isinstance(key, str):
+            headers["Authorization"] = f"Bearer {key}"
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30.0) as response:
+                return HttpAnswer(response.status, json.loads(response.read()))
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")
+            return HttpAnswer(err.code, body)
+
+    def query(self, params: Sequence[tuple[str, str]], *, key: str | None = None) -> dict[str, Any]:
+        answer = self.http_get("/api/v1/query", params, key=key or True)
+        assert answer.status == 200, f"query {params} answered {answer}"
+        body: dict[str, Any] = answer.body
+        return body
+
+    def total(self, params: Sequence[tuple[str, str]], *, key: str | None = None) -> float:
+        """The sum of every point of every series a query answers (e.g. agg=count: how many)."""
+        body = self.query(params, key=key)
+        return float(sum(v for s in body["series"] for _, v in s["points"] if v is not None))
+
+    def barrier(self, name: str, *, series: int = 200, key: str | None = None) -> None:
+        """Append one marker sample to each of `series` new series (so many that they land in
+        every partition of the samples topic) and wait until all are counted: everything
+        appended before them has been projected then too."""
+        now = time.time_ns() // 1_000_000
+        batch = metrics_pb2.SampleBatch(batch_id=f"barrier-{name}", source="e2e-barrier")
+        for i in range(series):
+            s = batch.series.add(metric="e2e_barrier", kind=metrics_pb2.METRIC_KIND_GAUGE, region="us-east-1")
+            s.labels.add(name="round", value=name)
+            s.labels.add(name="slot", value=str(i))
+            s.timestamps_ms.append(now)
+            s.values.append(1.0)
+        result = self.push_batch(batch, key=key)
+        assert result.status == ingest_pb2.BATCH_STATUS_ACCEPTED, result
+        params = [
+            ("metric", "e2e_barrier"),
+            ("agg", "count"),
+            ("period", "1h"),
+            ("start", "now-2h"),
+            ("end", "now+1h"),
+            ("where", f"round={name}"),
+        ]
+        wait_for(f"barrier {name}", lambda: self.total(params, key=key) == series, timeout_s=VISIBLE_TIMEOUT_S)
+
+    def push_file(self, path: Path, *extra: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_argus("push", str(path), "--ingest", self.ingest_target, "--api-key", key or self.api_key, *extra)
+
+    def popen_push(self, path: Path, *extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            argus_argv("push", str(path), "--ingest", self.ingest_target, "--api-key", self.api_key, *extra),
+            cwd=REPO_ROOT,
+            env=argus_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def _close_channels(self) -> None:
+        for channel in self._channels:
+            channel.close()
+        self._channels.clear()
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def argus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArgusServer]:
+    """One running server per test module (tests of a module share its data)."""
+    server = ArgusServer(tmp_path_factory.mktemp("argus") / "data")
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[[], ArgusServer]]:
+    """Servers (not yet started) in this test's tmp dir; all stopped at the end."""
+    made: list[ArgusServer] = []
+
+    def make() -> ArgusServer:
+        server = ArgusServer(tmp_path / f"data{len(made)}")
+        made.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed:
+        for server in _LIVE:
+            report.sections.append(
+                (f"argus server log ({server.log_path}, last {LOG_TAIL_LINES} lines)", server.log_tail())
+            )
