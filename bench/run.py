@@ -1,0 +1,1109 @@
+"""Argus's own benchmark: ingest, projection, storage, queries and freshness of `argus up`.
+
+    python -m bench.run [--smoke] [--hosts N] [--metrics M] [--span 2h] [--repeat N]
+                        [--formats parquet,csv,ndjson] [--out bench/results/<time>.json]
+
+What it does (see bench/README.md for the method and what each figure means):
+
+1. Generates the devops dataset (bench.workload) once per input format, untimed.
+2. Per format and repetition: starts `argus up --no-collector` on free 127.0.0.1 ports in a
+   fresh data dir, times `argus push FILE` (start -> exit = accepted into the log) and then
+   "all data queryable" (HTTP count per metric over the span equals what was pushed), and
+   reads the server's CPU seconds and peak RSS.
+3. On the last server: bytes per sample in the hot store (read from hot.db directly), warm
+   query latencies over HTTP (keep-alive, client side), and freshness (gRPC PushBatch ack ->
+   visible in a 5s query).
+4. Writes JSON to bench/results/ and a markdown table to bench/results/latest.md.
+
+Exit status 1 only on functional errors (a server that does not start, a push that fails,
+data that never becomes queryable, counts that do not match, queries that fail); slow
+figures never fail the run here (budgets are checked elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, TypeVar
+
+import grpc
+import numpy as np
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.workload import (
+    OutputFormat,
+    WorkloadSpec,
+    WriteStats,
+    default_end_ms,
+    host_names,
+    parse_duration_ms,
+    write,
+)
+from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from contracts.argus.metrics.v1 import metrics_pb2
+from core.model import DEFAULT_TIERS, HOUR_MS, MINUTE_MS, MetricKind
+from query_side.timeparse import format_duration
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+RESULTS_DIR: Final = REPO_ROOT / "bench" / "results"
+READY_TIMEOUT_S: Final = 60.0
+STOP_TIMEOUT_S: Final = 30.0
+FRESHNESS_TIMEOUT_S: Final = 10.0
+WARMUP_REPS: Final = 3
+# Targets of issue 2 ("Speed to design for"), shown beside the figures.
+TARGETS: Final[Mapping[str, tuple[str, float]]] = {
+    "push_samples_per_s": (">=", 500_000),
+    "e2e_samples_per_s": (">=", 500_000),
+    "gauge_5s_bytes_per_sample": ("<=", 2.5),
+    "Q3_p99_ms": ("<=", 50.0),
+    "Q5_p99_ms": ("<=", 250.0),
+}
+
+T = TypeVar("T")
+
+
+class BenchFailure(RuntimeError):
+    """A functional failure: the run cannot produce honest figures (exit status 1)."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wait_for(what: str, probe: Callable[[], T | None], *, timeout_s: float, interval_s: float) -> T:
+    """Poll `probe` until it returns something other than None/False; BenchFailure after
+    `timeout_s` naming the last value or error."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while True:
+        try:
+            value = probe()
+        except BenchFailure:
+            raise
+        except Exception as exc:  # the condition may raise while a server warms up
+            value, last = None, exc
+        else:
+            last = value
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise BenchFailure(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
+        time.sleep(interval_s)
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def argus_argv(*args: str) -> list[str]:
+    """`argus` from this source tree, run by this interpreter (an installed copy never shadows it)."""
+    return [sys.executable, "-c", "import sys; from argus.cli import main; sys.exit(main())", *args]
+
+
+def argus_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["COLUMNS"] = "200"
+    return env
+
+
+class ArgusServer:
+    """One `argus up --no-collector` over a fresh data dir, on free ports.
+
+    `start()` returns once HTTP /healthz answers and ingest's gRPC health is SERVING;
+    `stop()` sends SIGTERM, waits, then SIGKILLs; it is safe to call twice.
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path, api_key: str, *, log_level: str = "INFO") -> None:
+        self.data_dir = data_dir
+        self.log_level = log_level
+        self.log_path = log_path
+        self.api_key = api_key
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ingest_port = 0
+        self.query_port = 0
+        self.http_port = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def ingest_target(self) -> str:
+        return f"127.0.0.1:{self.ingest_port}"
+
+    def start(self) -> ArgusServer:
+        self.ingest_port, self.query_port, self.http_port = free_port(), free_port(), free_port()
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                argus_argv(
+                    "up",
+                    "--no-collector",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--ingest-addr",
+                    f"127.0.0.1:{self.ingest_port}",
+                    "--query-addr",
+                    f"127.0.0.1:{self.query_port}",
+                    "--http-addr",
+                    f"127.0.0.1:{self.http_port}",
+                    "--api-key",
+                    self.api_key,
+                    "--log-level",
+                    self.log_level,
+                ),
+                cwd=REPO_ROOT,
+                env=argus_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for("argus up to be ready", self._ready, timeout_s=READY_TIMEOUT_S, interval_s=0.1)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise BenchFailure(f"argus up exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}")
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2.0)
+        try:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status != 200:
+                return False
+        finally:
+            conn.close()
+        with grpc.insecure_channel(self.ingest_target) as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def peak_rss_bytes(self) -> int:
+        """The process's high-water mark of resident memory (Linux VmHWM), else current RSS."""
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return int(psutil.Process(self.pid).memory_info().rss)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log(f"argus up (pid {self.pid}) did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM; killing it")
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+# ---------------------------------------------------------------------------- HTTP queries
+
+
+class HttpClient:
+    """A keep-alive HTTP/1.1 client of the query API; reconnects once if the server closed."""
+
+    def __init__(self, port: int, api_key: str) -> None:
+        self._port = port
+        self._headers = {"Authorization": f"Bearer {api_key}", "Connection": "keep-alive"}
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120.0)
+
+    def get(self, path: str, params: Sequence[tuple[str, str]]) -> tuple[int, Any, float]:
+        """Status, decoded JSON body and client-side latency in ms (request sent -> body read)."""
+        url = path + ("?" + urllib.parse.urlencode(list(params)) if params else "")
+        for attempt in (1, 2):
+            began = time.perf_counter()
+            try:
+                self._conn.request("GET", url, headers=self._headers)
+                response = self._conn.getresponse()
+                raw = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._conn.close()
+                self._conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=120.0)
+                if attempt == 2:
+                    raise
+                continue
+            elapsed_ms = (time.perf_counter() - began) * 1000
+            return response.status, json.loads(raw), elapsed_ms
+        raise AssertionError("unreachable")
+
+    def query(self, params: Sequence[tuple[str, str]]) -> tuple[dict[str, Any], float]:
+        status, body, elapsed_ms = self.get("/api/v1/query", params)
+        if status != 200:
+            raise BenchFailure(f"query {dict(params)} answered HTTP {status}: {body}")
+        return body, elapsed_ms
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def total_count(client: HttpClient, metric: str, start_ms: int, end_ms: int, period: str = "5s") -> tuple[int, float]:
+    """Samples (gauges, counters) or observations (timers) of `metric` in [start, end), and
+    how long the query took (ms)."""
+    body, elapsed_ms = client.query(
+        [("metric", metric), ("start", str(start_ms)), ("end", str(end_ms)), ("period", period), ("agg", "count")]
+    )
+    return int(sum(v for s in body["series"] for _, v in s["points"] if v is not None)), elapsed_ms
+
+
+def count_period(spec: WorkloadSpec) -> str:
+    """The finest tier whose retention covers the span and whose buckets fit one answer."""
+    for tier in DEFAULT_TIERS:
+        if tier.retention_ms > spec.span_ms + HOUR_MS and spec.span_ms // tier.step_ms <= 50_000:
+            return tier.name
+    return DEFAULT_TIERS[-1].name
+
+
+def expected_counts(spec: WorkloadSpec, stats: WriteStats) -> dict[str, int]:
+    """What `agg=count` over the span must give per metric once everything is projected."""
+    out: dict[str, int] = {}
+    for d in spec.defs:
+        out[d.name] = (
+            stats.observations_by_metric[d.name] if d.kind is MetricKind.TIMER else stats.samples_by_metric[d.name]
+        )
+    return out
+
+
+# Polling spends at most ~1/POLL_DUTY of the server's time on count queries: the server
+# is one process, so a poll holds up the projectors it is waiting for.
+POLL_DUTY: Final = 20
+
+
+def wait_queryable(
+    client: HttpClient, spec: WorkloadSpec, expected: Mapping[str, int], *, timeout_s: float
+) -> dict[str, int]:
+    """Poll until every metric's count over the span equals `expected`; the counts seen.
+
+    One query per poll (the first metric not yet complete), spaced POLL_DUTY times the last
+    query's latency (50 ms - 2 s). A count above the expectation is a functional error
+    (double counting)."""
+    period = count_period(spec)
+    pending = list(expected)
+    seen: dict[str, int] = {}
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        metric = pending[0]
+        got, elapsed_ms = total_count(client, metric, spec.start_ms, spec.end_ms, period)
+        seen[metric] = got
+        if got > expected[metric]:
+            raise BenchFailure(f"{metric}: {got} counted over the span, more than the {expected[metric]} pushed")
+        if got == expected[metric]:
+            pending.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise BenchFailure(
+                f"timed out after {timeout_s:.0f} s waiting for all data to be queryable: "
+                f"counted {seen} of {dict(expected)}"
+            )
+        time.sleep(min(2.0, max(0.05, POLL_DUTY * elapsed_ms / 1000)))
+    return seen
+
+
+# ---------------------------------------------------------------------------- ingest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestRun:
+    fmt: str
+    samples: int
+    file_bytes: int
+    push_s: float
+    queryable_s: float
+    server_cpu_push_s: float
+    server_cpu_total_s: float
+    server_peak_rss_bytes: int
+    push_cpu_s: float
+    push_peak_rss_bytes: int
+    push_output_tail: str
+    projector: ProjectorLog | None = None
+
+    def figures(self) -> dict[str, float]:
+        """The run's figures, rounded for the report (rates per second, CPU per million samples)."""
+        m = self.samples / 1e6
+        return {
+            "push_s": round(self.push_s, 3),
+            "push_samples_per_s": round(self.samples / self.push_s),
+            "queryable_s": round(self.queryable_s, 3),
+            "e2e_samples_per_s": round(self.samples / self.queryable_s),
+            "projector_lag_after_push_s": round(self.queryable_s - self.push_s, 3),
+            "server_cpu_s_per_million": round(self.server_cpu_total_s / m, 3),
+            "server_cpu_s_per_million_during_push": round(self.server_cpu_push_s / m, 3),
+            "push_cpu_s_per_million": round(self.push_cpu_s / m, 3),
+            "server_peak_rss_mb": round(self.server_peak_rss_bytes / 2**20, 1),
+            "push_peak_rss_mb": round(self.push_peak_rss_bytes / 2**20, 1),
+            # The push's own figure (reading + sending, without interpreter start-up), when it prints one.
+            "push_self_reported_samples_per_s": push_self_reported_rate(self.push_output_tail),
+            **(self.projector.figures() if self.projector else {}),
+        }
+
+
+_FLUSH_LINE = re.compile(r"rollups: flushed (\d+) samples into (\d+) chunks in ([\d.]+) s")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectorLog:
+    """The rollup projector's own account, from its DEBUG flush lines in the server log."""
+
+    flushes: int
+    samples: int
+    chunks_written: int
+    busy_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> ProjectorLog | None:
+        found = _FLUSH_LINE.findall(text)
+        if not found:
+            return None
+        return cls(
+            flushes=len(found),
+            samples=sum(int(n) for n, _, _ in found),
+            chunks_written=sum(int(c) for _, c, _ in found),
+            busy_s=sum(float(t) for _, _, t in found),
+        )
+
+    def figures(self) -> dict[str, float]:
+        return {
+            "projector_flushes": self.flushes,
+            "projector_busy_s": round(self.busy_s, 2),
+            "projector_busy_samples_per_s": round(self.samples / self.busy_s) if self.busy_s else 0,
+            "projector_samples_per_flush": round(self.samples / self.flushes),
+            "projector_chunks_per_flush": round(self.chunks_written / self.flushes),
+        }
+
+
+_PUSH_RATE = re.compile(r"\(([\d.]+) s, ([\d,]+) samples/s\)")
+
+
+def push_self_reported_rate(output: str) -> float:
+    """The samples/s `argus push` prints in its summary ("(0.16 s, 372,837 samples/s)"); 0 if absent."""
+    match = _PUSH_RATE.search(output)
+    return float(match.group(2).replace(",", "")) if match else 0.0
+
+
+def push_argv(path: Path, server: ArgusServer, source: str) -> list[str]:
+    return argus_argv(
+        "push", str(path), "--ingest", server.ingest_target, "--api-key", server.api_key, "--source", source
+    )
+
+
+def timed_push(path: Path, server: ArgusServer, source: str, log_path: Path) -> tuple[float, float, int, str]:
+    """Run `argus push` to exit: wall seconds, its CPU seconds, its peak RSS and its output tail.
+
+    The push is reaped with wait4, so CPU and peak RSS are its own (RUSAGE_CHILDREN would
+    mix in the servers stopped earlier)."""
+    began = time.perf_counter()
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(push_argv(path, server, source), cwd=REPO_ROOT, env=argus_env(), stdout=out, stderr=out)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()
+    elapsed = time.perf_counter() - began
+    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+    if proc.returncode != 0:
+        raise BenchFailure(f"argus push {path.name} exited with {proc.returncode}:\n{tail}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, tail
+
+
+def run_ingest(
+    *,
+    fmt: OutputFormat,
+    path: Path,
+    spec: WorkloadSpec,
+    expected: Mapping[str, int],
+    server: ArgusServer,
+    workdir: Path,
+    timeout_s: float,
+    label: str,
+) -> IngestRun:
+    client = HttpClient(server.http_port, server.api_key)
+    try:
+        cpu0 = server.cpu_seconds()
+        began = time.perf_counter()
+        push_s, push_cpu, push_rss, tail = timed_push(path, server, f"bench-{label}", workdir / f"push-{label}.log")
+        cpu_push = server.cpu_seconds() - cpu0
+        log(f"  push done in {push_s:.2f} s ({spec.samples / push_s:,.0f} samples/s); waiting until queryable")
+        wait_queryable(client, spec, expected, timeout_s=timeout_s)
+        queryable_s = time.perf_counter() - began
+        cpu_total = server.cpu_seconds() - cpu0
+    finally:
+        client.close()
+    return IngestRun(
+        fmt=fmt.value,
+        samples=spec.samples,
+        file_bytes=path.stat().st_size,
+        push_s=push_s,
+        queryable_s=queryable_s,
+        server_cpu_push_s=cpu_push,
+        server_cpu_total_s=cpu_total,
+        server_peak_rss_bytes=server.peak_rss_bytes(),
+        push_cpu_s=push_cpu,
+        push_peak_rss_bytes=push_rss,
+        push_output_tail=tail,
+        projector=ProjectorLog.parse(server.log_path.read_text(errors="replace")),
+    )
+
+
+# ---------------------------------------------------------------------------- storage
+
+
+def measure_storage(data_dir: Path, spec: WorkloadSpec) -> dict[str, Any]:
+    """Chunk bytes per tier (and for gauges in the 5s tier) read from hot.db, plus file sizes.
+
+    Read-only: the server may be running (WAL readers never block its writer)."""
+    db = data_dir / "hot.db"
+    gauge_samples = spec.samples_of(MetricKind.GAUGE)
+    out: dict[str, Any] = {"files": file_sizes(data_dir), "tiers": {}}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        for tier in DEFAULT_TIERS:
+            table = f"chunks_{tier.name}"
+            chunks, total = conn.execute(f"SELECT count(*), coalesce(sum(length(data)), 0) FROM {table}").fetchone()
+            g_chunks, g_bytes = conn.execute(
+                f"SELECT count(*), coalesce(sum(length(c.data)), 0) FROM {table} c "
+                "JOIN series s ON s.series_id = c.series_id WHERE s.kind = ?",
+                (int(MetricKind.GAUGE),),
+            ).fetchone()
+            out["tiers"][tier.name] = {
+                "chunks": chunks,
+                "chunk_bytes": total,
+                "bytes_per_sample": round(total / spec.samples, 4),
+                "gauge_chunks": g_chunks,
+                "gauge_chunk_bytes": g_bytes,
+                "gauge_bytes_per_sample": round(g_bytes / gauge_samples, 4) if gauge_samples else None,
+            }
+        series = conn.execute("SELECT count(*) FROM series").fetchone()[0]
+    finally:
+        conn.close()
+    out["series_indexed"] = series
+    out["gauge_5s_bytes_per_sample"] = out["tiers"]["5s"]["gauge_bytes_per_sample"]
+    out["all_tiers_chunk_bytes_per_sample"] = round(
+        sum(t["chunk_bytes"] for t in out["tiers"].values()) / spec.samples, 4
+    )
+    return out
+
+
+def file_sizes(data_dir: Path) -> dict[str, int]:
+    sizes = {p.name: p.stat().st_size for p in sorted(data_dir.iterdir()) if p.is_file()}
+    sizes["total"] = sum(sizes.values())
+    return sizes
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryCase:
+    """One benchmark query and what a correct answer looks like (`series` result series,
+    each with at least `min_points` non-null points)."""
+
+    name: str
+    description: str
+    params: tuple[tuple[str, str], ...]
+    series: int
+    min_points: int
+    note: str = ""
+
+
+def query_cases(spec: WorkloadSpec) -> list[QueryCase]:
+    s, e = spec.start_ms, spec.end_ms
+    host = host_names(spec.hosts)[0]
+    regions = min(4, spec.hosts)
+    last_hour = max(s, e - HOUR_MS)
+    twelve = max(s, e - 12 * HOUR_MS)
+    names = {d.name for d in spec.defs}
+    hour_buckets = -(-e // HOUR_MS) - s // HOUR_MS
+
+    def rng(start: int) -> tuple[tuple[str, str], ...]:
+        return (("start", str(start)), ("end", str(e)))
+
+    cases = [
+        QueryCase(
+            name="Q1",
+            description="one series raw (5s) over the span",
+            params=(("metric", "cpu_user"), ("where", f"host={host}"), ("period", "5s"), ("agg", "avg"), *rng(s)),
+            series=1,
+            min_points=spec.steps,
+        ),
+        QueryCase(
+            name="Q2",
+            description="one host's cpu_user at 1-minute steps over the span",
+            params=(("metric", "cpu_user"), ("where", f"host={host}"), ("period", "1m"), ("agg", "avg"), *rng(s)),
+            series=1,
+            min_points=max(1, spec.span_ms // MINUTE_MS),
+        ),
+        QueryCase(
+            name="Q3",
+            description="avg cpu_user by region over all hosts, 1m steps, last 1 h",
+            params=(("metric", "cpu_user"), ("group_by", "region"), ("period", "1m"), ("agg", "avg"), *rng(last_hour)),
+            series=regions,
+            min_points=(e - last_hour) // MINUTE_MS,
+        ),
+        QueryCase(
+            name="Q4",
+            description="max cpu_user per host over the span at 1h (top 10 picked client side)",
+            params=(("metric", "cpu_user"), ("group_by", "host"), ("period", "1h"), ("agg", "max"), *rng(s)),
+            series=spec.hosts,
+            min_points=hour_buckets,
+        ),
+        QueryCase(
+            name="Q5",
+            description="Q3 over the last 12 h",
+            params=(("metric", "cpu_user"), ("group_by", "region"), ("period", "1m"), ("agg", "avg"), *rng(twelve)),
+            series=regions,
+            min_points=(e - twelve) // MINUTE_MS,
+            note=""
+            if spec.span_ms >= 12 * HOUR_MS
+            else f"the dataset spans only {format_duration(spec.span_ms)}: this is Q3 over the loaded span",
+        ),
+    ]
+    if "http_latency_ms" in names:
+        cases.append(
+            QueryCase(
+                name="Q7",
+                description="p99 of http_latency_ms by region, 1m steps, last 1 h",
+                params=(
+                    ("metric", "http_latency_ms"),
+                    ("group_by", "region"),
+                    ("period", "1m"),
+                    ("agg", "p99"),
+                    *rng(last_hour),
+                ),
+                series=regions,
+                min_points=(e - last_hour) // MINUTE_MS,
+            )
+        )
+    return cases
+
+
+def check_answer(case: QueryCase, body: Mapping[str, Any]) -> None:
+    series = body["series"]
+    if len(series) != case.series:
+        raise BenchFailure(f"{case.name} ({case.description}): {len(series)} series, expected {case.series}")
+    for s in series:
+        points = sum(1 for _, v in s["points"] if v is not None)
+        if points < case.min_points:
+            raise BenchFailure(
+                f"{case.name} ({case.description}): series {s['labels']} has {points} points, "
+                f"expected at least {case.min_points}"
+            )
+
+
+def top_hosts(body: Mapping[str, Any], n: int = 10) -> list[tuple[str, float]]:
+    """Q4's client-side part: the n hosts with the highest max."""
+    best = [
+        (s["labels"].get("host", ""), max((v for _, v in s["points"] if v is not None), default=float("-inf")))
+        for s in body["series"]
+    ]
+    return sorted(best, key=lambda hv: -hv[1])[:n]
+
+
+def latency_summary(ms: Sequence[float]) -> dict[str, float]:
+    a = np.asarray(ms, dtype=np.float64)
+    return {
+        "n": len(a),
+        "median_ms": round(float(np.median(a)), 3),
+        "p99_ms": round(float(np.percentile(a, 99)), 3),
+        "mean_ms": round(float(a.mean()), 3),
+        "min_ms": round(float(a.min()), 3),
+        "max_ms": round(float(a.max()), 3),
+    }
+
+
+def run_queries(client: HttpClient, spec: WorkloadSpec, reps: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for case in query_cases(spec):
+        body: dict[str, Any] = {}
+        for _ in range(WARMUP_REPS):
+            body, _ = client.query(case.params)
+        check_answer(case, body)
+        latencies = []
+        for _ in range(reps):
+            if case.name == "Q4":
+                began = time.perf_counter()
+                body, _ = client.query(case.params)
+                top_hosts(body)
+                latencies.append((time.perf_counter() - began) * 1000)
+            else:
+                latencies.append(client.query(case.params)[1])
+        entry: dict[str, Any] = {
+            "description": case.description,
+            "params": dict(case.params),
+            **latency_summary(latencies),
+            "series": len(body["series"]),
+            "server_stats": body.get("stats", {}),
+            "tier": body.get("tier"),
+        }
+        if case.note:
+            entry["note"] = case.note
+        out[case.name] = entry
+        log(f"  {case.name}: median {entry['median_ms']:.1f} ms, p99 {entry['p99_ms']:.1f} ms ({case.description})")
+    return out
+
+
+# ---------------------------------------------------------------------------- freshness
+
+
+def run_freshness(server: ArgusServer, client: HttpClient, probes: int) -> dict[str, Any]:
+    """Push one gauge sample per probe with PushBatch; time ack -> counted by a 5s query.
+
+    All probes go to one series (a live series getting a new sample); the first probe,
+    which also creates the series, is reported apart."""
+    metric = "bench_freshness"
+    first_ms = int(time.time() * 1000)
+    latencies: list[float] = []
+    new_series_ms = 0.0
+    with grpc.insecure_channel(server.ingest_target) as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
+        metadata = (("authorization", f"Bearer {server.api_key}"),)
+        for i in range(probes + 1):
+            ts_ms = int(time.time() * 1000)
+            batch = metrics_pb2.SampleBatch(batch_id=f"fresh-{first_ms}-{i}", source="bench-freshness")
+            series = batch.series.add(metric=metric, kind=metrics_pb2.METRIC_KIND_GAUGE, region="bench")
+            series.labels.add(name="probe", value="freshness")
+            series.timestamps_ms.append(ts_ms)
+            series.values.append(float(i))
+            response = stub.PushBatch(ingest_pb2.PushBatchRequest(batch=batch), metadata=metadata, timeout=30.0)
+            acked = time.perf_counter()
+            if response.result.accepted_samples != 1:
+                raise BenchFailure(f"freshness probe {i} not accepted: {response.result}")
+            params = [
+                ("metric", metric),
+                ("period", "5s"),
+                ("agg", "count"),
+                ("start", str(first_ms - 10_000)),
+                ("end", str(ts_ms + 10_000)),
+            ]
+
+            def visible(want: int = i + 1, query: list[tuple[str, str]] = params) -> bool:
+                body, _ = client.query(query)
+                return bool(sum(v for s in body["series"] for _, v in s["points"] if v is not None) >= want)
+
+            wait_for(f"freshness probe {i} to be queryable", visible, timeout_s=FRESHNESS_TIMEOUT_S, interval_s=0.005)
+            elapsed_ms = (time.perf_counter() - acked) * 1000
+            if i == 0:
+                new_series_ms = elapsed_ms
+            else:
+                latencies.append(elapsed_ms)
+            # Probes land in distinct seconds, like a live agent's samples.
+            time.sleep(max(0.0, 0.2 - elapsed_ms / 1000))
+    a = np.asarray(latencies)
+    return {
+        "probes": len(latencies),
+        "p50_ms": round(float(np.median(a)), 1),
+        "p99_ms": round(float(np.percentile(a, 99)), 1),
+        "max_ms": round(float(a.max()), 1),
+        "new_series_ms": round(new_series_ms, 1),
+    }
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def machine_facts() -> dict[str, Any]:
+    import grpc as grpc_module
+    import pyarrow
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model or platform.processor(),
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pyarrow": pyarrow.__version__,
+        "grpcio": grpc_module.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain")),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def _target_mark(name: str, value: float | None, *, smoke: bool = False) -> str:
+    if smoke or name not in TARGETS or value is None:
+        return ""
+    op, target = TARGETS[name]
+    met = value >= target if op == ">=" else value <= target
+    return f"{op} {target:g} {'✓' if met else '✗'}"
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    ds = results["dataset"]
+    smoke = bool(results.get("smoke"))
+
+    def mark(name: str, value: float | None) -> str:
+        return _target_mark(name, value, smoke=smoke)
+
+    m = results["machine"]
+    lines = [
+        f"# Argus benchmark — {results['started_at']}",
+        "",
+        f"`{results['command']}`",
+        "",
+        f"Machine: {m['nproc']} CPU ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
+        f"numpy {m['numpy']}, pyarrow {m['pyarrow']}, SQLite {m['sqlite']}; commit {m['git_commit'][:10]}"
+        f"{' (dirty)' if m['git_dirty'] else ''}.",
+        "",
+        f"Dataset: {ds['hosts']:,} hosts x {ds['metrics']} metrics x {ds['span']} at 5 s = "
+        f"{ds['samples']:,} samples ({ds['series']:,} series, {ds['timer_observations']:,} timer observations).",
+        "",
+    ]
+    if smoke:
+        lines += ["Smoke run: too small for the figures to mean anything; targets are not marked.", ""]
+    if results.get("ingest"):
+        lines += [
+            "## Ingest (median over runs)",
+            "",
+            "| format | file MB | push s | push samples/s | push's own samples/s | all queryable s | "
+            "end-to-end samples/s | server CPU s / M samples | push CPU s / M | server peak RSS MB | runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for fmt, entry in results["ingest"].items():
+            med = entry["median"]
+            lines.append(
+                f"| {fmt} | {entry['file_bytes'] / 2**20:,.1f} | {med['push_s']:.2f} | "
+                f"{med['push_samples_per_s']:,.0f} {mark('push_samples_per_s', med['push_samples_per_s'])} | "
+                f"{med['push_self_reported_samples_per_s']:,.0f} | {med['queryable_s']:.2f} | "
+                f"{med['e2e_samples_per_s']:,.0f} {mark('e2e_samples_per_s', med['e2e_samples_per_s'])} | "
+                f"{med['server_cpu_s_per_million']:.2f} | {med['push_cpu_s_per_million']:.2f} | "
+                f"{med['server_peak_rss_mb']:,.0f} | {len(entry['runs'])} |"
+            )
+        lines.append("")
+        for fmt, entry in results["ingest"].items():
+            med = entry["median"]
+            if med.get("projector_flushes"):
+                lines.append(
+                    f"- {fmt}: the push ended {med['projector_lag_after_push_s']:.1f} s before all was queryable; "
+                    f"the rollup projector spent {med['projector_busy_s']:.1f} s in "
+                    f"{med['projector_flushes']:.0f} flushes ({med['projector_busy_samples_per_s']:,.0f} samples/s "
+                    f"while flushing, {med['projector_samples_per_flush']:,.0f} samples and "
+                    f"{med['projector_chunks_per_flush']:,.0f} chunks per flush)."
+                )
+        lines.append("")
+    st = results.get("storage")
+    if st:
+        g = st["gauge_5s_bytes_per_sample"]
+        lines += [
+            "## Storage (hot.db chunk bytes)",
+            "",
+            f"Gauges in the 5s tier: **{g} bytes/sample** {mark('gauge_5s_bytes_per_sample', g)}; "
+            f"all tiers together: {st['all_tiers_chunk_bytes_per_sample']} bytes/sample; "
+            f"files: {', '.join(f'{k} {v / 2**20:,.1f} MB' for k, v in st['files'].items())}.",
+            "",
+            "| tier | chunks | chunk MB | bytes/sample (all kinds) | gauge bytes/sample |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, t in st["tiers"].items():
+            lines.append(
+                f"| {name} | {t['chunks']:,} | {t['chunk_bytes'] / 2**20:,.2f} | {t['bytes_per_sample']} | "
+                f"{t['gauge_bytes_per_sample']} |"
+            )
+        lines.append("")
+    if results.get("queries"):
+        lines += [
+            "## Queries (HTTP, warm, client-side latency)",
+            "",
+            "| query | what | median ms | p99 ms | n | tier | series |",
+            "|---|---|---:|---:|---:|---|---:|",
+        ]
+        for name, q in results["queries"].items():
+            what = q["description"] + (f" ({q['note']})" if q.get("note") else "")
+            lines.append(
+                f"| {name} | {what} | {q['median_ms']:.1f} | {q['p99_ms']:.1f} "
+                f"{mark(name + '_p99_ms', q['p99_ms'])} | {q['n']} | {q['tier']} | {q['series']:,} |"
+            )
+        lines.append("")
+    fr = results.get("freshness")
+    if fr:
+        lines += [
+            "## Freshness (PushBatch ack -> visible in a 5s query)",
+            "",
+            f"p50 {fr['p50_ms']} ms, p99 {fr['p99_ms']} ms, max {fr['max_ms']} ms over {fr['probes']} probes; "
+            f"a new series: {fr['new_series_ms']} ms.",
+            "",
+        ]
+    if results.get("errors"):
+        lines += ["## Errors", "", *[f"- {e}" for e in results["errors"]], ""]
+    return "\n".join(lines)
+
+
+def median_figures(runs: Sequence[IngestRun]) -> dict[str, float]:
+    figures = [r.figures() for r in runs]
+    return {k: float(np.median([f[k] for f in figures])) for k in figures[0]}
+
+
+# ---------------------------------------------------------------------------- main
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    spec: WorkloadSpec
+    span_text: str
+    formats: tuple[OutputFormat, ...]
+    repeat: int
+    query_reps: int
+    freshness_probes: int
+    queryable_timeout_s: float
+    out_path: Path
+    keep: bool
+    smoke: bool
+    server_log_level: str = "INFO"
+    workdir: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_args(argv: Sequence[str] | None) -> BenchConfig:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny dataset, ~1 minute; fails only on functional errors")
+    parser.add_argument("--hosts", type=int, default=None, help="[1000; smoke 50]")
+    parser.add_argument("--metrics", type=int, default=10)
+    parser.add_argument("--span", default=None, help="dataset span, e.g. 10m, 2h, 12h [2h; smoke 10m]")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--formats", default="ndjson,csv,parquet", help="push input formats, in run order")
+    parser.add_argument("--repeat", type=int, default=1, help="ingest runs per format (fresh server each)")
+    parser.add_argument("--query-reps", type=int, default=50, help="timed repetitions per query (>= 50 for results)")
+    parser.add_argument("--freshness-probes", type=int, default=None, help="[20; smoke 10]")
+    parser.add_argument("--queryable-timeout", type=float, default=None, help="seconds [120 + samples / 20k]")
+    parser.add_argument("--workdir", type=Path, default=None, help="where datasets and data dirs go [a temp dir]")
+    parser.add_argument(
+        "--server-log-level",
+        default="INFO",
+        help="argus up --log-level; DEBUG adds the rollup projector's own figures (flush lines) to the results",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (datasets, data dirs, logs)")
+    parser.add_argument("--out", type=Path, default=None, help="results JSON [bench/results/<UTC time>.json]")
+    args = parser.parse_args(argv)
+    hosts = args.hosts or (50 if args.smoke else 1_000)
+    span_text = args.span or ("10m" if args.smoke else "2h")
+    kwargs: dict[str, Any] = {}
+    if args.seed is not None:
+        kwargs["seed"] = args.seed
+    spec = WorkloadSpec(
+        end_ms=default_end_ms(), hosts=hosts, metrics=args.metrics, span_ms=parse_duration_ms(span_text), **kwargs
+    )
+    formats = tuple(OutputFormat(f.strip()) for f in args.formats.split(",") if f.strip())
+    if not formats:
+        parser.error("--formats: give at least one of ndjson, csv, parquet")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return BenchConfig(
+        spec=spec,
+        span_text=span_text,
+        formats=formats,
+        repeat=max(1, args.repeat),
+        query_reps=max(1, args.query_reps),
+        freshness_probes=args.freshness_probes or (10 if args.smoke else 20),
+        queryable_timeout_s=args.queryable_timeout or 120.0 + spec.samples / 20_000,
+        # Smoke runs (every `make test`) overwrite one file instead of piling up results.
+        out_path=args.out or RESULTS_DIR / ("smoke-latest.json" if args.smoke else f"{stamp}.json"),
+        keep=args.keep,
+        smoke=args.smoke,
+        server_log_level=args.server_log_level,
+        workdir=args.workdir,
+    )
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so `finally` blocks stop the servers we started."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(cfg: BenchConfig) -> dict[str, Any]:
+    spec = cfg.spec
+    results: dict[str, Any] = {
+        "version": 1,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
+        "smoke": cfg.smoke,
+        "machine": machine_facts(),
+        "dataset": {
+            "hosts": spec.hosts,
+            "metrics": spec.metrics,
+            "span": cfg.span_text,
+            "span_ms": spec.span_ms,
+            "start_ms": spec.start_ms,
+            "end_ms": spec.end_ms,
+            "seed": spec.seed,
+            "series": spec.series,
+            "samples": spec.samples,
+            "timer_observations": 0,
+            "files": {},
+        },
+        "ingest": {},
+        "errors": [],
+    }
+    workdir = cfg.workdir or Path(tempfile.mkdtemp(prefix="argus-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results["workdir"] = str(workdir)
+    api_key = "argus_bench_" + secrets.token_hex(12)
+    server: ArgusServer | None = None
+    try:
+        files: dict[OutputFormat, Path] = {}
+        stats: WriteStats | None = None
+        for fmt in cfg.formats:
+            path = workdir / f"devops.{fmt.value}"
+            stats = write(spec, fmt, path)
+            files[fmt] = path
+            results["dataset"]["files"][fmt.value] = {
+                "bytes": stats.bytes_written,
+                "generate_s": round(stats.seconds, 2),
+            }
+            log(
+                f"generated {path.name}: {stats.samples:,} samples, "
+                f"{stats.bytes_written / 2**20:,.1f} MB in {stats.seconds:.1f} s"
+            )
+        assert stats is not None
+        results["dataset"]["timer_observations"] = sum(stats.observations_by_metric.values())
+        expected = expected_counts(spec, stats)
+
+        runs_total = len(cfg.formats) * cfg.repeat
+        done = 0
+        for fmt in cfg.formats:
+            runs: list[IngestRun] = []
+            for rep in range(cfg.repeat):
+                done += 1
+                label = f"{fmt.value}-{rep + 1}"
+                data_dir = workdir / f"data-{label}"
+                server = ArgusServer(
+                    data_dir, workdir / f"server-{label}.log", api_key, log_level=cfg.server_log_level
+                ).start()
+                log(f"ingest {done}/{runs_total}: argus push {files[fmt].name} -> argus up pid {server.pid}")
+                run_ = run_ingest(
+                    fmt=fmt,
+                    path=files[fmt],
+                    spec=spec,
+                    expected=expected,
+                    server=server,
+                    workdir=workdir,
+                    timeout_s=cfg.queryable_timeout_s,
+                    label=label,
+                )
+                runs.append(run_)
+                f = run_.figures()
+                log(
+                    f"  all queryable after {f['queryable_s']:.2f} s: "
+                    f"{f['e2e_samples_per_s']:,.0f} samples/s end to end, "
+                    f"server CPU {f['server_cpu_s_per_million']:.2f} s/M, peak RSS {f['server_peak_rss_mb']:,.0f} MB"
+                )
+                if done < runs_total:
+                    server.stop()
+                    if not cfg.keep:
+                        shutil.rmtree(data_dir, ignore_errors=True)
+                    server = None
+            results["ingest"][fmt.value] = {
+                "file_bytes": files[fmt].stat().st_size,
+                "median": median_figures(runs),
+                "runs": [r.figures() for r in runs],
+                "push_output_tail": runs[-1].push_output_tail,
+            }
+        assert server is not None
+        results["storage"] = measure_storage(server.data_dir, spec)
+        log(f"storage: gauges 5s tier {results['storage']['gauge_5s_bytes_per_sample']} bytes/sample")
+        client = HttpClient(server.http_port, server.api_key)
+        try:
+            log(f"queries: {cfg.query_reps} timed repetitions each after {WARMUP_REPS} warm-up")
+            results["queries"] = run_queries(client, spec, cfg.query_reps)
+            log(f"freshness: {cfg.freshness_probes} probes")
+            results["freshness"] = run_freshness(server, client, cfg.freshness_probes)
+            log(f"  p50 {results['freshness']['p50_ms']} ms, p99 {results['freshness']['p99_ms']} ms")
+        finally:
+            client.close()
+        server.stop()
+        results["storage"]["files_after_stop"] = file_sizes(server.data_dir)
+    except BenchFailure as exc:
+        results["errors"].append(str(exc))
+        log(f"FAILED: {exc}")
+        if server is not None:
+            log(f"server log tail ({server.log_path}):\n{server.log_tail()}")
+    finally:
+        if server is not None:
+            server.stop()
+        if not cfg.keep and cfg.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    results["ok"] = not results["errors"]
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    began = time.perf_counter()
+    with _terminate_as_exit():
+        results = run(cfg)
+    results["elapsed_s"] = round(time.perf_counter() - began, 1)
+    cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.out_path.write_text(json.dumps(results, indent=2) + "\n")
+    markdown = render_markdown(results)
+    md_path = cfg.out_path.parent / ("smoke-latest.md" if cfg.smoke else "latest.md")
+    md_path.write_text(markdown + "\n")
+    log(f"results: {cfg.out_path} and {md_path} ({results['elapsed_s']} s)")
+    print(markdown)
+    return 0 if results["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

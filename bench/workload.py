@@ -1,0 +1,557 @@
+"""A deterministic, seeded "devops" dataset for benchmarks, streamed as NDJSON, CSV or Parquet.
+
+H hosts x M metrics, one point every 5 s over a span D ending at `end_ms`:
+
+- gauges (cpu_user, cpu_system, mem_used, disk_io, net_in, net_out, queue_depth, then extra
+  `gauge_<i>` when M > 10): reflected random walks inside a realistic range, rounded to
+  2 decimals;
+- counters (http_requests_total, http_errors_total): non-negative integer deltas per 5 s
+  (Poisson requests around a per-host rate, binomial errors out of them);
+- a timer (http_latency_ms): 1-8 lognormal observations per sample, rounded to 2 decimals.
+
+Series: region (4 values, the series' region) and the labels host_type (5 values) and host.
+With M < 10 the first M metrics of that list are taken.
+
+Contract:
+- Points sit at `start_ms + k * step_ms` for k in [0, steps): the half-open range
+  [end_ms - span_ms, end_ms), so a query over exactly that range sees every sample.
+- Deterministic: the same spec (seed, sizes, end, block_steps) gives the same blocks and
+  the same bytes in every format; every format carries the same samples.
+- Streams in blocks of `block_steps` time steps (all series each); memory is bounded by one
+  block, whatever the span. Within a block rows are ordered host, metric, time (what a
+  backfill export per host looks like); blocks follow each other in time.
+- No per-sample Python: generation is numpy, formatting is pyarrow compute.
+
+File formats are those `argus push` reads (see agent/readers.py): NDJSON lines
+`{"metric","kind","region","labels":{...},"ts":ms,"value"}` (timers `"values":[...]`);
+CSV and Parquet with the columns metric, kind, region, host, host_type, ts, value, values
+(a JSON list text in CSV, list<double> in Parquet; value is empty/null for timers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from core.errors import InvalidArgument
+from core.model import MetricKind
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+
+STEP_MS: Final = 5_000
+REGIONS: Final = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-1")
+HOST_TYPES: Final = ("web", "api", "db", "cache", "worker")
+DEFAULT_SEED: Final = 20_251_125
+MAX_OBSERVATIONS: Final = 8
+
+
+class Generator(StrEnum):
+    WALK = "walk"
+    REQUESTS = "requests"
+    ERRORS = "errors"
+    LATENCY = "latency"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricDef:
+    """One metric of the workload. Gauges walk inside [low, high] with steps of `step_sd`
+    (per 5 s) and start uniformly inside [low, start_high]."""
+
+    name: str
+    kind: MetricKind
+    generator: Generator
+    low: float = 0.0
+    high: float = 0.0
+    start_high: float = 0.0
+    step_sd: float = 0.0
+
+
+BASE_METRICS: Final[tuple[MetricDef, ...]] = (
+    MetricDef(
+        name="cpu_user", kind=MetricKind.GAUGE, generator=Generator.WALK, high=100.0, start_high=60.0, step_sd=1.5
+    ),
+    MetricDef(
+        name="cpu_system", kind=MetricKind.GAUGE, generator=Generator.WALK, high=40.0, start_high=15.0, step_sd=0.5
+    ),
+    # GiB of a 64 GiB host
+    MetricDef(
+        name="mem_used",
+        kind=MetricKind.GAUGE,
+        generator=Generator.WALK,
+        low=0.5,
+        high=64.0,
+        start_high=48.0,
+        step_sd=0.05,
+    ),
+    # MB/s
+    MetricDef(
+        name="disk_io", kind=MetricKind.GAUGE, generator=Generator.WALK, high=400.0, start_high=100.0, step_sd=5.0
+    ),
+    # Mbit/s
+    MetricDef(
+        name="net_in", kind=MetricKind.GAUGE, generator=Generator.WALK, high=1000.0, start_high=300.0, step_sd=10.0
+    ),
+    MetricDef(
+        name="net_out", kind=MetricKind.GAUGE, generator=Generator.WALK, high=1000.0, start_high=300.0, step_sd=10.0
+    ),
+    MetricDef(
+        name="queue_depth", kind=MetricKind.GAUGE, generator=Generator.WALK, high=500.0, start_high=50.0, step_sd=3.0
+    ),
+    MetricDef(name="http_requests_total", kind=MetricKind.COUNTER, generator=Generator.REQUESTS),
+    MetricDef(name="http_errors_total", kind=MetricKind.COUNTER, generator=Generator.ERRORS),
+    MetricDef(name="http_latency_ms", kind=MetricKind.TIMER, generator=Generator.LATENCY),
+)
+
+
+def metric_defs(count: int) -> tuple[MetricDef, ...]:
+    """The first `count` metrics; beyond the ten base ones, extra gauges `gauge_11`, ..."""
+    if count < 1:
+        raise InvalidArgument("metrics must be >= 1", parameter="metrics")
+    extra = tuple(
+        MetricDef(
+            name=f"gauge_{i}",
+            kind=MetricKind.GAUGE,
+            generator=Generator.WALK,
+            high=100.0,
+            start_high=100.0,
+            step_sd=1.0,
+        )
+        for i in range(len(BASE_METRICS) + 1, count + 1)
+    )
+    return (BASE_METRICS + extra)[:count]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadSpec:
+    """What to generate. `end_ms` is exclusive and, like `span_ms`, a multiple of `step_ms`."""
+
+    end_ms: int
+    hosts: int = 1_000
+    metrics: int = 10
+    span_ms: int = 2 * 3_600_000
+    step_ms: int = STEP_MS
+    seed: int = DEFAULT_SEED
+    block_steps: int = 60
+
+    def __post_init__(self) -> None:
+        if self.hosts < 1:
+            raise InvalidArgument("hosts must be >= 1", parameter="hosts")
+        if self.step_ms < 1 or self.span_ms < self.step_ms or self.span_ms % self.step_ms:
+            raise InvalidArgument(f"span must be a positive multiple of {self.step_ms} ms", parameter="span")
+        if self.end_ms % self.step_ms:
+            raise InvalidArgument(f"end must be a multiple of {self.step_ms} ms", parameter="end")
+        if self.block_steps < 1:
+            raise InvalidArgument("block_steps must be >= 1", parameter="block_steps")
+        metric_defs(self.metrics)
+
+    @property
+    def defs(self) -> tuple[MetricDef, ...]:
+        return metric_defs(self.metrics)
+
+    @property
+    def steps(self) -> int:
+        return self.span_ms // self.step_ms
+
+    @property
+    def start_ms(self) -> int:
+        return self.end_ms - self.span_ms
+
+    @property
+    def series(self) -> int:
+        return self.hosts * self.metrics
+
+    @property
+    def samples(self) -> int:
+        """Samples in the dataset (a timer sample counts once, however many observations)."""
+        return self.series * self.steps
+
+    def samples_of(self, kind: MetricKind) -> int:
+        return sum(1 for d in self.defs if d.kind is kind) * self.hosts * self.steps
+
+
+def host_names(hosts: int) -> list[str]:
+    width = max(4, len(str(hosts - 1)))
+    return [f"host-{i:0{width}d}" for i in range(hosts)]
+
+
+def host_region(host: int) -> str:
+    return REGIONS[host % len(REGIONS)]
+
+
+def host_type(host: int) -> str:
+    return HOST_TYPES[(host // len(REGIONS)) % len(HOST_TYPES)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Block:
+    """Rows of one block, in columns. Row i is (host[i], metric[i], ts_ms[i]); `value` is NaN
+    on timer rows; `observation_counts` is 0 on other rows; `observations` are flattened in
+    row order."""
+
+    ts_ms: I64
+    host: I32
+    metric: I32
+    value: F64
+    observation_counts: I64
+    observations: F64
+
+    @property
+    def rows(self) -> int:
+        return len(self.ts_ms)
+
+
+@dataclass(slots=True)
+class _HostParams:
+    walk_now: F64  # (hosts, gauges): current gauge values
+    request_rate: F64  # (hosts,): mean requests per 5 s
+    wave_phase: F64  # (hosts,)
+    error_ratio: F64  # (hosts,)
+    latency_mu: F64  # (hosts,): log of the median latency (ms)
+
+
+def generate(spec: WorkloadSpec) -> Iterator[Block]:
+    """The dataset as blocks of rows, in time order (see the module contract)."""
+    rng = np.random.default_rng(spec.seed)
+    defs = spec.defs
+    walks = [d for d in defs if d.generator is Generator.WALK]
+    low = np.array([d.low for d in walks])
+    high = np.array([d.high for d in walks])
+    start_high = np.array([d.start_high for d in walks])
+    step_sd = np.array([d.step_sd for d in walks])
+    h = spec.hosts
+    params = _HostParams(
+        walk_now=low + (start_high - low) * rng.random((h, len(walks))),
+        request_rate=np.clip(rng.lognormal(np.log(200.0), 0.8, h), 5.0, 5_000.0),
+        wave_phase=rng.uniform(0.0, 2 * np.pi, h),
+        error_ratio=rng.uniform(0.001, 0.02, h),
+        latency_mu=np.log(rng.uniform(15.0, 120.0, h)),
+    )
+    gens = [d.generator for d in defs]
+    layout: dict[int, tuple[I64, I32, I32]] = {}
+    for first in range(0, spec.steps, spec.block_steps):
+        b = min(spec.block_steps, spec.steps - first)
+        ts = spec.start_ms + (first + np.arange(b, dtype=np.int64)) * spec.step_ms
+        # (hosts, metrics, steps): flattening gives the host, metric, time row order.
+        values = np.full((h, len(defs), b), np.nan)
+        counts = np.zeros((h, len(defs), b), dtype=np.int64)
+        if walks:
+            path = params.walk_now[:, :, None] + np.cumsum(
+                rng.normal(0.0, 1.0, (h, len(walks), b)) * step_sd[None, :, None], axis=2
+            )
+            path = _reflect(path, low[None, :, None], high[None, :, None])
+            params.walk_now = path[:, :, -1].copy()
+            values[:, [i for i, g in enumerate(gens) if g is Generator.WALK], :] = np.round(path, 2)
+        if Generator.REQUESTS in gens or Generator.ERRORS in gens:
+            wave = 1.0 + 0.3 * np.sin(2 * np.pi * ts[None, :] / 3_600_000 + params.wave_phase[:, None])
+            requests = rng.poisson(params.request_rate[:, None] * wave)
+            errors = rng.binomial(requests, params.error_ratio[:, None])
+            for i, g in enumerate(gens):
+                if g is Generator.REQUESTS:
+                    values[:, i, :] = requests
+                elif g is Generator.ERRORS:
+                    values[:, i, :] = errors
+        timers = [i for i, g in enumerate(gens) if g is Generator.LATENCY]
+        observations = np.empty(0)
+        if timers:
+            n_obs = np.minimum(1 + rng.poisson(2.0, (h, len(timers), b)), MAX_OBSERVATIONS)
+            counts[:, timers, :] = n_obs
+            # Per observation, its host's mu, in (host, timer, time) order = row order.
+            mu = np.repeat(np.broadcast_to(params.latency_mu[:, None, None], n_obs.shape).ravel(), n_obs.ravel())
+            observations = np.maximum(np.round(rng.lognormal(mu, 0.5), 2), 0.01)
+        if b not in layout:
+            layout[b] = _layout(h, len(defs), b)
+        tile_ts, host, metric = layout[b]
+        yield Block(
+            ts_ms=tile_ts + int(ts[0]),
+            host=host,
+            metric=metric,
+            value=values.ravel(),
+            observation_counts=counts.ravel(),
+            observations=observations,
+        )
+
+
+def _reflect(x: F64, low: F64, high: F64) -> F64:
+    """Fold x into [low, high] as a walk reflecting off both ends would be."""
+    width = high - low
+    y = np.mod(x - low, 2 * width)
+    return np.asarray(np.where(y > width, 2 * width - y, y) + low, dtype=np.float64)
+
+
+def _layout(hosts: int, metrics: int, steps: int) -> tuple[I64, I32, I32]:
+    """Per row of a block: ts offset from the block's first ts, host, metric."""
+    offsets = np.arange(steps, dtype=np.int64) * STEP_MS
+    return (
+        np.tile(offsets, hosts * metrics),
+        np.repeat(np.arange(hosts, dtype=np.int32), metrics * steps),
+        np.tile(np.repeat(np.arange(metrics, dtype=np.int32), steps), hosts),
+    )
+
+
+# ---------------------------------------------------------------------------- writers
+
+
+class OutputFormat(StrEnum):
+    NDJSON = "ndjson"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteStats:
+    """What a write produced. `observations_by_metric` covers timers only."""
+
+    samples: int
+    samples_by_metric: dict[str, int]
+    observations_by_metric: dict[str, int]
+    rows: int
+    bytes_written: int
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "samples": self.samples,
+            "samples_by_metric": self.samples_by_metric,
+            "observations_by_metric": self.observations_by_metric,
+            "rows": self.rows,
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(slots=True)
+class _Dictionaries:
+    """Per-host and per-metric strings, taken per row by index (no per-row Python)."""
+
+    host: pa.Array
+    host_type: pa.Array
+    region: pa.Array
+    metric: pa.Array
+    kind: pa.Array
+    is_timer: npt.NDArray[np.bool_]
+    ndjson_prefix: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+
+    @classmethod
+    def of(cls, spec: WorkloadSpec) -> _Dictionaries:
+        names = host_names(spec.hosts)
+        regions = [host_region(i) for i in range(spec.hosts)]
+        types = [host_type(i) for i in range(spec.hosts)]
+        defs = spec.defs
+        prefixes = [
+            '{"metric":'
+            + json.dumps(d.name)
+            + ',"kind":'
+            + json.dumps(d.kind.label)
+            + ',"region":'
+            + json.dumps(regions[h])
+            + ',"labels":{"host":'
+            + json.dumps(names[h])
+            + ',"host_type":'
+            + json.dumps(types[h])
+            + '},"ts":'
+            for h in range(spec.hosts)
+            for d in defs
+        ]
+        return cls(
+            host=pa.array(names, pa.string()),
+            host_type=pa.array(types, pa.string()),
+            region=pa.array(regions, pa.string()),
+            metric=pa.array([d.name for d in defs], pa.string()),
+            kind=pa.array([d.kind.label for d in defs], pa.string()),
+            is_timer=np.array([d.kind is MetricKind.TIMER for d in defs]),
+            ndjson_prefix=pa.array(prefixes, pa.string()),
+        )
+
+
+def _observation_lists(block: Block, item: Callable[[pa.Array], pa.Array]) -> pa.ListArray:
+    offsets = np.zeros(block.rows + 1, dtype=np.int64)
+    np.cumsum(block.observation_counts, out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        raise InvalidArgument("too many observations in one block; lower block_steps", parameter="block_steps")
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), item(pa.array(block.observations)))
+
+
+def _ndjson_bytes(block: Block, dicts: _Dictionaries, metrics: int) -> pa.Buffer:
+    series = block.host.astype(np.int64) * metrics + block.metric
+    prefix = dicts.ndjson_prefix.take(pa.array(series))
+    ts = pc.cast(pa.array(block.ts_ms), pa.string())
+    timer_row = dicts.is_timer[block.metric]
+    value = pc.binary_join_element_wise(',"value":', pc.cast(pa.array(block.value), pa.string()), "")
+    if timer_row.any():
+        joined = pc.binary_join(_observation_lists(block, lambda a: pc.cast(a, pa.string())), ",")
+        values = pc.binary_join_element_wise(',"values":[', joined, "]", "")
+        value = pc.if_else(pa.array(timer_row), values, value)
+    lines = pc.binary_join_element_wise(prefix, ts, value, "}\n", "")
+    return _string_data(lines)
+
+
+def _string_data(texts: pa.Array) -> pa.Buffer:
+    """The concatenation of a null-free string array's values (its data buffer, sliced)."""
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    data: pa.Buffer = texts.buffers()[2].slice(start, stop - start)
+    return data
+
+
+def _record_batch(block: Block, dicts: _Dictionaries, *, csv: bool) -> pa.RecordBatch:
+    timer_row = dicts.is_timer[block.metric]
+    host = pa.array(block.host)
+    metric = pa.array(block.metric)
+    value = pa.array(block.value, mask=timer_row if timer_row.any() else None)
+    if csv:
+        texts = _observation_lists(block, lambda a: pc.cast(a, pa.string()))
+        joined = pc.binary_join_element_wise("[", pc.binary_join(texts, ","), "]", "")
+        values: pa.Array = pc.if_else(pa.array(timer_row), joined, pa.scalar(None, pa.string()))
+    else:
+        lists = _observation_lists(block, lambda a: a)
+        values = pc.if_else(pa.array(timer_row), lists, pa.scalar(None, lists.type))
+    return pa.RecordBatch.from_arrays(
+        [
+            dicts.metric.take(metric),
+            dicts.kind.take(metric),
+            dicts.region.take(host),
+            dicts.host.take(host),
+            dicts.host_type.take(host),
+            pa.array(block.ts_ms),
+            value,
+            values,
+        ],
+        names=["metric", "kind", "region", "host", "host_type", "ts", "value", "values"],
+    )
+
+
+class _CountingWriter:
+    """A binary sink that counts what passes through (a pipe cannot tell its position) and
+    is never closed by pyarrow: the caller owns the stream."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.written = 0
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        n = memoryview(data).nbytes
+        self.raw.write(data)
+        self.written += n
+        return n
+
+    def tell(self) -> int:
+        return self.written
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+def write(spec: WorkloadSpec, fmt: OutputFormat, out: IO[bytes] | str | Path) -> WriteStats:
+    """Generate the dataset and write it to `out` (a binary stream or a path) in `fmt`."""
+    began = time.perf_counter()
+    dicts = _Dictionaries.of(spec)
+    observations = dict.fromkeys((d.name for d in spec.defs if d.kind is MetricKind.TIMER), 0)
+    names = [d.name for d in spec.defs]
+    rows = 0
+    owned = isinstance(out, str | Path)
+    counter = _CountingWriter(open(out, "wb") if isinstance(out, str | Path) else out)  # noqa: SIM115
+    sink = pa.PythonFile(counter, mode="w")
+    writer: pcsv.CSVWriter | pq.ParquetWriter | None = None
+    try:
+        for block in generate(spec):
+            rows += block.rows
+            if observations:
+                per_metric = np.bincount(block.metric, weights=block.observation_counts, minlength=len(names))
+                for name in observations:
+                    observations[name] += int(per_metric[names.index(name)])
+            if fmt is OutputFormat.NDJSON:
+                sink.write(_ndjson_bytes(block, dicts, spec.metrics))
+                continue
+            batch = _record_batch(block, dicts, csv=fmt is OutputFormat.CSV)
+            if writer is None:
+                writer = (
+                    pcsv.CSVWriter(sink, batch.schema)
+                    if fmt is OutputFormat.CSV
+                    else pq.ParquetWriter(sink, batch.schema, compression="zstd")
+                )
+            writer.write_batch(batch)
+        if writer is not None:
+            writer.close()
+        sink.flush()
+    finally:
+        if owned:
+            counter.raw.close()
+    return WriteStats(
+        samples=rows,
+        samples_by_metric=dict.fromkeys(names, spec.hosts * spec.steps),
+        observations_by_metric=observations,
+        rows=rows,
+        bytes_written=counter.written,
+        seconds=time.perf_counter() - began,
+    )
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def parse_duration_ms(text: str) -> int:
+    """`90s`, `10m`, `2h`, `1d`, `1h30m` -> milliseconds."""
+    from query_side.timeparse import parse_duration
+
+    return parse_duration(text, parameter="span")
+
+
+def default_end_ms(now_s: float | None = None) -> int:
+    """Now, rounded down to 5 s."""
+    now_ms = int((time.time() if now_s is None else now_s) * 1000)
+    return now_ms - now_ms % STEP_MS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.workload", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=1_000)
+    parser.add_argument("--metrics", type=int, default=10)
+    parser.add_argument("--span", default="2h", help="e.g. 10m, 2h, 12h, 30d")
+    parser.add_argument("--end", type=int, default=None, help="exclusive end, epoch ms [now rounded down to 5 s]")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--block-steps", type=int, default=60, help="time steps generated per block")
+    parser.add_argument("--format", choices=[f.value for f in OutputFormat], default="ndjson")
+    parser.add_argument("--out", required=True, help="output file, or - for stdout")
+    args = parser.parse_args(argv)
+    try:
+        spec = WorkloadSpec(
+            hosts=args.hosts,
+            metrics=args.metrics,
+            span_ms=parse_duration_ms(args.span),
+            end_ms=default_end_ms() if args.end is None else args.end,
+            seed=args.seed,
+            block_steps=args.block_steps,
+        )
+        stats = write(spec, OutputFormat(args.format), sys.stdout.buffer if args.out == "-" else Path(args.out))
+    except InvalidArgument as exc:
+        parser.error(str(exc))
+    summary = {"start_ms": spec.start_ms, "end_ms": spec.end_ms, "series": spec.series, **stats.to_json()}
+    rate = stats.samples / stats.seconds if stats.seconds > 0 else math.inf
+    print(json.dumps(summary), file=sys.stderr)
+    print(f"{stats.samples:,} samples in {stats.seconds:.2f} s ({rate:,.0f}/s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
