@@ -41,7 +41,6 @@ class OpenChunk:
     kind: int
     partition: int
     applied_offset: int
-    dirty: bool
     last_flush: int
 
 
@@ -94,6 +93,8 @@ class RollupProjector:
     def _reset_state(self) -> None:
         self._buffer = SampleBuffer()
         self._cache: dict[str, dict[ItemKey, OpenChunk]] = {t.name: {} for t in self._tiers}
+        # Chunks changed since the last flush, so a flush never walks the whole cache.
+        self._dirty: dict[str, set[ItemKey]] = {t.name: set() for t in self._tiers}
         self._pending_ids: list[bytes] = []
         self._pending_set: set[bytes] = set()
         self._next_offsets: dict[int, int] = {}
@@ -191,7 +192,8 @@ class RollupProjector:
             await self._store.record_events(self.name, self._pending_ids, now_ms)
             self._pending_ids, self._pending_set = [], set()
         if self._next_offsets and self._consumer is not None:
-            await self._consumer.commit(dict(self._next_offsets))
+            await self._consumer.commit(self._next_offsets)
+            self._next_offsets = {}
         self.samples_applied += samples
         self._evict()
         stats = FlushStats(samples=samples, chunks_written=written, seconds=time.perf_counter() - started)
@@ -242,14 +244,13 @@ class RollupProjector:
                     kind=kinds[sid],
                     partition=partitions[sid],
                     applied_offset=top,
-                    dirty=True,
                     last_flush=self._flushes,
                 )
             else:
                 chunk.points = part
                 chunk.applied_offset = max(chunk.applied_offset, top)
-                chunk.dirty = True
                 chunk.last_flush = self._flushes
+            self._dirty[tier.name].add(key)
         return keep, new
 
     async def _load(self, tier: Tier, keys: list[ItemKey]) -> None:
@@ -264,16 +265,15 @@ class RollupProjector:
                 kind=int(decoded.kind),
                 partition=stored.partition,
                 applied_offset=stored.applied_offset,
-                dirty=False,
                 last_flush=self._flushes,
             )
 
     async def _write_dirty(self, tier: Tier) -> int:
         cache = self._cache[tier.name]
+        dirty = self._dirty[tier.name]
         chunks = []
-        for (sid, start), chunk in cache.items():
-            if not chunk.dirty:
-                continue
+        for sid, start in dirty:
+            chunk = cache[(sid, start)]
             data = encode_chunk(chunk.points, kind=chunk.kind, step_ms=tier.step_ms, chunk_start_ms=start)  # type: ignore[arg-type]
             chunks.append(
                 StoredChunk(
@@ -285,22 +285,22 @@ class RollupProjector:
                 )
             )
         await self._store.write_chunks(tier.name, chunks)
-        for chunk in cache.values():
-            chunk.dirty = False
+        dirty.clear()
         return len(chunks)
 
     def _evict(self) -> None:
-        """Drop clean chunks not touched lately, and more if the cache is over its budget."""
+        """Every 20 flushes: drop chunks untouched for 120 flushes, and everything if the
+        cache is over its point budget (all are clean right after a flush)."""
+        if self._flushes % 20:
+            return
         total = 0
         for cache in self._cache.values():
-            stale = [k for k, c in cache.items() if not c.dirty and self._flushes - c.last_flush > 120]
-            for key in stale:
+            for key in [k for k, c in cache.items() if self._flushes - c.last_flush > 120]:
                 del cache[key]
             total += sum(len(c.points) for c in cache.values())
         if total > self._max_cached_points:
             for cache in self._cache.values():
-                for key in [k for k, c in cache.items() if not c.dirty]:
-                    del cache[key]
+                cache.clear()
 
     async def apply_retention(self) -> None:
         now_ms = self._clock_ms()
@@ -310,6 +310,7 @@ class RollupProjector:
                 log.info("rollups: retention removed %d chunks of tier %s", removed, tier.name)
             for key in [k for k in self._cache[tier.name] if k[1] + tier.chunk_span_ms <= now_ms - tier.retention_ms]:
                 del self._cache[tier.name][key]
+                self._dirty[tier.name].discard(key)
         await self._store.forget_events_before(self.name, now_ms - self._applied_memory_ms)
 
 
