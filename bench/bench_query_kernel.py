@@ -126,7 +126,7 @@ def pipelines(v1: tuple[list[bytes], list[int]], v2: tuple[list[bytes], list[int
     def batched(chunks: tuple[list[bytes], list[int]]) -> Pipeline:
         def run(start_ms: int) -> tuple[P.Points, F64]:
             datas, regions, _starts = chunks_for(*chunks, start_ms)
-            merged = P.merge(decode_chunks(datas, regions, start_ms=start_ms, end_ms=NOW_MS))
+            merged = P.merge(decode_chunks(datas, regions, start_ms=start_ms, end_ms=NOW_MS, ordered=False))
             return merged, P.read_agg(merged, "avg", MINUTE_MS)
 
         return run

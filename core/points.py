@@ -13,9 +13,10 @@ Merge laws (what the property tests in tests/unit/test_points.py check):
   order and grouping of the inputs. `min`/`max` compare floats by their IEEE total order
   (-0.0 < +0.0), so signed zeros and NaNs merge deterministically too.
 * `last` is the value of the greatest `last_ts`; on a tie the larger value (total order) wins.
-* `sum` is plain float64 addition in an order that depends on the inputs' order: exact for
-  integer-valued data (|sum| < 2**53), but fractional sums may differ in the last bits with
-  merge order or batching.
+* `sum` is plain float64 addition in an order that depends on the inputs' order (and on the
+  path `merge` takes: numpy reduceat over a sorted run, or row by row on the dense grid): exact
+  for integer-valued data (|sum| < 2**53), but fractional sums may differ in the last bits
+  with merge order or batching.
 * Sketch bucket counts add; HLL registers take the max; only non-zero entries are stored and
   they are sorted by index within a point.
 
@@ -44,6 +45,13 @@ _Arr = TypeVar("_Arr", bound=npt.NDArray[Any])
 Selector = slice | npt.NDArray[np.bool_] | npt.NDArray[np.integer] | list[int]
 
 _INT64_MIN: Final = np.iinfo(np.int64).min
+_INT64_MAX: Final = np.iinfo(np.int64).max
+_DENSE_CELLS_PER_ROW: Final = 2
+"""`_reduce` scatters into a (key, ts) grid instead of sorting when the grid has at most this
+many cells per row (plus _DENSE_MIN_CELLS): its cost is one pass over rows and cells."""
+_DENSE_MIN_CELLS: Final = 4_096
+_SORTED_PROBE: Final = 1_024
+_GCD_PROBE: Final = 4_096
 _SIGN_CLEAR: Final = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
@@ -114,6 +122,8 @@ class Ragged:
         if idx.dtype == np.bool_:
             idx = np.flatnonzero(idx)
         idx = idx.astype(np.int64, copy=False)
+        if self.total == 0:
+            return Ragged.empty(len(idx))
         starts = self.offsets[idx]
         lens = self.offsets[idx + 1] - starts
         offsets = np.zeros(len(idx) + 1, dtype=np.int64)
@@ -233,19 +243,22 @@ def identical(a: Points, b: Points, *, compare_sum: bool = True) -> bool:
 def _is_sorted(key: I64, ts: I64, *, strict: bool) -> bool:
     if len(key) < 2:
         return True
+    if len(key) > 4 * _SORTED_PROBE:
+        # Any subsequence of sorted rows is sorted: a strided sample answers "no" cheaply.
+        sample = slice(None, None, len(key) // _SORTED_PROBE)
+        if not _is_sorted(key[sample], ts[sample], strict=False):
+            return False
     k0, k1 = key[:-1], key[1:]
     t_ok = ts[1:] > ts[:-1] if strict else ts[1:] >= ts[:-1]
     return bool(np.all((k1 > k0) | ((k1 == k0) & t_ok)))
 
 
-def _sort_order(key: I64, ts: I64) -> I64 | None:
-    """Stable permutation sorting rows by (key, ts); None when they already are sorted.
+def _sort_order(key: I64, ts: I64) -> I64:
+    """Stable permutation sorting rows by (key, ts) (which they are not yet).
 
     Cheaper than np.lexsort for the inputs we see (rows grouped by series, or a concatenation
     of sorted parts): a stable sort by key alone is near-linear on runs, and only when ts is
     then out of order within a key is there a second sort, on one packed int64 column."""
-    if _is_sorted(key, ts, strict=False):
-        return None
     by_key = np.argsort(key, kind="stable")
     ks, t = key[by_key], ts[by_key]
     new_key = ks[1:] != ks[:-1]
@@ -308,13 +321,97 @@ def _combine_ragged(r: Ragged, row_group: I64, n_groups: int, *, op: np.ufunc, c
     return Ragged(offsets=offsets, index=out_index, value=np.asarray(out_value, dtype=np.int64))
 
 
+def _dense_cells(key: I64, ts: I64) -> tuple[I64, I64, I64, int] | None:
+    """(cell of each row, key of each cell, ts of each cell, cells) when the rows' (key, ts)
+    fall on a small grid: keys k_min + j, times t_min + i * step, cell = j * n_ts + i, with at
+    most _DENSE_CELLS_PER_ROW cells per row (plus _DENSE_MIN_CELLS). None when they do not."""
+    n = len(key)
+    limit = _DENSE_CELLS_PER_ROW * n + _DENSE_MIN_CELLS
+    k_min, k_max = int(key.min()), int(key.max())
+    n_keys = k_max - k_min + 1
+    if n_keys > limit:
+        return None
+    t_min, t_max = int(ts.min()), int(ts.max())
+    if t_max - t_min >= 2**62:
+        return None
+    offset = ts - np.int64(t_min)
+    # The step is the gcd of all offsets; that of a prefix is a multiple of it, and usually
+    # equal (checked by the exact division it is needed for anyway).
+    step = int(np.gcd.reduce(offset[:_GCD_PROBE]))
+    slot = offset // np.int64(step or 1)
+    if step == 0 or not bool(np.array_equal(slot * np.int64(step), offset)):
+        step = int(np.gcd.reduce(offset)) or 1
+        slot = offset // np.int64(step)
+    n_ts = (t_max - t_min) // step + 1
+    cells = n_keys * n_ts
+    if cells > limit:
+        return None
+    cell = (key - np.int64(k_min)) * np.int64(n_ts)
+    cell += slot
+    grid = np.arange(cells, dtype=np.int64)
+    cell_key: I64 = grid // n_ts + k_min
+    cell_ts: I64 = (grid % n_ts) * step + t_min
+    return cell, cell_key, cell_ts, cells
+
+
+def _reduce_on_grid(rows: Points, grid: tuple[I64, I64, I64, int]) -> Points:
+    """`_reduce` for rows on a small (key, ts) grid: ufunc.at scatter-reductions into the grid
+    cells instead of a sort. Same points as the sorting path, bit for bit except `sum`, which
+    is added in row order here (see the module docstring on float sums)."""
+    cell, cell_key, cell_ts, cells = grid
+    used = np.flatnonzero(np.bincount(cell, minlength=cells))
+    n_groups = len(used)
+
+    def scatter(op: np.ufunc, initial: Any, column: _Arr) -> _Arr:
+        acc = np.full(cells, initial, dtype=column.dtype)
+        op.at(acc, cell, column)
+        return cast(_Arr, acc)
+
+    cell_last_ts = scatter(np.maximum, _INT64_MIN, rows.last_ts)
+    last_o = np.where(rows.last_ts == cell_last_ts[cell], _float_order(rows.last), _INT64_MIN)
+    out = Points(
+        key=cell_key[used],
+        ts=cell_ts[used],
+        count=scatter(np.add, 0, rows.count)[used],
+        # -0.0 is the identity that keeps signs: a lone -0.0 sums to -0.0 as in the sort path.
+        sum=scatter(np.add, -0.0, rows.sum)[used],
+        min=_float_from_order(scatter(np.minimum, _INT64_MAX, _float_order(rows.min))[used]),
+        max=_float_from_order(scatter(np.maximum, _INT64_MIN, _float_order(rows.max))[used]),
+        last=_float_from_order(scatter(np.maximum, _INT64_MIN, last_o)[used]),
+        last_ts=cell_last_ts[used],
+        sketch=rows.sketch,
+        hll=rows.hll,
+    )
+    group: I64 | None = None
+    for name, op in (("sketch", np.add), ("hll", np.maximum)):
+        r: Ragged = getattr(rows, name)
+        if r.total == 0:
+            setattr(out, name, Ragged.empty(n_groups))
+            continue
+        if group is None:
+            rank = np.zeros(cells, dtype=np.int64)
+            rank[used] = np.arange(n_groups, dtype=np.int64)
+            group = rank[cell]
+        setattr(out, name, _combine_ragged(r, group, n_groups, op=op, canonical=False))
+    return out
+
+
 def _reduce(rows: Points, *, canonical_ragged: bool) -> Points:
-    """Sort rows by (key, ts) and combine rows with the same (key, ts) into one point."""
+    """Combine rows with the same (key, ts) into one point, sorted by (key, ts): by sorting
+    them (skipped when they already are), or, for unsorted rows whose (key, ts) pairs fall on
+    a small grid (a query's group ids x buckets), by scattering them into the grid."""
     n = len(rows)
     if n == 0:
         return Points.empty()
     key, ts = rows.key, rows.ts
-    order = _sort_order(key, ts)
+    order: I64 | None = None
+    if not _is_sorted(key, ts, strict=False):
+        # Regrouped query rows (a few group ids x the buckets of a range) sit on a small grid:
+        # scattering into it is several times cheaper than sorting them.
+        grid = _dense_cells(key, ts)
+        if grid is not None:
+            return _reduce_on_grid(rows, grid)
+        order = _sort_order(key, ts)
     if order is not None:
         key, ts = key[order], ts[order]
     new = np.empty(n, dtype=np.bool_)
@@ -502,6 +599,8 @@ def from_hashes(
 
 
 def _concat_ragged(parts: list[Ragged]) -> Ragged:
+    if all(r.total == 0 for r in parts):
+        return Ragged.empty(sum(len(r) for r in parts))
     offsets = [np.zeros(1, dtype=np.int64)]
     shift = 0
     for r in parts:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from core.chunks import decode_chunk
+from core.chunks import chunk_point_count, decode_chunk, decode_chunks
 from core.errors import ResourceExhausted
 from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, key_bounds, merge, read_agg
@@ -32,6 +32,8 @@ F64 = npt.NDArray[np.float64]
 SERIES_CACHE_TTL_MS = 1_000
 DECODED_CACHE_BYTES = 64 * 1024 * 1024
 _SERIES_CACHE_ENTRIES = 1_024
+_BATCH_MIN_CHUNKS = 8
+"""Fewer chunks than this are decoded one by one (`decode_chunks` pays off from about there)."""
 
 
 def system_clock_ms() -> int:
@@ -158,7 +160,10 @@ class QueryEngine:
         self, stored: Sequence[StoredChunk], group_of: Mapping[int, int], final: QueryPlan, *, now_ms: int
     ) -> tuple[Points, int]:
         """Points of all chunks keyed by group id and clipped to the plan's range, merged, so
-        points of one group and bucket are one point (sketches merged, HLLs united)."""
+        points of one group and bucket are one point (sketches merged, HLLs united).
+
+        Closed chunks are decoded whole and cached; open ones (still being written) are
+        decoded on every query, only their points in range kept."""
         start_ms, end_ms = final.start_ms, final.end_ms
         tier = final.tier
         span = tier.chunk_span_ms
@@ -166,19 +171,11 @@ class QueryEngine:
         bounds: list[tuple[int, int]] = []
         groups: list[int] = []
         points_read = 0
-        for chunk in stored:
-            group = group_of.get(chunk.series_id)
-            if group is None:  # a store that returns more than asked
-                continue
-            closed = chunk.chunk_start_ms + span <= now_ms
-            pts = self._decoded.get(tier.name, chunk) if closed else None
-            if pts is None:
-                # Decoded under key 0: the group id differs per query, it is applied below.
-                pts = decode_chunk(chunk.data, key=0).points
-                if closed:
-                    self._decoded.put(tier.name, chunk, pts)
+        missed: list[tuple[StoredChunk, int]] = []
+        open_chunks: list[tuple[StoredChunk, int]] = []
+
+        def add(chunk: StoredChunk, pts: Points, group: int) -> None:
             n = len(pts)
-            points_read += n
             if chunk.chunk_start_ms >= start_ms and chunk.chunk_start_ms + span <= end_ms:
                 lo, hi = 0, n
             else:
@@ -188,12 +185,46 @@ class QueryEngine:
                 parts.append(pts)
                 bounds.append((lo, hi))
                 groups.append(group)
-        if not parts:
+
+        for chunk in stored:
+            group = group_of.get(chunk.series_id)
+            if group is None:  # a store that returns more than asked
+                continue
+            if chunk.chunk_start_ms + span > now_ms:
+                open_chunks.append((chunk, group))
+                continue
+            pts = self._decoded.get(tier.name, chunk)
+            if pts is None:
+                missed.append((chunk, group))
+            else:
+                points_read += len(pts)
+                add(chunk, pts, group)
+        for (chunk, group), pts in zip(missed, _decode_whole([c for c, _ in missed]), strict=True):
+            self._decoded.put(tier.name, chunk, pts)
+            points_read += len(pts)
+            add(chunk, pts, group)
+        rows: list[Points] = []
+        if len(open_chunks) >= _BATCH_MIN_CHUNKS:
+            datas = [c.data for c, _ in open_chunks]
+            points_read += sum(chunk_point_count(d) for d in datas)
+            groups_of_open = [g for _, g in open_chunks]
+            batch = decode_chunks(datas, groups_of_open, start_ms=start_ms, end_ms=end_ms, ordered=False)
+            if len(batch):
+                rows.append(batch)
+        else:
+            for chunk, group in open_chunks:
+                # Decoded under key 0: the group id differs per query, it is applied below.
+                pts = decode_chunk(chunk.data, key=0).points
+                points_read += len(pts)
+                add(chunk, pts, group)
+        if not parts and not rows:
             return Points.empty(), points_read
         if all(p.sketch.total == 0 and p.hll.total == 0 for p in parts):
-            return merge(_concat_plain(parts, bounds, groups)), points_read
+            if parts:
+                rows.append(_concat_plain(parts, bounds, groups))
+            return merge(*rows), points_read
         clipped = (p.take(slice(lo, hi)).with_key(g) for p, (lo, hi), g in zip(parts, bounds, groups, strict=True))
-        return merge(*clipped), points_read
+        return merge(*rows, *clipped), points_read
 
     async def list_metrics(self, tenant: str) -> list[MetricSummary]:
         """The tenant's metrics, sorted by name."""
@@ -300,6 +331,38 @@ def _nbytes(points: Points) -> int:
 def _freeze(points: Points) -> None:
     for a in _arrays(points):
         a.flags.writeable = False
+
+
+def _decode_whole(stored: Sequence[StoredChunk]) -> list[Points]:
+    """Every point of each chunk, keyed 0, as arrays of its own (they go into the cache)."""
+    if len(stored) < _BATCH_MIN_CHUNKS:
+        return [decode_chunk(c.data, key=0).points for c in stored]
+    batch = decode_chunks([c.data for c in stored], np.arange(len(stored), dtype=np.int64))
+    keys, offsets = key_bounds(batch)
+    out = [Points.empty() for _ in stored]
+    for i, k in enumerate(keys.tolist()):
+        out[k] = _owned(batch.take(slice(int(offsets[i]), int(offsets[i + 1]))))
+    return out
+
+
+def _owned(p: Points) -> Points:
+    """A copy of `p` keyed 0 that shares no memory with a bigger batch (cache byte counts stay true)."""
+
+    def own(r: Ragged) -> Ragged:
+        return Ragged(offsets=r.offsets - r.offsets[0], index=r.index.copy(), value=r.value.copy())
+
+    return Points(
+        key=np.zeros(len(p), dtype=np.int64),
+        ts=p.ts.copy(),
+        count=p.count.copy(),
+        sum=p.sum.copy(),
+        min=p.min.copy(),
+        max=p.max.copy(),
+        last=p.last.copy(),
+        last_ts=p.last_ts.copy(),
+        sketch=own(p.sketch),
+        hll=own(p.hll),
+    )
 
 
 def _since(started: float) -> float:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -298,6 +301,79 @@ def test_regrouping_with_with_key_and_merge_combines_all_keys(a: Points) -> None
     assert int(grouped.count.sum()) == int(a.count.sum())
     assert sorted(set(grouped.ts.tolist())) == grouped.ts.tolist()
     assert_same(grouped, P.merge(*(part.with_key(np.zeros(len(part), np.int64)) for _, part in P.split_by_key(a))))
+
+
+# ------------------------------------------------------------------------ the dense-grid merge
+
+
+@contextmanager
+def sorting_only() -> Iterator[None]:
+    """Force `merge` onto its sorting path (no grid is ever small enough)."""
+    with mock.patch.object(P, "_DENSE_CELLS_PER_ROW", 0), mock.patch.object(P, "_DENSE_MIN_CELLS", 0):
+        yield
+
+
+def regrouped_rows(parts: list[Points], groups: list[int], rng: np.random.Generator) -> Points:
+    """Rows of several Points under small group keys, shuffled: what a query merges."""
+    rows = P.concat(*(p.with_key(np.full(len(p), g)) for p, g in zip(parts, groups, strict=True)))
+    return rows.take(rng.permutation(len(rows)))
+
+
+@given(st.lists(points(), min_size=1, max_size=4), st.data())
+def test_merging_on_the_dense_grid_equals_merging_by_sorting(parts: list[Points], data: st.DataObject) -> None:
+    groups = data.draw(st.lists(st.integers(0, 3), min_size=len(parts), max_size=len(parts)))
+    rows = regrouped_rows(parts, groups, np.random.default_rng(data.draw(st.integers(0, 2**32))))
+    with sorting_only():
+        expected = P.merge(rows)
+    got = P.merge(rows)
+    assert_same(got, expected)  # integer-valued data: sums are exact on both paths
+    assert_valid(got)
+
+
+def test_query_shaped_rows_take_the_dense_grid() -> None:
+    rng = np.random.default_rng(11)
+    minutes = T0 + np.arange(60, dtype=np.int64) * STEP_1M
+    parts = [P.from_values(np.zeros(60), minutes, rng.normal(50, 5, 60).round(2), STEP_1M) for _ in range(30)]
+    rows = regrouped_rows(parts, [i % 3 for i in range(30)], rng)
+    assert P._dense_cells(rows.key, rows.ts) is not None
+    got = P.merge(rows)
+    with sorting_only():
+        expected = P.merge(rows)
+    assert_same(got, expected, compare_sum=False)
+    # Fractional sums are added in row order here, pairwise by reduceat there: last bits only.
+    np.testing.assert_allclose(got.sum, expected.sum, rtol=1e-12)
+    assert got.count.tolist() == [30 // 3] * 180
+
+
+def test_a_lone_negative_zero_sums_to_negative_zero_on_the_dense_grid() -> None:
+    rows = P.from_values([5, 0, 5], [T0, T0, T0 + STEP_5S], [-0.0, 1.0, 2.0], STEP_5S)
+    rows = rows.take([1, 0, 2])  # key 5 before key 0: not sorted
+    assert rows.key.tolist() == [5, 0, 5] and P._dense_cells(rows.key, rows.ts) is not None
+    merged = P.merge(rows)
+    assert merged.key.tolist() == [0, 5, 5]
+    assert merged.sum.view(np.int64).tolist() == np.array([1.0, -0.0, 2.0]).view(np.int64).tolist()
+
+
+def test_wide_or_sparse_grids_fall_back_to_sorting() -> None:
+    far_keys = np.array([0, 2**40, 1], dtype=np.int64)
+    assert P._dense_cells(far_keys, np.full(3, T0, dtype=np.int64)) is None
+    far_times = np.array([T0, T0 + 10**9, T0 + 1], dtype=np.int64)  # gcd 1 ms: a billion cells
+    assert P._dense_cells(np.zeros(3, dtype=np.int64), far_times) is None
+    extreme = np.array([-(2**63), 2**63 - 1], dtype=np.int64)
+    assert P._dense_cells(np.zeros(2, dtype=np.int64), extreme) is None
+
+
+def test_rows_sorted_but_for_one_pair_are_still_sorted_by_merge() -> None:
+    # The sortedness probe samples rows; an inversion between samples must still be seen.
+    n = 20_000
+    key = np.repeat(np.arange(n // 10, dtype=np.int64), 10)
+    ts = np.tile(T0 + np.arange(10, dtype=np.int64) * STEP_5S, n // 10) + 2**40 * key
+    rows = P.from_values(key, ts, np.ones(n), STEP_5S)
+    swap = np.arange(n)
+    swap[[5_001, 5_002]] = [5_002, 5_001]
+    merged = P.merge(rows.take(swap))
+    assert_valid(merged)
+    assert_same(merged, rows)
 
 
 # ------------------------------------------------------------------------ slicing
