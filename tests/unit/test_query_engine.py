@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from argus.commands import query_cmd
 from contracts.argus.query.v1 import query_pb2
 from core import sketches
-from core.chunks import decode_chunk, encode_chunk
+from core.chunks import decode_chunk, decode_chunks, encode_chunk
 from core.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from core.model import DEFAULT_TIERS, MetricKind, series_id
 from core.points import Points, from_hashes, from_observations, from_values, key_bounds, read_agg
@@ -434,7 +434,14 @@ class CountingDecoder:
             self.calls += 1
             return original(data, key=key)
 
+        original_many = decode_chunks
+
+        def counted_many(datas: Any, keys: Any, **options: Any) -> Any:
+            self.calls += len(datas)
+            return original_many(datas, keys, **options)
+
         monkeypatch.setattr(engine_module, "decode_chunk", counted)
+        monkeypatch.setattr(engine_module, "decode_chunks", counted_many)
 
 
 async def test_closed_chunks_are_decoded_once_until_they_change(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
