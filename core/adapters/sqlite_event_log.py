@@ -5,7 +5,8 @@ Durability: the writer runs with `synchronous=FULL`, so a commit returns only af
 WAL is fsync'd; `append` resolves after that commit. Concurrent appends are group-committed:
 whatever arrived while one transaction ran goes into the next, so many small batches share
 one fsync. Duplicate event ids within a topic are ignored by a unique index (the dedup
-window is the log's retention). See docs/decisions/0003-embedded-event-log.md.
+window is the log's retention). Payloads above 512 bytes are stored zstd-compressed
+(`payload_codec` 1), transparently to readers. See docs/decisions/0003-embedded-event-log.md.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import zstandard
+
 from core.adapters.sqlite_db import SqliteDatabase
-from core.errors import InvalidArgument, StorageError
+from core.errors import CorruptData, InvalidArgument, StorageError
 from core.ports import AppendResult, Event, EventLogConsumer, LogRecord
 
 SCHEMA = """
@@ -37,7 +40,8 @@ CREATE TABLE IF NOT EXISTS events(
     schema_version INTEGER NOT NULL,
     time_ms INTEGER NOT NULL,
     partition_key BLOB NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    payload_codec INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_position ON events(topic_id, partition, offset);
 CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events(topic_id, event_id);
@@ -49,6 +53,9 @@ CREATE TABLE IF NOT EXISTS checkpoints(
     PRIMARY KEY(group_name, topic_id, partition)
 ) WITHOUT ROWID;
 """
+
+RAW, ZSTD = 0, 1
+_COMPRESS_ABOVE_BYTES = 512
 
 _Pending = tuple[str, list[tuple[int, Event]], "asyncio.Future[AppendResult]"]
 
@@ -216,6 +223,8 @@ class SqliteEventLog:
 def _append_all(c: sqlite3.Connection, *, batch: list[_Pending], topic_ids: Mapping[str, int]) -> list[AppendResult]:
     next_offsets: dict[tuple[int, int], int] = {}
     results = []
+    # zstandard objects are not thread-safe: one per transaction, in the writer thread.
+    compressor = zstandard.ZstdCompressor(level=1)
     for topic, events, _ in batch:
         topic_id = topic_ids[topic]
         offsets: list[int | None] = []
@@ -225,9 +234,12 @@ def _append_all(c: sqlite3.Connection, *, batch: list[_Pending], topic_ids: Mapp
                 row = c.execute("SELECT MAX(offset) FROM events WHERE topic_id=? AND partition=?", key).fetchone()
                 next_offsets[key] = 0 if row[0] is None else int(row[0]) + 1
             offset = next_offsets[key]
+            payload, codec = event.payload, RAW
+            if len(payload) > _COMPRESS_ABOVE_BYTES:
+                payload, codec = compressor.compress(payload), ZSTD
             cur = c.execute(
                 "INSERT OR IGNORE INTO events(topic_id, partition, offset, event_id, type, schema_version, "
-                "time_ms, partition_key, payload) VALUES(?,?,?,?,?,?,?,?,?)",
+                "time_ms, partition_key, payload, payload_codec) VALUES(?,?,?,?,?,?,?,?,?,?)",
                 (
                     topic_id,
                     partition,
@@ -237,7 +249,8 @@ def _append_all(c: sqlite3.Connection, *, batch: list[_Pending], topic_ids: Mapp
                     event.schema_version,
                     event.time_ms,
                     event.partition_key,
-                    event.payload,
+                    payload,
+                    codec,
                 ),
             )
             if cur.rowcount == 1:
@@ -252,11 +265,24 @@ def _append_all(c: sqlite3.Connection, *, batch: list[_Pending], topic_ids: Mapp
 def _read_partition(
     c: sqlite3.Connection, topic_id: int, partition: int, offset: int, limit: int
 ) -> list[tuple[object, ...]]:
-    return c.execute(
-        "SELECT offset, event_id, type, schema_version, time_ms, partition_key, payload FROM events "
+    """Rows of one partition with plain payloads (decompressed here, in the reader thread)."""
+    rows = c.execute(
+        "SELECT offset, event_id, type, schema_version, time_ms, partition_key, payload, payload_codec FROM events "
         "WHERE topic_id=? AND partition=? AND offset>=? ORDER BY offset LIMIT ?",
         (topic_id, partition, offset, limit),
     ).fetchall()
+    if not any(row[7] == ZSTD for row in rows):
+        return [row[:7] for row in rows]
+    decompressor = zstandard.ZstdDecompressor()
+    out = []
+    for row in rows:
+        payload = row[6]
+        if row[7] == ZSTD:
+            payload = decompressor.decompress(payload)
+        elif row[7] != RAW:
+            raise CorruptData(f"event at offset {row[0]} of partition {partition}: unknown payload codec {row[7]}")
+        out.append((*row[:6], payload))
+    return out
 
 
 def _record(topic: str, partition: int, row: tuple[object, ...]) -> LogRecord:

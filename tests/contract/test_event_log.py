@@ -146,3 +146,22 @@ class TestSqliteEventLog(EventLogContract):
         with pytest.raises(Exception, match="does not exist"):
             await log.append("nope", [(0, event(1))])
         await log.close()
+
+    async def test_large_payloads_are_stored_compressed(self, tmp_path: Path) -> None:
+        import sqlite3
+
+        log = SqliteEventLog(tmp_path / "events.db")
+        await log.start()
+        await log.ensure_topic(TOPIC, 1)
+        payload = b"host=web-1 cpu=12.5;" * 10_000
+        await log.append(TOPIC, [(0, event(1, payload=payload)), (0, event(2, payload=b"tiny"))])
+        await log.close()
+        db = sqlite3.connect(tmp_path / "events.db")
+        rows = db.execute("SELECT length(payload), payload_codec FROM events ORDER BY offset").fetchall()
+        db.close()
+        assert rows[0][1] == 1 and rows[0][0] < len(payload) // 20
+        assert rows[1] == (4, 0)
+        reopened = SqliteEventLog(tmp_path / "events.db")
+        await reopened.start()
+        assert [r.event.payload for r in await reopened.read(TOPIC, 0, 0, 10)] == [payload, b"tiny"]
+        await reopened.close()
