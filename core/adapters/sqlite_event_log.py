@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -64,6 +66,7 @@ class SqliteEventLog:
     """EventLog on one SQLite file (`sqlite:///path/events.db`)."""
 
     def __init__(self, path: Path, *, tail_poll_s: float = 0.02) -> None:
+        self.path = path
         self._db = SqliteDatabase(path, schema=SCHEMA, synchronous="FULL")
         self._topics: dict[str, tuple[int, int]] = {}
         self._pending: list[_Pending] = []
@@ -303,7 +306,12 @@ def _record(topic: str, partition: int, row: tuple[object, ...]) -> LogRecord:
 
 
 class SqliteConsumer:
-    """The only member of its group: owns every partition of the topic (one machine)."""
+    """The only member of its group: owns every partition of the topic (one machine).
+
+    A second member would project from its own in-memory state and overwrite the first
+    one's chunks, so membership is an exclusive lock file per group (released by the
+    kernel when the process dies, even by kill -9).
+    """
 
     def __init__(self, log: SqliteEventLog, group: str, topic: str) -> None:
         self._log = log
@@ -311,9 +319,33 @@ class SqliteConsumer:
         self._topic = topic
         self._positions: dict[int, int] | None = None
         self._rotation = 0
+        self._lock_file: int | None = None
+
+    def _acquire_membership(self) -> None:
+        path = self._log.path.with_name(f"{self._log.path.name}.{self._group}.{self._topic}.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StorageError(
+                f"consumer group {self._group!r} of {self._topic} in {self._log.path} is already consumed "
+                f"by another process (pid {holder}); the embedded log serves one member per group"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_file = fd
+
+    def _release_membership(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)  # closing drops the flock
+            self._lock_file = None
 
     async def _ensure_positions(self) -> dict[int, int]:
         if self._positions is None:
+            if self._lock_file is None:
+                self._acquire_membership()
             partitions = await self._log.partitions(self._topic)
             committed = await self._log.committed(self._group, self._topic)
             self._positions = {p: committed.get(p, 0) for p in range(partitions)}
@@ -356,3 +388,4 @@ class SqliteConsumer:
 
     async def close(self) -> None:
         self._positions = None
+        self._release_membership()

@@ -165,3 +165,17 @@ class TestSqliteEventLog(EventLogContract):
         await reopened.start()
         assert [r.event.payload for r in await reopened.read(TOPIC, 0, 0, 10)] == [payload, b"tiny"]
         await reopened.close()
+
+    async def test_a_group_has_one_member_at_a_time(self, tmp_path: Path) -> None:
+        log = SqliteEventLog(tmp_path / "events.db")
+        await log.start()
+        await log.ensure_topic(TOPIC, 1)
+        first = log.consumer("rollups", TOPIC)
+        await first.poll(10, 0.01)
+        second = log.consumer("rollups", TOPIC)
+        with pytest.raises(Exception, match=r"already consumed by another process \(pid \d+\)"):
+            await second.poll(10, 0.01)
+        await first.close()
+        assert await second.poll(10, 0.01) == []
+        await second.close()
+        await log.close()

@@ -119,6 +119,8 @@ async def test_crash_after_chunk_write_before_commit_does_not_double_count(world
         await crashing.catch_up()
     assert await log.consumer("crashy", SAMPLES_TOPIC).committed() == {}
 
+    await crashing.close()  # the process died: its group membership ends with it
+
     # A fresh process replays everything from offset 0 into the same store.
     restarted = projector(log, crashed_store, group="crashy")
     await restarted.catch_up()
