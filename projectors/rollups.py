@@ -25,6 +25,7 @@ import numpy as np
 from contracts.argus.events.v1 import events_pb2
 from core import points as pts
 from core.chunks import decode_chunk, encode_chunk
+from core.errors import ArgusError
 from core.events import SAMPLES_TOPIC, decode_payload
 from core.model import Tier
 from core.ports import EventLog, EventLogConsumer, HotStore, LogRecord, StoredChunk
@@ -119,8 +120,14 @@ class RollupProjector:
                     if time.monotonic() - last_retention >= self._retention_check_s:
                         await self.apply_retention()
                         last_retention = time.monotonic()
-                except Exception:
-                    log.exception("rollups: projecting failed; restarting from the last committed offsets")
+                except Exception as exc:
+                    # Our own errors say what failed; anything else needs its traceback.
+                    log.log(
+                        logging.WARNING if isinstance(exc, ArgusError) else logging.ERROR,
+                        "rollups: %s; restarting from the last committed offsets in 1 s",
+                        exc,
+                        exc_info=not isinstance(exc, ArgusError),
+                    )
                     await self._restart_consumer()
                     await asyncio.sleep(1.0)
             await self.flush()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from contracts.argus.events.v1 import events_pb2
+from core.errors import ArgusError
 from core.events import SAMPLES_TOPIC, decode_payload
 from core.ports import EventLog, LogRecord, SeriesIndex, SeriesRecord
 
@@ -55,8 +56,14 @@ class SeriesIndexProjector:
                         await consumer.commit(offsets)
                         pending, offsets = {}, {}
                         last_flush = time.monotonic()
-                except Exception:
-                    log.exception("series-index: projecting failed; restarting from the last committed offsets")
+                except Exception as exc:
+                    # Our own errors say what failed; anything else needs its traceback.
+                    log.log(
+                        logging.WARNING if isinstance(exc, ArgusError) else logging.ERROR,
+                        "series-index: %s; restarting from the last committed offsets in 1 s",
+                        exc,
+                        exc_info=not isinstance(exc, ArgusError),
+                    )
                     await consumer.close()
                     consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
                     pending, offsets = {}, {}
