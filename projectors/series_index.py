@@ -12,6 +12,8 @@ import logging
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from contracts.argus.events.v1 import events_pb2
 from core.errors import ArgusError
 from core.events import SAMPLES_TOPIC, decode_payload
@@ -84,7 +86,8 @@ class SeriesIndexProjector:
             for sid, series in zip(event.series_ids, event.series, strict=True):
                 if not series.timestamps_ms:
                     continue
-                first, last = min(series.timestamps_ms), max(series.timestamps_ms)
+                ts = np.array(series.timestamps_ms, dtype=np.int64)  # not a per-sample Python loop
+                first, last = int(ts.min()), int(ts.max())
                 key = (event.tenant, sid)
                 known = self._known.get(key)
                 if known is not None and first >= known[0] - self._widen_ms and last <= known[1] + self._widen_ms:
