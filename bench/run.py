@@ -51,6 +51,7 @@ import numpy as np
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
 from bench.workload import (
     OutputFormat,
     WorkloadSpec,
@@ -65,7 +66,6 @@ from contracts.argus.metrics.v1 import metrics_pb2
 from core.model import DEFAULT_TIERS, HOUR_MS, MINUTE_MS, MetricKind
 from query_side.timeparse import format_duration
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 RESULTS_DIR: Final = REPO_ROOT / "bench" / "results"
 READY_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 30.0
@@ -121,19 +121,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def argus_argv(*args: str) -> list[str]:
-    """`argus` from this source tree, run by this interpreter (an installed copy never shadows it)."""
-    return [sys.executable, "-c", "import sys; from argus.cli import main; sys.exit(main())", *args]
-
-
-def argus_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["COLUMNS"] = "200"
-    return env
-
-
 class ArgusServer:
     """One `argus up --no-collector` over a fresh data dir, on free ports.
 
@@ -164,21 +151,13 @@ class ArgusServer:
         self.ingest_port, self.query_port, self.http_port = free_port(), free_port(), free_port()
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                argus_argv(
-                    "up",
-                    "--no-collector",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--ingest-addr",
-                    f"127.0.0.1:{self.ingest_port}",
-                    "--query-addr",
-                    f"127.0.0.1:{self.query_port}",
-                    "--http-addr",
-                    f"127.0.0.1:{self.http_port}",
-                    "--api-key",
-                    self.api_key,
-                    "--log-level",
-                    self.log_level,
+                up_argv(
+                    data_dir=self.data_dir,
+                    ingest_port=self.ingest_port,
+                    query_port=self.query_port,
+                    http_port=self.http_port,
+                    api_key=self.api_key,
+                    extra=("--log-level", self.log_level),
                 ),
                 cwd=REPO_ROOT,
                 env=argus_env(),

@@ -12,13 +12,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import os
 import re
 import secrets
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -32,11 +30,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
 from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from contracts.argus.metrics.v1 import metrics_pb2
 from contracts.argus.query.v1 import query_pb2_grpc
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 60.0
 VISIBLE_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -60,20 +58,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def argus_argv(*args: str) -> list[str]:
-    """The `argus` console script's entry point (`argus.cli:main`) run by this interpreter from
-    the source tree under test, so an installed copy can never shadow the code being tested."""
-    return [sys.executable, "-c", "import sys; from argus.cli import main; sys.exit(main())", *args]
-
-
-def argus_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["COLUMNS"] = "200"  # rich wraps log lines at the terminal width
-    return env
 
 
 def run_argus(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -172,19 +156,12 @@ class ArgusServer:
             log.write(f"\n===== start {self.starts} (ports {self.ports}) =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                argus_argv(
-                    "up",
-                    "--no-collector",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--ingest-addr",
-                    f"127.0.0.1:{self.ingest_port}",
-                    "--query-addr",
-                    f"127.0.0.1:{self.query_port}",
-                    "--http-addr",
-                    f"127.0.0.1:{self.http_port}",
-                    "--api-key",
-                    self.api_key,
+                up_argv(
+                    data_dir=self.data_dir,
+                    ingest_port=self.ingest_port,
+                    query_port=self.query_port,
+                    http_port=self.http_port,
+                    api_key=self.api_key,
                 ),
                 cwd=REPO_ROOT,
                 env=argus_env(),
