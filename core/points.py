@@ -497,6 +497,10 @@ def from_values(key: npt.ArrayLike, ts_ms: npt.ArrayLike, values: npt.ArrayLike,
     k, t, v = _i64(key), _i64(ts_ms), _f64(values)
     _check_lengths(key=k, ts_ms=t, values=v)
     n = len(k)
+    # sum/min/max/last start as one array (and may stay one when every bucket holds one
+    # sample): a read-only view makes an in-place write fail instead of changing all four.
+    v = v.view()
+    v.flags.writeable = False
     rows = Points(
         key=k,
         ts=_bucket(t, step_ms),
