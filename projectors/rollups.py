@@ -24,7 +24,7 @@ import numpy as np
 
 from contracts.argus.events.v1 import events_pb2
 from core import points as pts
-from core.chunks import decode_chunk, encode_chunk
+from core.chunks import decode_chunk, encode_chunks
 from core.errors import ArgusError
 from core.events import SAMPLES_TOPIC, decode_payload
 from core.model import Tier
@@ -278,19 +278,22 @@ class RollupProjector:
     async def _write_dirty(self, tier: Tier) -> int:
         cache = self._cache[tier.name]
         dirty = self._dirty[tier.name]
-        chunks = []
-        for sid, start in dirty:
-            chunk = cache[(sid, start)]
-            data = encode_chunk(chunk.points, kind=chunk.kind, step_ms=tier.step_ms, chunk_start_ms=start)  # type: ignore[arg-type]
-            chunks.append(
-                StoredChunk(
-                    series_id=sid,
-                    chunk_start_ms=start,
-                    data=data,
-                    partition=chunk.partition,
-                    applied_offset=chunk.applied_offset,
-                )
+        keys = list(dirty)
+        open_chunks = [cache[key] for key in keys]
+        # One batched call: encoding chunk by chunk was most of the projector's CPU.
+        datas = encode_chunks(
+            [(c.points, c.kind, tier.step_ms, start) for c, (_, start) in zip(open_chunks, keys, strict=True)]
+        )
+        chunks = [
+            StoredChunk(
+                series_id=sid,
+                chunk_start_ms=start,
+                data=data,
+                partition=chunk.partition,
+                applied_offset=chunk.applied_offset,
             )
+            for (sid, start), chunk, data in zip(keys, open_chunks, datas, strict=True)
+        ]
         await self._store.write_chunks(tier.name, chunks)
         dirty.clear()
         return len(chunks)

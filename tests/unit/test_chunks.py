@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from collections.abc import Iterator
 from unittest import mock
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from core import chunks
 from core import points as P
-from core.chunks import chunk_point_count, decode_chunk, decode_chunks, encode_chunk
+from core.chunks import chunk_point_count, decode_chunk, decode_chunks, encode_chunk, encode_chunks
 from core.errors import CorruptData, InvalidArgument
 from core.model import MetricKind
 from core.points import Points, Ragged
@@ -554,3 +555,129 @@ def test_damaged_batches_fail_exactly_when_a_chunk_alone_fails(data: st.DataObje
             decode_chunks(datas, [7] * 5)
     else:
         assert_bit_exact(expected, decode_chunks(datas, [7] * 5))
+
+
+# ------------------------------------------------------------------------ encoding many chunks at once
+
+Item = tuple[Points, MetricKind, int, int]
+
+
+def encoded_one_by_one(items: list[Item]) -> list[bytes]:
+    return [encode_chunk(p, kind=kind, step_ms=step, chunk_start_ms=start) for p, kind, step, start in items]
+
+
+@contextlib.contextmanager
+def batching_everything(block_values: int) -> Iterator[None]:
+    """Every group of one point count takes the 2-D path, in blocks of `block_values` points."""
+    with (
+        mock.patch.object(chunks, "_ENCODE_BATCH_MIN", 1),
+        mock.patch.object(chunks, "_ENCODE_BLOCK_VALUES", block_values),
+    ):
+        yield
+
+
+@st.composite
+def encode_batches(draw: st.DrawFn) -> list[Item]:
+    """Up to 12 valid chunks of a few layouts (so that several share a point count), each of
+    any kind, single-sample or not, some with sketch sections."""
+    layouts = draw(st.lists(chunk_layout(), min_size=1, max_size=3))
+    items: list[Item] = []
+    for _ in range(draw(st.integers(0, 12))):
+        step, start, slots, _ = draw(st.sampled_from(layouts))
+        single = draw(st.booleans())
+        points = draw(points_at(step, start, slots, single, sketches=draw(st.integers(0, 5)) == 0))
+        items.append((points, draw(st.sampled_from(list(MetricKind))), step, start))
+    return items
+
+
+@given(encode_batches(), st.sampled_from([1, 40, 1 << 16]))
+@settings(max_examples=300)
+def test_encoding_chunks_together_gives_the_bytes_of_encoding_them_one_by_one(
+    items: list[Item], block_values: int
+) -> None:
+    with batching_everything(block_values):
+        assert encode_chunks(items) == encoded_one_by_one(items)
+
+
+def _column(style: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    walk = np.cumsum(rng.normal(0, 1, n))
+    match style:
+        case "decimal":
+            return np.round(50 + walk, 2)
+        case "sums":  # decimals plus a few ulps: the residual mode
+            return np.round(walk, 1) + np.round(walk * 3, 2) + 0.1
+        case "xor":
+            return rng.normal(0, 1e6, n)
+        case "huge":
+            return rng.choice([1.7976931348623157e308, -5e-324, 1e300, 2.0**53, -(2.0**60)], n)
+        case "late noise":  # 0.0 until the head check is done, then below 0.5: eight bytes either way
+            return np.where(np.arange(n) < 16, 0.0, rng.uniform(-0.4, 0.4, n))
+        case "specials":
+            return rng.choice([0.0, -0.0, np.nan, np.inf, -np.inf, 12.5], n)
+        case _:
+            return np.full(n, -0.0)
+
+
+def _long_chunk(n: int, seed: int) -> Item:
+    """A chunk of n points (gap-free or not) whose columns are each of one style."""
+    rng = np.random.default_rng(seed)
+    styles = ["decimal", "sums", "xor", "huge", "specials", "zero", "late noise"]
+    step = int(rng.choice([5_000, 60_000]))
+    start = CHUNK_START
+    slots = np.arange(n) if rng.random() < 0.7 else np.sort(rng.choice(4 * n, n, replace=False))
+    ts = start + slots.astype(np.int64) * step
+    if rng.random() < 0.3:
+        value = _column(str(rng.choice(styles)), n, rng)
+        count = np.ones(n, dtype=np.int64)
+        total = mn = mx = last = value
+    else:
+        count = rng.integers(1, 1 << int(rng.choice([1, 9, 17, 40])), n)
+        total, mn, mx, last = (_column(str(rng.choice(styles)), n, rng) for _ in range(4))
+    points = Points(
+        key=np.full(n, KEY, dtype=np.int64),
+        ts=ts,
+        count=count,
+        sum=total,
+        min=mn,
+        max=mx,
+        last=last,
+        last_ts=ts + rng.integers(0, step, n),
+        sketch=Ragged.empty(n),
+        hll=Ragged.empty(n),
+    )
+    return points, MetricKind.GAUGE, step, start
+
+
+@pytest.mark.parametrize("block_values", [1, 1_000, 1 << 16])
+def test_long_chunks_encoded_together_across_restart_points_give_the_same_bytes(block_values: int) -> None:
+    counts = [1, 2, 15, 16, 17, 63, 64, 65, 129, 720]
+    items = [_long_chunk(n, seed) for seed in range(12) for n in counts]
+    with batching_everything(block_values):
+        assert encode_chunks(items) == encoded_one_by_one(items)
+
+
+def test_encoding_many_chunks_with_the_default_batching_gives_the_same_bytes() -> None:
+    items = [_long_chunk(120, seed) for seed in range(40)] + [_long_chunk(3, seed) for seed in range(2)]
+    assert encode_chunks(items) == encoded_one_by_one(items)
+
+
+def test_encoding_no_chunks_gives_no_bytes() -> None:
+    assert encode_chunks([]) == []
+
+
+@pytest.mark.parametrize("bad", ["misaligned", "several keys", "unsorted"])
+def test_a_refused_chunk_among_many_raises_what_encoding_it_alone_raises(bad: str) -> None:
+    items = [_long_chunk(30, seed) for seed in range(8)]
+    points = items[5][0]
+    if bad == "misaligned":
+        points.ts = points.ts + 1
+    elif bad == "several keys":
+        points.key = points.key + np.arange(30)
+    else:
+        points.ts = points.ts[::-1].copy()
+    with pytest.raises(InvalidArgument) as alone:
+        encode_chunk(points, kind=items[5][1], step_ms=items[5][2], chunk_start_ms=items[5][3])
+    with batching_everything(1 << 16), pytest.raises(InvalidArgument) as together:
+        encode_chunks(items)
+    assert str(together.value) == str(alone.value)
+    assert together.value.parameter == alone.value.parameter == "points"
