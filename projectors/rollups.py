@@ -178,6 +178,8 @@ class RollupProjector:
     async def flush(self) -> FlushStats:
         """Apply the buffer to every tier, write changed chunks, then commit offsets."""
         started = time.perf_counter()
+        if not self._buffer.samples and not self._pending_ids and not self._next_offsets:
+            return FlushStats(samples=0, chunks_written=0, seconds=0.0)  # idle: touch nothing
         samples = self._buffer.samples
         kinds = self._buffer.kinds
         partitions = self._buffer.partitions
