@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -93,23 +92,7 @@ def per_chunk(datas: list[bytes], regions: list[int], chunk_starts: list[int], s
         parts.append(pts)
         bounds.append((lo, hi))
 
-    def cat(column: str) -> npt.NDArray[Any]:
-        return np.concatenate([getattr(p, column)[lo:hi] for p, (lo, hi) in zip(parts, bounds, strict=True)])
-
-    lengths = np.array([hi - lo for lo, hi in bounds], dtype=np.int64)
-    n = int(lengths.sum())
-    return P.Points(
-        key=np.repeat(np.asarray(regions, dtype=np.int64), lengths),
-        ts=cat("ts"),
-        count=cat("count"),
-        sum=cat("sum"),
-        min=cat("min"),
-        max=cat("max"),
-        last=cat("last"),
-        last_ts=cat("last_ts"),
-        sketch=P.Ragged.empty(n),
-        hll=P.Ragged.empty(n),
-    )
+    return P.concat_slices(parts, bounds, regions)
 
 
 def sorting_only() -> AbstractContextManager[object]:

@@ -26,7 +26,7 @@ Every function here is vectorised over many keys at once; none loops per sample 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final, TypeVar, cast
@@ -614,6 +614,31 @@ def _concat_ragged(parts: list[Ragged]) -> Ragged:
         offsets=np.concatenate(offsets),
         index=np.concatenate([r.index[r.offsets[0] : r.offsets[-1]] for r in parts]),
         value=np.concatenate([r.value[r.offsets[0] : r.offsets[-1]] for r in parts]),
+    )
+
+
+def concat_slices(parts: Sequence[Points], bounds: Sequence[tuple[int, int]], keys: Sequence[int]) -> Points:
+    """Rows `lo:hi` of each part, re-keyed to `keys[i]`, one part after another (not merged).
+
+    For parts without sketches or HLLs: one concatenate per column instead of a Points
+    object per part (~3x faster over thousands of chunks)."""
+
+    def cat(column: str) -> npt.NDArray[Any]:
+        return np.concatenate([getattr(p, column)[lo:hi] for p, (lo, hi) in zip(parts, bounds, strict=True)])
+
+    lengths = np.array([hi - lo for lo, hi in bounds], dtype=np.int64)
+    n = int(lengths.sum())
+    return Points(
+        key=np.repeat(np.asarray(keys, dtype=np.int64), lengths),
+        ts=cat("ts"),
+        count=cat("count"),
+        sum=cat("sum"),
+        min=cat("min"),
+        max=cat("max"),
+        last=cat("last"),
+        last_ts=cat("last_ts"),
+        sketch=Ragged.empty(n),
+        hll=Ragged.empty(n),
     )
 
 

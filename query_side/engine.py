@@ -19,7 +19,7 @@ import numpy.typing as npt
 from core.chunks import chunk_point_count, decode_chunk, decode_chunks
 from core.errors import ResourceExhausted
 from core.model import DEFAULT_TIERS, MetricKind, Tier
-from core.points import Points, Ragged, key_bounds, merge, read_agg
+from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
 from core.ports import ChunkStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
 from query_side.planner import MAX_SERIES, REGION_LABEL, QueryPlan, QuerySpec, plan
 
@@ -221,7 +221,7 @@ class QueryEngine:
             return Points.empty(), points_read
         if all(p.sketch.total == 0 and p.hll.total == 0 for p in parts):
             if parts:
-                rows.append(_concat_plain(parts, bounds, groups))
+                rows.append(concat_slices(parts, bounds, groups))
             return merge(*rows), points_read
         clipped = (p.take(slice(lo, hi)).with_key(g) for p, (lo, hi), g in zip(parts, bounds, groups, strict=True))
         return merge(*rows, *clipped), points_read
@@ -385,30 +385,6 @@ def _groups(
         values = tuple(x.get(name, "") for name in group_by)
         group_of.append(ids.setdefault(values, len(ids)))
     return group_of, [dict(zip(group_by, values, strict=True)) for values in ids]
-
-
-def _concat_plain(parts: Sequence[Points], bounds: Sequence[tuple[int, int]], groups: Sequence[int]) -> Points:
-    """Rows `lo:hi` of each part under its group's key, one part after another, for parts
-    without sketches or HLLs: one concatenate per column instead of a Points object per
-    chunk (~3x faster for thousands of chunks)."""
-
-    def cat(column: str) -> npt.NDArray[Any]:
-        return np.concatenate([getattr(p, column)[lo:hi] for p, (lo, hi) in zip(parts, bounds, strict=True)])
-
-    lengths = np.array([hi - lo for lo, hi in bounds], dtype=np.int64)
-    n = int(lengths.sum())
-    return Points(
-        key=np.repeat(np.asarray(groups, dtype=np.int64), lengths),
-        ts=cat("ts"),
-        count=cat("count"),
-        sum=cat("sum"),
-        min=cat("min"),
-        max=cat("max"),
-        last=cat("last"),
-        last_ts=cat("last_ts"),
-        sketch=Ragged.empty(n),
-        hll=Ragged.empty(n),
-    )
 
 
 def _aggregate(points: Points, final: QueryPlan, group_labels: Sequence[Mapping[str, str]]) -> tuple[ResultSeries, ...]:
