@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
 
 
 def argus_argv(*args: str) -> list[str]:
@@ -46,3 +51,32 @@ def up_argv(
         api_key,
         *extra,
     )
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.05,
+    failure: type[BaseException] = TimeoutError,
+) -> T:
+    """Poll `probe` until it returns something other than None/False; raise `failure` after
+    `timeout_s` naming the last value or error. Errors from the probe count as "not yet"
+    (a server warming up), except `failure` itself, which ends the wait at once."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while True:
+        try:
+            value = probe()
+        except failure:
+            raise
+        except Exception as exc:
+            value, last = None, exc
+        else:
+            last = value
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise failure(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
+        time.sleep(interval_s)

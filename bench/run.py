@@ -51,6 +51,7 @@ import numpy as np
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from argus import launch
 from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
 from bench.workload import (
     OutputFormat,
@@ -92,24 +93,7 @@ def log(message: str) -> None:
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout_s: float, interval_s: float) -> T:
-    """Poll `probe` until it returns something other than None/False; BenchFailure after
-    `timeout_s` naming the last value or error."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while True:
-        try:
-            value = probe()
-        except BenchFailure:
-            raise
-        except Exception as exc:  # the condition may raise while a server warms up
-            value, last = None, exc
-        else:
-            last = value
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchFailure(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
-        time.sleep(interval_s)
+    return launch.wait_for(what, probe, timeout_s=timeout_s, interval_s=interval_s, failure=BenchFailure)
 
 
 # ---------------------------------------------------------------------------- processes

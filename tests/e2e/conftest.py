@@ -30,6 +30,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from argus import launch
 from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
 from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from contracts.argus.metrics.v1 import metrics_pb2
@@ -78,22 +79,7 @@ def measured(name: str, value: object) -> None:
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.05) -> T:
-    """Poll `probe` until it returns something other than None/False; fail after `timeout_s`
-    with the last value or error."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while True:
-        try:
-            value = probe()
-        except Exception as exc:  # the condition may raise while the server warms up
-            value, last = None, exc
-        else:
-            last = value
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}; last: {last!r}")
-        time.sleep(interval_s)
+    return launch.wait_for(what, probe, timeout_s=timeout_s, interval_s=interval_s, failure=pytest.fail.Exception)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
