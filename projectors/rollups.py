@@ -181,10 +181,8 @@ class RollupProjector:
         if not self._buffer.samples and not self._pending_ids and not self._next_offsets:
             return FlushStats(samples=0, chunks_written=0, seconds=0.0)  # idle: touch nothing
         samples = self._buffer.samples
-        kinds = self._buffer.kinds
-        partitions = self._buffer.partitions
+        kinds, partitions = self._buffer.kinds, self._buffer.partitions
         columns = self._buffer.drain()
-        self._buffer.kinds, self._buffer.partitions = {}, {}
         self._flushes += 1
         now_ms = self._clock_ms()
         written = 0
@@ -240,9 +238,9 @@ class RollupProjector:
         latest = np.full(len(keys), -1, dtype=np.int64)
         np.maximum.at(latest, inverse[keep], family.offset[keep])
 
-        touched = [k for k, top in zip(keys, latest.tolist(), strict=True) if top >= 0]
-        merged = pts.merge(new, *(cache[k].points for k in touched if k in cache))
+        # Items with a new sample, and the latest offset applied to each.
         top_by_key = {k: top for k, top in zip(keys, latest.tolist(), strict=True) if top >= 0}
+        merged = pts.merge(new, *(cache[k].points for k in top_by_key if k in cache))
         for key, part in _split_items(merged, span):
             chunk = cache.get(key)
             top = top_by_key[key]

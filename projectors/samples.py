@@ -91,7 +91,8 @@ class SampleBuffer:
             self.samples += n
 
     def drain(self) -> list[FamilyColumns]:
-        """The buffered samples as columns (one per non-empty family); empties the buffer."""
+        """The buffered samples as columns (one per non-empty family); empties the buffer,
+        its kinds and partitions included (take those first)."""
         out = []
         for name, family in self._families.items():
             if not family.key:
@@ -109,6 +110,7 @@ class SampleBuffer:
                 )
             )
         self._families = {"values": _Family(), "timer": _Family(), "distinct": _Family()}
+        self.kinds, self.partitions = {}, {}
         self.samples = 0
         return out
 

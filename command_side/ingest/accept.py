@@ -105,10 +105,14 @@ class BatchAcceptor:
                 partition, sid, samples = accepted
                 per_partition.setdefault(partition, []).append((sid, samples))
 
-        batch_id = batch.batch_id or digest(batch.SerializeToString(deterministic=True)).hex()[:32]
+        # The digest covers the whole submitted batch (not just what passed validation), so a
+        # resend maps to the same events even if the clock moved a sample across a limit.
+        needed = bool(per_partition) or not batch.batch_id
+        batch_digest = digest(batch.SerializeToString(deterministic=True)) if needed else b""
+        batch_id = batch.batch_id or batch_digest.hex()[:32]
         result.batch_id = batch_id
         if per_partition:
-            events = self._events(tenant, batch, batch_id, per_partition, now_ms)
+            events = self._events(tenant, batch.source, batch_id, batch_digest, per_partition, now_ms)
             appended = await self._log.append(SAMPLES_TOPIC, events)
             result.duplicate = appended.duplicates == len(events)
         result.accepted_samples = outcome.accepted
@@ -125,15 +129,13 @@ class BatchAcceptor:
     def _events(
         self,
         tenant: str,
-        batch: metrics_pb2.SampleBatch,
+        source: str,
         batch_id: str,
+        batch_digest: bytes,
         per_partition: dict[int, list[tuple[int, metrics_pb2.SeriesSamples]]],
         now_ms: int,
     ) -> list[tuple[int, Event]]:
-        # The id covers the whole submitted batch (not just what passed validation), so a
-        # resend maps to the same events even if the clock moved a sample across a limit.
-        batch_digest = digest(batch.SerializeToString(deterministic=True))
-        source = batch.source or "anonymous"
+        source = source or "anonymous"
         events = []
         for partition in sorted(per_partition):
             entries = sorted(per_partition[partition], key=lambda e: e[0])
