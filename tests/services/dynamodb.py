@@ -1,0 +1,1 @@
+"""Filled by the dynamodb work (issue 3)."""

@@ -1,0 +1,1 @@
+"""Filled by the kafka work (issue 3)."""

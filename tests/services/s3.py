@@ -1,0 +1,1 @@
+"""Filled by the s3 work (issue 3)."""
