@@ -6,6 +6,11 @@ skipped, so re-delivery after a crash or a replay never double-counts. Duplicate
 (a producer retry appended twice) are dropped through the projector's applied-event memory.
 Order of a flush: chunk writes (durable) -> applied event ids -> consumer offsets.
 
+Rebalances (Kafka): before partitions move, the projector flushes and commits everything
+buffered, so their next owner resumes exactly at the commit; afterwards it drops the open
+chunks of partitions it lost (their next owner moves them on) and never buffers or commits
+records of a partition it does not own. See docs/decisions/0005-kafka-event-log.md.
+
 Between flushes, samples wait in a columnar buffer; at a flush each tier's new points are
 computed for the whole buffer at once and merged into the open chunks kept decoded in
 memory, so a chunk is re-encoded at most once per flush.
@@ -87,6 +92,9 @@ class RollupProjector:
         self._clock_ms = clock_ms
         self._group = group
         self._consumer: EventLogConsumer | None = None
+        # Buffering and flushing exclude each other and the rebalance callbacks, which run
+        # in the consumer's own task.
+        self._lock = asyncio.Lock()
         self._reset_state()
         self.samples_applied = 0
         self.ready = asyncio.Event()
@@ -105,7 +113,7 @@ class RollupProjector:
         """Project until `stop` is set, then flush what is buffered."""
         last_flush = time.monotonic()
         last_retention = 0.0
-        self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+        self._consumer = self._new_consumer()
         self.ready.set()
         try:
             while not stop.is_set():
@@ -140,7 +148,7 @@ class RollupProjector:
         For replays and tests: the same path as `run`, driven to a definite end.
         """
         if self._consumer is None:
-            self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+            self._consumer = self._new_consumer()
         applied = 0
         while records := await self._consumer.poll(max_records=self._poll_records, timeout_s=idle_timeout_s):
             await self._buffer_records(records)
@@ -158,9 +166,46 @@ class RollupProjector:
         if self._consumer is not None:
             await self._consumer.close()
         self._reset_state()
-        self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+        self._consumer = self._new_consumer()
+
+    def _new_consumer(self) -> EventLogConsumer:
+        return self._log.consumer(self._group, SAMPLES_TOPIC, listener=self)
+
+    async def partitions_revoked(self, partitions: frozenset[int]) -> None:
+        """Before partitions move to another member: make everything buffered durable and
+        commit it, so the next owner starts exactly where this one stopped."""
+        async with self._lock:
+            try:
+                await self._flush()
+            except Exception as exc:
+                # Nothing uncommitted survives: every owner (this one included) replays
+                # from the committed offsets, which the applied offsets make harmless.
+                log.warning("rollups: flush before rebalance failed (%s); dropping buffered state", exc)
+                self._reset_state()
+
+    async def partitions_assigned(self, partitions: frozenset[int]) -> None:
+        """Forget what belongs to partitions no longer owned: another member moves them on,
+        so open chunks of them would be stale if they came back."""
+        async with self._lock:
+            if any(p not in partitions for p in self._buffer.partitions.values()):
+                self._reset_state()  # only after a failed flush; positions restart at the commits
+                return
+            for tier, cache in self._cache.items():
+                for key in [k for k, c in cache.items() if c.partition not in partitions]:
+                    del cache[key]
+                    self._dirty[tier].discard(key)
+            self._next_offsets = {p: o for p, o in self._next_offsets.items() if p in partitions}
 
     async def _buffer_records(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        async with self._lock:
+            await self._buffer_owned(records)
+
+    async def _buffer_owned(self, records: Sequence[LogRecord]) -> None:
+        owned = self._consumer.assigned if self._consumer is not None else frozenset()
+        # Records polled just before a rebalance took their partition away are not ours.
+        records = [r for r in records if r.partition in owned]
         if not records:
             return
         fresh = await self._store.filter_new_events(self.name, [r.event.event_id for r in records])
@@ -177,6 +222,10 @@ class RollupProjector:
 
     async def flush(self) -> FlushStats:
         """Apply the buffer to every tier, write changed chunks, then commit offsets."""
+        async with self._lock:
+            return await self._flush()
+
+    async def _flush(self) -> FlushStats:
         started = time.perf_counter()
         if not self._buffer.samples and not self._pending_ids and not self._next_offsets:
             return FlushStats(samples=0, chunks_written=0, seconds=0.0)  # idle: touch nothing
@@ -199,7 +248,8 @@ class RollupProjector:
             await self._store.record_events(self.name, self._pending_ids, now_ms)
             self._pending_ids, self._pending_set = [], set()
         if self._next_offsets and self._consumer is not None:
-            await self._consumer.commit(self._next_offsets)
+            owned = self._consumer.assigned
+            await self._consumer.commit({p: o for p, o in self._next_offsets.items() if p in owned})
             self._next_offsets = {}
         self.samples_applied += samples
         self._evict()

@@ -3,6 +3,9 @@
 Upserts are idempotent (first/last seen widen with min/max), so re-delivery needs no
 position bookkeeping. A series is written when it is new to this process or its seen-range
 widened by more than `widen_ms`, which keeps steady-state writes near zero.
+
+Rebalances (Kafka): pending upserts are written and their offsets committed before
+partitions move; records of partitions this member no longer owns are ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from contracts.argus.events.v1 import events_pb2
 from core.errors import ArgusError
 from core.events import SAMPLES_TOPIC, decode_payload
-from core.ports import EventLog, LogRecord, SeriesIndex, SeriesRecord
+from core.ports import EventLog, EventLogConsumer, LogRecord, SeriesIndex, SeriesRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +43,47 @@ class SeriesIndexProjector:
         self._widen_ms = widen_ms
         self._group = group
         self._known: dict[tuple[str, int], tuple[int, int]] = {}
+        self._pending: dict[tuple[str, int], SeriesRecord] = {}
+        self._offsets: dict[int, int] = {}
+        self._consumer: EventLogConsumer | None = None
+        self._lock = asyncio.Lock()  # collect / flush vs the rebalance callbacks
         self.ready = asyncio.Event()
 
+    async def partitions_revoked(self, partitions: frozenset[int]) -> None:
+        async with self._lock:
+            try:
+                await self._flush_and_commit()
+            except Exception as exc:  # the next owner replays from the last commit
+                log.warning("series-index: flush before rebalance failed (%s); dropping pending upserts", exc)
+                self._pending, self._offsets = {}, {}
+
+    async def partitions_assigned(self, partitions: frozenset[int]) -> None:
+        async with self._lock:
+            self._offsets = {p: o for p, o in self._offsets.items() if p in partitions}
+
+    async def _flush_and_commit(self) -> None:
+        if not self._offsets:
+            return
+        await self._flush(self._pending)
+        if self._consumer is not None:
+            owned = self._consumer.assigned
+            await self._consumer.commit({p: o for p, o in self._offsets.items() if p in owned})
+        self._pending, self._offsets = {}, {}
+
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
+        consumer = self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC, listener=self)
         self.ready.set()
-        pending: dict[tuple[str, int], SeriesRecord] = {}
-        offsets: dict[int, int] = {}
         last_flush = time.monotonic()
         try:
             while not stop.is_set():
                 try:
                     records = await consumer.poll(max_records=512, timeout_s=0.1)
-                    self._collect(records, pending, offsets)
-                    if time.monotonic() - last_flush >= self._flush_interval_s and offsets:
-                        await self._flush(pending)
-                        await consumer.commit(offsets)
-                        pending, offsets = {}, {}
-                        last_flush = time.monotonic()
+                    async with self._lock:
+                        owned = consumer.assigned  # records polled before a rebalance may not be ours
+                        self._collect([r for r in records if r.partition in owned], self._pending, self._offsets)
+                        if time.monotonic() - last_flush >= self._flush_interval_s and self._offsets:
+                            await self._flush_and_commit()
+                            last_flush = time.monotonic()
                 except Exception as exc:
                     # Our own errors say what failed; anything else needs its traceback.
                     log.log(
@@ -67,13 +93,12 @@ class SeriesIndexProjector:
                         exc_info=not isinstance(exc, ArgusError),
                     )
                     await consumer.close()
-                    consumer = self._log.consumer(self._group, SAMPLES_TOPIC)
-                    pending, offsets = {}, {}
+                    consumer = self._consumer = self._log.consumer(self._group, SAMPLES_TOPIC, listener=self)
+                    self._pending, self._offsets = {}, {}
                     self._known.clear()
                     await asyncio.sleep(1.0)
-            if offsets:
-                await self._flush(pending)
-                await consumer.commit(offsets)
+            async with self._lock:
+                await self._flush_and_commit()
         finally:
             await consumer.close()
 

@@ -25,7 +25,7 @@ import zstandard
 
 from core.adapters.sqlite_db import SqliteDatabase
 from core.errors import CorruptData, InvalidArgument, StorageError
-from core.ports import AppendResult, Event, EventLogConsumer, LogRecord
+from core.ports import AppendResult, Event, EventLogConsumer, LogRecord, RebalanceListener
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics(
@@ -64,6 +64,8 @@ _Pending = tuple[str, list[tuple[int, Event]], "asyncio.Future[AppendResult]"]
 
 class SqliteEventLog:
     """EventLog on one SQLite file (`sqlite:///path/events.db`)."""
+
+    dedups_on_append = True
 
     def __init__(self, path: Path, *, tail_poll_s: float = 0.02) -> None:
         self.path = path
@@ -195,8 +197,8 @@ class SqliteEventLog:
 
     # -- consumer groups ------------------------------------------------------------
 
-    def consumer(self, group: str, topic: str) -> EventLogConsumer:
-        return SqliteConsumer(self, group, topic)
+    def consumer(self, group: str, topic: str, *, listener: RebalanceListener | None = None) -> EventLogConsumer:
+        return SqliteConsumer(self, group, topic, listener=listener)
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:
         topic_id, _ = await self._topic(topic)
@@ -313,10 +315,13 @@ class SqliteConsumer:
     kernel when the process dies, even by kill -9).
     """
 
-    def __init__(self, log: SqliteEventLog, group: str, topic: str) -> None:
+    def __init__(
+        self, log: SqliteEventLog, group: str, topic: str, *, listener: RebalanceListener | None = None
+    ) -> None:
         self._log = log
         self._group = group
         self._topic = topic
+        self._listener = listener
         self._positions: dict[int, int] | None = None
         self._rotation = 0
         self._lock_file: int | None = None
@@ -349,6 +354,8 @@ class SqliteConsumer:
             partitions = await self._log.partitions(self._topic)
             committed = await self._log.committed(self._group, self._topic)
             self._positions = {p: committed.get(p, 0) for p in range(partitions)}
+            if self._listener is not None:
+                await self._listener.partitions_assigned(frozenset(self._positions))
         return self._positions
 
     @property
