@@ -1,0 +1,257 @@
+"""The rollup projector writing into DynamoDB (DynamoDB Local on 127.0.0.1): throughput and
+write capacity per million samples.
+
+    python -m bench.bench_dynamodb [--hosts 50] [--metrics 10] [--minutes 60] [--live-minutes 5] [--smoke]
+
+The devops workload of bench/workload.py goes through the ingest acceptor into an embedded
+SQLite event log (not timed), then:
+
+- bulk: one projector catch-up over the whole log (a backfill or a replay), once per chunk
+  write mode (`put`: concurrent conditional PutItem; `transact`: TransactWriteItems of 100);
+- live: the projector flushes after every `--live-flush-steps` 5 s steps, as it does when
+  following the log in real time; every flush rewrites each touched chunk of every tier.
+
+Write units: DynamoDB Local answers ReturnConsumedCapacity=TOTAL, so both its figure and the
+AWS rule (1 WCU per started KB of each item written, x2 in transactions) are printed; the
+rule is what AWS bills. Cost uses on-demand us-east-1 list prices: $0.625 per million write
+request units (WRU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.workload import HOST_TYPES, Block, WorkloadSpec, generate, host_names, host_region
+from command_side.ingest.accept import BatchAcceptor
+from command_side.ingest.registry import TenantRegistry
+from contracts.argus.metrics.v1 import metrics_pb2
+from core.adapters.dynamodb_hot_store import DynamoDBHotStore
+from core.adapters.sqlite_event_log import SqliteEventLog
+from core.events import SAMPLES_TOPIC
+from core.model import DEFAULT_TIERS, MetricKind
+from core.ports import StoredChunk
+from core.settings import IngestLimits
+from projectors.rollups import RollupProjector
+from tests.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY, DynamoDBLocal
+
+USD_PER_MILLION_WRU = 0.625  # on-demand, us-east-1 list price (after the Nov 2024 cut)
+PARTITIONS = 12
+
+
+def block_batches(spec: WorkloadSpec, block: Block, index: int) -> metrics_pb2.SampleBatch:
+    """One block (rows ordered host, metric, time) as one SampleBatch, a series per run."""
+    defs = spec.defs
+    hosts = host_names(spec.hosts)
+    batch = metrics_pb2.SampleBatch(batch_id=f"bench-{index}", source="bench-dynamodb")
+    change = np.flatnonzero((np.diff(block.host) != 0) | (np.diff(block.metric) != 0)) + 1
+    bounds = [0, *change.tolist(), block.rows]
+    obs_end = np.cumsum(block.observation_counts)
+    for lo, hi in itertools.pairwise(bounds):
+        host, metric = int(block.host[lo]), int(block.metric[lo])
+        d = defs[metric]
+        s = batch.series.add(metric=d.name, kind=int(d.kind), region=host_region(host))
+        s.labels.add(name="host", value=hosts[host])
+        s.labels.add(name="host_type", value=HOST_TYPES[(host // 4) % len(HOST_TYPES)])
+        s.timestamps_ms.extend(block.ts_ms[lo:hi].tolist())
+        if d.kind is MetricKind.TIMER:
+            first = int(obs_end[lo - 1]) if lo else 0
+            s.observation_counts.extend(block.observation_counts[lo:hi].tolist())
+            s.observations.extend(block.observations[first : int(obs_end[hi - 1])].tolist())
+        else:
+            s.values.extend(block.value[lo:hi].tolist())
+    return batch
+
+
+def workload_batches(spec: WorkloadSpec) -> Iterator[metrics_pb2.SampleBatch]:
+    for i, block in enumerate(generate(spec)):
+        yield block_batches(spec, block, i)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    name: str
+    samples: int
+    seconds: float
+    items: int
+    skipped: int
+    reported_wcu: float
+    estimated_wcu: float
+    retries: int
+
+    def to_json(self) -> dict[str, object]:
+        per_m = 1e6 / self.samples
+        return {
+            "run": self.name,
+            "samples": self.samples,
+            "seconds": round(self.seconds, 2),
+            "samples_per_s": round(self.samples / self.seconds),
+            "items_per_s": round(self.items / self.seconds),
+            "items_written": self.items,
+            "conditional_skips": self.skipped,
+            "wcu_per_million_samples_reported": round(self.reported_wcu * per_m),
+            "wcu_per_million_samples_aws_rule": round(self.estimated_wcu * per_m),
+            "usd_per_million_samples": round(self.estimated_wcu * per_m * USD_PER_MILLION_WRU / 1e6, 4),
+            "retries": self.retries,
+        }
+
+
+async def fill_log(log: SqliteEventLog, batches: list[metrics_pb2.SampleBatch], now_ms: int) -> None:
+    acceptor = BatchAcceptor(
+        log_writer=log,
+        registry=TenantRegistry(max_series_per_tenant=1_000_000),
+        limits=IngestLimits(),
+        partitions=PARTITIONS,
+        clock_ms=lambda: now_ms,
+    )
+    for batch in batches:
+        result = await acceptor.accept("bench", batch)
+        if result.rejected_samples:
+            raise RuntimeError(f"ingest rejected samples of {batch.batch_id}: {result}")
+
+
+async def open_store(server: DynamoDBLocal, mode: str, now_ms: int) -> DynamoDBHotStore:
+    store = DynamoDBHotStore.from_url(
+        server.url(prefix=f"b{uuid.uuid4().hex[:8]}_", credentials=False, write_mode=mode, concurrency="32"),
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+        clock_ms=lambda: now_ms,
+    )
+    await store.start()
+    return store
+
+
+def result(name: str, store: DynamoDBHotStore, samples: int, seconds: float) -> Result:
+    s = store.stats
+    return Result(
+        name=name,
+        samples=samples,
+        seconds=seconds,
+        items=s.items_written,
+        skipped=s.conditional_skips,
+        reported_wcu=s.consumed_write_units,
+        estimated_wcu=s.estimated_write_units,
+        retries=s.retries,
+    )
+
+
+async def warm_up(server: DynamoDBLocal, now_ms: int) -> None:
+    """DynamoDB Local runs slowly until the JVM has compiled its hot paths: not our figure.
+    Prints the client CPU each write mode spends per item (the last round, warm)."""
+    for mode in ("put", "transact"):
+        store = await open_store(server, mode, now_ms)
+        start = now_ms - now_ms % 3_600_000
+        cpu = 0.0
+        for offset in range(1, 4):
+            cpu = time.process_time()
+            await store.write_chunks(
+                "5s",
+                [StoredChunk(series_id=i, chunk_start_ms=start, data=b"w" * 500, partition=0, applied_offset=offset)
+                 for i in range(1000)],
+            )  # fmt: skip
+            cpu = time.process_time() - cpu
+        print(json.dumps({"run": f"client CPU per chunk write ({mode})", "ms_per_item": round(cpu, 3)}))
+        await store.close()
+
+
+async def bulk(server: DynamoDBLocal, log: SqliteEventLog, mode: str, now_ms: int) -> Result:
+    store = await open_store(server, mode, now_ms)
+    projector = RollupProjector(
+        log=log, store=store, tiers=DEFAULT_TIERS, clock_ms=lambda: now_ms, group=f"bulk-{mode}-{uuid.uuid4().hex}"
+    )
+    started = time.perf_counter()
+    samples = await projector.catch_up()
+    seconds = time.perf_counter() - started
+    await projector.close()
+    await store.close()
+    return result(f"bulk ({mode})", store, samples, seconds)
+
+
+async def live(server: DynamoDBLocal, work: Path, spec: WorkloadSpec, flush_steps: int) -> Result:
+    """Append `flush_steps` steps, flush, repeat: the projector following the log live."""
+    log = SqliteEventLog(work / f"live-{flush_steps}.db")
+    await log.start()
+    await log.ensure_topic(SAMPLES_TOPIC, PARTITIONS)
+    spec = WorkloadSpec(end_ms=spec.end_ms, hosts=spec.hosts, metrics=spec.metrics, span_ms=spec.span_ms,
+                        block_steps=flush_steps)  # fmt: skip
+    store = await open_store(server, "put", spec.end_ms)
+    projector = RollupProjector(log=log, store=store, tiers=DEFAULT_TIERS, clock_ms=lambda: spec.end_ms)
+    samples, seconds = 0, 0.0
+    for batch in workload_batches(spec):
+        await fill_log(log, [batch], spec.end_ms)
+        started = time.perf_counter()
+        samples += await projector.catch_up()
+        seconds += time.perf_counter() - started
+    await projector.close()
+    await store.close()
+    await log.close()
+    return result(f"live, flush every {flush_steps * 5} s", store, samples, seconds)
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    now_ms = int(time.time() * 1000) // 5000 * 5000
+    work = Path(tempfile.mkdtemp(prefix="argus-bench-dynamodb-"))
+    results: list[Result] = []
+    try:
+        with DynamoDBLocal(work_dir=work) as server:
+            spec = WorkloadSpec(end_ms=now_ms, hosts=args.hosts, metrics=args.metrics, span_ms=args.minutes * 60_000)
+            log = SqliteEventLog(work / "events.db")
+            await log.start()
+            await log.ensure_topic(SAMPLES_TOPIC, PARTITIONS)
+            await fill_log(log, list(workload_batches(spec)), now_ms)
+            await warm_up(server, now_ms)
+            for mode in args.modes.split(","):
+                results.append(await bulk(server, log, mode, now_ms))
+                print(json.dumps(results[-1].to_json()))
+            await log.close()
+            live_spec = WorkloadSpec(
+                end_ms=now_ms, hosts=args.live_hosts, metrics=args.metrics, span_ms=args.live_minutes * 60_000
+            )
+            for steps in args.live_flush_steps:
+                results.append(await live(server, work, live_spec, steps))
+                print(json.dumps(results[-1].to_json()))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--metrics", type=int, default=10)
+    parser.add_argument("--minutes", type=int, default=60, help="span of the bulk workload")
+    parser.add_argument("--modes", default="put,transact", help="chunk write modes to compare in bulk")
+    parser.add_argument("--live-hosts", type=int, default=10)
+    parser.add_argument("--live-minutes", type=int, default=5)
+    parser.add_argument("--live-flush-steps", type=int, nargs="*", default=[1, 12], help="5 s steps per flush")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks it works")
+    args = parser.parse_args()
+    if args.smoke:
+        args.hosts, args.minutes, args.live_hosts, args.live_minutes = 4, 5, 2, 2
+    results = asyncio.run(run(args))
+    print()
+    print(
+        f"{'run':<28} {'samples/s':>10} {'items/s':>8} {'WCU/M samples':>14} {'(Local says)':>12} {'$/M samples':>11}"
+    )
+    for r in results:
+        j = r.to_json()
+        print(
+            f"{r.name:<28} {j['samples_per_s']:>10,} {j['items_per_s']:>8,}"
+            f" {j['wcu_per_million_samples_aws_rule']:>14,} {j['wcu_per_million_samples_reported']:>12,}"
+            f" {j['usd_per_million_samples']:>11}"
+        )
+
+
+if __name__ == "__main__":
+    main()
