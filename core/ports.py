@@ -7,9 +7,11 @@ import an adapter directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from core.points import Points
 
 # ---------------------------------------------------------------------------- event log
 
@@ -60,6 +62,28 @@ class EventLogWriter(Protocol):
         ...
 
 
+class RebalanceListener(Protocol):
+    """What a consumer-group member is told when its partitions change (Kafka rebalances;
+    the embedded log has one member, which gets every partition once).
+
+    Both calls are awaited before the member goes on: the group does not hand revoked
+    partitions to another member until `partitions_revoked` returns.
+    """
+
+    async def partitions_revoked(self, partitions: frozenset[int]) -> None:
+        """The member is about to give up `partitions` (possibly all it has; some may come
+        back in the next assignment). Make their effects durable and commit them now, or
+        drop them: whatever is not committed is re-delivered to the next owner. Offsets of
+        these partitions can still be committed during this call, not after it."""
+        ...
+
+    async def partitions_assigned(self, partitions: frozenset[int]) -> None:
+        """The member now owns exactly `partitions`; reading resumes from their committed
+        offsets. State kept for partitions no longer owned is stale: another member may
+        have moved them on."""
+        ...
+
+
 class EventLogConsumer(Protocol):
     """A member of a consumer group reading one topic.
 
@@ -71,7 +95,8 @@ class EventLogConsumer(Protocol):
 
     @property
     def assigned(self) -> frozenset[int]:
-        """Partitions this member currently owns."""
+        """Partitions this member currently owns (changes on a rebalance; see
+        RebalanceListener). Records of a partition no longer owned must not be applied."""
         ...
 
     async def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
@@ -80,7 +105,9 @@ class EventLogConsumer(Protocol):
         ...
 
     async def commit(self, next_offsets: Mapping[int, int]) -> None:
-        """Durably record, per partition, the offset of the next record to read."""
+        """Durably record, per partition, the offset of the next record to read. Committing
+        a partition another member owns fails with StorageError (Kafka; the embedded log's
+        single member owns every partition)."""
         ...
 
     async def committed(self) -> dict[int, int]:
@@ -96,6 +123,12 @@ class EventLogConsumer(Protocol):
 
 class EventLog(EventLogWriter, Protocol):
     """The event log: topics split into partitions, each an append-only sequence of events."""
+
+    @property
+    def dedups_on_append(self) -> bool:
+        """True when `append` drops an event whose id is already in the topic (embedded log).
+        False for Kafka: a duplicate gets a new offset and consumers drop it by event id."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -115,8 +148,9 @@ class EventLog(EventLogWriter, Protocol):
         """Offset the next appended record of this partition will get."""
         ...
 
-    def consumer(self, group: str, topic: str) -> EventLogConsumer:
-        """A consumer-group member for `topic` (call `close()` when done)."""
+    def consumer(self, group: str, topic: str, *, listener: RebalanceListener | None = None) -> EventLogConsumer:
+        """A consumer-group member for `topic` (call `close()` when done); `listener` hears
+        about its partitions changing."""
         ...
 
 
@@ -229,3 +263,80 @@ class HotStore(ChunkStore, SeriesIndex, ProjectorState, Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------- cold store
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchivedPeriod:
+    """One archived (tenant, tier, period): the marker the cold-archive projector records
+    after the period's Parquet object is written.
+
+    `digest` identifies the hot chunks it was made from (their keys and applied offsets), so
+    the projector can tell whether late data changed the period since. `final` says the
+    period was checked once more just before the hot store let it go (no re-check after).
+    """
+
+    tenant: str
+    tier: str
+    start_ms: int
+    end_ms: int
+    rows: int
+    digest: str
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColdRows:
+    """Rows to archive: `points` keyed by series id, in the order they are to be stored
+    (by metric, then series id, then time), and the index entries of those series."""
+
+    points: Points
+    series: Mapping[int, SeriesRecord]
+
+
+class ColdStore(Protocol):
+    """Closed periods of the tiers as Parquet objects under `tenant=T/tier=NAME/date=YYYY-MM-DD/`
+    (layout: docs/formats/cold-parquet.md), in a local folder or on S3."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write_period(
+        self, tenant: str, tier: str, start_ms: int, end_ms: int, rows: AsyncIterable[ColdRows]
+    ) -> int:
+        """Write the object of one period from `rows` (every point must lie in
+        [start_ms, end_ms)); return the rows written. Durable on return; replaces the
+        period's object as a whole (readers see the old or the new one, never a mix). The
+        same rows give the same object key and the same bytes, so re-archiving is a no-op
+        in effect. Does not mark the period archived: call `record_archived` after."""
+        ...
+
+    async def record_archived(self, periods: Sequence[ArchivedPeriod]) -> None:
+        """Record periods as archived (replacing earlier markers of the same tenant, tier and
+        start). Durable on return."""
+        ...
+
+    async def archived(self, tenant: str, tier: str) -> list[ArchivedPeriod]:
+        """Markers of a tenant's tier, by start. Readers may see them up to a few seconds
+        late (adapters cache them); the writer's own writes are visible at once."""
+        ...
+
+    async def read_range(
+        self,
+        tenant: str,
+        tier: str,
+        series_ids: Sequence[int],
+        start_ms: int,
+        end_ms: int,
+        *,
+        metric: str | None = None,
+    ) -> Points:
+        """Rows of these series with start_ms <= ts < end_ms from the archived periods,
+        keyed by series id: at most one row per (series, ts), grouped by period and not
+        sorted across periods (pass through `core.points.merge` for sorted Points).
+        `metric`, when all the series belong to it, lets the adapter skip other metrics'
+        row groups; it never changes the answer."""
+        ...

@@ -6,6 +6,7 @@ vectorised merge/aggregation; Python loops run per series or per chunk, never pe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zlib
 from collections import OrderedDict
@@ -20,8 +21,8 @@ from core.chunks import chunk_point_count, decode_chunk, decode_chunks
 from core.errors import ResourceExhausted
 from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
-from core.ports import ChunkStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
-from query_side.planner import MAX_SERIES, REGION_LABEL, QueryPlan, QuerySpec, plan
+from core.ports import ChunkStore, ColdStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
+from query_side.planner import MAX_SERIES, REGION_LABEL, QueryPlan, QuerySpec, hot_start_ms, plan
 
 Clock = Callable[[], int]
 """Milliseconds since the Unix epoch ("now" for relative times and retention)."""
@@ -56,6 +57,8 @@ class QueryStats:
     chunks_read: int
     points_read: int
     elapsed_ms: float
+    cold_points_read: int = 0
+    """Of `points_read`, those read from the cold store."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +87,10 @@ class QueryEngine:
     up to SERIES_CACHE_TTL_MS old, so a brand-new series can take that long to appear.
     Decoded chunks whose span has ended are kept (up to `decoded_cache_bytes`) and reused
     only while the stored chunk is unchanged, so caching never serves stale points.
+
+    With a `cold` store, a tier also answers for the time its cold archive covers: the part
+    of the range before `planner.hot_start_ms` comes from the cold store, the rest from the
+    hot store, merged into the same points (each point read from exactly one of them).
     """
 
     def __init__(
@@ -94,9 +101,11 @@ class QueryEngine:
         clock: Clock = system_clock_ms,
         *,
         decoded_cache_bytes: int = DECODED_CACHE_BYTES,
+        cold: ColdStore | None = None,
     ) -> None:
         self._index = index
         self._chunks = chunks
+        self._cold = cold
         self._tiers = tuple(tiers)
         self._clock = clock
         self._decoded = DecodedChunkCache(max_bytes=decoded_cache_bytes)
@@ -115,8 +124,9 @@ class QueryEngine:
         """
         started = time.perf_counter()
         now_ms = self._clock()
-        # Validates everything but the agg-for-kind before touching a store.
-        draft = plan(spec, self._tiers, now_ms=now_ms)
+        cold_from = await self._cold_from(spec, now_ms)
+        # Validates everything but the agg-for-kind before touching the hot store.
+        draft = plan(spec, self._tiers, now_ms=now_ms, cold_from_ms=cold_from)
         resolved = await self._resolve(spec.tenant, spec.metric, draft.selector.equal)
         selector = draft.selector
         picked = [i for i, labels in enumerate(resolved.labels) if selector.matches(labels)]
@@ -136,12 +146,35 @@ class QueryEngine:
         records = [resolved.records[i] for i in picked]
         labels = [resolved.labels[i] for i in picked]
         group_of, group_labels = _groups(labels, draft.group_by)
-        final = plan(spec, self._tiers, now_ms=now_ms, series_kind=_kind(records[0].kind), groups=len(group_labels))
+        final = plan(
+            spec,
+            self._tiers,
+            now_ms=now_ms,
+            series_kind=_kind(records[0].kind),
+            groups=len(group_labels),
+            cold_from_ms=cold_from,
+        )
         series_ids = [r.series_id for r in records]
         group_by_series = dict(zip(series_ids, group_of, strict=True))
         tier = final.tier
-        stored = await self._chunks.read_range(tier.name, series_ids, final.start_ms, final.end_ms, tier.chunk_span_ms)
-        points, points_read = self._decode(stored, group_by_series, final, now_ms=now_ms)
+        # [start, boundary) from the cold store, [boundary, end) from the hot store.
+        boundary = final.start_ms
+        if self._cold is not None and cold_from:
+            boundary = min(max(final.start_ms, hot_start_ms(tier, now_ms)), final.end_ms)
+        stored: list[StoredChunk] = []
+        points, points_read = Points.empty(), 0
+        if boundary < final.end_ms:
+            hot = dataclasses.replace(final, start_ms=boundary)
+            stored = await self._chunks.read_range(tier.name, series_ids, boundary, final.end_ms, tier.chunk_span_ms)
+            points, points_read = self._decode(stored, group_by_series, hot, now_ms=now_ms)
+        cold_read = 0
+        if self._cold is not None and final.start_ms < boundary:
+            rows = await self._cold.read_range(
+                spec.tenant, tier.name, series_ids, final.start_ms, boundary, metric=spec.metric
+            )
+            cold_read = len(rows)
+            if cold_read:
+                points = merge(points, _regroup(rows, series_ids, group_of))
         series = _aggregate(points, final, group_labels)
         return QueryResult(
             tier=tier.name,
@@ -151,10 +184,24 @@ class QueryEngine:
             stats=QueryStats(
                 series_matched=len(records),
                 chunks_read=len(stored),
-                points_read=points_read,
+                points_read=points_read + cold_read,
                 elapsed_ms=_since(started),
+                cold_points_read=cold_read,
             ),
         )
+
+    async def _cold_from(self, spec: QuerySpec, now_ms: int) -> dict[str, int] | None:
+        """Tier name -> start of its oldest archived period, for the tiers whose hot
+        retention does not reach back to the query's start (None: no cold store needed)."""
+        if self._cold is None:
+            return None
+        out: dict[str, int] = {}
+        for tier in self._tiers:
+            if now_ms - tier.retention_ms > spec.start_ms:
+                periods = await self._cold.archived(spec.tenant, tier.name)
+                if periods:
+                    out[tier.name] = periods[0].start_ms
+        return out or None
 
     def _decode(
         self, stored: Sequence[StoredChunk], group_of: Mapping[int, int], final: QueryPlan, *, now_ms: int
@@ -363,6 +410,14 @@ def _owned(p: Points) -> Points:
         sketch=own(p.sketch),
         hll=own(p.hll),
     )
+
+
+def _regroup(rows: Points, series_ids: Sequence[int], group_of: Sequence[int]) -> Points:
+    """Cold rows (keyed by series id) re-keyed to their query group (not merged yet)."""
+    sids = np.asarray(series_ids, dtype=np.int64)
+    order = np.argsort(sids)
+    at = order[np.searchsorted(sids, rows.key, sorter=order)]
+    return rows.with_key(np.asarray(group_of, dtype=np.int64)[at])
 
 
 def _since(started: float) -> float:

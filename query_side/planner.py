@@ -156,13 +156,16 @@ def plan(
     now_ms: int,
     series_kind: MetricKind | None = None,
     groups: int = 1,
+    cold_from_ms: Mapping[str, int] | None = None,
 ) -> QueryPlan:
     """Validate `spec` and choose its tier.
 
     `series_kind` None (the metric has no series) checks only that `agg` is some known
     aggregation. `groups` is how many result series the query makes: `auto` coarsens the
     tier until `groups * buckets` fits MAX_RESULT_POINTS, an explicit period that does not
-    fit raises ResourceExhausted. Raises InvalidArgument naming the parameter at fault.
+    fit raises ResourceExhausted. `cold_from_ms` (tier name -> oldest archived time) lets a
+    tier answer from before its hot retention (see `hot_start_ms`). Raises InvalidArgument
+    naming the parameter at fault.
     """
     if not spec.metric:
         raise InvalidArgument("metric: a metric name is required", parameter="metric")
@@ -174,7 +177,7 @@ def plan(
     agg = validate_agg(spec.agg, series_kind)
     selector = compile_selector(spec.matchers, region=spec.region)
     group_by = validate_group_by(spec.group_by)
-    tier = choose_tier(spec, tiers, now_ms=now_ms, groups=groups)
+    tier = choose_tier(spec, tiers, now_ms=now_ms, groups=groups, cold_from_ms=cold_from_ms)
     start_ms, end_ms = align(spec.start_ms, spec.end_ms, tier.step_ms)
     return QueryPlan(tier=tier, start_ms=start_ms, end_ms=end_ms, agg=agg, selector=selector, group_by=group_by)
 
@@ -190,10 +193,31 @@ def _buckets(start_ms: int, end_ms: int, step_ms: int) -> int:
     return (aligned_end - aligned_start) // step_ms
 
 
-def choose_tier(spec: QuerySpec, tiers: Sequence[Tier], *, now_ms: int, groups: int = 1) -> Tier:
-    """The tier answering `spec` (see `plan`). Tiers may be given in any order."""
+def hot_start_ms(tier: Tier, now_ms: int) -> int:
+    """Where the hot store's part of `tier` begins: the start of the chunk holding
+    now - retention. Retention drops only chunks that ended before that instant, so the hot
+    store holds every chunk from here on. With a cold store, a query reads [start, here)
+    from the cold store and [here, end) from the hot store: each point from exactly one."""
+    return tier.chunk_start(now_ms - tier.retention_ms)
+
+
+def choose_tier(
+    spec: QuerySpec,
+    tiers: Sequence[Tier],
+    *,
+    now_ms: int,
+    groups: int = 1,
+    cold_from_ms: Mapping[str, int] | None = None,
+) -> Tier:
+    """The tier answering `spec` (see `plan`). Tiers may be given in any order. A tier covers
+    the query if its hot retention reaches back to the start, or its cold archive does."""
     ordered = sorted(tiers, key=lambda t: t.step_ms)
-    covering = [t for t in ordered if now_ms - t.retention_ms <= spec.start_ms]
+    cold = cold_from_ms or {}
+    covering = [
+        t
+        for t in ordered
+        if now_ms - t.retention_ms <= spec.start_ms or (t.name in cold and cold[t.name] <= spec.start_ms)
+    ]
     groups = max(groups, 1)
     period = (spec.period or AUTO).strip()
     if period != AUTO:
