@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from dependency_injector import containers, providers
 
-from core.adapters.urls import open_event_log, open_hot_store
+from core.adapters.urls import open_event_log
 from core.auth import ApiKeyRegistry
 from core.events import CONFIG_TOPIC, SAMPLES_TOPIC
-from core.ports import EventLog, HotStore
+from core.ports import ColdStore, EventLog, HotStore
+from core.read_models import VersionedHotStore
 from core.settings import Settings
 
 
@@ -36,8 +37,20 @@ async def event_log_resource(settings: Settings) -> AsyncIterator[EventLog]:
         await log.close()
 
 
-async def hot_store_resource(settings: Settings) -> AsyncIterator[HotStore]:
-    store = open_hot_store(settings.hot_store_url, tiers=settings.tiers)
+async def hot_store_resource(settings: Settings, event_log: EventLog) -> AsyncIterator[HotStore]:
+    # The active version of the hot read model: `argus replay` can switch it while we run.
+    store = VersionedHotStore(event_log, base_url=settings.hot_store_url, tiers=settings.tiers)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def cold_store_resource(settings: Settings) -> AsyncIterator[ColdStore]:
+    from core.adapters.urls import open_cold_store
+
+    store = open_cold_store(settings.cold_store_url)
     await store.start()
     try:
         yield store
@@ -62,8 +75,9 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock_ms = providers.Object(now_ms)
     event_log = providers.Resource(event_log_resource, settings)
-    hot_store = providers.Resource(hot_store_resource, settings)
+    hot_store = providers.Resource(hot_store_resource, settings, event_log)
     api_keys = providers.Resource(api_keys_resource, event_log)
+    cold_store = providers.Resource(cold_store_resource, settings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +89,7 @@ class Runtime:
     hot_store: HotStore
     api_keys: ApiKeyRegistry
     clock_ms: Callable[[], int]
+    cold_store: ColdStore | None = None
 
 
 async def open_runtime(container: Container) -> Runtime:
@@ -88,4 +103,5 @@ async def open_runtime(container: Container) -> Runtime:
         hot_store=await container.hot_store(),  # type: ignore[misc]
         api_keys=await container.api_keys(),  # type: ignore[misc]
         clock_ms=container.clock_ms(),
+        cold_store=await container.cold_store(),  # type: ignore[misc]
     )

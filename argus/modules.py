@@ -20,8 +20,10 @@ from command_side.ingest.registry import TenantRegistry
 from core.auth import ApiKeyRegistry
 from core.events import SAMPLES_TOPIC
 from core.grpc_server import add_health_and_reflection, bind, make_server
-from core.ports import EventLog, HotStore
+from core.ports import ColdStore, EventLog, HotStore
+from core.read_models import versioned_group
 from core.settings import Settings
+from projectors.cold_archive import ColdArchiveProjector
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
 
@@ -132,7 +134,10 @@ class ProjectorModule:
         hot_store: HotStore,
         clock_ms: Callable[[], int],
         projectors: tuple[str, ...] = ("rollups", "series-index"),
+        version: int = 1,
+        cold_store: ColdStore | None = None,
     ) -> None:
+        # Each version of the hot read model has its own consumer groups (core/read_models.py).
         self.rollups = RollupProjector(
             log=event_log,
             store=hot_store,
@@ -141,10 +146,30 @@ class ProjectorModule:
             retention_check_interval_ms=settings.retention_check_interval_ms,
             applied_event_memory_ms=settings.applied_event_memory_ms,
             clock_ms=clock_ms,
+            group=versioned_group("rollups", version),
         )
         self.series_index = SeriesIndexProjector(
-            log=event_log, index=hot_store, flush_interval_ms=settings.flush_interval_ms
+            log=event_log,
+            index=hot_store,
+            flush_interval_ms=settings.flush_interval_ms,
+            group=versioned_group("series-index", version),
         )
+        # Exports closed periods of the hot tiers to the cold store, on the retention cadence
+        # (it must run before retention drops a period: see projectors/cold_archive.py).
+        self.cold_archive = (
+            ColdArchiveProjector(
+                chunks=hot_store,
+                index=hot_store,
+                cold=cold_store,
+                tiers=settings.tiers,
+                clock_ms=clock_ms,
+                interval_ms=settings.retention_check_interval_ms,
+            )
+            if cold_store is not None
+            else None
+        )
+        if "cold-archive" in projectors and self.cold_archive is None:
+            raise ValueError("the cold-archive projector needs a cold store")
         self._selected = projectors
         self._tasks = _Tasks()
 
@@ -153,6 +178,8 @@ class ProjectorModule:
             self._tasks.spawn("rollups", self.rollups.run)
         if "series-index" in self._selected:
             self._tasks.spawn("series-index", self.series_index.run)
+        if "cold-archive" in self._selected and self.cold_archive is not None:
+            self._tasks.spawn("cold-archive", self.cold_archive.run)
 
     async def stop(self) -> None:
         await self._tasks.close(timeout_s=30.0)
@@ -165,14 +192,20 @@ class QueryModule:
     name = "query"
 
     def __init__(
-        self, *, settings: Settings, hot_store: HotStore, api_keys: ApiKeyRegistry, clock_ms: Callable[[], int]
+        self,
+        *,
+        settings: Settings,
+        hot_store: HotStore,
+        api_keys: ApiKeyRegistry,
+        clock_ms: Callable[[], int],
+        cold_store: ColdStore | None = None,
     ) -> None:
         from query_side.engine import QueryEngine
 
         self._settings = settings
         self._keys = api_keys
         self._clock_ms = clock_ms
-        self._engine = QueryEngine(hot_store, hot_store, settings.tiers, clock_ms)
+        self._engine = QueryEngine(hot_store, hot_store, settings.tiers, clock_ms, cold=cold_store)
         self._server = make_server(max_message_bytes=settings.limits.max_message_bytes)
         self._runner: web.AppRunner | None = None
         self._tasks = _Tasks()

@@ -29,7 +29,13 @@ M = TypeVar("M", bound=Message)
 
 PAYLOAD_TYPES: dict[str, type[Message]] = {
     cls.DESCRIPTOR.full_name: cls
-    for cls in (events_pb2.SampleBatchAccepted, events_pb2.ApiKeyCreated, events_pb2.ApiKeyRevoked)
+    for cls in (
+        events_pb2.SampleBatchAccepted,
+        events_pb2.ApiKeyCreated,
+        events_pb2.ApiKeyRevoked,
+        events_pb2.ReadModelReplayStarted,
+        events_pb2.ReadModelActivated,
+    )
 }
 
 # Upcasters turn an older schema version of a payload into the current one; keyed by

@@ -1,14 +1,17 @@
-"""Settings: one place that reads the environment (ARGUS_*) and flags.
+"""Settings: one place that reads the config file (TOML), the environment (ARGUS_*) and flags.
 
-Keyword-only, with units in the names. Every module gets the slice it needs.
+Keyword-only, with units in the names. Every module gets the slice it needs. Precedence:
+flags > environment > config file > defaults. Every key is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+import tomllib
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from core.errors import InvalidArgument
 from core.events import DEFAULT_SAMPLE_PARTITIONS
 from core.model import DAY_MS, DEFAULT_TIERS, MINUTE_MS, Tier
 
@@ -29,6 +32,9 @@ class Settings:
     data_dir: Path = Path(".argus")
     event_log_url: str = ""
     hot_store_url: str = ""
+    cold_store_url: str = ""
+    """Where closed periods go as Parquet: a folder (a path or file:///abs/path) or
+    s3://bucket/prefix?endpoint=...&region=...; default: the `cold` folder of the data dir."""
     sample_partitions: int = DEFAULT_SAMPLE_PARTITIONS
     ingest_addr: str = "127.0.0.1:50051"
     query_addr: str = "127.0.0.1:50052"
@@ -48,22 +54,127 @@ class Settings:
             self,
             event_log_url=self.event_log_url or f"sqlite:///{self.data_dir / 'events.db'}",
             hot_store_url=self.hot_store_url or f"sqlite:///{self.data_dir / 'hot.db'}",
+            cold_store_url=self.cold_store_url or str(self.data_dir / "cold"),
         )
 
 
-def settings_from_env(**overrides: object) -> Settings:
-    """Settings from ARGUS_* environment variables, then explicit (non-None) overrides."""
-    env = os.environ
+CONFIG_ENV = "ARGUS_CONFIG"
+"""Environment variable naming the TOML config file (the `--config` flag wins over it)."""
+
+_SECTION_LIMITS = "limits"
+_NOT_CONFIGURABLE = frozenset({"tiers"})  # tier layout is code, not configuration (yet)
+
+
+def _scalar_fields() -> dict[str, object]:
+    """Settings fields a file or the environment may set, with their default values."""
+    defaults = Settings()
+    return {
+        f.name: getattr(defaults, f.name)
+        for f in fields(Settings)
+        if f.name not in _NOT_CONFIGURABLE and f.name != _SECTION_LIMITS
+    }
+
+
+def _coerce(name: str, default: object, raw: object, *, source: str) -> object:
+    """`raw` as the type of `default`; a clear error naming the key and where it came from."""
+
+    def bad(expected: str) -> InvalidArgument:
+        return InvalidArgument(f"{source}: {name} must be {expected}, got {raw!r}", parameter=name)
+
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return raw.lower() in ("1", "true", "yes")
+        raise bad("true or false")
+    if isinstance(default, int):
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return int(raw.replace("_", ""))
+            except ValueError:
+                pass
+        raise bad("an integer")
+    if isinstance(default, float):
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, str):
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        raise bad("a number")
+    if isinstance(default, Path):
+        if isinstance(raw, str | Path) and str(raw):
+            return Path(raw)
+        raise bad("a path (string)")
+    if isinstance(raw, str):
+        return raw
+    raise bad("a string")
+
+
+def load_config_file(path: Path) -> dict[str, object]:
+    """Settings values from a TOML file: top-level keys are Settings fields, `[limits]` the
+    ingest limits. Unknown keys, wrong types and bad TOML are errors naming the key and file."""
+    try:
+        with path.open("rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise InvalidArgument(f"config file {path} does not exist", parameter="config") from None
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read config file {path}: {exc.strerror}", parameter="config") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"config file {path} is not valid TOML: {exc}", parameter="config") from exc
+    known = _scalar_fields()
     values: dict[str, object] = {}
-    if "ARGUS_DATA_DIR" in env:
-        values["data_dir"] = Path(env["ARGUS_DATA_DIR"])
-    for name in ("event_log_url", "hot_store_url", "ingest_addr", "query_addr", "http_addr", "region"):
+    for key, raw in document.items():
+        if key == _SECTION_LIMITS:
+            values[_SECTION_LIMITS] = _limits_from(raw, path)
+        elif key in known:
+            values[key] = _coerce(key, known[key], raw, source=f"config file {path}")
+        else:
+            raise InvalidArgument(
+                f"config file {path}: unknown key {key!r} (known: {', '.join(sorted([*known, _SECTION_LIMITS]))})",
+                parameter=key,
+            )
+    return values
+
+
+def _limits_from(raw: object, path: Path) -> IngestLimits:
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"config file {path}: [limits] must be a table, got {raw!r}", parameter="limits")
+    defaults = IngestLimits()
+    known = {f.name for f in fields(IngestLimits)}
+    values: dict[str, object] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise InvalidArgument(
+                f"config file {path}: unknown key 'limits.{key}' (known: {', '.join(sorted(known))})",
+                parameter=f"limits.{key}",
+            )
+        values[key] = _coerce(f"limits.{key}", getattr(defaults, key), value, source=f"config file {path}")
+    return IngestLimits(**values)  # type: ignore[arg-type]
+
+
+def settings_from_env(*, config_file: Path | None = None, **overrides: object) -> Settings:
+    """Settings with precedence: explicit (non-None) overrides (the flags) > ARGUS_* environment
+    variables > the TOML config file (`config_file`, else $ARGUS_CONFIG) > defaults."""
+    env = os.environ
+    known = _scalar_fields()
+    values: dict[str, object] = {}
+    if config_file is None and env.get(CONFIG_ENV):
+        config_file = Path(env[CONFIG_ENV])
+    if config_file is not None:
+        values.update(load_config_file(config_file))
+    for name, default in known.items():
         key = "ARGUS_" + name.upper()
         if key in env:
-            values[name] = env[key]
-    if "ARGUS_SAMPLE_PARTITIONS" in env:
-        values["sample_partitions"] = int(env["ARGUS_SAMPLE_PARTITIONS"])
-    if "ARGUS_FLUSH_INTERVAL_MS" in env:
-        values["flush_interval_ms"] = int(env["ARGUS_FLUSH_INTERVAL_MS"])
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            values[name] = _coerce(name, default, env[key], source=f"environment variable {key}")
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name not in known:
+            raise InvalidArgument(f"unknown setting {name!r}", parameter=name)
+        values[name] = value
     return Settings(**values).resolved()  # type: ignore[arg-type]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from core.errors import InvalidArgument
 from core.model import DEFAULT_TIERS, Tier
-from core.ports import EventLog, HotStore
+from core.ports import ColdStore, EventLog, HotStore
 
 
 def sqlite_path(url: str, *, parameter: str) -> Path:
@@ -35,6 +35,10 @@ def open_event_log(url: str) -> EventLog:
         from core.adapters.sqlite_event_log import SqliteEventLog
 
         return SqliteEventLog(sqlite_path(url, parameter="event_log"))
+    if url.startswith("kafka:"):
+        from core.adapters.kafka_event_log import KafkaEventLog
+
+        return KafkaEventLog.from_url(url)
     raise _unsupported(url, "event_log")
 
 
@@ -43,4 +47,42 @@ def open_hot_store(url: str, *, tiers: Sequence[Tier] = DEFAULT_TIERS) -> HotSto
         from core.adapters.sqlite_hot_store import SqliteHotStore
 
         return SqliteHotStore(sqlite_path(url, parameter="hot_store"), tiers=tiers)
+    if url.startswith("dynamodb:"):
+        from core.adapters.dynamodb_hot_store import DynamoDBHotStore
+
+        return DynamoDBHotStore.from_url(url, tiers=tiers)
     raise _unsupported(url, "hot_store")
+
+
+def open_cold_store(url: str) -> ColdStore:
+    """`s3://bucket/prefix?endpoint=http://host:port&region=us-east-1` (credentials from the
+    standard AWS chain), `file:///absolute/folder`, or a plain folder path."""
+    from core.adapters.cold_parquet import FolderColdStore, S3ColdStore
+
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        params = parse_qs(parsed.query)
+        unknown = sorted(set(params) - {"endpoint", "region"})
+        if not parsed.netloc or unknown:
+            raise InvalidArgument(
+                f"cold_store: expected s3://bucket/prefix?endpoint=URL&region=NAME, got {url!r}"
+                + (f" (unknown parameter {', '.join(unknown)})" if unknown else ""),
+                parameter="cold_store",
+            )
+        return S3ColdStore(
+            bucket=parsed.netloc,
+            prefix=parsed.path.strip("/"),
+            endpoint_url=params.get("endpoint", [None])[0],
+            region=params.get("region", [None])[0],
+        )
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise InvalidArgument(f"cold_store: expected file:///absolute/folder, got {url!r}", parameter="cold_store")
+        return FolderColdStore(Path(parsed.path))
+    if parsed.scheme == "" and url:
+        return FolderColdStore(Path(url))
+    scheme = parsed.scheme or "(none)"
+    raise InvalidArgument(
+        f"cold_store: scheme {scheme!r} of {url!r} is not supported (supported: s3, file, or a folder path)",
+        parameter="cold_store",
+    )

@@ -52,3 +52,23 @@ class ApiKeyRevoked(_message.Message):
     KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
     key_sha256: bytes
     def __init__(self, key_sha256: _Optional[bytes] = ...) -> None: ...
+
+class ReadModelReplayStarted(_message.Message):
+    __slots__ = ("model", "version", "store_url")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STORE_URL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    store_url: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., store_url: _Optional[str] = ...) -> None: ...
+
+class ReadModelActivated(_message.Message):
+    __slots__ = ("model", "version", "store_url")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STORE_URL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    store_url: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., store_url: _Optional[str] = ...) -> None: ...
