@@ -566,6 +566,55 @@ def from_observations(
     return _reduce(rows, canonical_ragged=False)
 
 
+def from_sketches(
+    key: npt.ArrayLike,
+    ts_ms: npt.ArrayLike,
+    *,
+    sums: npt.ArrayLike,
+    mins: npt.ArrayLike,
+    maxs: npt.ArrayLike,
+    lasts: npt.ArrayLike,
+    sizes: npt.ArrayLike,
+    bucket_keys: npt.ArrayLike,
+    bucket_counts: npt.ArrayLike,
+    step_ms: int,
+) -> Points:
+    """Points of timers aggregated at the source (argus.metrics.v1 sketch columns): sample i is
+    a sketch of sizes[i] (bucket key, count) pairs (flattened in sample order) with its exact
+    sum/min/max/last. Samples with no bucket are ignored.
+
+    For the same observations this gives the same points as `from_observations` (count, min,
+    max, last and the sketch exactly; sum up to float addition order), because the sender
+    maps values with the same `sketches.ddsketch_keys`."""
+    k, t = _i64(key), _i64(ts_ms)
+    counts = _i64(bucket_counts)
+    index = np.ascontiguousarray(bucket_keys, dtype=np.int32)
+    if len(counts) != len(index):
+        raise InvalidArgument(f"{len(index)} sketch keys but {len(counts)} sketch counts", parameter="sketch_counts")
+    if len(counts) and int(counts.min()) <= 0:
+        raise InvalidArgument("sketch bucket counts must be positive", parameter="sketch_counts")
+    c, keep, offsets = _segments(sizes, len(index), "sketch buckets")
+    s, mn, mx, last = _f64(sums), _f64(mins), _f64(maxs), _f64(lasts)
+    _check_lengths(key=k, ts_ms=t, sketch_sizes=c, sketch_sums=s, sketch_mins=mn, sketch_maxs=mx, sketch_lasts=last)
+    k, t, s, mn, mx, last = k[keep], t[keep], s[keep], mn[keep], mx[keep], last[keep]
+    n = len(k)
+    if n == 0:
+        return Points.empty()
+    rows = Points(
+        key=k,
+        ts=_bucket(t, step_ms),
+        count=np.add.reduceat(counts, offsets[:-1]),
+        sum=s,
+        min=mn,
+        max=mx,
+        last=last,
+        last_ts=t,
+        sketch=Ragged(offsets=offsets, index=index, value=counts),
+        hll=Ragged.empty(n),
+    )
+    return _reduce(rows, canonical_ragged=False)
+
+
 def from_hashes(
     key: npt.ArrayLike, ts_ms: npt.ArrayLike, counts: npt.ArrayLike, hashes: npt.ArrayLike, step_ms: int
 ) -> Points:

@@ -25,6 +25,10 @@ class _Family:
     values: list[np.ndarray] = field(default_factory=list)
     counts: list[np.ndarray] = field(default_factory=list)
     extra: list[np.ndarray] = field(default_factory=list)  # observations (float64) or hashes (uint64)
+    # timer sketches (sketch_* columns): per sample sum, min, max, last (shape (n, 4)); per
+    # bucket its key (extra) and count (bucket_counts); `counts` holds each sample's size.
+    stats: list[np.ndarray] = field(default_factory=list)
+    bucket_counts: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +42,8 @@ class FamilyColumns:
     values: np.ndarray
     counts: np.ndarray
     extra: np.ndarray
+    stats: np.ndarray | None = None
+    bucket_counts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.key)
@@ -45,10 +51,14 @@ class FamilyColumns:
     def to_points(self, mask: np.ndarray | None, step_ms: int) -> pts.Points:
         """Points at `step_ms` of the samples selected by `mask` (all when None)."""
         key, ts, values, counts, extra = self.key, self.ts, self.values, self.counts, self.extra
+        stats, bucket_counts = self.stats, self.bucket_counts
         if mask is not None:
             if self.kind_family != "values":
-                extra = extra[np.repeat(mask, counts)]
+                entries = np.repeat(mask, counts)
+                extra = extra[entries]
                 counts = counts[mask]
+                if stats is not None and bucket_counts is not None:
+                    stats, bucket_counts = stats[mask], bucket_counts[entries]
             else:
                 values = values[mask]
             key, ts = key[mask], ts[mask]
@@ -56,6 +66,20 @@ class FamilyColumns:
             return pts.from_values(key, ts, values, step_ms)
         if self.kind_family == "timer":
             return pts.from_observations(key, ts, counts, extra, step_ms)
+        if self.kind_family == "timer_sketch":
+            assert stats is not None and bucket_counts is not None
+            return pts.from_sketches(
+                key,
+                ts,
+                sums=stats[:, 0],
+                mins=stats[:, 1],
+                maxs=stats[:, 2],
+                lasts=stats[:, 3],
+                sizes=counts,
+                bucket_keys=extra,
+                bucket_counts=bucket_counts,
+                step_ms=step_ms,
+            )
         return pts.from_hashes(key, ts, counts, extra, step_ms)
 
 
@@ -63,7 +87,7 @@ class SampleBuffer:
     """Accepted samples waiting for the next flush."""
 
     def __init__(self) -> None:
-        self._families = {"values": _Family(), "timer": _Family(), "distinct": _Family()}
+        self._families = _families()
         self.kinds: dict[int, int] = {}
         self.partitions: dict[int, int] = {}
         self.samples = 0
@@ -76,11 +100,28 @@ class SampleBuffer:
             kind = int(series.kind)
             self.kinds[sid] = kind
             self.partitions[sid] = partition
-            family = self._families[_family_of(kind)]
+            family = self._families[_family_of(kind, bool(series.sketch_sizes))]
             family.key.append(np.full(n, sid, dtype=_I64))
             family.ts.append(np.array(series.timestamps_ms, dtype=_I64))
             family.offset.append(np.full(n, offset, dtype=_I64))
-            if kind == MetricKind.TIMER:
+            if kind == MetricKind.TIMER and series.sketch_sizes:
+                family.counts.append(np.array(series.sketch_sizes, dtype=_I64))
+                family.extra.append(np.array(series.sketch_keys, dtype=_I64))
+                family.bucket_counts.append(np.array(series.sketch_counts, dtype=_I64))
+                family.stats.append(
+                    np.column_stack(
+                        [
+                            np.array(column, dtype=np.float64)
+                            for column in (
+                                series.sketch_sums,
+                                series.sketch_mins,
+                                series.sketch_maxs,
+                                series.sketch_lasts,
+                            )
+                        ]
+                    )
+                )
+            elif kind == MetricKind.TIMER:
                 family.counts.append(np.array(series.observation_counts, dtype=_I64))
                 family.extra.append(np.array(series.observations, dtype=np.float64))
             elif kind == MetricKind.DISTINCT:
@@ -97,7 +138,7 @@ class SampleBuffer:
         for name, family in self._families.items():
             if not family.key:
                 continue
-            extra_dtype = np.uint64 if name == "distinct" else np.float64
+            extra_dtype = {"distinct": np.uint64, "timer_sketch": np.int64}.get(name, np.float64)
             out.append(
                 FamilyColumns(
                     kind_family=name,
@@ -107,17 +148,23 @@ class SampleBuffer:
                     values=np.concatenate(family.values) if family.values else np.zeros(0),
                     counts=np.concatenate(family.counts) if family.counts else np.zeros(0, dtype=_I64),
                     extra=np.concatenate(family.extra) if family.extra else np.zeros(0, dtype=extra_dtype),
+                    stats=np.concatenate(family.stats) if family.stats else None,
+                    bucket_counts=np.concatenate(family.bucket_counts) if family.bucket_counts else None,
                 )
             )
-        self._families = {"values": _Family(), "timer": _Family(), "distinct": _Family()}
+        self._families = _families()
         self.kinds, self.partitions = {}, {}
         self.samples = 0
         return out
 
 
-def _family_of(kind: int) -> str:
+def _families() -> dict[str, _Family]:
+    return {"values": _Family(), "timer": _Family(), "timer_sketch": _Family(), "distinct": _Family()}
+
+
+def _family_of(kind: int, sketch: bool = False) -> str:
     if kind == MetricKind.TIMER:
-        return "timer"
+        return "timer_sketch" if sketch else "timer"
     if kind == MetricKind.DISTINCT:
         return "distinct"
     return "values"

@@ -24,7 +24,7 @@ from core.events import SAMPLES_TOPIC, digest, make_event
 from core.model import MetricKind, canonical_labels, longest_retention_ms, partition_of, series_id
 from core.ports import Event, EventLogWriter
 from core.settings import IngestLimits
-from core.sketches import hash_strings
+from core.sketches import DDSKETCH_MAX_KEY, ddsketch_keys, hash_strings
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +255,9 @@ class BatchAcceptor:
                     R.REJECT_REASON_NEGATIVE_COUNTER_DELTA,
                     "counter delta is negative",
                 )
+        elif kind == MetricKind.TIMER and series.sketch_sizes:
+            for bad, reason, what in _sketch_problems(series):
+                self._check(index, series.metric, keep, bad, outcome, reason, what)
         elif kind == MetricKind.TIMER:
             counts = np.array(series.observation_counts, dtype=np.int64)
             observations = np.array(series.observations, dtype=np.float64)
@@ -294,6 +297,7 @@ def _sample_count(batch: metrics_pb2.SampleBatch) -> int:
     total = 0
     for s in batch.series:
         total += len(s.timestamps_ms) + len(s.observations) + len(s.distinct_values) + len(s.distinct_hashes)
+        total += len(s.sketch_keys)
     return total
 
 
@@ -304,7 +308,13 @@ def _shape_problem(series: metrics_pb2.SeriesSamples, kind: int) -> str | None:
             return f"{len(series.values)} values for {n} timestamps"
         if series.observation_counts or series.observations or series.distinct_values or series.distinct_hashes:
             return "counters and gauges carry values, not observations"
+        if _has_sketch(series):
+            return "counters and gauges carry values, not sketches"
         return None
+    if kind == MetricKind.TIMER and _has_sketch(series):
+        return _sketch_shape_problem(series)
+    if _has_sketch(series):
+        return "only timers carry sketches"
     if len(series.observation_counts) != n:
         return f"{len(series.observation_counts)} observation_counts for {n} timestamps"
     expected = int(np.sum(np.array(series.observation_counts, dtype=np.int64)))
@@ -326,6 +336,97 @@ def _shape_problem(series: metrics_pb2.SeriesSamples, kind: int) -> str | None:
     return None
 
 
+def _has_sketch(series: metrics_pb2.SeriesSamples) -> bool:
+    return bool(
+        series.sketch_sizes
+        or series.sketch_keys
+        or series.sketch_counts
+        or series.sketch_sums
+        or series.sketch_mins
+        or series.sketch_maxs
+        or series.sketch_lasts
+    )
+
+
+def _sketch_shape_problem(series: metrics_pb2.SeriesSamples) -> str | None:
+    n = len(series.timestamps_ms)
+    if series.observation_counts or series.observations:
+        return "a timer series carries observations or sketches, not both"
+    if series.values or series.distinct_values or series.distinct_hashes:
+        return "timer sketches carry no values nor distinct values"
+    for column in ("sketch_sums", "sketch_mins", "sketch_maxs", "sketch_lasts", "sketch_sizes"):
+        got = len(getattr(series, column))
+        if got != n:
+            return f"{got} {column} for {n} timestamps"
+    buckets = int(np.sum(np.array(series.sketch_sizes, dtype=np.int64)))
+    if len(series.sketch_keys) != buckets or len(series.sketch_counts) != buckets:
+        return (
+            f"sketch_sizes add up to {buckets} buckets but {len(series.sketch_keys)} sketch_keys and "
+            f"{len(series.sketch_counts)} sketch_counts were sent"
+        )
+    return None
+
+
+def _sketch_problems(series: metrics_pb2.SeriesSamples) -> list[tuple[np.ndarray, Reason, str]]:
+    """(bad samples, reason, what) for each way a sketch sample can be wrong; the shape is
+    already checked."""
+    sums = np.array(series.sketch_sums, dtype=np.float64)
+    mins = np.array(series.sketch_mins, dtype=np.float64)
+    maxs = np.array(series.sketch_maxs, dtype=np.float64)
+    lasts = np.array(series.sketch_lasts, dtype=np.float64)
+    sizes = np.array(series.sketch_sizes, dtype=np.int64)
+    keys = np.array(series.sketch_keys, dtype=np.int64)
+    counts = np.array(series.sketch_counts, dtype=np.uint64)
+    n = len(sizes)
+    owner = np.repeat(np.arange(n), sizes)
+
+    def per_sample(bad_entry: np.ndarray) -> np.ndarray:
+        bad = np.zeros(n, dtype=bool)
+        bad[owner[bad_entry]] = True
+        return bad
+
+    finite = np.isfinite(sums) & np.isfinite(mins) & np.isfinite(maxs) & np.isfinite(lasts)
+    # A key steps down (or repeats) only where a new sample starts.
+    starts = np.zeros(len(keys), dtype=bool)
+    first = np.cumsum(sizes) - sizes
+    starts[first[sizes > 0]] = True
+    unsorted = np.zeros(len(keys), dtype=bool)
+    unsorted[1:] = (keys[1:] <= keys[:-1]) & ~starts[1:]
+    has = sizes > 0
+    last_index = np.cumsum(sizes) - 1
+    in_first = np.ones(n, dtype=bool)
+    in_last = np.ones(n, dtype=bool)
+    ok = has & finite
+    in_first[ok] = ddsketch_keys(mins[ok]) == keys[first[ok]]
+    in_last[ok] = ddsketch_keys(maxs[ok]) == keys[last_index[ok]]
+    return [
+        (~has, R.REJECT_REASON_MALFORMED_SERIES, "sketch has no buckets"),
+        (~finite, R.REJECT_REASON_NON_FINITE_VALUE, "sketch sum, min, max or last is NaN or infinite"),
+        (
+            per_sample(np.abs(keys) > DDSKETCH_MAX_KEY),
+            R.REJECT_REASON_MALFORMED_SERIES,
+            f"sketch key is outside [-{DDSKETCH_MAX_KEY}, {DDSKETCH_MAX_KEY}]",
+        ),
+        (per_sample(counts == 0), R.REJECT_REASON_MALFORMED_SERIES, "sketch bucket count is 0"),
+        (
+            per_sample(counts >= np.uint64(2**62)),
+            R.REJECT_REASON_MALFORMED_SERIES,
+            "sketch bucket count is above 2**62",
+        ),
+        (per_sample(unsorted), R.REJECT_REASON_MALFORMED_SERIES, "sketch keys are not strictly increasing"),
+        (
+            (mins > maxs) | (lasts < mins) | (lasts > maxs),
+            R.REJECT_REASON_MALFORMED_SERIES,
+            "sketch needs min <= last <= max",
+        ),
+        (
+            ~(in_first & in_last),
+            R.REJECT_REASON_MALFORMED_SERIES,
+            "sketch min/max do not fall in its first/last bucket",
+        ),
+    ]
+
+
 def _accepted_copy(
     series: metrics_pb2.SeriesSamples, keep: np.ndarray, kind: int, everything: bool
 ) -> metrics_pb2.SeriesSamples:
@@ -337,11 +438,16 @@ def _accepted_copy(
         out.values.extend(series.values)
         out.observation_counts.extend(series.observation_counts)
         out.observations.extend(series.observations)
+        if series.sketch_sizes:
+            _copy_sketches(series, out, None)
         return out
     ts = np.array(series.timestamps_ms, dtype=np.int64)[keep]
     out.timestamps_ms.extend(ts.tolist())
     if kind in (MetricKind.COUNTER, MetricKind.GAUGE):
         out.values.extend(np.array(series.values, dtype=np.float64)[keep].tolist())
+        return out
+    if series.sketch_sizes:
+        _copy_sketches(series, out, keep)
         return out
     counts = np.array(series.observation_counts, dtype=np.int64)
     owner_keep = np.repeat(keep, counts)
@@ -355,3 +461,27 @@ def _accepted_copy(
             hashes = np.array(series.distinct_hashes, dtype=np.uint64)
         out.distinct_hashes.extend(hashes[owner_keep].tolist())
     return out
+
+
+def _copy_sketches(series: metrics_pb2.SeriesSamples, out: metrics_pb2.SeriesSamples, keep: np.ndarray | None) -> None:
+    if keep is None:
+        for column in _SKETCH_COLUMNS:
+            getattr(out, column).extend(getattr(series, column))
+        return
+    sizes = np.array(series.sketch_sizes, dtype=np.int64)
+    entry_keep = np.repeat(keep, sizes)
+    for column in _SKETCH_COLUMNS:
+        values = np.array(getattr(series, column))
+        mask = entry_keep if column in ("sketch_keys", "sketch_counts") else keep
+        getattr(out, column).extend(values[mask].tolist())
+
+
+_SKETCH_COLUMNS = (
+    "sketch_sums",
+    "sketch_mins",
+    "sketch_maxs",
+    "sketch_lasts",
+    "sketch_sizes",
+    "sketch_keys",
+    "sketch_counts",
+)

@@ -225,3 +225,107 @@ async def test_timer_sample_with_a_nan_observation_is_dropped() -> None:
     (payload,) = log.accepted()
     assert list(payload.series[0].observations) == [3.0, 4.0]
     assert list(payload.series[0].observation_counts) == [2]
+
+
+def sketch_series(*samples: Sequence[float]) -> metrics_pb2.SeriesSamples:
+    """A timer series in sketch columns, as agent.aggregate sends it."""
+    from agent.aggregate import IntervalAggregator
+    from agent.statsd import StatsdMetric
+    from core.model import MetricKind
+
+    agg = IntervalAggregator(region="eu")
+    for i, values in enumerate(samples):
+        for v in values:
+            agg.add(StatsdMetric("lat", MetricKind.TIMER, v, ()), (NOW - 60_000 + 5_000 * i) / 1000)
+    (s,) = agg.drain(NOW / 1000, force=True)
+    return s
+
+
+async def test_timer_sketches_are_accepted_and_logged_as_sent() -> None:
+    acceptor, log = make()
+    s = sketch_series([1.0, 2.0, 300.0], [5.0])
+    result = await acceptor.accept("t1", batch(s))
+    assert result.status == ingest_pb2.BATCH_STATUS_ACCEPTED
+    assert result.accepted_samples == 2
+    (payload,) = log.accepted()
+    assert payload.series[0].sketch_keys == s.sketch_keys
+    assert list(payload.series[0].sketch_counts) == list(s.sketch_counts)
+    assert list(payload.series[0].sketch_maxs) == [300.0, 5.0]
+
+
+def _broken(change: str) -> metrics_pb2.SeriesSamples:
+    s = sketch_series([1.0, 2.0, 300.0], [5.0, 6.0])
+    if change == "unsorted":
+        s.sketch_keys[0], s.sketch_keys[1] = s.sketch_keys[1], s.sketch_keys[0]
+    elif change == "zero count":
+        s.sketch_counts[0] = 0
+    elif change == "key range":
+        s.sketch_keys[2] = 10**6
+    elif change == "nan":
+        s.sketch_sums[0] = math.nan
+    elif change == "min above max":
+        s.sketch_mins[0] = 400.0
+    elif change == "max outside last bucket":
+        s.sketch_maxs[0] = 301.0 * 1.5
+        s.sketch_lasts[0] = 301.0 * 1.5
+    elif change == "empty sketch":
+        del s.sketch_keys[:3]
+        del s.sketch_counts[:3]
+        s.sketch_sizes[0] = 0
+    return s
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "needle"),
+    [
+        ("unsorted", R.REJECT_REASON_MALFORMED_SERIES, "strictly increasing"),
+        ("zero count", R.REJECT_REASON_MALFORMED_SERIES, "count is 0"),
+        ("key range", R.REJECT_REASON_MALFORMED_SERIES, "outside"),
+        ("nan", R.REJECT_REASON_NON_FINITE_VALUE, "NaN"),
+        ("min above max", R.REJECT_REASON_MALFORMED_SERIES, "min <= last <= max"),
+        ("max outside last bucket", R.REJECT_REASON_MALFORMED_SERIES, "first/last bucket"),
+        ("empty sketch", R.REJECT_REASON_MALFORMED_SERIES, "no buckets"),
+    ],
+)
+async def test_a_bad_sketch_sample_is_dropped_with_a_reason_and_the_rest_kept(
+    change: str, reason: int, needle: str
+) -> None:
+    acceptor, log = make()
+    result = await acceptor.accept("t1", batch(_broken(change)))
+    assert (result.accepted_samples, result.rejected_samples) == (1, 1)
+    (rejection,) = result.rejections
+    assert (rejection.sample_index, rejection.reason) == (0, reason)
+    assert needle in rejection.message
+    (payload,) = log.accepted()
+    kept = payload.series[0]
+    assert (list(kept.sketch_mins), list(kept.sketch_sizes)) == ([5.0], [2])
+    assert len(kept.sketch_keys) == len(kept.sketch_counts) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ("missing column", "1 sketch_lasts for 2 timestamps"),
+        ("bucket mismatch", "sketch_sizes add up to"),
+        ("both", "observations or sketches, not both"),
+        ("gauge", "not sketches"),
+    ],
+)
+async def test_a_badly_shaped_sketch_series_is_rejected_whole(change: str, needle: str) -> None:
+    acceptor, _ = make()
+    s = sketch_series([1.0], [2.0])
+    if change == "missing column":
+        del s.sketch_lasts[1:]
+    elif change == "bucket mismatch":
+        s.sketch_keys.append(99)
+    elif change == "both":
+        s.observation_counts.extend([1, 1])
+        s.observations.extend([1.0, 2.0])
+    else:
+        s.kind = metrics_pb2.METRIC_KIND_GAUGE
+        s.metric = "other"
+        s.values.extend([1.0, 2.0])
+    result = await acceptor.accept("t1", batch(s))
+    (rejection,) = result.rejections
+    assert (rejection.sample_index, rejection.reason, rejection.samples) == (-1, R.REJECT_REASON_MALFORMED_SERIES, 2)
+    assert needle in rejection.message

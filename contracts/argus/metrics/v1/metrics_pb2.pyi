@@ -29,7 +29,7 @@ class Label(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class SeriesSamples(_message.Message):
-    __slots__ = ("metric", "kind", "region", "labels", "timestamps_ms", "values", "observation_counts", "observations", "distinct_values", "distinct_hashes")
+    __slots__ = ("metric", "kind", "region", "labels", "timestamps_ms", "values", "observation_counts", "observations", "distinct_values", "distinct_hashes", "sketch_sums", "sketch_mins", "sketch_maxs", "sketch_lasts", "sketch_sizes", "sketch_keys", "sketch_counts")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,13 @@ class SeriesSamples(_message.Message):
     OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
     DISTINCT_VALUES_FIELD_NUMBER: _ClassVar[int]
     DISTINCT_HASHES_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_SUMS_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_MINS_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_MAXS_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_LASTS_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_KEYS_FIELD_NUMBER: _ClassVar[int]
+    SKETCH_COUNTS_FIELD_NUMBER: _ClassVar[int]
     metric: str
     kind: MetricKind
     region: str
@@ -50,7 +57,14 @@ class SeriesSamples(_message.Message):
     observations: _containers.RepeatedScalarFieldContainer[float]
     distinct_values: _containers.RepeatedScalarFieldContainer[str]
     distinct_hashes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, metric: _Optional[str] = ..., kind: _Optional[_Union[MetricKind, str]] = ..., region: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., timestamps_ms: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., observation_counts: _Optional[_Iterable[int]] = ..., observations: _Optional[_Iterable[float]] = ..., distinct_values: _Optional[_Iterable[str]] = ..., distinct_hashes: _Optional[_Iterable[int]] = ...) -> None: ...
+    sketch_sums: _containers.RepeatedScalarFieldContainer[float]
+    sketch_mins: _containers.RepeatedScalarFieldContainer[float]
+    sketch_maxs: _containers.RepeatedScalarFieldContainer[float]
+    sketch_lasts: _containers.RepeatedScalarFieldContainer[float]
+    sketch_sizes: _containers.RepeatedScalarFieldContainer[int]
+    sketch_keys: _containers.RepeatedScalarFieldContainer[int]
+    sketch_counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, metric: _Optional[str] = ..., kind: _Optional[_Union[MetricKind, str]] = ..., region: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., timestamps_ms: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., observation_counts: _Optional[_Iterable[int]] = ..., observations: _Optional[_Iterable[float]] = ..., distinct_values: _Optional[_Iterable[str]] = ..., distinct_hashes: _Optional[_Iterable[int]] = ..., sketch_sums: _Optional[_Iterable[float]] = ..., sketch_mins: _Optional[_Iterable[float]] = ..., sketch_maxs: _Optional[_Iterable[float]] = ..., sketch_lasts: _Optional[_Iterable[float]] = ..., sketch_sizes: _Optional[_Iterable[int]] = ..., sketch_keys: _Optional[_Iterable[int]] = ..., sketch_counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SampleBatch(_message.Message):
     __slots__ = ("batch_id", "source", "series")
