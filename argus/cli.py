@@ -15,7 +15,8 @@ from rich.panel import Panel
 from argus.container import Container, Runtime, open_runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.runtime import dev_api_key, serve, setup_logging
-from core.errors import ArgusError
+from argus.versioned_projectors import VersionedProjectors
+from core.errors import ArgusError, InvalidArgument
 from core.settings import Settings, settings_from_env
 
 console = Console()
@@ -24,7 +25,74 @@ console = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_SETTINGS_META = "argus.settings"
+
+
+def _remember(setting: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A callback keeping a flag's value for `_settings` (so commands need no parameter for it)."""
+
+    def keep(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.meta.setdefault(_SETTINGS_META, {})[setting] = value
+
+    return keep
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings of this command: its flags > ARGUS_* environment > config file > defaults."""
+    ctx = click.get_current_context(silent=True)
+    given: dict[str, object] = dict(ctx.meta.get(_SETTINGS_META, {})) if ctx is not None else {}
+    config = given.pop("config_file", None)
+    try:
+        return settings_from_env(config_file=config if isinstance(config, Path) else None, **given, **overrides)
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _storage_options(func: F) -> F:
+    """--config, --event-log, --store, --cold: where a service finds its log and stores."""
+    options = [
+        click.option(
+            "--config",
+            type=click.Path(path_type=Path, dir_okay=False),
+            expose_value=False,
+            callback=_remember("config_file"),
+            help="TOML config file (docs/configuration.md) [env ARGUS_CONFIG]. Flags > env > file.",
+        ),
+        click.option(
+            "--event-log",
+            metavar="URL",
+            expose_value=False,
+            callback=_remember("event_log_url"),
+            help="Event log: sqlite:///rel/events.db, sqlite:////abs/events.db, or Kafka brokers "
+            "kafka://h1:9092,h2:9092 (?idempotence=false for brokers without idempotent producers) "
+            "[env ARGUS_EVENT_LOG_URL; default sqlite in --data-dir].",
+        ),
+        click.option(
+            "--store",
+            metavar="URL",
+            expose_value=False,
+            callback=_remember("hot_store_url"),
+            help="Hot read-model store: sqlite:///rel/hot.db, or DynamoDB "
+            "dynamodb://REGION?endpoint=http://host:8000&prefix=argus_ (endpoint for DynamoDB Local) "
+            "[env ARGUS_HOT_STORE_URL; default sqlite in --data-dir].",
+        ),
+        click.option(
+            "--cold",
+            metavar="URL",
+            expose_value=False,
+            callback=_remember("cold_store_url"),
+            help="Cold store (Parquet): a folder (file:///abs/dir or a path), or S3 "
+            "s3://bucket/prefix?endpoint=http://host:9000 [env ARGUS_COLD_STORE_URL].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _common_options(func: F) -> F:
+    func = _storage_options(func)
     func = click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")(func)
     func = click.option(
         "--data-dir",
@@ -57,14 +125,33 @@ def _ingest(rt: Runtime) -> IngestModule:
     )
 
 
-def _projectors(rt: Runtime, which: tuple[str, ...] = ("rollups", "series-index")) -> ProjectorModule:
-    return ProjectorModule(
-        settings=rt.settings, event_log=rt.event_log, hot_store=rt.hot_store, clock_ms=rt.clock_ms, projectors=which
+ALL_PROJECTORS = ("rollups", "series-index", "cold-archive")
+
+
+def _projectors(rt: Runtime, which: tuple[str, ...] = ALL_PROJECTORS) -> Module:
+    # Re-made on the new store when `argus replay` activates a new read-model version.
+    return VersionedProjectors(
+        store=rt.hot_store,
+        make=lambda store, version: ProjectorModule(
+            settings=rt.settings,
+            event_log=rt.event_log,
+            hot_store=store,
+            clock_ms=rt.clock_ms,
+            projectors=which,
+            version=version,
+            cold_store=rt.cold_store,
+        ),
     )
 
 
 def _query(rt: Runtime) -> QueryModule:
-    return QueryModule(settings=rt.settings, hot_store=rt.hot_store, api_keys=rt.api_keys, clock_ms=rt.clock_ms)
+    return QueryModule(
+        settings=rt.settings,
+        hot_store=rt.hot_store,
+        api_keys=rt.api_keys,
+        clock_ms=rt.clock_ms,
+        cold_store=rt.cold_store,
+    )
 
 
 def _collector(rt: Runtime, ingest: IngestModule, api_key: str) -> Module:
@@ -100,13 +187,13 @@ def up(
 ) -> None:
     """Run the whole platform in one process on embedded storage.
 
-    Starts ingest, the projectors (rollups, series index) and the query API, plus a
+    Starts ingest, the projectors (rollups, series index, cold archive) and the query API, plus a
     collector that pushes this host's CPU, memory, disk and network metrics every 5 s
     through the real ingest path. Ctrl-C stops it cleanly; starting it again on the
     same --data-dir continues with nothing lost.
     """
     setup_logging(log_level)
-    settings = settings_from_env(
+    settings = _settings(
         data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
     )
     key = dev_api_key(settings.data_dir, api_key)
@@ -139,7 +226,7 @@ def up(
 def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> None:
     """Run only the ingest service (gRPC IngestService)."""
     setup_logging(log_level)
-    settings = settings_from_env(data_dir=data_dir, ingest_addr=ingest_addr)
+    settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr)
     _run(serve(settings, lambda c: [_ingest(c)]))
 
 
@@ -147,7 +234,7 @@ def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> No
 @_common_options
 @click.option(
     "--projector",
-    type=click.Choice(["rollups", "series-index", "all"]),
+    type=click.Choice([*ALL_PROJECTORS, "all"]),
     default="all",
     show_default=True,
     help="Which projector to run.",
@@ -155,8 +242,8 @@ def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> No
 def project(data_dir: Path | None, log_level: str, projector: str) -> None:
     """Run the projectors that turn the event log into read models."""
     setup_logging(log_level)
-    settings = settings_from_env(data_dir=data_dir)
-    which = ("rollups", "series-index") if projector == "all" else (projector,)
+    settings = _settings(data_dir=data_dir)
+    which = ALL_PROJECTORS if projector == "all" else (projector,)
     _run(serve(settings, lambda c: [_projectors(c, which)]))
 
 
@@ -167,7 +254,7 @@ def project(data_dir: Path | None, log_level: str, projector: str) -> None:
 def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, http_addr: str | None) -> None:
     """Run only the query service (gRPC QueryService and the HTTP API)."""
     setup_logging(log_level)
-    settings = settings_from_env(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
+    settings = _settings(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
     _run(serve(settings, lambda c: [_query(c)]))
 
 
@@ -185,7 +272,7 @@ def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str) -
     from core.auth import generate_key, register_key
 
     setup_logging(log_level)
-    settings = settings_from_env(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir)
     key = generate_key()
 
     async def create() -> None:
@@ -212,10 +299,14 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def _register_optional_commands() -> None:
-    from argus.commands import push_cmd, query_cmd
+    from argus.commands import push_cmd, query_cmd, replay_cmd
 
     main.add_command(push_cmd.push)
     main.add_command(query_cmd.query)
+    main.add_command(replay_cmd.replay)
+    from argus.commands import agent_cmd
+
+    main.add_command(agent_cmd.agent)
 
 
 _register_optional_commands()
