@@ -4,103 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.panel import Panel
 
+from argus.cli_common import _common_options, _run, _settings, console
 from argus.container import Container, Runtime, open_runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.runtime import dev_api_key, serve, setup_logging
 from argus.versioned_projectors import VersionedProjectors
-from core.errors import ArgusError, InvalidArgument
-from core.settings import Settings, settings_from_env
-
-console = Console()
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-_SETTINGS_META = "argus.settings"
-
-
-def _remember(setting: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-    """A callback keeping a flag's value for `_settings` (so commands need no parameter for it)."""
-
-    def keep(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
-        if value is not None:
-            ctx.meta.setdefault(_SETTINGS_META, {})[setting] = value
-
-    return keep
-
-
-def _settings(**overrides: object) -> Settings:
-    """Settings of this command: its flags > ARGUS_* environment > config file > defaults."""
-    ctx = click.get_current_context(silent=True)
-    given: dict[str, object] = dict(ctx.meta.get(_SETTINGS_META, {})) if ctx is not None else {}
-    config = given.pop("config_file", None)
-    try:
-        return settings_from_env(config_file=config if isinstance(config, Path) else None, **given, **overrides)
-    except InvalidArgument as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _storage_options(func: F) -> F:
-    """--config, --event-log, --store, --cold: where a service finds its log and stores."""
-    options = [
-        click.option(
-            "--config",
-            type=click.Path(path_type=Path, dir_okay=False),
-            expose_value=False,
-            callback=_remember("config_file"),
-            help="TOML config file (docs/configuration.md) [env ARGUS_CONFIG]. Flags > env > file.",
-        ),
-        click.option(
-            "--event-log",
-            metavar="URL",
-            expose_value=False,
-            callback=_remember("event_log_url"),
-            help="Event log: sqlite:///rel/events.db, sqlite:////abs/events.db, or Kafka brokers "
-            "kafka://h1:9092,h2:9092 (?idempotence=false for brokers without idempotent producers) "
-            "[env ARGUS_EVENT_LOG_URL; default sqlite in --data-dir].",
-        ),
-        click.option(
-            "--store",
-            metavar="URL",
-            expose_value=False,
-            callback=_remember("hot_store_url"),
-            help="Hot read-model store: sqlite:///rel/hot.db, or DynamoDB "
-            "dynamodb://REGION?endpoint=http://host:8000&prefix=argus_ (endpoint for DynamoDB Local) "
-            "[env ARGUS_HOT_STORE_URL; default sqlite in --data-dir].",
-        ),
-        click.option(
-            "--cold",
-            metavar="URL",
-            expose_value=False,
-            callback=_remember("cold_store_url"),
-            help="Cold store (Parquet): a folder (file:///abs/dir or a path), or S3 "
-            "s3://bucket/prefix?endpoint=http://host:9000 [env ARGUS_COLD_STORE_URL].",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _common_options(func: F) -> F:
-    func = _storage_options(func)
-    func = click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")(func)
-    func = click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path),
-        default=None,
-        help="Where the embedded event log and stores live [env ARGUS_DATA_DIR; default ./.argus].",
-    )(func)
-    return func
+from core.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -287,25 +202,12 @@ def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str) -
     click.echo(key)
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
-    """Run a service; turn start-up failures into one readable line and exit code 1."""
-    try:
-        asyncio.run(coro)
-    except (OSError, ArgusError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        pass
-
-
 def _register_optional_commands() -> None:
-    from argus.commands import push_cmd, query_cmd, replay_cmd
+    from argus.commands import agent_cmd, push_cmd, query_cmd, replay_cmd
 
     main.add_command(push_cmd.push)
     main.add_command(query_cmd.query)
     main.add_command(replay_cmd.replay)
-    from argus.commands import agent_cmd
-
     main.add_command(agent_cmd.agent)
 
 

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from argus.cli import _common_options, _run, _settings
+from argus.cli_common import _common_options, _run, _settings
 from argus.container import event_log_resource, now_ms
 from argus.runtime import setup_logging
 from core.errors import InvalidArgument
