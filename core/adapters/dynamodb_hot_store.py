@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import aioboto3
-from botocore.config import Config
+from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -327,7 +327,7 @@ class DynamoDBHotStore:
         session = aioboto3.Session(
             aws_access_key_id=o.access_key_id, aws_secret_access_key=o.secret_access_key, region_name=o.region
         )
-        config = Config(
+        config = AioConfig(
             # Retries are ours (counted, with full jitter); botocore's would hide throttling.
             retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=o.max_concurrency,
