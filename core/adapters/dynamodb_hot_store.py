@@ -82,6 +82,9 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _REGION = re.compile(r"^[a-z0-9-]{2,32}$")
 BATCH_WRITE_ITEMS: Final = 25  # BatchWriteItem limit
 BATCH_GET_KEYS: Final = 100  # BatchGetItem limit
+# read_range asks for chunk keys directly (BatchGetItem) up to this many chunks per series;
+# beyond, one Query per series reads fewer keys that do not exist.
+BATCH_READ_MAX_CHUNKS: Final = 8
 TRANSACT_ITEMS: Final = 100  # TransactWriteItems limit
 TRANSACT_BYTES: Final = 4_000_000  # TransactWriteItems aggregate size limit (4 MB), with headroom
 MAX_ITEM_BYTES: Final = 400 * 1024
@@ -811,6 +814,15 @@ class DynamoDBHotStore:
             return []
         table = self.options.chunk_table(tier)
         what = f"read tier {tier} range"
+        series = list(dict.fromkeys(series_ids))
+        starts = range(first, end_ms, chunk_span_ms)
+        now_ms = self._clock_ms()
+        if len(starts) <= BATCH_READ_MAX_CHUNKS:
+            # The chunk keys are known: BatchGetItem asks for 100 per request where a Query
+            # per series costs one request each (1,000 series: 10-20 requests, not 1,000).
+            keys = [{"s": _n(sid), "t": _n(t)} for sid in series for t in starts]
+            items = await self._batch_get(table, keys, what, consistent=False)
+            return [self._stored_chunk(i) for i in items if not self._expired(i, now_ms)]
 
         async def one(sid: int) -> list[Item]:
             return await self._query(
@@ -821,8 +833,7 @@ class DynamoDBHotStore:
                 ExpressionAttributeValues={":s": _n(sid), ":a": _n(first), ":b": _n(end_ms - 1)},
             )
 
-        parts = await self._all(one(sid) for sid in dict.fromkeys(series_ids))
-        now_ms = self._clock_ms()
+        parts = await self._all(one(sid) for sid in series)
         return [self._stored_chunk(i) for part in parts for i in part if not self._expired(i, now_ms)]
 
     async def delete_before(self, tier: str, before_ms: int, chunk_span_ms: int) -> int:

@@ -63,6 +63,14 @@ class HotStoreContract:
         both = await store.read_range("5s", [1], 10, 2 * HOUR, HOUR)
         assert sorted(c.chunk_start_ms for c in both) == [0, HOUR]
 
+    @pytest.mark.parametrize("chunks_in_range", [1, 3, 12])
+    async def test_range_reads_exactly_the_overlapping_chunks(self, store: HotStore, chunks_in_range: int) -> None:
+        # Few and many chunks per series (adapters may read known keys or scan a key range).
+        await store.write_chunks("5s", [chunk(sid, h * HOUR, h) for sid in (4, 5) for h in range(20)])
+        got = await store.read_range("5s", [4, 5, 6], 3 * HOUR + 1, (3 + chunks_in_range) * HOUR, HOUR)
+        want = {(sid, h * HOUR) for sid in (4, 5) for h in range(3, 3 + chunks_in_range)}
+        assert sorted((c.series_id, c.chunk_start_ms) for c in got) == sorted(want)
+
     async def test_chunk_write_never_rewinds_applied_offset(self, store: HotStore) -> None:
         await store.write_chunks("1m", [chunk(1, 0, 10, b"new")])
         await store.write_chunks("1m", [chunk(1, 0, 9, b"old")])
