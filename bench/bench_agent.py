@@ -29,9 +29,7 @@ import platform
 import random
 import secrets
 import select
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.aggregate import IntervalAggregator
 from agent.spool import Codec, Spool
 from agent.statsd import parse_packet
-from argus.launch import REPO_ROOT, argus_argv, argus_env
+from argus.launch import AgentProcess
 from bench.run import ArgusServer, wait_for
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.model import MetricKind
@@ -110,68 +108,16 @@ class CountingGate:
             server.close()
 
 
-class AgentProc:
+class AgentProc(AgentProcess):
+    """`argus agent` with its own CPU time readable."""
+
     def __init__(self, workdir: Path, name: str, ingest: str, api_key: str, **settings: Any) -> None:
-        self.spool_dir = workdir / f"{name}-spool"
-        self.log_path = workdir / f"{name}.log"
-        config = {
-            "ingest": ingest,
-            "api_key": api_key,
-            "statsd_addr": "127.0.0.1:0",
-            "spool_dir": str(self.spool_dir),
-            "host": name,
-            "host_metrics": False,
-            **settings,
-        }
-        self.config = workdir / f"{name}.toml"
-        self.config.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in config.items()))
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def start(self) -> AgentProc:
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                argus_argv("agent", "--config", str(self.config)),
-                cwd=REPO_ROOT,
-                env=argus_env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        proc = self.proc
-
-        def ready() -> dict[str, Any] | None:
-            if proc.poll() is not None:
-                raise RuntimeError(f"agent exited: {self.log_path.read_text()[-3000:]}")
-            status = self.status()
-            return status if status.get("ready") and status.get("pid") == proc.pid else None
-
-        self.port = int(wait_for("agent ready", ready, timeout_s=60, interval_s=0.05)["statsd_port"])
-        return self
-
-    def status(self) -> dict[str, Any]:
-        try:
-            data: dict[str, Any] = json.loads((self.spool_dir / "status.json").read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return data
-
-    def counter(self, name: str) -> float:
-        return float(self.status().get("counters", {}).get(name, 0))
+        super().__init__(workdir, name, ingest=ingest, api_key=api_key, settings=settings)
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
         times = psutil.Process(self.proc.pid).cpu_times()
         return float(times.user + times.system)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ---------------------------------------------------------------------------- load

@@ -9,26 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import json
-import os
 import select
-import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
-from argus.launch import REPO_ROOT, argus_argv, argus_env
+from argus.launch import AgentExited, AgentProcess
 from tests.e2e.conftest import ArgusServer, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
 AGENT_TIMEOUT_S = 60.0
+# Short intervals and backoffs so outages and recoveries take seconds, not minutes.
+FAST_AGENT: dict[str, object] = {
+    "interval_s": 1.0,
+    "batch_interval_s": 0.2,
+    "outage_batch_interval_s": 0.5,
+    "timeout_s": 30.0,
+    "initial_backoff_s": 0.1,
+    "max_backoff_s": 0.5,
+    "fsync": False,
+}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -122,71 +128,18 @@ class Gate:
                 sock.close()
 
 
-class Agent:
-    """One `argus agent` process (restartable on the same spool dir)."""
+class Agent(AgentProcess):
+    """One `argus agent` process (restartable on the same spool dir), tuned for fast tests."""
 
     def __init__(self, tmp: Path, name: str, ingest: str, api_key: str, *, toml: str = "") -> None:
-        self.name = name
-        self.spool_dir = tmp / f"{name}-spool"
-        self.log_path = tmp / f"{name}.log"
-        self.config = tmp / f"{name}.toml"
-        self.config.write_text(
-            "\n".join(
-                [
-                    f'ingest = "{ingest}"',
-                    f'api_key = "{api_key}"',
-                    'statsd_addr = "127.0.0.1:0"',
-                    f'spool_dir = "{self.spool_dir}"',
-                    f'host = "{name}"',
-                    "interval_s = 1.0",
-                    "batch_interval_s = 0.2",
-                    "outage_batch_interval_s = 0.5",
-                    "host_metrics = false",
-                    "timeout_s = 30.0",
-                    "initial_backoff_s = 0.1",
-                    "max_backoff_s = 0.5",
-                    "fsync = false",
-                    toml,
-                ]
-            )
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        super().__init__(tmp, name, ingest=ingest, api_key=api_key, settings=FAST_AGENT, extra_toml=toml)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
-    def start(self) -> Agent:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                argus_argv("agent", "--config", str(self.config)),
-                cwd=REPO_ROOT,
-                env=argus_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        proc = self.proc
-
-        def ready() -> dict[str, Any] | None:
-            if proc.poll() is not None:
-                pytest.fail(f"argus agent exited with {proc.returncode}:\n{self.log_tail()}")
-            status = self.status()
-            return status if status.get("ready") and status.get("pid") == proc.pid else None
-
-        self.port = int(wait_for(f"agent {self.name} ready", ready, timeout_s=AGENT_TIMEOUT_S)["statsd_port"])
-        return self
-
-    def status(self) -> dict[str, Any]:
+    def start(self, *, timeout_s: float = AGENT_TIMEOUT_S) -> Self:
         try:
-            data: dict[str, Any] = json.loads((self.spool_dir / "status.json").read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return data
-
-    def counter(self, name: str) -> float:
-        return float(self.status().get("counters", {}).get(name, 0))
-
-    def gauge(self, name: str) -> float:
-        return float(self.status().get("gauges", {}).get(name, 0))
+            return super().start(timeout_s=timeout_s)
+        except AgentExited as exc:
+            pytest.fail(str(exc))
 
     def wait(self, what: str, probe: Callable[[dict[str, Any]], bool], timeout_s: float = AGENT_TIMEOUT_S) -> None:
         wait_for(f"{self.name}: {what}", lambda: probe(self.status()) or None, timeout_s=timeout_s)
@@ -207,20 +160,10 @@ class Agent:
             packet = "\n".join(lines[start : start + per_packet]).encode()
             self._sock.sendto(packet, ("127.0.0.1", self.port))
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                pytest.fail(f"agent did not stop within 30 s of SIGTERM:\n{self.log_tail()}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        if not super().stop(timeout_s):
+            pytest.fail(f"agent did not stop within {timeout_s:.0f} s of SIGTERM:\n{self.log_tail()}")
+        return True
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -230,9 +173,6 @@ class Agent:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, lines: int = 80) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 @pytest.fixture
