@@ -17,7 +17,7 @@ from typing import Protocol
 
 from contracts.argus.events.v1 import events_pb2
 from core.errors import Unauthenticated
-from core.events import CONFIG_TOPIC, decode_payload, make_event
+from core.events import CONFIG_TOPIC, config_records, decode_payload, make_event
 from core.ports import Event, EventLog
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,9 @@ class ApiKeyRegistry:
     async def refresh(self) -> None:
         """Apply config events appended since the last refresh."""
         async with self._lock:
-            while True:
-                records = await self._events.read(CONFIG_TOPIC, 0, self._next_offset, 1000)
-                for record in records:
-                    self._apply(record.event)
-                    self._next_offset = record.offset + 1
-                if len(records) < 1000:
-                    break
+            async for record in config_records(self._events, self._next_offset):
+                self._apply(record.event)
+                self._next_offset = record.offset + 1
             self._last_refresh = time.monotonic()
 
     def _apply(self, event: Event) -> None:

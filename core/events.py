@@ -8,14 +8,14 @@ applied once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
 from contracts.argus.events.v1 import events_pb2
 from core.errors import CorruptData
-from core.ports import Event
+from core.ports import Event, EventLog, LogRecord
 
 SAMPLES_TOPIC = "argus.samples.v1"
 CONFIG_TOPIC = "argus.config.v1"
@@ -91,3 +91,16 @@ def decode_payload(event: Event, expected: type[M]) -> M:
         return expected.FromString(payload)
     except DecodeError as exc:
         raise CorruptData(f"event {event.event_id.hex()[:16]} payload does not parse as {name}") from exc
+
+
+async def config_records(log: EventLog, next_offset: int, *, page: int = 1000) -> AsyncIterator[LogRecord]:
+    """Every record of the config topic (one partition) from `next_offset` on, in order,
+    read a page at a time: what the followers of the config topic (API keys, read-model
+    versions) apply."""
+    while True:
+        records = await log.read(CONFIG_TOPIC, 0, next_offset, page)
+        for record in records:
+            yield record
+        if len(records) < page:
+            return
+        next_offset = records[-1].offset + 1

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 from contracts.argus.events.v1 import events_pb2
 from core.adapters.urls import open_hot_store, sqlite_path
 from core.errors import InvalidArgument, StorageError
-from core.events import CONFIG_TOPIC, decode_payload, make_event
+from core.events import CONFIG_TOPIC, config_records, decode_payload, make_event
 from core.model import DEFAULT_TIERS, Tier
 from core.ports import Event, EventLog, HotStore, LabelFilter, MetricSummary, SeriesRecord, StoredChunk
 
@@ -91,13 +91,9 @@ class ReadModelFollower:
 
     async def refresh(self) -> None:
         """Apply config events appended since the last refresh."""
-        while True:
-            records = await self._events.read(CONFIG_TOPIC, 0, self._next_offset, 1000)
-            for record in records:
-                self._apply(record.event)
-                self._next_offset = record.offset + 1
-            if len(records) < 1000:
-                return
+        async for record in config_records(self._events, self._next_offset):
+            self._apply(record.event)
+            self._next_offset = record.offset + 1
 
     def _apply(self, event: Event) -> None:
         if event.type == _ACTIVATED:
