@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_cold import CASES, END, METRIC, REGIONS, START, TENANT, TIERS, make_series, tier_points
+from bench.bench_cold import CASES, END, START, TIERS, make_series, tier_points, time_queries
 from core.adapters import dynamodb_hot_store as dynamodb
 from core.adapters.dynamodb_hot_store import DynamoDBHotStore
 from core.chunks import encode_chunks
@@ -38,7 +37,6 @@ from core.model import DAY_MS, DEFAULT_TIERS, MetricKind
 from core.points import split_by_key
 from core.ports import SeriesRecord, StoredChunk
 from query_side.engine import QueryEngine
-from query_side.planner import QuerySpec
 
 
 async def load(store: DynamoDBHotStore, series: list[SeriesRecord]) -> dict[str, int]:
@@ -65,29 +63,6 @@ async def load(store: DynamoDBHotStore, series: list[SeriesRecord]) -> dict[str,
     return written
 
 
-async def time_queries(engine: QueryEngine, runs: int) -> list[tuple[str, str, float, float, float, int]]:
-    out = []
-    for case, window, tier in CASES:
-        spec = QuerySpec(
-            tenant=TENANT, metric=METRIC, start_ms=END - window, end_ms=END, agg="avg", group_by=("region",)
-        )
-        t0 = time.perf_counter()
-        first = await engine.query(spec)
-        first_ms = (time.perf_counter() - t0) * 1000
-        assert first.tier == tier, (case, first.tier)
-        assert first.stats.chunks_read > 0 and first.stats.cold_points_read == 0, first.stats
-        assert len(first.series) == min(len(REGIONS), first.stats.series_matched)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            await engine.query(spec)
-            times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        p99 = times[min(len(times) - 1, int(np.ceil(0.99 * len(times))) - 1)]
-        out.append((case, tier, first_ms, statistics.median(times), p99, first.stats.chunks_read))
-    return out
-
-
 async def run(url: str, series: list[SeriesRecord], runs: int, *, compare_reads: bool) -> None:
     store = DynamoDBHotStore.from_url(url, tiers=DEFAULT_TIERS)
     await store.start()
@@ -103,7 +78,8 @@ async def run(url: str, series: list[SeriesRecord], runs: int, *, compare_reads:
         print("|---|---|---|---:|---:|---:|---:|")
         for path, threshold in paths.items():
             dynamodb.BATCH_READ_MAX_CHUNKS = threshold  # type: ignore[misc]
-            for case, tier, first, median, p99, chunks in await time_queries(engine, runs):
+            timed = await time_queries(engine, runs, source="hot")
+            for (case, _, tier), (first, median, p99, chunks) in zip(CASES, timed.values(), strict=True):
                 print(f"| {path} | {case} | {tier} | {chunks:,} | {first:.0f} | {median:.0f} | {p99:.0f} |")
     finally:
         await store.close()

@@ -173,6 +173,19 @@ class Stack:
             ready_timeout_s=READY_S,
         ).start()
 
+    def start_ingest(self, name: str) -> int:
+        """An `argus ingest` on a free port; its port."""
+        port = free_port()
+        self.start(name, "ingest", "--ingest-addr", f"127.0.0.1:{port}", ready_port=port)
+        return port
+
+    def start_query(self) -> tuple[int, int]:
+        """The `argus query-server`; its (gRPC, HTTP) ports."""
+        query_port, http_port = free_port(), free_port()
+        addrs = ("--query-addr", f"127.0.0.1:{query_port}", "--http-addr", f"127.0.0.1:{http_port}")
+        self.start("query", "query-server", *addrs, ready_port=http_port)
+        return query_port, http_port
+
     def logs(self) -> str:
         return "\n".join(f"----- {n}\n{p.log_tail(60)}" for n, p in self.processes.items())
 
@@ -272,22 +285,11 @@ def fleet(
     proxy = ThrottlingProxy(dynamodb_local.endpoint, every=THROTTLE_EVERY).start()
     try:
         stack.api_key = stack.run("keys", "create", "--tenant", "default", "--name", "fleet").strip().splitlines()[-1]
-        ingest_ports = [free_port(), free_port()]
-        query_port, http_port = free_port(), free_port()
-        for n, port in enumerate(ingest_ports):
-            stack.start(f"ingest-{n}", "ingest", "--ingest-addr", f"127.0.0.1:{port}", ready_port=port)
+        ingest_ports = [stack.start_ingest(f"ingest-{n}") for n in range(2)]
         throttled_store = store_url.replace(dynamodb_local.endpoint, proxy.endpoint)
         stack.start("project-a", "project", "--projector", "all", env={"ARGUS_HOT_STORE_URL": throttled_store})
         stack.start("project-b", "project", "--projector", "all")
-        stack.start(
-            "query",
-            "query-server",
-            "--query-addr",
-            f"127.0.0.1:{query_port}",
-            "--http-addr",
-            f"127.0.0.1:{http_port}",
-            ready_port=http_port,
-        )
+        query_port, http_port = stack.start_query()
         clients = [_client(stack, ingest_port=p, query_port=query_port, http_port=http_port) for p in ingest_ports]
         ds = _dataset(seed=31)
         batches = ref.to_batches(ds, source="fleet", prefix="fleet", max_samples=BATCH_SAMPLES)
@@ -381,18 +383,9 @@ def test_broker_restart_on_s3_storage_loses_nothing_acknowledged(
     stack = Stack(work=work, env=env)
     try:
         stack.api_key = stack.run("keys", "create", "--tenant", "default").strip().splitlines()[-1]
-        ingest_port, query_port, http_port = free_port(), free_port(), free_port()
-        stack.start("ingest", "ingest", "--ingest-addr", f"127.0.0.1:{ingest_port}", ready_port=ingest_port)
+        ingest_port = stack.start_ingest("ingest")
         stack.start("project", "project", "--projector", "all")
-        stack.start(
-            "query",
-            "query-server",
-            "--query-addr",
-            f"127.0.0.1:{query_port}",
-            "--http-addr",
-            f"127.0.0.1:{http_port}",
-            ready_port=http_port,
-        )
+        query_port, http_port = stack.start_query()
         client = _client(stack, ingest_port=ingest_port, query_port=query_port, http_port=http_port)
         ds = _dataset(seed=47)
         batches = ref.to_batches(ds, source="restart", prefix="restart", max_samples=BATCH_SAMPLES)
