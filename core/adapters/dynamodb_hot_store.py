@@ -29,7 +29,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -577,48 +577,32 @@ class DynamoDBHotStore:
         parts = await self._all(one(unique[i : i + BATCH_GET_KEYS]) for i in range(0, len(unique), BATCH_GET_KEYS))
         return [item for part in parts for item in part]
 
-    async def _query(self, what: str, **request: Any) -> list[Item]:
-        """Every page of a Query."""
-        items: list[Item] = []
+    async def _pages(self, what: str, operation: str, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a Query or Scan (`operation`), capacity accounted."""
+        call: Callable[..., Awaitable[Any]] = self.client.query if operation == "query" else self.client.scan
         start: Item | None = None
         while True:
             page = dict(request, ReturnConsumedCapacity="TOTAL")
             if start is not None:
                 page["ExclusiveStartKey"] = start
-            response = await self._call(what, partial(self.client.query, **page))
+            response: dict[str, Any] = await self._call(what, partial(call, **page))
             self._account(response, write=False)
-            items.extend(response.get("Items", []))
+            yield response
             start = response.get("LastEvaluatedKey")
             if not start:
-                return items
+                return
+
+    async def _query(self, what: str, **request: Any) -> list[Item]:
+        """Every item of a Query."""
+        return [item async for page in self._pages(what, "query", request) for item in page.get("Items", [])]
 
     async def _count(self, what: str, **request: Any) -> int:
-        total = 0
-        start: Item | None = None
-        while True:
-            page = dict(request, Select="COUNT", ReturnConsumedCapacity="TOTAL")
-            if start is not None:
-                page["ExclusiveStartKey"] = start
-            response = await self._call(what, partial(self.client.query, **page))
-            self._account(response, write=False)
-            total += int(response.get("Count", 0))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return total
+        return sum(
+            [int(page.get("Count", 0)) async for page in self._pages(what, "query", dict(request, Select="COUNT"))]
+        )
 
     async def _scan(self, what: str, **request: Any) -> list[Item]:
-        items: list[Item] = []
-        start: Item | None = None
-        while True:
-            page = dict(request, ReturnConsumedCapacity="TOTAL")
-            if start is not None:
-                page["ExclusiveStartKey"] = start
-            response = await self._call(what, partial(self.client.scan, **page))
-            self._account(response, write=False)
-            items.extend(response.get("Items", []))
-            start = response.get("LastEvaluatedKey")
-            if not start:
-                return items
+        return [item async for page in self._pages(what, "scan", request) for item in page.get("Items", [])]
 
     def _sweep_due(self, what: str) -> bool:
         """Retention scans read a whole table: TTL does the work, scans are a bounded backstop."""
