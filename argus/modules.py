@@ -143,6 +143,7 @@ class ProjectorModule:
             store=hot_store,
             tiers=settings.tiers,
             flush_interval_ms=settings.flush_interval_ms,
+            tier_flush_interval_ms=settings.tier_flush_interval_ms,
             retention_check_interval_ms=settings.retention_check_interval_ms,
             applied_event_memory_ms=settings.applied_event_memory_ms,
             clock_ms=clock_ms,

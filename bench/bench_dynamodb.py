@@ -1,7 +1,8 @@
 """The rollup projector writing into DynamoDB (DynamoDB Local on 127.0.0.1): throughput and
 write capacity per million samples.
 
-    python -m bench.bench_dynamodb [--hosts 50] [--metrics 10] [--minutes 60] [--live-minutes 5] [--smoke]
+    python -m bench.bench_dynamodb [--hosts 50] [--metrics 10] [--minutes 60] [--live-minutes 5]
+        [--live-tier-profile 5s=1000,1m=5000,5m=30000,1h=300000,1d=900000] [--smoke]
 
 The devops workload of bench/workload.py goes through the ingest acceptor into an embedded
 SQLite event log (not timed), then:
@@ -9,7 +10,12 @@ SQLite event log (not timed), then:
 - bulk: one projector catch-up over the whole log (a backfill or a replay), once per chunk
   write mode (`put`: concurrent conditional PutItem; `transact`: TransactWriteItems of 100);
 - live: the projector flushes after every `--live-flush-steps` 5 s steps, as it does when
-  following the log in real time; every flush rewrites each touched chunk of every tier.
+  following the log in real time, on a simulated clock (a step is 5 s of it). Twice per
+  flush period, same workload: `uniform` (every flush rewrites each touched chunk of every
+  tier, the embedded default) and `per-tier` (each tier writes at most every
+  `--live-tier-profile` ms, the recommended DynamoDB profile; `--live-tier-profile ''`
+  skips it). Run `--live-minutes` of at least the profile's longest interval, or the coarse
+  tiers' cost is mostly the final write at stop.
 
 Write units: DynamoDB Local answers ReturnConsumedCapacity=TOTAL, so both its figure and the
 AWS rule (1 WCU per started KB of each item written, x2 in transactions) are printed; the
@@ -42,12 +48,14 @@ from core.adapters.sqlite_event_log import SqliteEventLog
 from core.events import SAMPLES_TOPIC
 from core.model import DEFAULT_TIERS, MetricKind
 from core.ports import StoredChunk
-from core.settings import IngestLimits
+from core.settings import IngestLimits, parse_tier_intervals
 from projectors.rollups import RollupProjector
 from tests.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY, DynamoDBLocal
 
 USD_PER_MILLION_WRU = 0.625  # on-demand, us-east-1 list price (after the Nov 2024 cut)
 PARTITIONS = 12
+# The DynamoDB profile of docs/configuration.md (tier_flush_interval_ms).
+RECOMMENDED_TIER_PROFILE = "5s=1000,1m=5000,5m=30000,1h=300000,1d=900000"
 
 
 def block_batches(spec: WorkloadSpec, block: Block, index: int) -> metrics_pb2.SampleBatch:
@@ -178,25 +186,52 @@ async def bulk(server: DynamoDBLocal, log: SqliteEventLog, mode: str, now_ms: in
     return result(f"bulk ({mode})", store, samples, seconds)
 
 
-async def live(server: DynamoDBLocal, work: Path, spec: WorkloadSpec, flush_steps: int) -> Result:
-    """Append `flush_steps` steps, flush, repeat: the projector following the log live."""
-    log = SqliteEventLog(work / f"live-{flush_steps}.db")
+class SimulatedClock:
+    """The projector's monotonic clock in the live run: a 5 s step of the workload is 5 s."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+async def live(
+    server: DynamoDBLocal, work: Path, spec: WorkloadSpec, flush_steps: int, tier_profile: dict[str, int] | None
+) -> Result:
+    """Append `flush_steps` steps, flush, repeat: the projector following the log live, every
+    tier at every flush (`tier_profile` None) or each on its own cadence; stop at the end."""
+    log = SqliteEventLog(work / f"live-{flush_steps}-{uuid.uuid4().hex[:6]}.db")
     await log.start()
     await log.ensure_topic(SAMPLES_TOPIC, PARTITIONS)
     spec = WorkloadSpec(end_ms=spec.end_ms, hosts=spec.hosts, metrics=spec.metrics, span_ms=spec.span_ms,
                         block_steps=flush_steps)  # fmt: skip
     store = await open_store(server, "put", spec.end_ms)
-    projector = RollupProjector(log=log, store=store, tiers=DEFAULT_TIERS, clock_ms=lambda: spec.end_ms)
+    clock = SimulatedClock()
+    projector = RollupProjector(
+        log=log,
+        store=store,
+        tiers=DEFAULT_TIERS,
+        clock_ms=lambda: spec.end_ms,
+        flush_interval_ms=flush_steps * 5_000,
+        tier_flush_interval_ms=tier_profile,
+        monotonic_s=clock,
+    )
     samples, seconds = 0, 0.0
     for batch in workload_batches(spec):
         await fill_log(log, [batch], spec.end_ms)
+        clock.now_s += flush_steps * 5.0
         started = time.perf_counter()
-        samples += await projector.catch_up()
+        samples += await projector.catch_up(force=False)
         seconds += time.perf_counter() - started
+    started = time.perf_counter()
+    await projector.flush()  # stop: every tier writes what it holds
+    seconds += time.perf_counter() - started
     await projector.close()
     await store.close()
     await log.close()
-    return result(f"live, flush every {flush_steps * 5} s", store, samples, seconds)
+    cadence = "per-tier" if tier_profile else "uniform"
+    return result(f"live {flush_steps * 5} s, {cadence}", store, samples, seconds)
 
 
 async def run(args: argparse.Namespace) -> list[Result]:
@@ -218,9 +253,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
             live_spec = WorkloadSpec(
                 end_ms=now_ms, hosts=args.live_hosts, metrics=args.metrics, span_ms=args.live_minutes * 60_000
             )
+            profile = parse_tier_intervals(args.live_tier_profile, source="--live-tier-profile")
             for steps in args.live_flush_steps:
-                results.append(await live(server, work, live_spec, steps))
-                print(json.dumps(results[-1].to_json()))
+                for tier_profile in (None, profile) if profile else (None,):
+                    results.append(await live(server, work, live_spec, steps, tier_profile))
+                    print(json.dumps(results[-1].to_json()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results
@@ -235,6 +272,11 @@ def main() -> None:
     parser.add_argument("--live-hosts", type=int, default=10)
     parser.add_argument("--live-minutes", type=int, default=5)
     parser.add_argument("--live-flush-steps", type=int, nargs="*", default=[1, 12], help="5 s steps per flush")
+    parser.add_argument(
+        "--live-tier-profile",
+        default=RECOMMENDED_TIER_PROFILE,
+        help="TIER=MS,... per-tier write intervals compared with uniform in live mode ('' to skip)",
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks it works")
     args = parser.parse_args()
     if args.smoke:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -42,6 +43,9 @@ class Settings:
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
     limits: IngestLimits = field(default_factory=IngestLimits)
     flush_interval_ms: int = 500
+    tier_flush_interval_ms: Mapping[str, int] = field(default_factory=dict)
+    """Per tier (by name) the least time between two writes of its changed chunks by the
+    rollups projector; tiers not named write at every flush (`flush_interval_ms`)."""
     retention_check_interval_ms: int = 10 * MINUTE_MS
     applied_event_memory_ms: int = 7 * DAY_MS
     collector_interval_s: float = 5.0
@@ -62,6 +66,7 @@ CONFIG_ENV = "ARGUS_CONFIG"
 """Environment variable naming the TOML config file (the `--config` flag wins over it)."""
 
 _SECTION_LIMITS = "limits"
+_SECTION_TIER_FLUSH = "tier_flush_interval_ms"
 _NOT_CONFIGURABLE = frozenset({"tiers"})  # tier layout is code, not configuration (yet)
 
 
@@ -71,7 +76,7 @@ def _scalar_fields() -> dict[str, object]:
     return {
         f.name: getattr(defaults, f.name)
         for f in fields(Settings)
-        if f.name not in _NOT_CONFIGURABLE and f.name != _SECTION_LIMITS
+        if f.name not in _NOT_CONFIGURABLE and f.name not in (_SECTION_LIMITS, _SECTION_TIER_FLUSH)
     }
 
 
@@ -131,11 +136,18 @@ def load_config_file(path: Path) -> dict[str, object]:
     for key, raw in document.items():
         if key == _SECTION_LIMITS:
             values[_SECTION_LIMITS] = _limits_from(raw, path)
+        elif key == _SECTION_TIER_FLUSH:
+            if not isinstance(raw, dict):
+                raise InvalidArgument(
+                    f"config file {path}: [{key}] must be a table of tier = milliseconds, got {raw!r}", parameter=key
+                )
+            values[key] = _tier_intervals(raw, source=f"config file {path}")
         elif key in known:
             values[key] = _coerce(key, known[key], raw, source=f"config file {path}")
         else:
             raise InvalidArgument(
-                f"config file {path}: unknown key {key!r} (known: {', '.join(sorted([*known, _SECTION_LIMITS]))})",
+                f"config file {path}: unknown key {key!r}"
+                f" (known: {', '.join(sorted([*known, _SECTION_LIMITS, _SECTION_TIER_FLUSH]))})",
                 parameter=key,
             )
     return values
@@ -157,6 +169,37 @@ def _limits_from(raw: object, path: Path) -> IngestLimits:
     return IngestLimits(**values)  # type: ignore[arg-type]
 
 
+def _tier_intervals(raw: Mapping[str, object], *, source: str) -> dict[str, int]:
+    """`tier_flush_interval_ms` entries: known tier names, non-negative integers (ms)."""
+    names = [t.name for t in DEFAULT_TIERS]
+    out: dict[str, int] = {}
+    for tier, value in raw.items():
+        key = f"{_SECTION_TIER_FLUSH}.{tier}"
+        if tier not in names:
+            raise InvalidArgument(f"{source}: unknown tier in {key!r} (tiers: {', '.join(names)})", parameter=key)
+        ms = _coerce(key, 0, value, source=source)
+        assert isinstance(ms, int)
+        if ms < 0:
+            raise InvalidArgument(f"{source}: {key} must be a non-negative integer (ms), got {value!r}", parameter=key)
+        out[tier] = ms
+    return out
+
+
+def parse_tier_intervals(text: str, *, source: str) -> dict[str, int]:
+    """`tier_flush_interval_ms` from its text form `5s=1000,1m=5000,...` (the environment's; empty: none)."""
+    pairs: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        tier, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidArgument(
+                f"{source}: {_SECTION_TIER_FLUSH} must be TIER=MS pairs separated by commas"
+                f" (e.g. 1h=300000,1d=900000), got {item!r}",
+                parameter=_SECTION_TIER_FLUSH,
+            )
+        pairs[tier.strip()] = value.strip()
+    return _tier_intervals(pairs, source=source)
+
+
 def settings_from_env(*, config_file: Path | None = None, **overrides: object) -> Settings:
     """Settings with precedence: explicit (non-None) overrides (the flags) > ARGUS_* environment
     variables > the TOML config file (`config_file`, else $ARGUS_CONFIG) > defaults."""
@@ -171,8 +214,14 @@ def settings_from_env(*, config_file: Path | None = None, **overrides: object) -
         key = "ARGUS_" + name.upper()
         if key in env:
             values[name] = _coerce(name, default, env[key], source=f"environment variable {key}")
+    tier_key = "ARGUS_" + _SECTION_TIER_FLUSH.upper()
+    if tier_key in env:
+        values[_SECTION_TIER_FLUSH] = parse_tier_intervals(env[tier_key], source=f"environment variable {tier_key}")
     for name, value in overrides.items():
         if value is None:
+            continue
+        if name == _SECTION_TIER_FLUSH and isinstance(value, Mapping):
+            values[name] = _tier_intervals(value, source="setting")
             continue
         if name not in known:
             raise InvalidArgument(f"unknown setting {name!r}", parameter=name)

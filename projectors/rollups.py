@@ -14,6 +14,13 @@ records of a partition it does not own. See docs/decisions/0005-kafka-event-log.
 Between flushes, samples wait in a columnar buffer; at a flush each tier's new points are
 computed for the whole buffer at once and merged into the open chunks kept decoded in
 memory, so a chunk is re-encoded at most once per flush.
+
+Per-tier cadence: every flush merges the buffer into every tier's open chunks, but a tier
+writes its changed chunks only when its own minimum write interval has passed
+(`tier_flush_interval_ms`; by default every flush). Which events and offsets every tier has
+written is tracked by `Settlement`: event ids are recorded and offsets committed only for
+what all tiers hold durably, and a rebalance or a stop writes every tier first. Dirty chunks
+are never evicted (see docs/decisions/0004-projector-exactly-once.md).
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +63,91 @@ class FlushStats:
     samples: int
     chunks_written: int
     seconds: float
+    tiers_written: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Generation:
+    tick: int
+    event_ids: list[bytes] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+
+
+class Settlement:
+    """Which read events every tier holds durably: pure bookkeeping, no I/O.
+
+    Events read between two flush ticks form a generation (their ids and, per partition, the
+    offset after the last one read). A tier *holds* tick k once it has nothing unwritten that
+    it merged at or before tick k (it wrote all its changed chunks then, or had none). A
+    generation held by every tier is settled: only then may its event ids be recorded as
+    applied and its offsets committed. Recording an id earlier would make a re-delivery of
+    it look like a duplicate to a tier that never wrote it; committing earlier would skip
+    records a tier has not written. Ids of unsettled generations still drop duplicates
+    (`seen`), since every tier's open chunks already contain them.
+    """
+
+    def __init__(self, tiers: Iterable[str]) -> None:
+        self._tick = 0
+        self._open = _Generation(tick=1)
+        self._unsettled: set[bytes] = set()
+        self._generations: deque[_Generation] = deque()
+        self._held = dict.fromkeys(tiers, 0)
+
+    @property
+    def tick(self) -> int:
+        """The last closed tick."""
+        return self._tick
+
+    @property
+    def pending(self) -> bool:
+        """Anything read that is not settled yet."""
+        return bool(self._generations or self._open.next_offsets or self._open.event_ids)
+
+    def seen(self, event_id: bytes) -> bool:
+        """Read before and not settled yet (a settled id is in the projector state)."""
+        return event_id in self._unsettled
+
+    def read(self, partition: int, offset: int, event_id: bytes | None) -> None:
+        """A record was read; `event_id` when it is applied (None when it was dropped)."""
+        self._open.next_offsets[partition] = offset + 1
+        if event_id is not None:
+            self._open.event_ids.append(event_id)
+            self._unsettled.add(event_id)
+
+    def close_tick(self) -> int:
+        """End the current tick (everything read so far is merged into every tier's open
+        chunks); return its number for `hold`."""
+        self._tick += 1
+        if self._open.next_offsets or self._open.event_ids:
+            self._generations.append(self._open)
+        self._open = _Generation(tick=self._tick + 1)
+        return self._tick
+
+    def hold(self, tier: str, tick: int) -> None:
+        """`tier` has durably written everything merged into it up to `tick`."""
+        self._held[tier] = max(self._held[tier], tick)
+
+    def held(self, tier: str) -> int:
+        return self._held[tier]
+
+    def settle(self) -> tuple[list[bytes], dict[int, int]]:
+        """Take the generations every tier holds: (event ids to record, offsets to commit)."""
+        through = min(self._held.values(), default=self._tick)
+        ids: list[bytes] = []
+        offsets: dict[int, int] = {}
+        while self._generations and self._generations[0].tick <= through:
+            generation = self._generations.popleft()
+            ids.extend(generation.event_ids)
+            offsets.update(generation.next_offsets)  # later generations read further
+        self._unsettled.difference_update(ids)
+        return ids, offsets
+
+    def partitions(self) -> set[int]:
+        """Partitions with something read and not settled."""
+        out = set(self._open.next_offsets)
+        for generation in self._generations:
+            out.update(generation.next_offsets)
+        return out
 
 
 class RollupProjector:
@@ -76,6 +169,8 @@ class RollupProjector:
         applied_event_memory_ms: int = 7 * 86_400_000,
         clock_ms: Callable[[], int],
         group: str = "rollups",
+        tier_flush_interval_ms: Mapping[str, int] | None = None,
+        monotonic_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = log
         self._store = store
@@ -84,6 +179,9 @@ class RollupProjector:
         if any(t.chunk_span_ms % finest for t in self._tiers):
             raise ValueError("every tier's chunk span must be a multiple of the finest tier's chunk span")
         self._flush_interval_s = flush_interval_ms / 1000
+        # A tier writes its changed chunks at most this often (a flush tick is the floor).
+        self._tier_interval_s = tier_intervals_s(self._tiers, flush_interval_ms, tier_flush_interval_ms or {})
+        self._monotonic = monotonic_s
         self._max_buffer_samples = max_buffer_samples
         self._poll_records = poll_records
         self._max_cached_points = max_cached_points
@@ -104,30 +202,30 @@ class RollupProjector:
         self._cache: dict[str, dict[ItemKey, OpenChunk]] = {t.name: {} for t in self._tiers}
         # Chunks changed since the last flush, so a flush never walks the whole cache.
         self._dirty: dict[str, set[ItemKey]] = {t.name: set() for t in self._tiers}
-        self._pending_ids: list[bytes] = []
-        self._pending_set: set[bytes] = set()
-        self._next_offsets: dict[int, int] = {}
+        self._settlement = Settlement(t.name for t in self._tiers)
+        self._last_write_s = dict.fromkeys(self._tier_interval_s, self._monotonic())
         self._flushes = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Project until `stop` is set, then flush what is buffered."""
-        last_flush = time.monotonic()
-        last_retention = 0.0
+        clock = self._monotonic
+        last_flush = clock()
+        last_retention = -self._retention_check_s
         self._consumer = self._new_consumer()
         self.ready.set()
         try:
             while not stop.is_set():
-                wait = max(0.0, min(0.1, self._flush_interval_s - (time.monotonic() - last_flush)))
+                wait = max(0.0, min(0.1, self._flush_interval_s - (clock() - last_flush)))
                 try:
                     records = await self._consumer.poll(max_records=self._poll_records, timeout_s=wait)
                     await self._buffer_records(records)
-                    due = time.monotonic() - last_flush >= self._flush_interval_s
+                    due = clock() - last_flush >= self._flush_interval_s
                     if due or self._buffer.samples >= self._max_buffer_samples:
-                        await self.flush()
-                        last_flush = time.monotonic()
-                    if time.monotonic() - last_retention >= self._retention_check_s:
+                        await self.flush(force=False)
+                        last_flush = clock()
+                    if clock() - last_retention >= self._retention_check_s:
                         await self.apply_retention()
-                        last_retention = time.monotonic()
+                        last_retention = clock()
                 except Exception as exc:
                     # Our own errors say what failed; anything else needs its traceback.
                     log.log(
@@ -138,14 +236,16 @@ class RollupProjector:
                     )
                     await self._restart_consumer()
                     await asyncio.sleep(1.0)
-            await self.flush()
+            await self.flush()  # every tier, whatever its cadence
         finally:
             await self._consumer.close()
 
-    async def catch_up(self, *, idle_timeout_s: float = 0.05) -> int:
+    async def catch_up(self, *, idle_timeout_s: float = 0.05, force: bool = True) -> int:
         """Project until the log has nothing new, then flush; return the samples applied.
 
-        For replays and tests: the same path as `run`, driven to a definite end.
+        For replays and tests: the same path as `run`, driven to a definite end. With
+        `force=False` the last flush is a tick like `run`'s: tiers whose write interval has
+        not passed keep their changes in memory (and their events unsettled).
         """
         if self._consumer is None:
             self._consumer = self._new_consumer()
@@ -153,8 +253,8 @@ class RollupProjector:
         while records := await self._consumer.poll(max_records=self._poll_records, timeout_s=idle_timeout_s):
             await self._buffer_records(records)
             if self._buffer.samples >= self._max_buffer_samples:
-                applied += (await self.flush()).samples
-        applied += (await self.flush()).samples
+                applied += (await self.flush(force=False)).samples
+        applied += (await self.flush(force=force)).samples
         return applied
 
     async def close(self) -> None:
@@ -172,11 +272,11 @@ class RollupProjector:
         return self._log.consumer(self._group, SAMPLES_TOPIC, listener=self)
 
     async def partitions_revoked(self, partitions: frozenset[int]) -> None:
-        """Before partitions move to another member: make everything buffered durable and
-        commit it, so the next owner starts exactly where this one stopped."""
+        """Before partitions move to another member: make everything buffered durable in
+        every tier and commit it, so the next owner starts exactly where this one stopped."""
         async with self._lock:
             try:
-                await self._flush()
+                await self._flush(force=True)
             except Exception as exc:
                 # Nothing uncommitted survives: every owner (this one included) replays
                 # from the committed offsets, which the applied offsets make harmless.
@@ -187,14 +287,14 @@ class RollupProjector:
         """Forget what belongs to partitions no longer owned: another member moves them on,
         so open chunks of them would be stale if they came back."""
         async with self._lock:
-            if any(p not in partitions for p in self._buffer.partitions.values()):
+            unsettled = self._settlement.partitions()
+            if any(p not in partitions for p in (*self._buffer.partitions.values(), *unsettled)):
                 self._reset_state()  # only after a failed flush; positions restart at the commits
                 return
             for tier, cache in self._cache.items():
                 for key in [k for k, c in cache.items() if c.partition not in partitions]:
                     del cache[key]
                     self._dirty[tier].discard(key)
-            self._next_offsets = {p: o for p, o in self._next_offsets.items() if p in partitions}
 
     async def _buffer_records(self, records: Sequence[LogRecord]) -> None:
         if not records:
@@ -211,30 +311,31 @@ class RollupProjector:
         fresh = await self._store.filter_new_events(self.name, [r.event.event_id for r in records])
         for record in records:
             event_id = record.event.event_id
-            self._next_offsets[record.partition] = record.offset + 1
-            if event_id not in fresh or event_id in self._pending_set:
+            if event_id not in fresh or self._settlement.seen(event_id):
                 log.debug("rollups: dropping duplicate event %s", event_id.hex()[:16])
+                self._settlement.read(record.partition, record.offset, None)
                 continue
             payload = decode_payload(record.event, events_pb2.SampleBatchAccepted)
             self._buffer.add(payload, record.partition, record.offset)
-            self._pending_ids.append(event_id)
-            self._pending_set.add(event_id)
+            self._settlement.read(record.partition, record.offset, event_id)
 
-    async def flush(self) -> FlushStats:
-        """Apply the buffer to every tier, write changed chunks, then commit offsets."""
+    async def flush(self, *, force: bool = True) -> FlushStats:
+        """Merge the buffer into every tier; write the changed chunks of every tier (`force`)
+        or of the tiers whose write interval has passed; then record the event ids and commit
+        the offsets that every tier now holds durably."""
         async with self._lock:
-            return await self._flush()
+            return await self._flush(force=force)
 
-    async def _flush(self) -> FlushStats:
+    async def _flush(self, *, force: bool) -> FlushStats:
         started = time.perf_counter()
-        if not self._buffer.samples and not self._pending_ids and not self._next_offsets:
+        if not self._buffer.samples and not self._settlement.pending and not any(self._dirty.values()):
             return FlushStats(samples=0, chunks_written=0, seconds=0.0)  # idle: touch nothing
         samples = self._buffer.samples
         kinds, partitions = self._buffer.kinds, self._buffer.partitions
         columns = self._buffer.drain()
         self._flushes += 1
+        tick = self._settlement.close_tick()
         now_ms = self._clock_ms()
-        written = 0
         finest = min(t.chunk_span_ms for t in self._tiers)
         for family in columns:
             base = _BaseItems.of(family.key, family.ts, finest)
@@ -242,20 +343,44 @@ class RollupProjector:
             for tier in self._tiers:
                 keys, inverse = base.coarsen(tier.chunk_span_ms)
                 previous = await self._apply(tier, family, keys, inverse, kinds, partitions, now_ms, previous)
+        # Over the cache budget, write every tier so that the whole cache can be dropped.
+        over_budget = self._trim_cache()
+        written, tiers_written = 0, []
+        now_s = self._monotonic()
         for tier in self._tiers:
-            written += await self._write_dirty(tier)
-        if self._pending_ids:
-            await self._store.record_events(self.name, self._pending_ids, now_ms)
-            self._pending_ids, self._pending_set = [], set()
-        if self._next_offsets and self._consumer is not None:
+            dirty = self._dirty[tier.name]
+            due = now_s - self._last_write_s[tier.name] >= self._tier_interval_s[tier.name]
+            if dirty and (force or over_budget or due):
+                written += await self._write_dirty(tier)
+                self._last_write_s[tier.name] = now_s
+                tiers_written.append(tier.name)
+            if not dirty:
+                self._settlement.hold(tier.name, tick)
+        # Only what every tier holds durably: ids first, offsets last (decision 0004).
+        event_ids, offsets = self._settlement.settle()
+        if event_ids:
+            await self._store.record_events(self.name, event_ids, now_ms)
+        if offsets and self._consumer is not None:
             owned = self._consumer.assigned
-            await self._consumer.commit({p: o for p, o in self._next_offsets.items() if p in owned})
-            self._next_offsets = {}
+            await self._consumer.commit({p: o for p, o in offsets.items() if p in owned})
         self.samples_applied += samples
-        self._evict()
-        stats = FlushStats(samples=samples, chunks_written=written, seconds=time.perf_counter() - started)
-        if samples:
-            log.debug("rollups: flushed %d samples into %d chunks in %.3f s", samples, written, stats.seconds)
+        if over_budget:
+            for cache in self._cache.values():
+                cache.clear()  # all clean: every tier was just written
+        stats = FlushStats(
+            samples=samples,
+            chunks_written=written,
+            seconds=time.perf_counter() - started,
+            tiers_written=tuple(tiers_written),
+        )
+        if samples or written:
+            log.debug(
+                "rollups: flushed %d samples, wrote %d chunks of tiers %s in %.3f s",
+                samples,
+                written,
+                ",".join(tiers_written) or "-",
+                stats.seconds,
+            )
         return stats
 
     async def _apply(
@@ -348,19 +473,19 @@ class RollupProjector:
         dirty.clear()
         return len(chunks)
 
-    def _evict(self) -> None:
-        """Every 20 flushes: drop chunks untouched for 120 flushes, and everything if the
-        cache is over its point budget (all are clean right after a flush)."""
+    def _trim_cache(self) -> bool:
+        """Every 20 flushes: drop clean chunks untouched for 120 flushes; return whether the
+        cache is still over its point budget (then the caller writes every tier and drops
+        it all). A dirty chunk holds merged samples no tier has written yet: never dropped."""
         if self._flushes % 20:
-            return
+            return False
         total = 0
-        for cache in self._cache.values():
-            for key in [k for k, c in cache.items() if self._flushes - c.last_flush > 120]:
+        for name, cache in self._cache.items():
+            dirty = self._dirty[name]
+            for key in [k for k, c in cache.items() if self._flushes - c.last_flush > 120 and k not in dirty]:
                 del cache[key]
             total += sum(len(c.points) for c in cache.values())
-        if total > self._max_cached_points:
-            for cache in self._cache.values():
-                cache.clear()
+        return total > self._max_cached_points
 
     async def apply_retention(self) -> None:
         now_ms = self._clock_ms()
@@ -372,6 +497,27 @@ class RollupProjector:
                 del self._cache[tier.name][key]
                 self._dirty[tier.name].discard(key)
         await self._store.forget_events_before(self.name, now_ms - self._applied_memory_ms)
+
+
+def tier_intervals_s(
+    tiers: Sequence[Tier], flush_interval_ms: int, tier_flush_interval_ms: Mapping[str, int]
+) -> dict[str, float]:
+    """Each tier's minimum write interval in seconds: its entry of `tier_flush_interval_ms`,
+    else `flush_interval_ms`. 0 for a tier that writes at every flush tick (an interval not
+    above the tick's), so the default writes every tier at every flush, buffer-full ones too."""
+    names = {t.name for t in tiers}
+    for name, ms in tier_flush_interval_ms.items():
+        if name not in names:
+            raise ValueError(
+                f"tier_flush_interval_ms: unknown tier {name!r} (tiers: {', '.join(t.name for t in tiers)})"
+            )
+        if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+            raise ValueError(f"tier_flush_interval_ms.{name} must be a non-negative integer (ms), got {ms!r}")
+    out = {}
+    for t in tiers:
+        ms = tier_flush_interval_ms.get(t.name, flush_interval_ms)
+        out[t.name] = ms / 1000 if ms > flush_interval_ms else 0.0
+    return out
 
 
 @dataclass(frozen=True, slots=True)

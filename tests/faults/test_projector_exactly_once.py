@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ async def open_store(path: Path) -> SqliteHotStore:
     return store
 
 
-def projector(log: SqliteEventLog, store: SqliteHotStore, group: str = "rollups", **options: int) -> RollupProjector:
+def projector(log: SqliteEventLog, store: SqliteHotStore, group: str = "rollups", **options: Any) -> RollupProjector:
     return RollupProjector(log=log, store=store, tiers=DEFAULT_TIERS, clock_ms=lambda: NOW, group=group, **options)
 
 

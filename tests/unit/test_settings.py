@@ -100,3 +100,43 @@ def test_versioned_store_urls_and_groups() -> None:
     assert versioned_group("rollups", 4) == "rollups.v4"
     with pytest.raises(InvalidArgument, match="cannot derive"):
         versioned_store_url("memory://x", 2)
+
+
+def test_tier_flush_intervals_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().tier_flush_interval_ms == {}  # default: every tier at every flush
+    config = _write(tmp_path, '[tier_flush_interval_ms]\n5s = 1_000\n1h = "300000"\n1d = 900_000\n')
+    assert load_config_file(config)["tier_flush_interval_ms"] == {"5s": 1_000, "1h": 300_000, "1d": 900_000}
+    assert settings_from_env(config_file=config).tier_flush_interval_ms["1d"] == 900_000
+    monkeypatch.setenv("ARGUS_TIER_FLUSH_INTERVAL_MS", " 1m=5000, 5m=30_000 ")
+    assert settings_from_env(config_file=config).tier_flush_interval_ms == {"1m": 5_000, "5m": 30_000}
+    monkeypatch.setenv("ARGUS_TIER_FLUSH_INTERVAL_MS", "")
+    assert settings_from_env().tier_flush_interval_ms == {}
+    assert settings_from_env(tier_flush_interval_ms={"1d": 60_000}).tier_flush_interval_ms == {"1d": 60_000}
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "parameter"),
+    [
+        ("tier_flush_interval_ms = 5\n", r"\[tier_flush_interval_ms\] must be a table", "tier_flush_interval_ms"),
+        (
+            "[tier_flush_interval_ms]\n2h = 5\n",
+            r"unknown tier in 'tier_flush_interval_ms\.2h'",
+            "tier_flush_interval_ms.2h",
+        ),
+        ("[tier_flush_interval_ms]\n1d = -5\n", r"1d must be a non-negative integer", "tier_flush_interval_ms.1d"),
+        ('[tier_flush_interval_ms]\n1d = "soon"\n', r"1d must be an integer", "tier_flush_interval_ms.1d"),
+    ],
+)
+def test_bad_tier_flush_intervals_name_the_key(tmp_path: Path, text: str, message: str, parameter: str) -> None:
+    with pytest.raises(InvalidArgument, match=message) as info:
+        load_config_file(_write(tmp_path, text))
+    assert info.value.parameter == parameter
+
+
+def test_bad_tier_flush_intervals_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARGUS_TIER_FLUSH_INTERVAL_MS", "1d:900000")
+    with pytest.raises(InvalidArgument, match=r"ARGUS_TIER_FLUSH_INTERVAL_MS: .*TIER=MS pairs"):
+        settings_from_env()
+    monkeypatch.setenv("ARGUS_TIER_FLUSH_INTERVAL_MS", "1w=1")
+    with pytest.raises(InvalidArgument, match=r"unknown tier"):
+        settings_from_env()
