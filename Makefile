@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint unit e2e proto proto-check bench bench-smoke clean setup
+.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers clean setup
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -52,6 +52,10 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke
+
+# Argus beside VictoriaMetrics, Prometheus and InfluxDB (Debian packages, installed if missing).
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers_run
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

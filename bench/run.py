@@ -38,9 +38,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -53,6 +54,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus import launch
 from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
+from bench.gate import BUDGETS_PATH, calibrate, check, load_budgets, record, smoke_figures
 from bench.workload import (
     OutputFormat,
     WorkloadSpec,
@@ -64,7 +66,7 @@ from bench.workload import (
 )
 from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from contracts.argus.metrics.v1 import metrics_pb2
-from core.model import DEFAULT_TIERS, HOUR_MS, MINUTE_MS, MetricKind
+from core.model import DAY_MS, DEFAULT_TIERS, HOUR_MS, MINUTE_MS, MetricKind
 from query_side.timeparse import format_duration
 
 RESULTS_DIR: Final = REPO_ROOT / "bench" / "results"
@@ -199,6 +201,52 @@ class ArgusServer:
             return "(no log)"
 
 
+class ResourceSampler:
+    """Samples a process's CPU seconds and RSS (and a progress counter) every `interval_s` in a
+    thread, for the ingest-over-time plots."""
+
+    def __init__(self, pid: int, *, interval_s: float = 0.25, progress: Callable[[], int] | None = None) -> None:
+        self._proc = psutil.Process(pid)
+        self._interval_s = interval_s
+        self._progress = progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.samples: list[tuple[float, float, float, int]] = []  # (t s, cpu s, rss MB, progress)
+        self._t0 = 0.0
+
+    def __enter__(self) -> ResourceSampler:
+        self._t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                t = self._proc.cpu_times()
+                rss = self._proc.memory_info().rss / 2**20
+                self.samples.append(
+                    (
+                        round(time.perf_counter() - self._t0, 3),
+                        round(t.user + t.system + t.children_user + t.children_system, 3),
+                        round(rss, 1),
+                        self._progress() if self._progress else 0,
+                    )
+                )
+            self._stop.wait(self._interval_s)
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {
+            "t_s": [s[0] for s in self.samples],
+            "cpu_s": [s[1] for s in self.samples],
+            "rss_mb": [s[2] for s in self.samples],
+            "progress": [s[3] for s in self.samples],
+        }
+
+
 # ---------------------------------------------------------------------------- HTTP queries
 
 
@@ -318,6 +366,7 @@ class IngestRun:
     push_peak_rss_bytes: int
     push_output_tail: str
     projector: ProjectorLog | None = None
+    timeline: dict[str, list[float]] = field(default_factory=dict)
 
     def figures(self) -> dict[str, float]:
         """The run's figures, rounded for the report (rates per second, CPU per million samples)."""
@@ -388,6 +437,16 @@ def push_argv(path: Path, server: ArgusServer, source: str) -> list[str]:
     )
 
 
+def wait_child(pid: int) -> tuple[int, Any]:
+    """Reap a child with wait4 (its own rusage), polling: a blocking wait4 in the main thread
+    would hold off Ctrl-C / SIGTERM (delivered to another thread) until the child ends."""
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage
+        time.sleep(0.05)
+
+
 def timed_push(path: Path, server: ArgusServer, source: str, log_path: Path) -> tuple[float, float, int, str]:
     """Run `argus push` to exit: wall seconds, its CPU seconds, its peak RSS and its output tail.
 
@@ -397,7 +456,7 @@ def timed_push(path: Path, server: ArgusServer, source: str, log_path: Path) -> 
     with log_path.open("wb") as out:
         proc = subprocess.Popen(push_argv(path, server, source), cwd=REPO_ROOT, env=argus_env(), stdout=out, stderr=out)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            status, usage = wait_child(proc.pid)
             proc.returncode = os.waitstatus_to_exitcode(status)
         finally:
             if proc.returncode is None:
@@ -424,13 +483,14 @@ def run_ingest(
     client = HttpClient(server.http_port, server.api_key)
     try:
         cpu0 = server.cpu_seconds()
-        began = time.perf_counter()
-        push_s, push_cpu, push_rss, tail = timed_push(path, server, f"bench-{label}", workdir / f"push-{label}.log")
-        cpu_push = server.cpu_seconds() - cpu0
-        log(f"  push done in {push_s:.2f} s ({spec.samples / push_s:,.0f} samples/s); waiting until queryable")
-        wait_queryable(client, spec, expected, timeout_s=timeout_s)
-        queryable_s = time.perf_counter() - began
-        cpu_total = server.cpu_seconds() - cpu0
+        with ResourceSampler(server.pid) as sampler:
+            began = time.perf_counter()
+            push_s, push_cpu, push_rss, tail = timed_push(path, server, f"bench-{label}", workdir / f"push-{label}.log")
+            cpu_push = server.cpu_seconds() - cpu0
+            log(f"  push done in {push_s:.2f} s ({spec.samples / push_s:,.0f} samples/s); waiting until queryable")
+            wait_queryable(client, spec, expected, timeout_s=timeout_s)
+            queryable_s = time.perf_counter() - began
+            cpu_total = server.cpu_seconds() - cpu0
     finally:
         client.close()
     return IngestRun(
@@ -446,6 +506,7 @@ def run_ingest(
         push_peak_rss_bytes=push_rss,
         push_output_tail=tail,
         projector=ProjectorLog.parse(server.log_path.read_text(errors="replace")),
+        timeline=sampler.to_json(),
     )
 
 
@@ -522,13 +583,16 @@ def query_cases(spec: WorkloadSpec) -> list[QueryCase]:
     def rng(start: int) -> tuple[tuple[str, str], ...]:
         return (("start", str(start)), ("end", str(e)))
 
+    # "Raw" is the finest tier that still holds the whole span (the 5s tier keeps 7 d).
+    raw = next((t for t in DEFAULT_TIERS if t.retention_ms >= spec.span_ms + HOUR_MS), DEFAULT_TIERS[-1])
     cases = [
         QueryCase(
             name="Q1",
-            description="one series raw (5s) over the span",
-            params=(("metric", "cpu_user"), ("where", f"host={host}"), ("period", "5s"), ("agg", "avg"), *rng(s)),
+            description=f"one series raw ({raw.name}) over the span",
+            params=(("metric", "cpu_user"), ("where", f"host={host}"), ("period", raw.name), ("agg", "avg"), *rng(s)),
             series=1,
-            min_points=spec.steps,
+            min_points=spec.span_ms // raw.step_ms,
+            note="" if raw.step_ms == spec.step_ms else f"the 5s tier keeps less than the span: {raw.name} tier",
         ),
         QueryCase(
             name="Q2",
@@ -562,6 +626,25 @@ def query_cases(spec: WorkloadSpec) -> list[QueryCase]:
             else f"the dataset spans only {format_duration(spec.span_ms)}: this is Q3 over the loaded span",
         ),
     ]
+    for label, span, step in (("Q6a", 30 * DAY_MS, "1h"), ("Q6b", 365 * DAY_MS, "1d")):
+        if spec.span_ms < 30 * DAY_MS:
+            continue  # Q6 needs a dataset of 30 d (`--span 30d`, bench.peers_run --preset 30d)
+        step_ms = HOUR_MS if step == "1h" else DAY_MS
+        cases.append(
+            QueryCase(
+                name=label,
+                description=f"avg cpu_user by region at {step} steps over the last {span // DAY_MS} d",
+                params=(
+                    ("metric", "cpu_user"),
+                    ("group_by", "region"),
+                    ("period", step),
+                    ("agg", "avg"),
+                    *rng(e - span),
+                ),
+                series=regions,
+                min_points=min(span, spec.span_ms) // step_ms - 1,
+            )
+        )
     if "http_latency_ms" in names:
         cases.append(
             QueryCase(
@@ -596,10 +679,18 @@ def check_answer(case: QueryCase, body: Mapping[str, Any]) -> None:
 
 def top_hosts(body: Mapping[str, Any], n: int = 10) -> list[tuple[str, float]]:
     """Q4's client-side part: the n hosts with the highest max."""
-    best = [
-        (s["labels"].get("host", ""), max((v for _, v in s["points"] if v is not None), default=float("-inf")))
-        for s in body["series"]
-    ]
+    return top_hosts_rows(
+        (
+            (s["labels"].get("host", ""), max((v for _, v in s["points"] if v is not None), default=None))
+            for s in body["series"]
+        ),
+        n,
+    )
+
+
+def top_hosts_rows(rows: Iterable[tuple[str, float | None]], n: int = 10) -> list[tuple[str, float]]:
+    """The n (host, value) rows with the highest values (None ranks last)."""
+    best = [(h, float("-inf") if v is None else float(v)) for h, v in rows]
     return sorted(best, key=lambda hv: -hv[1])[:n]
 
 
@@ -623,6 +714,9 @@ def run_queries(client: HttpClient, spec: WorkloadSpec, reps: int) -> dict[str, 
             body, _ = client.query(case.params)
         check_answer(case, body)
         latencies = []
+        # A /healthz round trip after each call: the same server, stack and moment without the
+        # query's work; the smoke gate's reference for query figures (bench/gate.py).
+        healthz = []
         for _ in range(reps):
             if case.name == "Q4":
                 began = time.perf_counter()
@@ -631,11 +725,14 @@ def run_queries(client: HttpClient, spec: WorkloadSpec, reps: int) -> dict[str, 
                 latencies.append((time.perf_counter() - began) * 1000)
             else:
                 latencies.append(client.query(case.params)[1])
+            healthz.append(client.get("/healthz", ())[2])
         entry: dict[str, Any] = {
             "description": case.description,
             "params": dict(case.params),
             **latency_summary(latencies),
+            "healthz_median_ms": round(float(np.median(healthz)), 4),
             "series": len(body["series"]),
+            "latencies_ms": [round(x, 3) for x in latencies],
             "server_stats": body.get("stats", {}),
             "tier": body.get("tier"),
         }
@@ -868,6 +965,8 @@ class BenchConfig:
     smoke: bool
     server_log_level: str = "INFO"
     workdir: Path | None = None
+    gate: bool = True
+    record_budgets: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -879,7 +978,9 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
     parser.add_argument("--span", default=None, help="dataset span, e.g. 10m, 2h, 12h [2h; smoke 10m]")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--formats", default="ndjson,csv,parquet", help="push input formats, in run order")
-    parser.add_argument("--repeat", type=int, default=1, help="ingest runs per format (fresh server each)")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="ingest runs per format (fresh server each) [1; smoke 2]"
+    )
     parser.add_argument("--query-reps", type=int, default=50, help="timed repetitions per query (>= 50 for results)")
     parser.add_argument("--freshness-probes", type=int, default=None, help="[20; smoke 10]")
     parser.add_argument("--queryable-timeout", type=float, default=None, help="seconds [120 + samples / 20k]")
@@ -891,7 +992,17 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (datasets, data dirs, logs)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON [bench/results/<UTC time>.json]")
+    parser.add_argument(
+        "--no-gate", action="store_true", help="smoke: report the figures against the budgets but never fail on them"
+    )
+    parser.add_argument(
+        "--record-budgets",
+        action="store_true",
+        help="smoke: write this run's figures as the budgets (bench/smoke_budgets.json) instead of checking them",
+    )
     args = parser.parse_args(argv)
+    if (args.no_gate or args.record_budgets) and not args.smoke:
+        parser.error("--no-gate and --record-budgets apply to --smoke runs only")
     hosts = args.hosts or (50 if args.smoke else 1_000)
     span_text = args.span or ("10m" if args.smoke else "2h")
     kwargs: dict[str, Any] = {}
@@ -908,7 +1019,8 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         spec=spec,
         span_text=span_text,
         formats=formats,
-        repeat=max(1, args.repeat),
+        # Smoke: two ingest runs per format, the gate takes the best (noise only slows runs down).
+        repeat=max(1, args.repeat or (2 if args.smoke else 1)),
         query_reps=max(1, args.query_reps),
         freshness_probes=args.freshness_probes or (10 if args.smoke else 20),
         queryable_timeout_s=args.queryable_timeout or 120.0 + spec.samples / 20_000,
@@ -918,6 +1030,8 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         smoke=args.smoke,
         server_log_level=args.server_log_level,
         workdir=args.workdir,
+        gate=not args.no_gate,
+        record_budgets=args.record_budgets,
     )
 
 
@@ -964,6 +1078,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     results["workdir"] = str(workdir)
     api_key = "argus_bench_" + secrets.token_hex(12)
     server: ArgusServer | None = None
+    # The gate's reference work, measured in this run (bench/gate.py); again before the queries.
+    results["reference_s"] = [round(calibrate(), 4)]
     try:
         files: dict[OutputFormat, Path] = {}
         stats: WriteStats | None = None
@@ -1021,15 +1137,24 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                 "file_bytes": files[fmt].stat().st_size,
                 "median": median_figures(runs),
                 "runs": [r.figures() for r in runs],
+                "timeline": runs[-1].timeline,
                 "push_output_tail": runs[-1].push_output_tail,
             }
         assert server is not None
         results["storage"] = measure_storage(server.data_dir, spec)
         log(f"storage: gauges 5s tier {results['storage']['gauge_5s_bytes_per_sample']} bytes/sample")
+        results["reference_s"].append(round(calibrate(), 4))
         client = HttpClient(server.http_port, server.api_key)
         try:
             log(f"queries: {cfg.query_reps} timed repetitions each after {WARMUP_REPS} warm-up")
             results["queries"] = run_queries(client, spec, cfg.query_reps)
+            if cfg.smoke:
+                # Best of two passes for the gate: sub-millisecond queries on a shared machine
+                # move by more than 30 % from one pass to the next.
+                again = run_queries(client, spec, cfg.query_reps)
+                for name, entry in again.items():
+                    if entry["median_ms"] < results["queries"][name]["median_ms"]:
+                        results["queries"][name] = entry
             log(f"freshness: {cfg.freshness_probes} probes")
             results["freshness"] = run_freshness(server, client, cfg.freshness_probes)
             log(f"  p50 {results['freshness']['p50_ms']} ms, p99 {results['freshness']['p99_ms']} ms")
@@ -1057,6 +1182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     with _terminate_as_exit():
         results = run(cfg)
+    gate_failed = False
+    if cfg.smoke and results["ok"]:
+        gate_failed = apply_gate(results, cfg)
     results["elapsed_s"] = round(time.perf_counter() - began, 1)
     cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
     cfg.out_path.write_text(json.dumps(results, indent=2) + "\n")
@@ -1065,7 +1193,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     md_path.write_text(markdown + "\n")
     log(f"results: {cfg.out_path} and {md_path} ({results['elapsed_s']} s)")
     print(markdown)
-    return 0 if results["ok"] else 1
+    if gate_failed:
+        log("FAILED: a figure regressed by more than its tolerance against bench/smoke_budgets.json (see above)")
+    return 0 if results["ok"] and not gate_failed else 1
+
+
+def apply_gate(results: dict[str, Any], cfg: BenchConfig) -> bool:
+    """Check (or with --record-budgets, record) the smoke figures; True if the gate fails."""
+    reference_s = float(np.median(results["reference_s"]))
+    figures = smoke_figures(results)
+    if cfg.record_budgets:
+        recorded = record(
+            figures,
+            reference_s,
+            note=f"`{results['command']}` at {results['started_at']}",
+            previous=load_budgets(),
+        )
+        BUDGETS_PATH.write_text(json.dumps(recorded, indent=2) + "\n")
+        log(f"budgets recorded in {BUDGETS_PATH} (reference {reference_s * 1000:.0f} ms)")
+        return False
+    budgets = load_budgets()
+    if budgets is None:
+        log(f"no budgets at {BUDGETS_PATH}: the gate checks nothing (record them with --record-budgets)")
+        return False
+    verdicts = check(figures, reference_s, budgets)
+    results["gate"] = [
+        {"figure": v.name, "ok": v.ok, "change": round(v.change, 3), "message": v.message} for v in verdicts
+    ]
+    for v in verdicts:
+        log(("  " if v.ok else "") + v.message)
+    failed = [v for v in verdicts if not v.ok]
+    return bool(failed) and cfg.gate
 
 
 if __name__ == "__main__":

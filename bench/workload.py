@@ -35,7 +35,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -507,6 +507,278 @@ def write(spec: WorkloadSpec, fmt: OutputFormat, out: IO[bytes] | str | Path) ->
     )
 
 
+# ---------------------------------------------------------------------------- peers' formats
+
+# Upper bounds (ms) of the latency histogram the peers get for a timer (Prometheus `le`).
+LATENCY_BUCKETS_MS: Final = (25.0, 50.0, 75.0, 100.0, 150.0, 250.0, 500.0, math.inf)
+
+
+class PeerFormat(StrEnum):
+    """The dataset in the formats the peers load natively.
+
+    - `vm-jsonl`: VictoriaMetrics `/api/v1/import` JSON lines, one line per series per block
+      (`{"metric":{"__name__":..,labels},"values":[..],"timestamps":[ms..]}`);
+    - `openmetrics`: text for `promtool tsdb create-blocks-from openmetrics` (no metadata
+      lines, timestamps in seconds, `# EOF` at the end);
+    - `influx`: InfluxDB 1.x line protocol, precision ms, measurement = metric, field `value`.
+
+    In the Prometheus model (vm-jsonl, openmetrics) counters are cumulative (the running sum
+    of the deltas) and a timer is a cumulative histogram: `<name>_bucket{le=..}` over
+    LATENCY_BUCKETS_MS, `<name>_sum`, `<name>_count` (what a Prometheus client exports).
+    In Influx, counters stay deltas and a timer's observations are stored raw, one point
+    each, the k-th of a sample at ts + k ms (points with equal series and time overwrite).
+    """
+
+    VM_JSONL = "vm-jsonl"
+    OPENMETRICS = "openmetrics"
+    INFLUX = "influx"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSeries:
+    """One series of the Prometheus-model layout (labels sorted by name)."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+
+
+def _le_text(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else f"{bound:g}"
+
+
+def prometheus_series(spec: WorkloadSpec) -> list[PeerSeries]:
+    """The Prometheus-model series in the order of `prometheus_blocks` rows: host, then metric
+    (a timer: its buckets by `le`, then `_sum`, then `_count`)."""
+    names = host_names(spec.hosts)
+    out: list[PeerSeries] = []
+    for h in range(spec.hosts):
+        base = (("host", names[h]), ("host_type", host_type(h)), ("region", host_region(h)))
+        for d in spec.defs:
+            if d.kind is MetricKind.TIMER:
+                out += [
+                    PeerSeries(f"{d.name}_bucket", tuple(sorted((*base, ("le", _le_text(b))))))
+                    for b in LATENCY_BUCKETS_MS
+                ]
+                out += [PeerSeries(f"{d.name}_sum", base), PeerSeries(f"{d.name}_count", base)]
+            else:
+                out.append(PeerSeries(d.name, base))
+    return out
+
+
+def prometheus_blocks(spec: WorkloadSpec) -> Iterator[tuple[I64, F64]]:
+    """The dataset in the Prometheus model, block by block: (timestamps (b,), values (S, b))
+    with S = len(prometheus_series(spec)). Counters and histograms carry their running totals
+    from block to block."""
+    defs = spec.defs
+    h = spec.hosts
+    nb = len(LATENCY_BUCKETS_MS)
+    bounds = np.array(LATENCY_BUCKETS_MS)
+    counters = [i for i, d in enumerate(defs) if d.kind is MetricKind.COUNTER]
+    timers = [i for i, d in enumerate(defs) if d.kind is MetricKind.TIMER]
+    width = len(defs) + len(timers) * (nb + 1)
+    counter_total = np.zeros((h, len(counters)))
+    bucket_total = np.zeros((h, len(timers), nb))
+    sum_total = np.zeros((h, len(timers)))
+    count_total = np.zeros((h, len(timers)))
+    for block in generate(spec):
+        b = block.rows // (h * len(defs))
+        values = block.value.reshape(h, len(defs), b)
+        out = np.empty((h, width, b))
+        slot = 0
+        for i, d in enumerate(defs):
+            if d.kind is MetricKind.COUNTER:
+                c = counters.index(i)
+                run = np.cumsum(values[:, i, :], axis=1) + counter_total[:, c, None]
+                counter_total[:, c] = run[:, -1]
+                out[:, slot, :] = run
+                slot += 1
+            elif d.kind is MetricKind.TIMER:
+                t = timers.index(i)
+                slot = _histogram_rows(block, spec, i, out, slot, bounds, bucket_total[:, t], sum_total, count_total, t)
+            else:
+                out[:, slot, :] = values[:, i, :]
+                slot += 1
+        yield block.ts_ms[:b].copy(), out.reshape(h * width, b)
+
+
+def _histogram_rows(
+    block: Block,
+    spec: WorkloadSpec,
+    metric: int,
+    out: F64,
+    slot: int,
+    bounds: F64,
+    bucket_total: F64,
+    sum_total: F64,
+    count_total: F64,
+    t: int,
+) -> int:
+    """Write one timer's cumulative buckets, sum and count into `out[:, slot:, :]`; the next slot."""
+    h, m = spec.hosts, spec.metrics
+    b = block.rows // (h * m)
+    nb = len(bounds)
+    counts = block.observation_counts.reshape(h, m, b)
+    # Observations are in row order; this timer's start after those of the rows before it.
+    row_of_obs = np.repeat(np.arange(block.rows), block.observation_counts)
+    host_of_obs = row_of_obs // (m * b)
+    metric_of_obs = (row_of_obs // b) % m
+    step_of_obs = row_of_obs % b
+    mine = metric_of_obs == metric
+    obs = block.observations[mine]
+    bucket = np.searchsorted(bounds, obs, side="left")
+    cell = (host_of_obs[mine] * b + step_of_obs[mine]) * nb + bucket
+    per_step = np.bincount(cell, minlength=h * b * nb).reshape(h, b, nb).astype(np.float64)
+    cumulative = np.cumsum(np.cumsum(per_step, axis=2), axis=1) + bucket_total[:, None, :]
+    bucket_total[:, :] = cumulative[:, -1, :]
+    out[:, slot : slot + nb, :] = np.moveaxis(cumulative, 2, 1)
+    sums = np.bincount(host_of_obs[mine] * b + step_of_obs[mine], weights=obs, minlength=h * b).reshape(h, b)
+    run_sum = np.cumsum(sums, axis=1) + sum_total[:, t, None]
+    sum_total[:, t] = run_sum[:, -1]
+    out[:, slot + nb, :] = np.round(run_sum, 2)
+    run_count = np.cumsum(counts[:, metric, :], axis=1) + count_total[:, t, None]
+    count_total[:, t] = run_count[:, -1]
+    out[:, slot + nb + 1, :] = run_count
+    return slot + nb + 2
+
+
+def _labels_json(s: PeerSeries) -> str:
+    return json.dumps({"__name__": s.name, **dict(s.labels)}, separators=(",", ":"))
+
+
+def _labels_text(s: PeerSeries) -> str:
+    return s.name + "{" + ",".join(f'{k}="{v}"' for k, v in s.labels) + "}"
+
+
+def _joined_rows(values: F64) -> pa.Array:
+    """Per row of a (S, b) matrix, its values as text joined by commas."""
+    s, b = values.shape
+    texts = pc.cast(pa.array(values.ravel()), pa.string())
+    offsets = pa.array(np.arange(0, s * b + 1, b, dtype=np.int32))
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ",")
+
+
+def _seconds_text(ts_ms: I64) -> list[str]:
+    return [f"{t // 1000}" if t % 1000 == 0 else f"{t // 1000}.{t % 1000:03d}" for t in ts_ms.tolist()]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerWriteStats:
+    """What a peer-format write produced: `points` stored points in the file (histogram
+    buckets and raw observations included), against the dataset's `samples`."""
+
+    samples: int
+    points: int
+    lines: int
+    bytes_written: int
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "samples": self.samples,
+            "points": self.points,
+            "lines": self.lines,
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def write_peer(spec: WorkloadSpec, fmt: PeerFormat, out: IO[bytes] | str | Path) -> PeerWriteStats:
+    """Generate the dataset and write it to `out` in a peer's format (see PeerFormat)."""
+    began = time.perf_counter()
+    owned = isinstance(out, str | Path)
+    counter = _CountingWriter(open(out, "wb") if isinstance(out, str | Path) else out)  # noqa: SIM115
+    sink = pa.PythonFile(counter, mode="w")
+    points = lines = 0
+    try:
+        if fmt is PeerFormat.INFLUX:
+            points, lines = _write_influx(spec, sink)
+        else:
+            series = prometheus_series(spec)
+            if fmt is PeerFormat.VM_JSONL:
+                prefix = pa.array(['{"metric":' + _labels_json(s) + ',"values":[' for s in series], pa.string())
+            else:
+                prefix = pa.array([_labels_text(s) + " " for s in series], pa.string())
+            for ts, values in prometheus_blocks(spec):
+                n_series, b = values.shape
+                points += values.size
+                if fmt is PeerFormat.VM_JSONL:
+                    lines += n_series
+                    tail = '],"timestamps":[' + ",".join(str(t) for t in ts.tolist()) + "]}\n"
+                    text = pc.binary_join_element_wise(prefix, _joined_rows(values), tail, "")
+                else:
+                    lines += values.size
+                    take = pa.array(np.repeat(np.arange(n_series), b))
+                    stamps = pa.array([" " + t + "\n" for t in _seconds_text(ts)] * n_series, pa.string())
+                    value_text = pc.cast(pa.array(values.ravel()), pa.string())
+                    text = pc.binary_join_element_wise(prefix.take(take), value_text, stamps, "")
+                sink.write(_string_data(text))
+            if fmt is PeerFormat.OPENMETRICS:
+                sink.write(b"# EOF\n")
+        sink.flush()
+    finally:
+        if owned:
+            counter.raw.close()
+    return PeerWriteStats(
+        samples=spec.samples,
+        points=points,
+        lines=lines,
+        bytes_written=counter.written,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _write_influx(spec: WorkloadSpec, sink: pa.NativeFile) -> tuple[int, int]:
+    """Line protocol, block by block: the gauge and counter rows, then the timers' raw
+    observations (the k-th of a sample at ts + k ms). Points and lines written."""
+    names = host_names(spec.hosts)
+    defs = spec.defs
+    prefix = pa.array(
+        [
+            f"{d.name},host={names[h]},host_type={host_type(h)},region={host_region(h)} value="
+            for h in range(spec.hosts)
+            for d in defs
+        ],
+        pa.string(),
+    )
+    is_timer = np.array([d.kind is MetricKind.TIMER for d in defs])
+    lines = 0
+    for block in generate(spec):
+        series = block.host.astype(np.int64) * spec.metrics + block.metric
+        plain = ~is_timer[block.metric]
+        if plain.any():
+            text = pc.binary_join_element_wise(
+                prefix.take(pa.array(series[plain])),
+                pc.cast(pa.array(block.value[plain]), pa.string()),
+                " ",
+                pc.cast(pa.array(block.ts_ms[plain]), pa.string()),
+                "\n",
+                "",
+            )
+            sink.write(_string_data(text))
+            lines += int(plain.sum())
+        if len(block.observations):
+            row = np.repeat(np.arange(block.rows), block.observation_counts)
+            first = np.cumsum(block.observation_counts) - block.observation_counts
+            k = np.arange(len(row)) - first[row]
+            text = pc.binary_join_element_wise(
+                prefix.take(pa.array(series[row])),
+                pc.cast(pa.array(block.observations), pa.string()),
+                " ",
+                pc.cast(pa.array(block.ts_ms[row] + k), pa.string()),
+                "\n",
+                "",
+            )
+            sink.write(_string_data(text))
+            lines += len(row)
+    return lines, lines
+
+
+# ---------------------------------------------------------------------------- presets
+
+# Dataset shapes of about the same size (~14-21M samples) over longer spans, fewer hosts.
+PRESETS: Final[Mapping[str, tuple[int, str]]] = {"2h": (1_000, "2h"), "24h": (84, "24h"), "30d": (4, "30d")}
+
+
 # ---------------------------------------------------------------------------- CLI
 
 
@@ -532,6 +804,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--block-steps", type=int, default=60, help="time steps generated per block")
     parser.add_argument("--format", choices=[f.value for f in OutputFormat], default="ndjson")
+    parser.add_argument(
+        "--peer-format",
+        choices=[f.value for f in PeerFormat],
+        default=None,
+        help="write a peer's format instead of an `argus push` one (see PeerFormat)",
+    )
     parser.add_argument("--out", required=True, help="output file, or - for stdout")
     args = parser.parse_args(argv)
     try:
@@ -543,7 +821,12 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             block_steps=args.block_steps,
         )
-        stats = write(spec, OutputFormat(args.format), sys.stdout.buffer if args.out == "-" else Path(args.out))
+        out = sys.stdout.buffer if args.out == "-" else Path(args.out)
+        stats: WriteStats | PeerWriteStats = (
+            write_peer(spec, PeerFormat(args.peer_format), out)
+            if args.peer_format
+            else write(spec, OutputFormat(args.format), out)
+        )
     except InvalidArgument as exc:
         parser.error(str(exc))
     summary = {"start_ms": spec.start_ms, "end_ms": spec.end_ms, "series": spec.series, **stats.to_json()}
