@@ -40,6 +40,7 @@ READY_TIMEOUT_S = 60.0
 VISIBLE_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 150
+BARRIER_TIERS = ("5s", "1m", "5m", "1h", "1d")
 
 T = TypeVar("T")
 
@@ -308,15 +309,24 @@ class ArgusServer:
             s.values.append(1.0)
         result = self.push_batch(batch, key=key)
         assert result.status == ingest_pb2.BATCH_STATUS_ACCEPTED, result
-        params = [
-            ("metric", "e2e_barrier"),
-            ("agg", "count"),
-            ("period", "1h"),
-            ("start", "now-2h"),
-            ("end", "now+1h"),
-            ("where", f"round={name}"),
-        ]
-        wait_for(f"barrier {name}", lambda: self.total(params, key=key) == series, timeout_s=VISIBLE_TIMEOUT_S)
+
+        # Every tier: a projector may write its tiers one after another (or each at its own
+        # cadence), so one tier showing the markers says nothing of the others.
+        def params(period: str) -> list[tuple[str, str]]:
+            return [
+                ("metric", "e2e_barrier"),
+                ("agg", "count"),
+                ("period", period),
+                ("start", "now-2h"),
+                ("end", "now+1h"),
+                ("where", f"round={name}"),
+            ]
+
+        wait_for(
+            f"barrier {name}",
+            lambda: all(self.total(params(p), key=key) == series for p in BARRIER_TIERS),
+            timeout_s=VISIBLE_TIMEOUT_S,
+        )
 
     def push_file(self, path: Path, *extra: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
         return run_argus("push", str(path), "--ingest", self.ingest_target, "--api-key", key or self.api_key, *extra)
