@@ -1,19 +1,25 @@
 """Accept a sample batch: validate, split by series partition, append, answer.
 
-Validation is per series (names, labels, kind, cardinality) with numpy checks per sample
-(finite values, time window), so Python never loops over samples. Valid samples are
-accepted even when others in the batch are not (partial success). The batch is answered
-only after its events are durable in the log.
+Identity is validated per series (names, labels, kind, cardinality; cached across batches).
+Samples are checked in columns: the plain series of a batch (counters, gauges, timers with
+observations) have their timestamps, values and observations concatenated and checked in one
+numpy pass, and a series that passes whole is copied into the log as sent. Only series that
+fail a check (or have another shape) take the per-series path, which finds each bad sample
+and says why (docs/decisions/0013-columnar-ingest-validation.md). Valid samples are accepted
+even when others in the batch are not (partial success). The batch is answered only after
+its events are durable in the log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from command_side.ingest.registry import TenantRegistry
 from contracts.argus.events.v1 import events_pb2
@@ -58,6 +64,14 @@ class _Identity:
     sid: int
     partition: int
     kind: int
+    # The labels were sent sorted by name, so a copy of the series needs no reordering.
+    labels_in_order: bool
+
+
+# What goes into one partition's event: (series id, series, as sent?, labels out of order?).
+# A series as sent is the caller's message kept whole: copied into the event, it still needs
+# what _accepted_copy does to a series kept whole (region default, labels sorted by name).
+_Entry: TypeAlias = tuple[int, metrics_pb2.SeriesSamples, bool, bool]
 
 
 class BatchAcceptor:
@@ -72,21 +86,26 @@ class BatchAcceptor:
         partitions: int,
         retention_ms: int | None = None,
         clock_ms: Callable[[], int],
+        columnar: bool = True,
     ) -> None:
+        """`columnar=False` checks every series on its own (the reference the tests compare the
+        columnar path with); both give the same answers and events."""
         self._log = log_writer
         self._registry = registry
         self._limits = limits
         self._partitions = partitions
         self._retention_ms = retention_ms or longest_retention_ms()
         self._clock_ms = clock_ms
-        # (tenant, metric, kind, region, labels) -> identity or a rejection; avoids
+        self._columnar = columnar
+        # (tenant, metric, kind, region, labels as sent) -> identity or a rejection; avoids
         # re-validating and re-hashing the same series in every batch of a live agent.
         self._identities: dict[tuple[object, ...], _Identity | tuple[Reason, str]] = {}
 
     async def accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
         now_ms = self._clock_ms()
         result = ingest_pb2.BatchResult(batch_id=batch.batch_id)
-        total = _sample_count(batch)
+        scan = _scan(batch.series) if self._columnar else None
+        total = scan.total if scan is not None else _sample_count(batch)
         if total > self._limits.max_batch_samples:
             result.status = ingest_pb2.BATCH_STATUS_REJECTED
             result.rejected_samples = sum(len(s.timestamps_ms) for s in batch.series)
@@ -98,12 +117,15 @@ class BatchAcceptor:
             return result
 
         outcome = _Outcome()
-        per_partition: dict[int, list[tuple[int, metrics_pb2.SeriesSamples]]] = {}
-        for index, series in enumerate(batch.series):
-            accepted = self._accept_series(tenant, index, series, now_ms, outcome)
-            if accepted is not None:
-                partition, sid, samples = accepted
-                per_partition.setdefault(partition, []).append((sid, samples))
+        per_partition: dict[int, list[_Entry]] = {}
+        if scan is not None:
+            self._accept_columnar(tenant, batch.series, scan, now_ms, outcome, per_partition)
+        else:
+            for index, series in enumerate(batch.series):
+                accepted = self._accept_series(tenant, index, series, now_ms, outcome)
+                if accepted is not None:
+                    partition, sid, samples = accepted
+                    per_partition.setdefault(partition, []).append((sid, samples, False, False))
 
         # The digest covers the whole submitted batch (not just what passed validation), so a
         # resend maps to the same events even if the clock moved a sample across a limit.
@@ -132,7 +154,7 @@ class BatchAcceptor:
         source: str,
         batch_id: str,
         batch_digest: bytes,
-        per_partition: dict[int, list[tuple[int, metrics_pb2.SeriesSamples]]],
+        per_partition: dict[int, list[_Entry]],
         now_ms: int,
     ) -> list[tuple[int, Event]]:
         source = source or "anonymous"
@@ -140,20 +162,29 @@ class BatchAcceptor:
         for partition in sorted(per_partition):
             entries = sorted(per_partition[partition], key=lambda e: e[0])
             payload = events_pb2.SampleBatchAccepted(tenant=tenant, source=source, batch_id=batch_id)
-            payload.series_ids.extend(sid for sid, _ in entries)
-            payload.series.extend(samples for _, samples in entries)
+            payload.series_ids.extend(entry[0] for entry in entries)
+            for _, samples, as_sent, reorder in entries:
+                out = payload.series.add()
+                out.CopyFrom(samples)
+                if as_sent and not samples.region:
+                    out.region = "local"
+                if reorder:
+                    del out.labels[:]
+                    out.labels.extend(sorted(samples.labels, key=lambda label: label.name))
             identity = digest(tenant, source, batch_id, batch_digest, str(partition))
             key = entries[0][0].to_bytes(8, "big", signed=True)
             events.append((partition, make_event(payload, identity=identity, partition_key=key, time_ms=now_ms)))
         return events
 
     def _identity(self, tenant: str, series: metrics_pb2.SeriesSamples, now_ms: int) -> _Identity | tuple[Reason, str]:
-        labels = canonical_labels((label.name, label.value) for label in series.labels)
-        region = series.region or "local"
-        cache_key = (tenant, series.metric, series.kind, region, labels)
+        # Keyed by the labels as sent: sorting them is most of the cost of a cache hit.
+        sent = tuple([(label.name, label.value) for label in series.labels])
+        cache_key = (tenant, series.metric, series.kind, series.region, sent)
         cached = self._identities.get(cache_key)
         if cached is None:
-            cached = self._validate_identity(tenant, series.metric, series.kind, region, labels)
+            labels = canonical_labels(sent)
+            region = series.region or "local"
+            cached = self._validate_identity(tenant, series.metric, series.kind, region, labels, sent == labels)
             if len(self._identities) > 1_000_000:
                 self._identities.clear()
             self._identities[cache_key] = cached
@@ -175,7 +206,13 @@ class BatchAcceptor:
         return cached
 
     def _validate_identity(
-        self, tenant: str, metric: str, kind: int, region: str, labels: tuple[tuple[str, str], ...]
+        self,
+        tenant: str,
+        metric: str,
+        kind: int,
+        region: str,
+        labels: tuple[tuple[str, str], ...],
+        labels_in_order: bool,
     ) -> _Identity | tuple[Reason, str]:
         problem = validation.metric_name_problem(metric, self._limits)
         if problem:
@@ -194,7 +231,9 @@ class BatchAcceptor:
             reason = R.REJECT_REASON_TOO_MANY_LABELS if too_many else R.REJECT_REASON_INVALID_LABEL
             return (reason, f"metric {metric!r}: {message}")
         sid = series_id(tenant, region, metric, labels)
-        return _Identity(sid=sid, partition=partition_of(sid, self._partitions), kind=kind)
+        return _Identity(
+            sid=sid, partition=partition_of(sid, self._partitions), kind=kind, labels_in_order=labels_in_order
+        )
 
     def _accept_series(
         self, tenant: str, index: int, series: metrics_pb2.SeriesSamples, now_ms: int, outcome: _Outcome
@@ -207,6 +246,45 @@ class BatchAcceptor:
             reason, message = identity
             outcome.reject(index, -1, n, reason, message)
             return None
+        return self._accept_samples(index, series, identity, now_ms, outcome)
+
+    def _accept_columnar(
+        self,
+        tenant: str,
+        series_list: Sequence[metrics_pb2.SeriesSamples],
+        scan: _Scan,
+        now_ms: int,
+        outcome: _Outcome,
+        per_partition: dict[int, list[_Entry]],
+    ) -> None:
+        """Accept a batch like _accept_series on each series in turn (same registry calls, same
+        rejections in the same order), but series that pass the column checks whole skip it."""
+        whole = scan.passing(now_ms + self._limits.max_future_skew_ms, now_ms - self._retention_ms)
+        lengths = scan.lengths
+        for index, series in enumerate(series_list):
+            n = lengths[index]
+            if n == 0:
+                continue
+            identity = self._identity(tenant, series, now_ms)
+            if not isinstance(identity, _Identity):
+                reason, message = identity
+                outcome.reject(index, -1, n, reason, message)
+                continue
+            # A series with unknown fields goes the long way: copies drop them.
+            if whole[index] and not len(UnknownFieldSet(series)):
+                outcome.accepted += n
+                entry = (identity.sid, series, True, not identity.labels_in_order)
+                per_partition.setdefault(identity.partition, []).append(entry)
+                continue
+            accepted = self._accept_samples(index, series, identity, now_ms, outcome)
+            if accepted is not None:
+                partition, sid, samples = accepted
+                per_partition.setdefault(partition, []).append((sid, samples, False, False))
+
+    def _accept_samples(
+        self, index: int, series: metrics_pb2.SeriesSamples, identity: _Identity, now_ms: int, outcome: _Outcome
+    ) -> tuple[int, int, metrics_pb2.SeriesSamples] | None:
+        n = len(series.timestamps_ms)
         shape = _shape_problem(series, identity.kind)
         if shape:
             outcome.reject(index, -1, n, R.REJECT_REASON_MALFORMED_SERIES, f"metric {series.metric!r}: {shape}")
@@ -299,6 +377,106 @@ def _sample_count(batch: metrics_pb2.SampleBatch) -> int:
         total += len(s.timestamps_ms) + len(s.observations) + len(s.distinct_values) + len(s.distinct_hashes)
         total += len(s.sketch_keys)
     return total
+
+
+_COUNTER, _GAUGE, _TIMER = int(MetricKind.COUNTER), int(MetricKind.GAUGE), int(MetricKind.TIMER)
+
+
+@dataclass(slots=True)
+class _Columns:
+    """Some series of a batch, their columns appended one after another into one scratch
+    message (protobuf copies them in C; numpy then reads each column once)."""
+
+    index: list[int] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    counter: list[bool] = field(default_factory=list)
+    observed: list[int] = field(default_factory=list)
+    joined: metrics_pb2.SeriesSamples = field(default_factory=metrics_pb2.SeriesSamples)
+
+    def bad_timestamps(self, newest_ms: int, oldest_ms: int) -> npt.NDArray[np.bool_]:
+        ts = np.array(self.joined.timestamps_ms, dtype=np.int64)
+        return (ts > newest_ms) | (ts < oldest_ms)
+
+
+@dataclass(slots=True)
+class _Scan:
+    """One pass over a batch's series: the weighted sample count (as _sample_count) and the
+    series of plain shape (those _shape_problem finds nothing wrong with), in two groups:
+    counters and gauges (`values`) and timers with observations (`timers`)."""
+
+    total: int
+    lengths: list[int]
+    values: _Columns
+    timers: _Columns
+
+    def passing(self, newest_ms: int, oldest_ms: int) -> list[bool]:
+        """Per series: True when it has a plain shape and every sample passes every check."""
+        whole = np.zeros(len(self.lengths), dtype=bool)
+        columns = self.values
+        if columns.index:
+            bad = columns.bad_timestamps(newest_ms, oldest_ms)
+            values = np.array(columns.joined.values, dtype=np.float64)
+            bad |= ~np.isfinite(values)
+            if any(columns.counter):
+                bad |= np.repeat(np.array(columns.counter, dtype=bool), columns.lengths) & (values < 0)
+            whole[columns.index] = ~_any_per_series(bad, columns.lengths)
+        columns = self.timers
+        if columns.index:
+            bad_series = _any_per_series(columns.bad_timestamps(newest_ms, oldest_ms), columns.lengths)
+            lengths = np.array(columns.lengths, dtype=np.int64)
+            counts = np.array(columns.joined.observation_counts, dtype=np.int64)
+            # Every series here has timestamps, so no run is empty (reduceat needs that).
+            bad_series |= np.add.reduceat(counts, np.cumsum(lengths) - lengths) != np.array(columns.observed)
+            observations = np.array(columns.joined.observations, dtype=np.float64)
+            bad_series |= _any_per_series(~np.isfinite(observations), columns.observed)
+            whole[columns.index] = ~bad_series
+        return list(whole.tolist())
+
+
+def _scan(series_list: Sequence[metrics_pb2.SeriesSamples]) -> _Scan:
+    values, timers = _Columns(), _Columns()
+    lengths: list[int] = []
+    total = 0
+    for index, s in enumerate(series_list):
+        ts = s.timestamps_ms
+        n = len(ts)
+        lengths.append(n)
+        kind = s.kind
+        if n and kind in (_GAUGE, _COUNTER):
+            column = s.values
+            if len(column) == n and not (
+                s.observation_counts or s.observations or s.distinct_values or s.distinct_hashes or _has_sketch(s)
+            ):
+                total += n
+                values.index.append(index)
+                values.lengths.append(n)
+                values.counter.append(kind == _COUNTER)
+                values.joined.timestamps_ms.extend(ts)
+                values.joined.values.extend(column)
+                continue
+        elif n and kind == _TIMER:
+            counts = s.observation_counts
+            if len(counts) == n and not (s.values or s.distinct_values or s.distinct_hashes or _has_sketch(s)):
+                observations = s.observations
+                total += n + len(observations)
+                timers.index.append(index)
+                timers.lengths.append(n)
+                timers.observed.append(len(observations))
+                timers.joined.timestamps_ms.extend(ts)
+                timers.joined.observation_counts.extend(counts)
+                timers.joined.observations.extend(observations)
+                continue
+        total += n + len(s.observations) + len(s.distinct_values) + len(s.distinct_hashes) + len(s.sketch_keys)
+    return _Scan(total=total, lengths=lengths, values=values, timers=timers)
+
+
+def _any_per_series(bad: npt.NDArray[np.bool_], lengths: list[int]) -> npt.NDArray[np.bool_]:
+    """Per series: does any of its entries (consecutive runs of `lengths`) hold True?"""
+    out = np.zeros(len(lengths), dtype=bool)
+    if bad.any():
+        owner = np.repeat(np.arange(len(lengths)), lengths)
+        out[owner[bad]] = True
+    return out
 
 
 def _shape_problem(series: metrics_pb2.SeriesSamples, kind: int) -> str | None:

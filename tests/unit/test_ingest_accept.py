@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from command_side.ingest.accept import BatchAcceptor
+from command_side.ingest.accept import BatchAcceptor, _sample_count, _scan
 from command_side.ingest.registry import TenantRegistry
 from contracts.argus.events.v1 import events_pb2
 from contracts.argus.ingest.v1 import ingest_pb2
@@ -43,7 +46,7 @@ class MemoryLog:
         return [events_pb2.SampleBatchAccepted.FromString(e.payload) for _, _, e in self.events]
 
 
-def make(limit: int = 100) -> tuple[BatchAcceptor, MemoryLog]:
+def make(limit: int = 100, *, columnar: bool = True) -> tuple[BatchAcceptor, MemoryLog]:
     log = MemoryLog()
     acceptor = BatchAcceptor(
         log_writer=log,
@@ -51,6 +54,7 @@ def make(limit: int = 100) -> tuple[BatchAcceptor, MemoryLog]:
         limits=IngestLimits(max_batch_samples=1000),
         partitions=12,
         clock_ms=lambda: NOW,
+        columnar=columnar,
     )
     return acceptor, log
 
@@ -329,3 +333,100 @@ async def test_a_badly_shaped_sketch_series_is_rejected_whole(change: str, needl
     (rejection,) = result.rejections
     assert (rejection.sample_index, rejection.reason, rejection.samples) == (-1, R.REJECT_REASON_MALFORMED_SERIES, 2)
     assert needle in rejection.message
+
+
+# Fast (columnar) path vs the per-series reference: random batches mixing valid series with
+# every way a series or a sample can be wrong, sent in turn to two acceptors.
+def rarely(draw: st.DrawFn, one_in: int = 12) -> bool:
+    return draw(st.integers(1, one_in)) == 1
+
+
+GOOD_TIMES = st.sampled_from([NOW - 10_000, NOW - 5_000, NOW, NOW + 60_000])
+BAD_TIMES = st.sampled_from([NOW + 11 * 60_000, NOW - 6 * 365 * DAY_MS])
+GOOD_NUMBERS = st.sampled_from([1.0, 2.5, 0.0, -0.0, 1e300])
+BAD_NUMBERS = st.sampled_from([math.nan, math.inf, -math.inf, -2.0, -0.5])
+METRIC_OF_KIND = {1: "reqs", 2: "cpu", 3: "lat", 4: "users"}
+_SKETCHES = [sketch_series([1.0, 2.0, 300.0], [5.0, 6.0])] + [
+    _broken(change) for change in ("unsorted", "zero count", "nan", "min above max", "empty sketch")
+]
+
+
+@st.composite
+def column(draw: st.DrawFn, good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any], n: int) -> list[Any]:
+    """n entries, mostly good; sometimes one more or one less than asked."""
+    n = max(0, n + (draw(st.sampled_from([-1, 1])) if rarely(draw, 10) else 0))
+    return [draw(bad) if rarely(draw, 10) else draw(good) for _ in range(n)]
+
+
+@st.composite
+def any_series(draw: st.DrawFn) -> metrics_pb2.SeriesSamples:
+    """Mostly valid series of every kind; now and then one thing wrong with the series or a sample."""
+    if rarely(draw, 10):
+        return draw(st.sampled_from(_SKETCHES))
+    kind = draw(st.sampled_from([1, 1, 2, 2, 2, 3, 3, 4]))
+    s = metrics_pb2.SeriesSamples(
+        metric=draw(st.sampled_from(["cpu", "9bad", ""])) if rarely(draw) else METRIC_OF_KIND[kind],
+        region=draw(st.sampled_from(["", "eu", "us"])) if not rarely(draw, 20) else "bad region",
+    )
+    s.kind = draw(st.sampled_from([0, 9])) if rarely(draw, 30) else kind  # type: ignore[assignment]
+    names = draw(st.lists(st.sampled_from(["host", "dc", "az"]), unique=True, max_size=3))
+    if rarely(draw, 20):
+        names.append(draw(st.sampled_from(["host", "region", "bad-name"])))
+    s.labels.extend(metrics_pb2.Label(name=name, value=draw(st.sampled_from(["a", "b"]))) for name in names)
+    if names and rarely(draw, 30):
+        s.labels[0].value = ""
+    n = draw(st.integers(0, 5))
+    s.timestamps_ms.extend(draw(column(GOOD_TIMES, BAD_TIMES, n)))
+    if kind in (1, 2):
+        s.values.extend(draw(column(GOOD_NUMBERS, BAD_NUMBERS, n)))
+    else:
+        counts = draw(column(st.integers(0, 3), st.integers(0, 3), n))
+        s.observation_counts.extend(counts)
+        if kind == 3:
+            s.observations.extend(draw(column(GOOD_NUMBERS, BAD_NUMBERS, sum(counts))))
+        else:
+            s.distinct_values.extend(draw(column(st.sampled_from(["u1", "u2"]), st.just("u3"), sum(counts))))
+    if rarely(draw, 30):
+        (s.values if kind > 2 else s.observations).append(1.0)
+    if rarely(draw, 30):
+        s.sketch_sizes.append(1)
+    if rarely(draw, 20):  # a field this version does not know (number 99, varint)
+        s = metrics_pb2.SeriesSamples.FromString(s.SerializeToString() + b"\x98\x06\x01")
+    return s
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(any_series(), max_size=10), min_size=1, max_size=3))
+async def test_columnar_and_per_series_paths_agree(batches: list[list[metrics_pb2.SeriesSamples]]) -> None:
+    fast, fast_log = make(limit=12)
+    slow, slow_log = make(limit=12, columnar=False)
+    for number, series in enumerate(batches):
+        b = batch(*series, batch_id=f"b{number}")
+        assert _scan(b.series).total == _sample_count(b)
+        got = await fast.accept("t1", b)
+        want = await slow.accept("t1", b)
+        assert got.SerializeToString(deterministic=True) == want.SerializeToString(deterministic=True)
+    assert [(p, e.event_id, e.payload) for _, p, e in fast_log.events] == [
+        (p, e.event_id, e.payload) for _, p, e in slow_log.events
+    ]
+
+
+async def test_columnar_path_copies_whole_series_as_the_per_series_path_does() -> None:
+    """Labels out of order, no region and an unknown field: the copy in the log is the same."""
+    s = gauge(zone="z", host="h", values=[1.0, 2.0, 3.0])
+    s.ClearField("region")
+    odd = metrics_pb2.SeriesSamples.FromString(gauge(metric="mem").SerializeToString() + b"\x98\x06\x01")
+    counter = gauge(metric="reqs", values=[0.0, 5.0])
+    counter.kind = metrics_pb2.METRIC_KIND_COUNTER
+    logs = []
+    for columnar in (True, False):
+        acceptor, log = make(columnar=columnar)
+        result = await acceptor.accept("t1", batch(s, odd, counter, sketch_series([1.0], [2.0])))
+        assert (result.status, result.accepted_samples) == (ingest_pb2.BATCH_STATUS_ACCEPTED, 9)
+        logs.append([e.payload for _, _, e in log.events])
+    assert logs[0] == logs[1]
+    payloads = [events_pb2.SampleBatchAccepted.FromString(payload) for payload in logs[0]]
+    stored = {series.metric: series for payload in payloads for series in payload.series}
+    assert [label.name for label in stored["cpu"].labels] == ["host", "zone"]
+    assert stored["cpu"].region == "local"
+    assert stored["mem"].SerializeToString() == gauge(metric="mem").SerializeToString()
