@@ -90,6 +90,12 @@ def _collector(rt: Runtime, ingest: IngestModule, api_key: str) -> Module:
 @click.option("--api-key", envvar="ARGUS_API_KEY", default=None, help="Development API key [env ARGUS_API_KEY].")
 @click.option("--no-collector", is_flag=True, help="Do not collect this host's metrics.")
 @click.option("--region", default=None, help="Region label of this host's metrics [default local].")
+@click.option(
+    "--single-process",
+    is_flag=True,
+    envvar="ARGUS_UP_SINGLE_PROCESS",
+    help="Run the projectors in this process too (one core; for debugging) [env ARGUS_UP_SINGLE_PROCESS=1].",
+)
 def up(
     data_dir: Path | None,
     log_level: str,
@@ -99,23 +105,30 @@ def up(
     api_key: str | None,
     no_collector: bool,
     region: str | None,
+    single_process: bool,
 ) -> None:
-    """Run the whole platform in one process on embedded storage.
+    """Run the whole platform on this machine on embedded storage.
 
     Starts ingest, the projectors (rollups, series index, cold archive) and the query API, plus a
     collector that pushes this host's CPU, memory, disk and network metrics every 5 s
-    through the real ingest path. Ctrl-C stops it cleanly; starting it again on the
-    same --data-dir continues with nothing lost.
+    through the real ingest path. The projectors run in a child process (`argus project`,
+    restarted if it dies) so that they have a core of their own; --single-process keeps
+    them in this one. Ctrl-C stops everything cleanly; starting it again on the same
+    --data-dir continues with nothing lost.
     """
+    from argus.supervisor import ProjectorProcess
+
     setup_logging(log_level)
     settings = _settings(
         data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
     )
     key = dev_api_key(settings.data_dir, api_key)
+    child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
 
     def build(rt: Runtime) -> Sequence[Module]:
         ingest = _ingest(rt)
-        modules: list[Module] = [ingest, _projectors(rt), _query(rt)]
+        projectors = _projectors(rt) if child is None else child.following(rt.hot_store)
+        modules: list[Module] = [ingest, projectors, _query(rt)]
         if not no_collector:
             modules.append(_collector(rt, ingest, key))
         return modules
@@ -132,7 +145,16 @@ def up(
         lines.append(f"      curl -H 'Authorization: Bearer {key}' '{http}/api/v1/metrics'")
         console.print(Panel("\n".join(lines), title="Argus is up", expand=False))
 
-    _run(serve(settings, build, api_key=key, on_ready=on_ready))
+    async def run() -> None:
+        if child is not None:
+            await child.spawn()  # it boots while this process opens its stores
+        try:
+            await serve(settings, build, api_key=key, on_ready=on_ready)
+        finally:
+            if child is not None:
+                await child.stop()  # already stopped unless serve failed to start
+
+    _run(run())
 
 
 @main.command()

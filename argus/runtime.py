@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 
 from argus.container import Container, Runtime, open_runtime
 from argus.modules import Module
+from argus.supervisor import ParentLink, supervised_name
 from core.auth import generate_key, register_key
 from core.model import DEFAULT_TENANT
 from core.settings import Settings
@@ -25,9 +26,11 @@ API_KEY_FILE = "api_key"
 
 
 def setup_logging(level: str = "INFO") -> None:
+    # A supervised child (`argus up`'s projector process) shares the terminal: say whose line it is.
+    role = supervised_name()
     logging.basicConfig(
         level=level.upper(),
-        format="%(name)s: %(message)s",
+        format=f"[{role}] %(name)s: %(message)s" if role else "%(name)s: %(message)s",
         handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
     )
 
@@ -55,10 +58,21 @@ async def serve(
     on_ready: Callable[[Sequence[Module]], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Start the modules `build` makes from the container; stop on SIGINT/SIGTERM."""
+    """Start the modules `build` makes from the container; stop on SIGINT/SIGTERM.
+
+    Started by a supervisor (`argus up` runs `argus project` so), the process also stops
+    when the supervisor dies, tells it when it is ready, and leaves Ctrl-C to it.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    parent = ParentLink.from_env()
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+    if parent is not None:
+        # Ctrl-C reaches the terminal's whole process group; the supervisor stops us in order.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signals = (signal.SIGTERM,)
+        await parent.open(stop)
+    for sig in signals:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     container = Container(settings=settings)
@@ -79,9 +93,13 @@ async def serve(
         if on_ready:
             on_ready(started)
         log.info("ready (pid %d)", os.getpid())
+        if parent is not None:
+            await parent.ready(runtime.hot_store)
         await stop.wait()
         log.info("stopping")
     finally:
+        if parent is not None:
+            await parent.close()
         for module in reversed(started):
             try:
                 await module.stop()

@@ -170,18 +170,13 @@ class ArgusServer:
             return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     def cpu_seconds(self) -> float:
-        times = psutil.Process(self.pid).cpu_times()
-        return float(times.user + times.system)
+        """CPU seconds of `argus up` and its children (the projector process)."""
+        return server_cpu_seconds(self.pid)
 
     def peak_rss_bytes(self) -> int:
-        """The process's high-water mark of resident memory (Linux VmHWM), else current RSS."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return int(psutil.Process(self.pid).memory_info().rss)
+        """Sum over `argus up` and its children of each one's high-water mark of resident
+        memory (Linux VmHWM), else its current RSS."""
+        return sum(_peak_rss(p) for p in server_processes(self.pid))
 
     def stop(self) -> int | None:
         if self.proc is None or self.proc.poll() is not None:
@@ -201,12 +196,40 @@ class ArgusServer:
             return "(no log)"
 
 
+def server_processes(pid: int) -> list[psutil.Process]:
+    """`argus up` (pid) and its child processes: `argus up` runs its projectors in a child."""
+    root = psutil.Process(pid)
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return [root]
+
+
+def server_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for proc in server_processes(pid):
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _peak_rss(proc: psutil.Process) -> int:
+    try:
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return int(proc.memory_info().rss)
+    except (OSError, psutil.Error):
+        return 0
+
+
 class ResourceSampler:
-    """Samples a process's CPU seconds and RSS (and a progress counter) every `interval_s` in a
-    thread, for the ingest-over-time plots."""
+    """Samples the server's CPU seconds and RSS (`argus up` and its children; and a progress
+    counter) every `interval_s` in a thread, for the ingest-over-time plots."""
 
     def __init__(self, pid: int, *, interval_s: float = 0.25, progress: Callable[[], int] | None = None) -> None:
-        self._proc = psutil.Process(pid)
+        self._pid = pid
         self._interval_s = interval_s
         self._progress = progress
         self._stop = threading.Event()
@@ -226,12 +249,13 @@ class ResourceSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
-                t = self._proc.cpu_times()
-                rss = self._proc.memory_info().rss / 2**20
+                procs = server_processes(self._pid)
+                cpu = server_cpu_seconds(self._pid)
+                rss = sum(p.memory_info().rss for p in procs) / 2**20
                 self.samples.append(
                     (
                         round(time.perf_counter() - self._t0, 3),
-                        round(t.user + t.system + t.children_user + t.children_system, 3),
+                        round(cpu, 3),
                         round(rss, 1),
                         self._progress() if self._progress else 0,
                     )
