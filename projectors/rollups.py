@@ -21,12 +21,17 @@ writes its changed chunks only when its own minimum write interval has passed
 written is tracked by `Settlement`: event ids are recorded and offsets committed only for
 what all tiers hold durably, and a rebalance or a stop writes every tier first. Dirty chunks
 are never evicted (see docs/decisions/0004-projector-exactly-once.md).
+
+Memory: the open-chunk cache holds at most `max_cached_points` points. A chunk is *closed*
+once its series has points `closed_chunk_grace_ms` past the chunk's end; a closed chunk is
+dropped as soon as it is written (late data re-loads it from the store: correct, slower).
+Over the budget, clean chunks go least recently touched first, and if dirty ones still hold
+too much, every tier writes so that they can go too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import deque
@@ -47,6 +52,7 @@ from projectors.samples import FamilyColumns, SampleBuffer
 log = logging.getLogger(__name__)
 
 ItemKey = tuple[int, int]  # (series id, chunk start)
+_Run = tuple[ItemKey, pts.Points, bool]  # an item's points and whether its chunk is closed
 
 
 @dataclass(slots=True)
@@ -164,7 +170,8 @@ class RollupProjector:
         flush_interval_ms: int = 500,
         max_buffer_samples: int = 2_000_000,
         poll_records: int = 512,
-        max_cached_points: int = 20_000_000,
+        max_cached_points: int = 3_000_000,
+        closed_chunk_grace_ms: int = 300_000,
         retention_check_interval_ms: int = 600_000,
         applied_event_memory_ms: int = 7 * 86_400_000,
         clock_ms: Callable[[], int],
@@ -184,7 +191,13 @@ class RollupProjector:
         self._monotonic = monotonic_s
         self._max_buffer_samples = max_buffer_samples
         self._poll_records = poll_records
+        if max_cached_points < 0 or closed_chunk_grace_ms < 0:
+            raise ValueError(
+                f"max_cached_points and closed_chunk_grace_ms must be >= 0, got {max_cached_points}"
+                f" and {closed_chunk_grace_ms}"
+            )
         self._max_cached_points = max_cached_points
+        self._closed_grace_ms = closed_chunk_grace_ms
         self._retention_check_s = retention_check_interval_ms / 1000
         self._applied_memory_ms = applied_event_memory_ms
         self._clock_ms = clock_ms
@@ -202,6 +215,9 @@ class RollupProjector:
         self._cache: dict[str, dict[ItemKey, OpenChunk]] = {t.name: {} for t in self._tiers}
         # Chunks changed since the last flush, so a flush never walks the whole cache.
         self._dirty: dict[str, set[ItemKey]] = {t.name: set() for t in self._tiers}
+        # Closed chunks (their series moved on), dropped once written.
+        self._closed: dict[str, set[ItemKey]] = {t.name: set() for t in self._tiers}
+        self._cached_points = 0  # over every tier's cache, kept current by _put / _drop
         self._settlement = Settlement(t.name for t in self._tiers)
         self._last_write_s = dict.fromkeys(self._tier_interval_s, self._monotonic())
         self._flushes = 0
@@ -293,7 +309,7 @@ class RollupProjector:
                 return
             for tier, cache in self._cache.items():
                 for key in [k for k, c in cache.items() if c.partition not in partitions]:
-                    del cache[key]
+                    self._drop(tier, key)
                     self._dirty[tier].discard(key)
 
     async def _buffer_records(self, records: Sequence[LogRecord]) -> None:
@@ -343,18 +359,17 @@ class RollupProjector:
             for tier in self._tiers:
                 keys, inverse = base.coarsen(tier.chunk_span_ms)
                 previous = await self._apply(tier, family, keys, inverse, kinds, partitions, now_ms, previous)
-        # Over the cache budget, write every tier so that the whole cache can be dropped.
-        over_budget = self._trim_cache()
-        written, tiers_written = 0, []
+        tiers_written: list[str] = []
         now_s = self._monotonic()
+        due = [t for t in self._tiers if force or now_s - self._last_write_s[t.name] >= self._tier_interval_s[t.name]]
+        written = await self._write_tiers(due, now_s, tiers_written)
+        self._evict_clean()
+        if self._cached_points > self._max_cached_points:
+            # Dirty chunks hold the rest: write every tier early so that they can go too.
+            written += await self._write_tiers(self._tiers, now_s, tiers_written)
+            self._evict_clean()
         for tier in self._tiers:
-            dirty = self._dirty[tier.name]
-            due = now_s - self._last_write_s[tier.name] >= self._tier_interval_s[tier.name]
-            if dirty and (force or over_budget or due):
-                written += await self._write_dirty(tier)
-                self._last_write_s[tier.name] = now_s
-                tiers_written.append(tier.name)
-            if not dirty:
+            if not self._dirty[tier.name]:
                 self._settlement.hold(tier.name, tick)
         # Only what every tier holds durably: ids first, offsets last (decision 0004).
         event_ids, offsets = self._settlement.settle()
@@ -364,9 +379,6 @@ class RollupProjector:
             owned = self._consumer.assigned
             await self._consumer.commit({p: o for p, o in offsets.items() if p in owned})
         self.samples_applied += samples
-        if over_budget:
-            for cache in self._cache.values():
-                cache.clear()  # all clean: every tier was just written
         stats = FlushStats(
             samples=samples,
             chunks_written=written,
@@ -416,39 +428,73 @@ class RollupProjector:
         # Items with a new sample, and the latest offset applied to each.
         top_by_key = {k: top for k, top in zip(keys, latest.tolist(), strict=True) if top >= 0}
         merged = pts.merge(new, *(cache[k].points for k in top_by_key if k in cache))
-        for key, part in _split_items(merged, span):
+        runs, closed_before = _split_items(merged, span, self._closed_grace_ms)
+        closed, dirty = self._closed[tier.name], self._dirty[tier.name]
+        closed.update(k for k in closed_before if k in cache)
+        for key, part, is_closed in runs:
             chunk = cache.get(key)
             top = top_by_key[key]
             if chunk is None:
                 sid = key[0]
-                cache[key] = OpenChunk(
-                    points=part,
-                    kind=kinds[sid],
-                    partition=partitions[sid],
-                    applied_offset=top,
-                    last_flush=self._flushes,
+                self._put(
+                    tier.name,
+                    key,
+                    OpenChunk(
+                        points=part,
+                        kind=kinds[sid],
+                        partition=partitions[sid],
+                        applied_offset=top,
+                        last_flush=self._flushes,
+                    ),
                 )
             else:
+                self._cached_points += len(part) - len(chunk.points)
                 chunk.points = part
                 chunk.applied_offset = max(chunk.applied_offset, top)
                 chunk.last_flush = self._flushes
-            self._dirty[tier.name].add(key)
+            dirty.add(key)
+            if is_closed:
+                closed.add(key)
         return keep, new
+
+    def _put(self, tier: str, key: ItemKey, chunk: OpenChunk) -> None:
+        cache = self._cache[tier]
+        old = cache.get(key)
+        self._cached_points += len(chunk.points) - (len(old.points) if old is not None else 0)
+        cache[key] = chunk
+
+    def _drop(self, tier: str, key: ItemKey) -> None:
+        chunk = self._cache[tier].pop(key, None)
+        if chunk is not None:
+            self._cached_points -= len(chunk.points)
 
     async def _load(self, tier: Tier, keys: list[ItemKey]) -> None:
         """Bring stored chunks into the open-chunk cache."""
         if not keys:
             return
-        cache = self._cache[tier.name]
         for key, stored in (await self._store.get_chunks(tier.name, keys)).items():
             decoded = decode_chunk(stored.data, key=stored.series_id)
-            cache[key] = OpenChunk(
-                points=decoded.points,
-                kind=int(decoded.kind),
-                partition=stored.partition,
-                applied_offset=stored.applied_offset,
-                last_flush=self._flushes,
+            self._put(
+                tier.name,
+                key,
+                OpenChunk(
+                    points=decoded.points,
+                    kind=int(decoded.kind),
+                    partition=stored.partition,
+                    applied_offset=stored.applied_offset,
+                    last_flush=self._flushes,
+                ),
             )
+
+    async def _write_tiers(self, tiers: Iterable[Tier], now_s: float, names: list[str]) -> int:
+        """Write the dirty chunks of `tiers`; append the names of those written to `names`."""
+        written = 0
+        for tier in tiers:
+            if self._dirty[tier.name]:
+                written += await self._write_dirty(tier)
+                self._last_write_s[tier.name] = now_s
+                names.append(tier.name)
+        return written
 
     async def _write_dirty(self, tier: Tier) -> int:
         cache = self._cache[tier.name]
@@ -473,19 +519,34 @@ class RollupProjector:
         dirty.clear()
         return len(chunks)
 
-    def _trim_cache(self) -> bool:
-        """Every 20 flushes: drop clean chunks untouched for 120 flushes; return whether the
-        cache is still over its point budget (then the caller writes every tier and drops
-        it all). A dirty chunk holds merged samples no tier has written yet: never dropped."""
-        if self._flushes % 20:
-            return False
-        total = 0
-        for name, cache in self._cache.items():
-            dirty = self._dirty[name]
-            for key in [k for k, c in cache.items() if self._flushes - c.last_flush > 120 and k not in dirty]:
-                del cache[key]
-            total += sum(len(c.points) for c in cache.values())
-        return total > self._max_cached_points
+    def _evict_clean(self) -> None:
+        """Drop clean chunks that are closed; every 20 flushes, also those untouched for 120
+        flushes; then, while over the point budget, the least recently touched down to 3/4
+        of it. A dirty chunk holds merged samples its tier has not written: never dropped."""
+        for tier, closed in self._closed.items():
+            dirty = self._dirty[tier]
+            for key in [k for k in closed if k not in dirty]:
+                self._drop(tier, key)
+                closed.discard(key)
+        if self._flushes % 20 == 0:
+            for tier, cache in self._cache.items():
+                dirty = self._dirty[tier]
+                for key in [k for k, c in cache.items() if self._flushes - c.last_flush > 120 and k not in dirty]:
+                    self._drop(tier, key)
+        if self._cached_points <= self._max_cached_points:
+            return
+        clean = [
+            (chunk.last_flush, tier, key)
+            for tier, cache in self._cache.items()
+            for key, chunk in cache.items()
+            if key not in self._dirty[tier]
+        ]
+        clean.sort(key=lambda c: c[0])
+        target = self._max_cached_points * 3 // 4
+        for _, tier, key in clean:
+            if self._cached_points <= target:
+                break
+            self._drop(tier, key)
 
     async def apply_retention(self) -> None:
         now_ms = self._clock_ms()
@@ -494,7 +555,7 @@ class RollupProjector:
             if removed:
                 log.info("rollups: retention removed %d chunks of tier %s", removed, tier.name)
             for key in [k for k in self._cache[tier.name] if k[1] + tier.chunk_span_ms <= now_ms - tier.retention_ms]:
-                del self._cache[tier.name][key]
+                self._drop(tier.name, key)
                 self._dirty[tier.name].discard(key)
         await self._store.forget_events_before(self.name, now_ms - self._applied_memory_ms)
 
@@ -540,12 +601,12 @@ class _BaseItems:
         chunk = ts // span_ms
         low = int(chunk.min())
         width = int(chunk.max()) - low + 1
-        codes, inverse = np.unique(sid_index.astype(np.int64) * width + (chunk - low), return_inverse=True)
+        codes, inverse = _dense_unique(sid_index.astype(np.int64) * width + (chunk - low), len(sids) * width)
         return _BaseItems(
             sids=sids,
             item_sid=codes // width,
             item_chunk=codes % width + low,
-            inverse=inverse.reshape(-1),
+            inverse=inverse,
             span_ms=span_ms,
         )
 
@@ -562,15 +623,51 @@ class _BaseItems:
         return keys, item_inverse.reshape(-1)[self.inverse]
 
 
-def _split_items(points: pts.Points, span_ms: int) -> list[tuple[ItemKey, pts.Points]]:
-    """Split points sorted by (key, ts) into runs of one (series, chunk start)."""
+def _dense_unique(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(codes, return_inverse=True)` for codes in [0, size): a presence table and
+    its running count, O(n + size) instead of a sort, while the table is small for n."""
+    if size > 4 * len(codes) + 1024:
+        uniq, inverse = np.unique(codes, return_inverse=True)
+        return uniq, inverse.reshape(-1)
+    seen = np.zeros(size, dtype=np.bool_)
+    seen[codes] = True
+    rank = np.cumsum(seen, dtype=np.int64) - 1
+    return np.flatnonzero(seen), rank[codes]
+
+
+def _split_items(points: pts.Points, span_ms: int, grace_ms: int) -> tuple[list[_Run], list[ItemKey]]:
+    """Split points sorted by (key, ts) into runs of one (series, chunk start), each with
+    whether it is closed; and the keys of the chunks just before each series' newest run
+    that are closed (they may sit in the cache from an earlier flush).
+
+    A chunk is closed when its series has a point `grace_ms` or more past the chunk's end.
+    When closed runs are there too, open runs are copied out of `points`: the cache keeps
+    open chunks for long, and views would keep the whole merged array alive.
+    """
     if len(points) == 0:
-        return []
+        return [], []
     starts = points.ts - points.ts % span_ms
     change = np.flatnonzero((np.diff(points.key) != 0) | (np.diff(starts) != 0)) + 1
-    bounds = [0, *change.tolist(), len(points)]
-    out = []
-    keys = points.key
-    for lo, hi in itertools.pairwise(bounds):
-        out.append(((int(keys[lo]), int(starts[lo])), points.take(slice(lo, hi))))
-    return out
+    lo = np.concatenate(([0], change))
+    hi = np.concatenate((change, [len(points)]))
+    sids, run_starts = points.key[lo], starts[lo]
+    # Runs are sorted by series: the last run of a series holds its newest point.
+    last = np.flatnonzero(np.append(sids[1:] != sids[:-1], True))
+    newest = points.ts[hi[last] - 1]
+    closed = run_starts + span_ms + grace_ms <= np.repeat(newest, np.diff(last, prepend=-1))
+    before = run_starts[last] + grace_ms <= newest
+    closed_before = list(zip(sids[last][before].tolist(), (run_starts[last][before] - span_ms).tolist(), strict=True))
+    source = [points] * len(lo)
+    if closed.any() and not closed.all():
+        open_ = ~closed
+        compact = points.take(np.repeat(open_, hi - lo))
+        lengths = np.where(open_, hi - lo, 0)
+        lo = np.where(open_, np.cumsum(lengths) - lengths, lo)
+        hi = np.where(open_, lo + lengths, hi)
+        source = [compact if o else points for o in open_.tolist()]
+    keys = zip(sids.tolist(), run_starts.tolist(), strict=True)
+    runs = [
+        (key, part.take(slice(a, b)), c)
+        for key, part, a, b, c in zip(keys, source, lo.tolist(), hi.tolist(), closed.tolist(), strict=True)
+    ]
+    return runs, closed_before
