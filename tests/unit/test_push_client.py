@@ -98,23 +98,6 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.PushBatchResponse(result=self._accept(request.batch))
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Any]:
-    servers: list[grpc.aio.Server] = []
-
-    async def start(fake: FakeIngest) -> str:
-        server = grpc.aio.server()
-        ingest_pb2_grpc.add_IngestServiceServicer_to_server(fake, server)  # type: ignore[no-untyped-call]
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        await server.stop(grace=None)
-
-
 async def test_in_order_answers_are_summarised(serve: Any) -> None:
     target = await serve(FakeIngest(window=1))
     async with PushClient(target, API_KEY, retry=FAST_RETRY) as client:

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 
 from agent.push_client import PushClient, RetryPolicy
 from agent.sender import SpoolSender
 from agent.spool import Codec, Spool
-from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from contracts.argus.ingest.v1 import ingest_pb2
 from tests.unit.test_push_client import API_KEY, FakeIngest, make_batch
 
 FAST = RetryPolicy(initial_backoff_s=0.01, max_backoff_s=0.05)
@@ -105,20 +104,3 @@ async def test_a_refused_api_key_keeps_every_batch_spooled(serve: Any, tmp_path:
     assert spool.pending_batches == 2
     assert "UNAUTHENTICATED" in sender.stats.last_error
     spool.close()
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Any]:
-    servers: list[grpc.aio.Server] = []
-
-    async def start(fake: FakeIngest) -> str:
-        server = grpc.aio.server()
-        ingest_pb2_grpc.add_IngestServiceServicer_to_server(fake, server)  # type: ignore[no-untyped-call]
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        servers.append(server)
-        return f"127.0.0.1:{port}"
-
-    yield start
-    for server in servers:
-        await server.stop(grace=None)
