@@ -39,16 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.bench_pipeline import bench_acceptor
 from bench.workload import HOST_TYPES, Block, WorkloadSpec, generate, host_names, host_region
-from command_side.ingest.accept import BatchAcceptor
-from command_side.ingest.registry import TenantRegistry
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.adapters.dynamodb_hot_store import DynamoDBHotStore
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.events import SAMPLES_TOPIC
 from core.model import DEFAULT_TIERS, MetricKind
 from core.ports import StoredChunk
-from core.settings import IngestLimits, parse_tier_intervals
+from core.settings import parse_tier_intervals
 from projectors.rollups import RollupProjector
 from tests.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY, DynamoDBLocal
 
@@ -116,13 +115,7 @@ class Result:
 
 
 async def fill_log(log: SqliteEventLog, batches: list[metrics_pb2.SampleBatch], now_ms: int) -> None:
-    acceptor = BatchAcceptor(
-        log_writer=log,
-        registry=TenantRegistry(max_series_per_tenant=1_000_000),
-        limits=IngestLimits(),
-        partitions=PARTITIONS,
-        clock_ms=lambda: now_ms,
-    )
+    acceptor = bench_acceptor(log, partitions=PARTITIONS, now_ms=now_ms)
     for batch in batches:
         result = await acceptor.accept("bench", batch)
         if result.rejected_samples:

@@ -19,15 +19,12 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.bench_pipeline import batches
-from command_side.ingest.accept import BatchAcceptor
-from command_side.ingest.registry import TenantRegistry
+from bench.bench_pipeline import batches, bench_acceptor
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.adapters.kafka_event_log import KafkaEventLog
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.events import SAMPLES_TOPIC
 from core.ports import EventLog
-from core.settings import IngestLimits
 from tests.services.kafka import TansuBroker
 
 PARTITIONS = 12
@@ -36,13 +33,7 @@ PARTITIONS = 12
 async def ingest(
     log: EventLog, prepared: list[metrics_pb2.SampleBatch], now_ms: int, concurrency: int
 ) -> tuple[float, float]:
-    acceptor = BatchAcceptor(
-        log_writer=log,
-        registry=TenantRegistry(max_series_per_tenant=1_000_000),
-        limits=IngestLimits(),
-        partitions=PARTITIONS,
-        clock_ms=lambda: now_ms,
-    )
+    acceptor = bench_acceptor(log, partitions=PARTITIONS, now_ms=now_ms)
     queue = list(reversed(prepared))
 
     async def client() -> None:  # one agent connection: a batch at a time

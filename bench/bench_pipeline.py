@@ -31,6 +31,7 @@ from core.adapters.sqlite_event_log import SqliteEventLog
 from core.adapters.sqlite_hot_store import SqliteHotStore
 from core.events import SAMPLES_TOPIC
 from core.model import DEFAULT_TIERS
+from core.ports import EventLogWriter
 from core.settings import IngestLimits
 from projectors.rollups import RollupProjector
 
@@ -60,6 +61,18 @@ def batches(
         yield batch
 
 
+def bench_acceptor(log: EventLogWriter, *, partitions: int, now_ms: int) -> BatchAcceptor:
+    """The ingest use case as the benchmarks drive it: default limits, room for every
+    benchmark series, a fixed clock (the datasets end at `now_ms`)."""
+    return BatchAcceptor(
+        log_writer=log,
+        registry=TenantRegistry(max_series_per_tenant=1_000_000),
+        limits=IngestLimits(),
+        partitions=partitions,
+        clock_ms=lambda: now_ms,
+    )
+
+
 async def run(hosts: int, metrics: int, points: int, series_points: int = 0, ingest_only: bool = False) -> None:
     now_ms = int(time.time() * 1000) // 5000 * 5000
     work = Path(tempfile.mkdtemp(prefix="argus-bench-pipeline-"))
@@ -68,13 +81,7 @@ async def run(hosts: int, metrics: int, points: int, series_points: int = 0, ing
     await log.ensure_topic(SAMPLES_TOPIC, 12)
     store = SqliteHotStore(work / "hot.db")
     await store.start()
-    acceptor = BatchAcceptor(
-        log_writer=log,
-        registry=TenantRegistry(max_series_per_tenant=1_000_000),
-        limits=IngestLimits(),
-        partitions=12,
-        clock_ms=lambda: now_ms,
-    )
+    acceptor = bench_acceptor(log, partitions=12, now_ms=now_ms)
     prepared = list(batches(hosts=hosts, metrics=metrics, points=points, now_ms=now_ms, series_points=series_points))
     total = sum(len(s.timestamps_ms) for b in prepared for s in b.series)
 
