@@ -770,19 +770,48 @@ def run_queries(client: HttpClient, spec: WorkloadSpec, reps: int) -> dict[str, 
 # ---------------------------------------------------------------------------- freshness
 
 
+# A probe: push sample `i` (of a run that started at `first_ms`); return when it was acked
+# (perf_counter) and a check that it is queryable.
+FreshnessProbe = Callable[[int, int], tuple[float, Callable[[], bool]]]
+
+
+def time_freshness(name: str, probe: FreshnessProbe, probes: int, *, timeout_s: float) -> dict[str, Any]:
+    """Time ack -> queryable for `probes` probes after a first one (which also creates the
+    series, reported apart), the same way for Argus and its peers."""
+    first_ms = int(time.time() * 1000)
+    latencies: list[float] = []
+    new_series_ms = 0.0
+    for i in range(probes + 1):
+        acked, visible = probe(i, first_ms)
+        wait_for(f"{name} freshness probe {i} to be queryable", visible, timeout_s=timeout_s, interval_s=0.005)
+        elapsed_ms = (time.perf_counter() - acked) * 1000
+        if i == 0:
+            new_series_ms = elapsed_ms
+        else:
+            latencies.append(elapsed_ms)
+        # Probes land in distinct seconds, like a live agent's samples.
+        time.sleep(max(0.0, 0.2 - elapsed_ms / 1000))
+    s = latency_summary(latencies)
+    return {
+        "probes": len(latencies),
+        "p50_ms": round(s["median_ms"], 1),
+        "p99_ms": round(s["p99_ms"], 1),
+        "max_ms": round(s["max_ms"], 1),
+        "new_series_ms": round(new_series_ms, 1),
+    }
+
+
 def run_freshness(server: ArgusServer, client: HttpClient, probes: int) -> dict[str, Any]:
     """Push one gauge sample per probe with PushBatch; time ack -> counted by a 5s query.
 
     All probes go to one series (a live series getting a new sample); the first probe,
     which also creates the series, is reported apart."""
     metric = "bench_freshness"
-    first_ms = int(time.time() * 1000)
-    latencies: list[float] = []
-    new_series_ms = 0.0
     with grpc.insecure_channel(server.ingest_target) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
         metadata = (("authorization", f"Bearer {server.api_key}"),)
-        for i in range(probes + 1):
+
+        def probe(i: int, first_ms: int) -> tuple[float, Callable[[], bool]]:
             ts_ms = int(time.time() * 1000)
             batch = metrics_pb2.SampleBatch(batch_id=f"fresh-{first_ms}-{i}", source="bench-freshness")
             series = batch.series.add(metric=metric, kind=metrics_pb2.METRIC_KIND_GAUGE, region="bench")
@@ -801,26 +830,13 @@ def run_freshness(server: ArgusServer, client: HttpClient, probes: int) -> dict[
                 ("end", str(ts_ms + 10_000)),
             ]
 
-            def visible(want: int = i + 1, query: list[tuple[str, str]] = params) -> bool:
-                body, _ = client.query(query)
-                return bool(sum(v for s in body["series"] for _, v in s["points"] if v is not None) >= want)
+            def visible() -> bool:
+                body, _ = client.query(params)
+                return bool(sum(v for s in body["series"] for _, v in s["points"] if v is not None) >= i + 1)
 
-            wait_for(f"freshness probe {i} to be queryable", visible, timeout_s=FRESHNESS_TIMEOUT_S, interval_s=0.005)
-            elapsed_ms = (time.perf_counter() - acked) * 1000
-            if i == 0:
-                new_series_ms = elapsed_ms
-            else:
-                latencies.append(elapsed_ms)
-            # Probes land in distinct seconds, like a live agent's samples.
-            time.sleep(max(0.0, 0.2 - elapsed_ms / 1000))
-    a = np.asarray(latencies)
-    return {
-        "probes": len(latencies),
-        "p50_ms": round(float(np.median(a)), 1),
-        "p99_ms": round(float(np.percentile(a, 99)), 1),
-        "max_ms": round(float(a.max()), 1),
-        "new_series_ms": round(new_series_ms, 1),
-    }
+            return acked, visible
+
+        return time_freshness("argus", probe, probes, timeout_s=FRESHNESS_TIMEOUT_S)
 
 
 # ---------------------------------------------------------------------------- report

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import psutil
 
-from bench.run import BenchFailure, latency_summary, log, wait_for
+from bench.run import BenchFailure, latency_summary, log, time_freshness, wait_for
 from bench.workload import PeerFormat, WorkloadSpec
 
 STOP_TIMEOUT_S: Final = 30.0
@@ -352,23 +352,4 @@ def run_peer_queries(peer: Peer, spec: WorkloadSpec, reps: int) -> dict[str, Any
 
 
 def run_peer_freshness(peer: Peer, probes: int, *, timeout_s: float = 30.0) -> dict[str, Any]:
-    first_ms = int(time.time() * 1000)
-    latencies: list[float] = []
-    new_series_ms = 0.0
-    for i in range(probes + 1):
-        acked, visible = peer.freshness_probe(i, first_ms)
-        wait_for(f"{peer.name} freshness probe {i}", visible, timeout_s=timeout_s, interval_s=0.005)
-        ms = (time.perf_counter() - acked) * 1000
-        if i == 0:
-            new_series_ms = ms
-        else:
-            latencies.append(ms)
-        time.sleep(max(0.0, 0.2 - ms / 1000))
-    s = latency_summary(latencies)
-    return {
-        "probes": len(latencies),
-        "p50_ms": round(s["median_ms"], 1),
-        "p99_ms": round(s["p99_ms"], 1),
-        "max_ms": round(s["max_ms"], 1),
-        "new_series_ms": round(new_series_ms, 1),
-    }
+    return time_freshness(peer.name, peer.freshness_probe, probes, timeout_s=timeout_s)
