@@ -27,6 +27,7 @@ bounded by `max_queue`). A forked child starts with a fresh drain thread on firs
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import atexit
 import contextlib
@@ -461,11 +462,14 @@ def _drain(queue: deque[tuple[_Handle, Any]]) -> _Drained:
     return out
 
 
-class _Transport:
-    def deliver(self, drained: _Drained, now_s: float, *, force: bool, stats: ClientStats) -> None:
-        raise NotImplementedError
+class _Transport(abc.ABC):
+    """Where drained writes go: StatsD datagrams or, in direct mode, gRPC pushes."""
 
-    def close(self, stats: ClientStats) -> None:
+    @abc.abstractmethod
+    def deliver(self, drained: _Drained, now_s: float, *, force: bool, stats: ClientStats) -> None:
+        """Send what `drained` holds; with `force`, everything pending (at exit, on flush)."""
+
+    def close(self, stats: ClientStats) -> None:  # noqa: B027 (optional hook: most transports hold nothing)
         """Release resources; pending data was delivered by a forced `deliver` before."""
 
 
