@@ -573,7 +573,9 @@ class DynamoDBHotStore:
                 group = left
             return found
 
-        unique = list({json.dumps(k, sort_keys=True, default=repr): k for k in keys}.values())
+        # BatchGetItem refuses a request that names a key twice. Key attributes are scalars
+        # ({"N": "..."}, {"S": "..."}, {"B": b"..."}), so their items are hashable as they are.
+        unique = list({tuple((n, *a.items()) for n, a in sorted(k.items())): k for k in keys}.values())
         parts = await self._all(one(unique[i : i + BATCH_GET_KEYS]) for i in range(0, len(unique), BATCH_GET_KEYS))
         return [item for part in parts for item in part]
 
