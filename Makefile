@@ -4,17 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers clean setup
+.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers clean setup lock lock-check
 
 setup: $(STAMP) $(NODE_STAMP)
 
-$(STAMP): pyproject.toml
+# Every Python package comes from requirements/lock.txt (exact versions and hashes); uv itself
+# from requirements/tools.txt. `make lock` changes them deliberately.
+$(STAMP): requirements/lock.txt requirements/tools.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/tools.txt
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes requirements/tools.txt requirements/lock.txt
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(UV) pip check --python $(BIN)/python
 	touch $@
+
+# Re-resolve the locks from pyproject.toml, keeping today's pins where they still fit;
+# `make lock UPGRADE=1` moves everything to the newest allowed versions.
+LOCK_FLAGS := --quiet --universal --python-version 3.11 --generate-hashes $(if $(UPGRADE),--upgrade)
+lock:
+	test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/tools.txt; }
+	$(UV) pip compile $(LOCK_FLAGS) requirements/tools.in -o requirements/tools.txt
+	$(UV) pip compile $(LOCK_FLAGS) --extra dev pyproject.toml requirements/build.in -o requirements/lock.txt
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
@@ -31,7 +44,14 @@ proto-check: proto
 	@git diff --exit-code -- contracts || { echo "generated protobuf code is stale: run 'make proto' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- contracts)" || { git status --porcelain -- contracts; echo "untracked generated files: run 'make proto' and commit"; exit 1; }
 
-lint: $(STAMP) $(NODE_STAMP) proto-check
+# The lock must still be what pyproject.toml resolves to (a dependency added without `make lock` fails here).
+lock-check: $(STAMP)
+	@tmp=$$(mktemp -d) && cp requirements/*.txt "$$tmp"/ && \
+	$(UV) pip compile $(LOCK_FLAGS) --extra dev pyproject.toml requirements/build.in -o "$$tmp/lock.txt" && \
+	diff -q <(grep -v '^#' requirements/lock.txt) <(grep -v '^#' "$$tmp/lock.txt") >/dev/null || \
+	{ diff <(grep -v '^#' requirements/lock.txt) <(grep -v '^#' "$$tmp/lock.txt") | head -20; echo "requirements/lock.txt is stale: run 'make lock' and commit"; exit 1; }
+
+lint: $(STAMP) $(NODE_STAMP) lock-check proto-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
