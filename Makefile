@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV := $(BIN)/uv
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers clean setup lock lock-check
+.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers clean setup lock lock-check breaking
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -36,7 +36,7 @@ $(NODE_STAMP): package.json package-lock.json
 run: $(STAMP)
 	$(BIN)/argus up
 
-proto: $(STAMP)
+proto: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python contracts/generate.py
 
 # Regenerate and fail if the committed generated code differs from its .proto sources.
@@ -51,10 +51,18 @@ lock-check: $(STAMP)
 	diff -q <(grep -v '^#' requirements/lock.txt) <(grep -v '^#' "$$tmp/lock.txt") >/dev/null || \
 	{ diff <(grep -v '^#' requirements/lock.txt) <(grep -v '^#' "$$tmp/lock.txt") | head -20; echo "requirements/lock.txt is stale: run 'make lock' and commit"; exit 1; }
 
-lint: $(STAMP) $(NODE_STAMP) lock-check proto-check
+# Contracts change only by addition: compare with the foundation commit, so every change since
+# is checked (a deliberate v2 moves this baseline). Needs the full history, not a shallow clone.
+BUF_BASELINE := 605e03b13161387cea35796c3e7f48fd7b77cb63
+breaking: $(NODE_STAMP)
+	@git cat-file -e '$(BUF_BASELINE)^{commit}' 2>/dev/null || { echo "buf breaking needs the commit $(BUF_BASELINE): run 'git fetch --unshallow'"; exit 1; }
+	node_modules/.bin/buf breaking --against '.git#ref=$(BUF_BASELINE)'
+
+lint: $(STAMP) $(NODE_STAMP) lock-check proto-check breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 	node_modules/.bin/buf lint
 
 unit: $(STAMP)

@@ -1,4 +1,5 @@
-"""Regenerate the Python code of the protobuf contracts.
+"""Regenerate the Python code of the protobuf contracts: `buf generate` (buf.gen.yaml), then
+move the generated imports under the `contracts` package.
 
 protoc names generated modules after the proto paths (`argus/ingest/v1/...` becomes the
 module `argus.ingest.v1`), which would collide with our `argus` CLI package. The generated
@@ -10,31 +11,21 @@ code therefore lives under `contracts/` and its imports are rewritten to
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
-from grpc_tools import protoc
-
 ROOT = Path(__file__).resolve().parent
+REPO = ROOT.parent
+BUF = REPO / "node_modules" / ".bin" / "buf"
 _IMPORT = re.compile(r"^(from|import) argus\.", re.MULTILINE)
 
 
 def main() -> int:
-    protos = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("argus/**/*.proto"))
     for stale in ROOT.glob("argus/**/*_pb2*.py*"):
         stale.unlink()
-    include = str(Path(protoc.__file__).resolve().parent / "_proto")
-    args = [
-        "protoc",
-        f"-I{ROOT}",
-        f"-I{include}",
-        f"--python_out={ROOT}",
-        f"--pyi_out={ROOT}",
-        f"--grpc_python_out={ROOT}",
-        *protos,
-    ]
-    if protoc.main(args) != 0:
-        print("protoc failed", file=sys.stderr)
+    if subprocess.run([str(BUF), "generate"], cwd=REPO, check=False).returncode != 0:
+        print("buf generate failed (is `npm ci` done? `make proto` runs it)", file=sys.stderr)
         return 1
     for generated in ROOT.glob("argus/**/*_pb2*.py*"):
         text = generated.read_text()

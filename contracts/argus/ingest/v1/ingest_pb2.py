@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from contracts.argus.metrics.v1 import metrics_pb2 as argus_dot_metrics_dot_v1_dot_metrics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/ingest/v1/ingest.proto\x12\x0f\x61rgus.ingest.v1\x1a\x1e\x61rgus/metrics/v1/metrics.proto\";\n\x0bPushRequest\x12,\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1d.argus.metrics.v1.SampleBatch\"<\n\x0cPushResponse\x12,\n\x06result\x18\x01 \x01(\x0b\x32\x1c.argus.ingest.v1.BatchResult\"@\n\x10PushBatchRequest\x12,\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1d.argus.metrics.v1.SampleBatch\"A\n\x11PushBatchResponse\x12,\n\x06result\x18\x01 \x01(\x0b\x32\x1c.argus.ingest.v1.BatchResult\"\x8e\x01\n\x0fSampleRejection\x12\x14\n\x0cseries_index\x18\x01 \x01(\r\x12\x14\n\x0csample_index\x18\x02 \x01(\x05\x12\x0f\n\x07samples\x18\x03 \x01(\r\x12-\n\x06reason\x18\x04 \x01(\x0e\x32\x1d.argus.ingest.v1.RejectReason\x12\x0f\n\x07message\x18\x05 \x01(\t\"\xd9\x01\n\x0b\x42\x61tchResult\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.argus.ingest.v1.BatchStatus\x12\x18\n\x10\x61\x63\x63\x65pted_samples\x18\x03 \x01(\x04\x12\x18\n\x10rejected_samples\x18\x04 \x01(\x04\x12\x34\n\nrejections\x18\x05 \x03(\x0b\x32 .argus.ingest.v1.SampleRejection\x12\x11\n\tduplicate\x18\x06 \x01(\x08\x12\r\n\x05\x65rror\x18\x07 \x01(\t*{\n\x0b\x42\x61tchStatus\x12\x1c\n\x18\x42\x41TCH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42\x41TCH_STATUS_ACCEPTED\x10\x01\x12\x18\n\x14\x42\x41TCH_STATUS_PARTIAL\x10\x02\x12\x19\n\x15\x42\x41TCH_STATUS_REJECTED\x10\x03*\xda\x03\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12%\n!REJECT_REASON_INVALID_METRIC_NAME\x10\x01\x12\x1f\n\x1bREJECT_REASON_INVALID_LABEL\x10\x02\x12!\n\x1dREJECT_REASON_TOO_MANY_LABELS\x10\x03\x12\"\n\x1eREJECT_REASON_NON_FINITE_VALUE\x10\x04\x12#\n\x1fREJECT_REASON_TIMESTAMP_TOO_NEW\x10\x05\x12#\n\x1fREJECT_REASON_TIMESTAMP_TOO_OLD\x10\x06\x12\x1f\n\x1bREJECT_REASON_KIND_CONFLICT\x10\x07\x12\x1e\n\x1aREJECT_REASON_SERIES_LIMIT\x10\x08\x12\"\n\x1eREJECT_REASON_MALFORMED_SERIES\x10\t\x12!\n\x1dREJECT_REASON_BATCH_TOO_LARGE\x10\n\x12 \n\x1cREJECT_REASON_INVALID_REGION\x10\x0b\x12(\n$REJECT_REASON_NEGATIVE_COUNTER_DELTA\x10\x0c\x32\xac\x01\n\rIngestService\x12G\n\x04Push\x12\x1c.argus.ingest.v1.PushRequest\x1a\x1d.argus.ingest.v1.PushResponse(\x01\x30\x01\x12R\n\tPushBatch\x12!.argus.ingest.v1.PushBatchRequest\x1a\".argus.ingest.v1.PushBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/ingest/v1/ingest.proto\x12\x0f\x61rgus.ingest.v1\x1a\x1e\x61rgus/metrics/v1/metrics.proto\"B\n\x0bPushRequest\x12\x33\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1d.argus.metrics.v1.SampleBatchR\x05\x62\x61tch\"D\n\x0cPushResponse\x12\x34\n\x06result\x18\x01 \x01(\x0b\x32\x1c.argus.ingest.v1.BatchResultR\x06result\"G\n\x10PushBatchRequest\x12\x33\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1d.argus.metrics.v1.SampleBatchR\x05\x62\x61tch\"I\n\x11PushBatchResponse\x12\x34\n\x06result\x18\x01 \x01(\x0b\x32\x1c.argus.ingest.v1.BatchResultR\x06result\"\xc2\x01\n\x0fSampleRejection\x12!\n\x0cseries_index\x18\x01 \x01(\rR\x0bseriesIndex\x12!\n\x0csample_index\x18\x02 \x01(\x05R\x0bsampleIndex\x12\x18\n\x07samples\x18\x03 \x01(\rR\x07samples\x12\x35\n\x06reason\x18\x04 \x01(\x0e\x32\x1d.argus.ingest.v1.RejectReasonR\x06reason\x12\x18\n\x07message\x18\x05 \x01(\tR\x07message\"\xaa\x02\n\x0b\x42\x61tchResult\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32\x1c.argus.ingest.v1.BatchStatusR\x06status\x12)\n\x10\x61\x63\x63\x65pted_samples\x18\x03 \x01(\x04R\x0f\x61\x63\x63\x65ptedSamples\x12)\n\x10rejected_samples\x18\x04 \x01(\x04R\x0frejectedSamples\x12@\n\nrejections\x18\x05 \x03(\x0b\x32 .argus.ingest.v1.SampleRejectionR\nrejections\x12\x1c\n\tduplicate\x18\x06 \x01(\x08R\tduplicate\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rror*{\n\x0b\x42\x61tchStatus\x12\x1c\n\x18\x42\x41TCH_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42\x41TCH_STATUS_ACCEPTED\x10\x01\x12\x18\n\x14\x42\x41TCH_STATUS_PARTIAL\x10\x02\x12\x19\n\x15\x42\x41TCH_STATUS_REJECTED\x10\x03*\xda\x03\n\x0cRejectReason\x12\x1d\n\x19REJECT_REASON_UNSPECIFIED\x10\x00\x12%\n!REJECT_REASON_INVALID_METRIC_NAME\x10\x01\x12\x1f\n\x1bREJECT_REASON_INVALID_LABEL\x10\x02\x12!\n\x1dREJECT_REASON_TOO_MANY_LABELS\x10\x03\x12\"\n\x1eREJECT_REASON_NON_FINITE_VALUE\x10\x04\x12#\n\x1fREJECT_REASON_TIMESTAMP_TOO_NEW\x10\x05\x12#\n\x1fREJECT_REASON_TIMESTAMP_TOO_OLD\x10\x06\x12\x1f\n\x1bREJECT_REASON_KIND_CONFLICT\x10\x07\x12\x1e\n\x1aREJECT_REASON_SERIES_LIMIT\x10\x08\x12\"\n\x1eREJECT_REASON_MALFORMED_SERIES\x10\t\x12!\n\x1dREJECT_REASON_BATCH_TOO_LARGE\x10\n\x12 \n\x1cREJECT_REASON_INVALID_REGION\x10\x0b\x12(\n$REJECT_REASON_NEGATIVE_COUNTER_DELTA\x10\x0c\x32\xac\x01\n\rIngestService\x12G\n\x04Push\x12\x1c.argus.ingest.v1.PushRequest\x1a\x1d.argus.ingest.v1.PushResponse(\x01\x30\x01\x12R\n\tPushBatch\x12!.argus.ingest.v1.PushBatchRequest\x1a\".argus.ingest.v1.PushBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'argus.ingest.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHSTATUS']._serialized_start=702
-  _globals['_BATCHSTATUS']._serialized_end=825
-  _globals['_REJECTREASON']._serialized_start=828
-  _globals['_REJECTREASON']._serialized_end=1302
+  _globals['_BATCHSTATUS']._serialized_start=865
+  _globals['_BATCHSTATUS']._serialized_end=988
+  _globals['_REJECTREASON']._serialized_start=991
+  _globals['_REJECTREASON']._serialized_end=1465
   _globals['_PUSHREQUEST']._serialized_start=81
-  _globals['_PUSHREQUEST']._serialized_end=140
-  _globals['_PUSHRESPONSE']._serialized_start=142
-  _globals['_PUSHRESPONSE']._serialized_end=202
-  _globals['_PUSHBATCHREQUEST']._serialized_start=204
-  _globals['_PUSHBATCHREQUEST']._serialized_end=268
-  _globals['_PUSHBATCHRESPONSE']._serialized_start=270
-  _globals['_PUSHBATCHRESPONSE']._serialized_end=335
-  _globals['_SAMPLEREJECTION']._serialized_start=338
-  _globals['_SAMPLEREJECTION']._serialized_end=480
-  _globals['_BATCHRESULT']._serialized_start=483
-  _globals['_BATCHRESULT']._serialized_end=700
-  _globals['_INGESTSERVICE']._serialized_start=1305
-  _globals['_INGESTSERVICE']._serialized_end=1477
+  _globals['_PUSHREQUEST']._serialized_end=147
+  _globals['_PUSHRESPONSE']._serialized_start=149
+  _globals['_PUSHRESPONSE']._serialized_end=217
+  _globals['_PUSHBATCHREQUEST']._serialized_start=219
+  _globals['_PUSHBATCHREQUEST']._serialized_end=290
+  _globals['_PUSHBATCHRESPONSE']._serialized_start=292
+  _globals['_PUSHBATCHRESPONSE']._serialized_end=365
+  _globals['_SAMPLEREJECTION']._serialized_start=368
+  _globals['_SAMPLEREJECTION']._serialized_end=562
+  _globals['_BATCHRESULT']._serialized_start=565
+  _globals['_BATCHRESULT']._serialized_end=863
+  _globals['_INGESTSERVICE']._serialized_start=1468
+  _globals['_INGESTSERVICE']._serialized_end=1640
 # @@protoc_insertion_point(module_scope)

@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61rgus/metrics/v1/metrics.proto\x12\x10\x61rgus.metrics.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xa6\x03\n\rSeriesSamples\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.argus.metrics.v1.MetricKind\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\'\n\x06labels\x18\x04 \x03(\x0b\x32\x17.argus.metrics.v1.Label\x12\x15\n\rtimestamps_ms\x18\x05 \x03(\x03\x12\x0e\n\x06values\x18\x06 \x03(\x01\x12\x1a\n\x12observation_counts\x18\x07 \x03(\r\x12\x14\n\x0cobservations\x18\x08 \x03(\x01\x12\x17\n\x0f\x64istinct_values\x18\t \x03(\t\x12\x17\n\x0f\x64istinct_hashes\x18\n \x03(\x06\x12\x13\n\x0bsketch_sums\x18\x0b \x03(\x01\x12\x13\n\x0bsketch_mins\x18\x0c \x03(\x01\x12\x13\n\x0bsketch_maxs\x18\r \x03(\x01\x12\x14\n\x0csketch_lasts\x18\x0e \x03(\x01\x12\x14\n\x0csketch_sizes\x18\x0f \x03(\r\x12\x13\n\x0bsketch_keys\x18\x10 \x03(\x11\x12\x15\n\rsketch_counts\x18\x11 \x03(\x04\"`\n\x0bSampleBatch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12/\n\x06series\x18\x03 \x03(\x0b\x32\x1f.argus.metrics.v1.SeriesSamples*\x8a\x01\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x01\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x02\x12\x15\n\x11METRIC_KIND_TIMER\x10\x03\x12\x18\n\x14METRIC_KIND_DISTINCT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61rgus/metrics/v1/metrics.proto\x12\x10\x61rgus.metrics.v1\"1\n\x05Label\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value\"\xf3\x04\n\rSeriesSamples\x12\x16\n\x06metric\x18\x01 \x01(\tR\x06metric\x12\x30\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.argus.metrics.v1.MetricKindR\x04kind\x12\x16\n\x06region\x18\x03 \x01(\tR\x06region\x12/\n\x06labels\x18\x04 \x03(\x0b\x32\x17.argus.metrics.v1.LabelR\x06labels\x12#\n\rtimestamps_ms\x18\x05 \x03(\x03R\x0ctimestampsMs\x12\x16\n\x06values\x18\x06 \x03(\x01R\x06values\x12-\n\x12observation_counts\x18\x07 \x03(\rR\x11observationCounts\x12\"\n\x0cobservations\x18\x08 \x03(\x01R\x0cobservations\x12\'\n\x0f\x64istinct_values\x18\t \x03(\tR\x0e\x64istinctValues\x12\'\n\x0f\x64istinct_hashes\x18\n \x03(\x06R\x0e\x64istinctHashes\x12\x1f\n\x0bsketch_sums\x18\x0b \x03(\x01R\nsketchSums\x12\x1f\n\x0bsketch_mins\x18\x0c \x03(\x01R\nsketchMins\x12\x1f\n\x0bsketch_maxs\x18\r \x03(\x01R\nsketchMaxs\x12!\n\x0csketch_lasts\x18\x0e \x03(\x01R\x0bsketchLasts\x12!\n\x0csketch_sizes\x18\x0f \x03(\rR\x0bsketchSizes\x12\x1f\n\x0bsketch_keys\x18\x10 \x03(\x11R\nsketchKeys\x12#\n\rsketch_counts\x18\x11 \x03(\x04R\x0csketchCounts\"y\n\x0bSampleBatch\x12\x19\n\x08\x62\x61tch_id\x18\x01 \x01(\tR\x07\x62\x61tchId\x12\x16\n\x06source\x18\x02 \x01(\tR\x06source\x12\x37\n\x06series\x18\x03 \x03(\x0b\x32\x1f.argus.metrics.v1.SeriesSamplesR\x06series*\x8a\x01\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13METRIC_KIND_COUNTER\x10\x01\x12\x15\n\x11METRIC_KIND_GAUGE\x10\x02\x12\x15\n\x11METRIC_KIND_TIMER\x10\x03\x12\x18\n\x14METRIC_KIND_DISTINCT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'argus.metrics.v1.metrics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRICKIND']._serialized_start=614
-  _globals['_METRICKIND']._serialized_end=752
+  _globals['_METRICKIND']._serialized_start=857
+  _globals['_METRICKIND']._serialized_end=995
   _globals['_LABEL']._serialized_start=52
-  _globals['_LABEL']._serialized_end=88
-  _globals['_SERIESSAMPLES']._serialized_start=91
-  _globals['_SERIESSAMPLES']._serialized_end=513
-  _globals['_SAMPLEBATCH']._serialized_start=515
-  _globals['_SAMPLEBATCH']._serialized_end=611
+  _globals['_LABEL']._serialized_end=101
+  _globals['_SERIESSAMPLES']._serialized_start=104
+  _globals['_SERIESSAMPLES']._serialized_end=731
+  _globals['_SAMPLEBATCH']._serialized_start=733
+  _globals['_SAMPLEBATCH']._serialized_end=854
 # @@protoc_insertion_point(module_scope)

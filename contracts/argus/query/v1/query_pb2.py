@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61rgus/query/v1/query.proto\x12\x0e\x61rgus.query.v1\"P\n\x0cLabelMatcher\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x02op\x18\x02 \x01(\x0e\x32\x17.argus.query.v1.MatchOp\x12\r\n\x05value\x18\x03 \x01(\t\"\xaf\x01\n\x0cQueryRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x0b\n\x03\x61gg\x18\x05 \x01(\t\x12.\n\x08matchers\x18\x06 \x03(\x0b\x32\x1c.argus.query.v1.LabelMatcher\x12\x10\n\x08group_by\x18\x07 \x03(\t\x12\x0e\n\x06region\x18\x08 \x01(\t\"\x9e\x01\n\x0cResultSeries\x12\x38\n\x06labels\x18\x01 \x03(\x0b\x32(.argus.query.v1.ResultSeries.LabelsEntry\x12\x15\n\rtimestamps_ms\x18\x02 \x03(\x03\x12\x0e\n\x06values\x18\x03 \x03(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"b\n\nQueryStats\x12\x16\n\x0eseries_matched\x18\x01 \x01(\r\x12\x13\n\x0b\x63hunks_read\x18\x02 \x01(\r\x12\x13\n\x0bpoints_read\x18\x03 \x01(\x04\x12\x12\n\nelapsed_ms\x18\x04 \x01(\x01\"v\n\rQueryResponse\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12,\n\x06series\x18\x02 \x03(\x0b\x32\x1c.argus.query.v1.ResultSeries\x12)\n\x05stats\x18\x03 \x01(\x0b\x32\x1a.argus.query.v1.QueryStats\"\x14\n\x12ListMetricsRequest\">\n\nMetricInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x14\n\x0cseries_count\x18\x03 \x01(\r\"B\n\x13ListMetricsResponse\x12+\n\x07metrics\x18\x01 \x03(\x0b\x32\x1a.argus.query.v1.MetricInfo\"7\n\x16ListLabelValuesRequest\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\")\n\x17ListLabelValuesResponse\x12\x0e\n\x06values\x18\x01 \x03(\t*{\n\x07MatchOp\x12\x18\n\x14MATCH_OP_UNSPECIFIED\x10\x00\x12\x12\n\x0eMATCH_OP_EQUAL\x10\x01\x12\x16\n\x12MATCH_OP_NOT_EQUAL\x10\x02\x12\x12\n\x0eMATCH_OP_REGEX\x10\x03\x12\x16\n\x12MATCH_OP_NOT_REGEX\x10\x04\x32\x90\x02\n\x0cQueryService\x12\x44\n\x05Query\x12\x1c.argus.query.v1.QueryRequest\x1a\x1d.argus.query.v1.QueryResponse\x12V\n\x0bListMetrics\x12\".argus.query.v1.ListMetricsRequest\x1a#.argus.query.v1.ListMetricsResponse\x12\x62\n\x0fListLabelValues\x12&.argus.query.v1.ListLabelValuesRequest\x1a\'.argus.query.v1.ListLabelValuesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61rgus/query/v1/query.proto\x12\x0e\x61rgus.query.v1\"a\n\x0cLabelMatcher\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x02op\x18\x02 \x01(\x0e\x32\x17.argus.query.v1.MatchOpR\x02op\x12\x14\n\x05value\x18\x03 \x01(\tR\x05value\"\xef\x01\n\x0cQueryRequest\x12\x16\n\x06metric\x18\x01 \x01(\tR\x06metric\x12\x19\n\x08start_ms\x18\x02 \x01(\x03R\x07startMs\x12\x15\n\x06\x65nd_ms\x18\x03 \x01(\x03R\x05\x65ndMs\x12\x16\n\x06period\x18\x04 \x01(\tR\x06period\x12\x10\n\x03\x61gg\x18\x05 \x01(\tR\x03\x61gg\x12\x38\n\x08matchers\x18\x06 \x03(\x0b\x32\x1c.argus.query.v1.LabelMatcherR\x08matchers\x12\x19\n\x08group_by\x18\x07 \x03(\tR\x07groupBy\x12\x16\n\x06region\x18\x08 \x01(\tR\x06region\"\xc8\x01\n\x0cResultSeries\x12@\n\x06labels\x18\x01 \x03(\x0b\x32(.argus.query.v1.ResultSeries.LabelsEntryR\x06labels\x12#\n\rtimestamps_ms\x18\x02 \x03(\x03R\x0ctimestampsMs\x12\x16\n\x06values\x18\x03 \x03(\x01R\x06values\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x94\x01\n\nQueryStats\x12%\n\x0eseries_matched\x18\x01 \x01(\rR\rseriesMatched\x12\x1f\n\x0b\x63hunks_read\x18\x02 \x01(\rR\nchunksRead\x12\x1f\n\x0bpoints_read\x18\x03 \x01(\x04R\npointsRead\x12\x1d\n\nelapsed_ms\x18\x04 \x01(\x01R\telapsedMs\"\x8b\x01\n\rQueryResponse\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12\x34\n\x06series\x18\x02 \x03(\x0b\x32\x1c.argus.query.v1.ResultSeriesR\x06series\x12\x30\n\x05stats\x18\x03 \x01(\x0b\x32\x1a.argus.query.v1.QueryStatsR\x05stats\"\x14\n\x12ListMetricsRequest\"W\n\nMetricInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12!\n\x0cseries_count\x18\x03 \x01(\rR\x0bseriesCount\"K\n\x13ListMetricsResponse\x12\x34\n\x07metrics\x18\x01 \x03(\x0b\x32\x1a.argus.query.v1.MetricInfoR\x07metrics\"F\n\x16ListLabelValuesRequest\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x16\n\x06metric\x18\x02 \x01(\tR\x06metric\"1\n\x17ListLabelValuesResponse\x12\x16\n\x06values\x18\x01 \x03(\tR\x06values*{\n\x07MatchOp\x12\x18\n\x14MATCH_OP_UNSPECIFIED\x10\x00\x12\x12\n\x0eMATCH_OP_EQUAL\x10\x01\x12\x16\n\x12MATCH_OP_NOT_EQUAL\x10\x02\x12\x12\n\x0eMATCH_OP_REGEX\x10\x03\x12\x16\n\x12MATCH_OP_NOT_REGEX\x10\x04\x32\x90\x02\n\x0cQueryService\x12\x44\n\x05Query\x12\x1c.argus.query.v1.QueryRequest\x1a\x1d.argus.query.v1.QueryResponse\x12V\n\x0bListMetrics\x12\".argus.query.v1.ListMetricsRequest\x1a#.argus.query.v1.ListMetricsResponse\x12\x62\n\x0fListLabelValues\x12&.argus.query.v1.ListLabelValuesRequest\x1a\'.argus.query.v1.ListLabelValuesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,30 +33,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESULTSERIES_LABELSENTRY']._loaded_options = None
   _globals['_RESULTSERIES_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_MATCHOP']._serialized_start=941
-  _globals['_MATCHOP']._serialized_end=1064
+  _globals['_MATCHOP']._serialized_start=1194
+  _globals['_MATCHOP']._serialized_end=1317
   _globals['_LABELMATCHER']._serialized_start=46
-  _globals['_LABELMATCHER']._serialized_end=126
-  _globals['_QUERYREQUEST']._serialized_start=129
-  _globals['_QUERYREQUEST']._serialized_end=304
-  _globals['_RESULTSERIES']._serialized_start=307
-  _globals['_RESULTSERIES']._serialized_end=465
-  _globals['_RESULTSERIES_LABELSENTRY']._serialized_start=420
-  _globals['_RESULTSERIES_LABELSENTRY']._serialized_end=465
-  _globals['_QUERYSTATS']._serialized_start=467
-  _globals['_QUERYSTATS']._serialized_end=565
-  _globals['_QUERYRESPONSE']._serialized_start=567
-  _globals['_QUERYRESPONSE']._serialized_end=685
-  _globals['_LISTMETRICSREQUEST']._serialized_start=687
-  _globals['_LISTMETRICSREQUEST']._serialized_end=707
-  _globals['_METRICINFO']._serialized_start=709
-  _globals['_METRICINFO']._serialized_end=771
-  _globals['_LISTMETRICSRESPONSE']._serialized_start=773
-  _globals['_LISTMETRICSRESPONSE']._serialized_end=839
-  _globals['_LISTLABELVALUESREQUEST']._serialized_start=841
-  _globals['_LISTLABELVALUESREQUEST']._serialized_end=896
-  _globals['_LISTLABELVALUESRESPONSE']._serialized_start=898
-  _globals['_LISTLABELVALUESRESPONSE']._serialized_end=939
-  _globals['_QUERYSERVICE']._serialized_start=1067
-  _globals['_QUERYSERVICE']._serialized_end=1339
+  _globals['_LABELMATCHER']._serialized_end=143
+  _globals['_QUERYREQUEST']._serialized_start=146
+  _globals['_QUERYREQUEST']._serialized_end=385
+  _globals['_RESULTSERIES']._serialized_start=388
+  _globals['_RESULTSERIES']._serialized_end=588
+  _globals['_RESULTSERIES_LABELSENTRY']._serialized_start=531
+  _globals['_RESULTSERIES_LABELSENTRY']._serialized_end=588
+  _globals['_QUERYSTATS']._serialized_start=591
+  _globals['_QUERYSTATS']._serialized_end=739
+  _globals['_QUERYRESPONSE']._serialized_start=742
+  _globals['_QUERYRESPONSE']._serialized_end=881
+  _globals['_LISTMETRICSREQUEST']._serialized_start=883
+  _globals['_LISTMETRICSREQUEST']._serialized_end=903
+  _globals['_METRICINFO']._serialized_start=905
+  _globals['_METRICINFO']._serialized_end=992
+  _globals['_LISTMETRICSRESPONSE']._serialized_start=994
+  _globals['_LISTMETRICSRESPONSE']._serialized_end=1069
+  _globals['_LISTLABELVALUESREQUEST']._serialized_start=1071
+  _globals['_LISTLABELVALUESREQUEST']._serialized_end=1141
+  _globals['_LISTLABELVALUESRESPONSE']._serialized_start=1143
+  _globals['_LISTLABELVALUESRESPONSE']._serialized_end=1192
+  _globals['_QUERYSERVICE']._serialized_start=1320
+  _globals['_QUERYSERVICE']._serialized_end=1592
 # @@protoc_insertion_point(module_scope)
