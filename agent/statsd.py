@@ -49,7 +49,9 @@ KIND_TYPES: Final[dict[MetricKind, str]] = {
 }
 MAX_LINE_BYTES: Final = 8_192
 _LIMITS: Final = IngestLimits()
-_CACHE_MAX: Final = 100_000
+# Valid identities are cached by the bytes of their key; rejected ones never are, so a stream
+# of distinct bad lines costs nothing after it is answered.
+_CACHE_MAX_BYTES: Final = 16 * 1024 * 1024
 # Characters that would split a line, a section or a tag list.
 _UNSAFE_TAG_VALUE: Final = frozenset("|,\n\r")
 
@@ -71,20 +73,27 @@ class StatsdParseError(ValueError):
 
 
 # (name bytes, tags bytes) -> (name, labels) or the reason they are invalid.
-_identity_cache: dict[tuple[bytes, bytes], tuple[str, Labels] | str] = {}
+_identity_cache: dict[tuple[bytes, bytes], tuple[str, Labels]] = {}
+_identity_cache_bytes = 0
 
 
 def _identity(name_b: bytes, tags_b: bytes) -> tuple[str, Labels]:
+    global _identity_cache_bytes
     key = (name_b, tags_b)
     found = _identity_cache.get(key)
-    if found is None:
-        found = _validate_identity(name_b, tags_b)
-        if len(_identity_cache) >= _CACHE_MAX:
-            _identity_cache.clear()
-        _identity_cache[key] = found
-    if isinstance(found, str):
-        raise StatsdParseError(found)
-    return found
+    if found is not None:
+        return found
+    checked = _validate_identity(name_b, tags_b)
+    if isinstance(checked, str):
+        raise StatsdParseError(checked)
+    # Key bytes twice: the key and the decoded name and labels are about as large again.
+    cost = 2 * (len(name_b) + len(tags_b)) + 200
+    if _identity_cache_bytes + cost > _CACHE_MAX_BYTES:
+        _identity_cache.clear()
+        _identity_cache_bytes = 0
+    _identity_cache[key] = checked
+    _identity_cache_bytes += cost
+    return checked
 
 
 def _validate_identity(name_b: bytes, tags_b: bytes) -> tuple[str, Labels] | str:

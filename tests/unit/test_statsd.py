@@ -126,3 +126,19 @@ def test_format_then_parse_is_identity(metric: StatsdMetric) -> None:
 def test_garbage_never_raises_anything_but_a_parse_error(data: bytes) -> None:
     metrics_, bad = parse_packet(data)
     assert bad + len(metrics_) >= 0
+
+
+def test_rejected_identities_are_not_cached_and_the_cache_is_bounded_by_bytes() -> None:
+    from agent import statsd
+
+    statsd._identity_cache.clear()
+    statsd._identity_cache_bytes = 0
+    for i in range(200):
+        with pytest.raises(StatsdParseError):
+            parse_line(b"bad name %d:1|c" % i)
+    assert statsd._identity_cache == {}
+    tags = b",".join(b"t%d:%s" % (n, b"x" * 250) for n in range(16))
+    for i in range(3000):
+        parse_line(b"m%d:1|c|#%s" % (i, tags))
+    assert 0 < statsd._identity_cache_bytes <= statsd._CACHE_MAX_BYTES
+    assert len(statsd._identity_cache) < 3000
