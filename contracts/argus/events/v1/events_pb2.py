@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from contracts.argus.metrics.v1 import metrics_pb2 as argus_dot_metrics_dot_v1_dot_metrics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/events/v1/events.proto\x12\x0f\x61rgus.events.v1\x1a\x1e\x61rgus/metrics/v1/metrics.proto\"\x80\x01\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x0f\n\x07time_ms\x18\x04 \x01(\x03\x12\x15\n\rpartition_key\x18\x05 \x01(\x0c\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\"\x8c\x01\n\x13SampleBatchAccepted\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12/\n\x06series\x18\x04 \x03(\x0b\x32\x1f.argus.metrics.v1.SeriesSamples\x12\x12\n\nseries_ids\x18\x05 \x03(\x10\"A\n\rApiKeyCreated\x12\x12\n\nkey_sha256\x18\x01 \x01(\x0c\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"#\n\rApiKeyRevoked\x12\x12\n\nkey_sha256\x18\x01 \x01(\x0c\"K\n\x16ReadModelReplayStarted\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tstore_url\x18\x03 \x01(\t\"G\n\x12ReadModelActivated\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tstore_url\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/events/v1/events.proto\x12\x0f\x61rgus.events.v1\x1a\x1e\x61rgus/metrics/v1/metrics.proto\"\x80\x01\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\x0c\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x0f\n\x07time_ms\x18\x04 \x01(\x03\x12\x15\n\rpartition_key\x18\x05 \x01(\x0c\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\"\x8c\x01\n\x13SampleBatchAccepted\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12/\n\x06series\x18\x04 \x03(\x0b\x32\x1f.argus.metrics.v1.SeriesSamples\x12\x12\n\nseries_ids\x18\x05 \x03(\x10\"R\n\x0c\x43onfigChange\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"p\n\rApiKeyCreated\x12\x12\n\nkey_sha256\x18\x01 \x01(\x0c\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\x06\x63hange\x18\x04 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChange\"R\n\rApiKeyRevoked\x12\x12\n\nkey_sha256\x18\x01 \x01(\x0c\x12-\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChange\"z\n\x16ReadModelReplayStarted\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tstore_url\x18\x03 \x01(\t\x12-\n\x06\x63hange\x18\x04 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChange\"v\n\x12ReadModelActivated\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tstore_url\x18\x03 \x01(\t\x12-\n\x06\x63hange\x18\x04 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChangeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTENVELOPE']._serialized_end=210
   _globals['_SAMPLEBATCHACCEPTED']._serialized_start=213
   _globals['_SAMPLEBATCHACCEPTED']._serialized_end=353
-  _globals['_APIKEYCREATED']._serialized_start=355
-  _globals['_APIKEYCREATED']._serialized_end=420
-  _globals['_APIKEYREVOKED']._serialized_start=422
-  _globals['_APIKEYREVOKED']._serialized_end=457
-  _globals['_READMODELREPLAYSTARTED']._serialized_start=459
-  _globals['_READMODELREPLAYSTARTED']._serialized_end=534
-  _globals['_READMODELACTIVATED']._serialized_start=536
-  _globals['_READMODELACTIVATED']._serialized_end=607
+  _globals['_CONFIGCHANGE']._serialized_start=355
+  _globals['_CONFIGCHANGE']._serialized_end=437
+  _globals['_APIKEYCREATED']._serialized_start=439
+  _globals['_APIKEYCREATED']._serialized_end=551
+  _globals['_APIKEYREVOKED']._serialized_start=553
+  _globals['_APIKEYREVOKED']._serialized_end=635
+  _globals['_READMODELREPLAYSTARTED']._serialized_start=637
+  _globals['_READMODELREPLAYSTARTED']._serialized_end=759
+  _globals['_READMODELACTIVATED']._serialized_start=761
+  _globals['_READMODELACTIVATED']._serialized_end=879
 # @@protoc_insertion_point(module_scope)
