@@ -14,6 +14,7 @@ import hashlib
 import math
 import re
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -56,20 +57,20 @@ def generate_key() -> str:
 
 
 def estimated_key_bits(api_key: str) -> float:
-    """A conservative entropy estimate: length x log2(alphabet), where the alphabet is the
-    smaller of the character classes used and the distinct characters present (so
-    `aaaa...` and `abababab...` score low however long they are)."""
-    classes = 0
-    if re.search(r"[a-z]", api_key):
-        classes += 26
-    if re.search(r"[A-Z]", api_key):
-        classes += 26
-    if re.search(r"[0-9]", api_key):
-        classes += 10
-    if re.search(r"[^A-Za-z0-9]", api_key):
-        classes += 8
-    alphabet = min(classes, len(set(api_key)))
-    return len(api_key) * math.log2(alphabet) if alphabet > 1 else 0.0
+    """A conservative entropy estimate: length x bits per character, where bits per character
+    is the smaller of log2(size of the character classes used) and the Shannon entropy of
+    the key's own character frequencies (so `aaaa...`, `abab...` and `argus_000...` score
+    low however long they are)."""
+    if not api_key:
+        return 0.0
+    classes = sum(
+        size
+        for pattern, size in ((r"[a-z]", 26), (r"[A-Z]", 26), (r"[0-9]", 10), (r"[^A-Za-z0-9]", 8))
+        if re.search(pattern, api_key)
+    )
+    counts = Counter(api_key)
+    shannon = -sum(n / len(api_key) * math.log2(n / len(api_key)) for n in counts.values())
+    return len(api_key) * min(math.log2(classes), shannon)
 
 
 def check_key_strength(api_key: str, *, parameter: str = "api_key") -> None:

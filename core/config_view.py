@@ -107,9 +107,15 @@ class ConfigView:
     """Follows the config topic and dispatches each event by type to the registered states."""
 
     def __init__(
-        self, events: EventLog, states: Iterable[ConfigState] = (), *, refresh_interval_s: float = 1.0
+        self,
+        events: EventLog,
+        states: Iterable[ConfigState] = (),
+        *,
+        refresh_interval_s: float = 1.0,
+        topic: str = CONFIG_TOPIC,
     ) -> None:
         self._events = events
+        self._topic = topic  # another name only for tests on a shared broker
         self._refresh_interval_s = refresh_interval_s
         self._states: dict[type[Any], ConfigState] = {}
         self._kinds: dict[str, ConfigKind[Any]] = {}
@@ -158,7 +164,7 @@ class ConfigView:
     async def refresh(self) -> None:
         """Apply config events appended since the last refresh."""
         async with self._lock:
-            async for record in config_records(self._events, self._next_offset):
+            async for record in config_records(self._events, self._next_offset, topic=self._topic):
                 self._apply(record.offset, record.event)
                 self._next_offset = record.offset + 1
 
@@ -215,7 +221,7 @@ class ConfigView:
                 return
             if time.monotonic() > deadline:
                 raise Unavailable(
-                    f"config view: offset {offset} of {CONFIG_TOPIC} not readable after {timeout_s:.0f} s "
+                    f"config view: offset {offset} of {self._topic} not readable after {timeout_s:.0f} s "
                     f"(at {self._next_offset})"
                 )
             await asyncio.sleep(0.02)  # appended but not yet readable (a Kafka follower fetch)
@@ -227,9 +233,9 @@ class ConfigView:
         the state raised). Idempotent: appending an event whose id is already in the log
         returns the first copy's outcome.
         """
-        result = await self._events.append(CONFIG_TOPIC, [(0, event)])
+        result = await self._events.append(self._topic, [(0, event)])
         offset = result.offsets[0]
-        target = offset + 1 if offset is not None else await self._events.end_offset(CONFIG_TOPIC, 0)
+        target = offset + 1 if offset is not None else await self._events.end_offset(self._topic, 0)
         await self.catch_up(target, timeout_s=timeout_s)
         outcome = self._outcomes.get(event.event_id)
         if outcome is None:
@@ -243,6 +249,6 @@ class ConfigView:
             try:
                 await self.refresh()
             except Exception as exc:  # keep serving the configuration we have
-                log.warning("config view: cannot follow %s: %s", CONFIG_TOPIC, exc)
+                log.warning("config view: cannot follow %s: %s", self._topic, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._refresh_interval_s)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,6 +129,8 @@ async def reserve_version(
     get the same version: the loser re-reads and takes the next one.
     """
     view = ConfigView(events, [ReadModelVersions()])
+    # Two replays are two requests, never one retried: their events must not share an id.
+    request = secrets.token_bytes(16)
     for _ in range(RESERVE_ATTEMPTS):
         await view.refresh()
         entity = read_model_entity(model)
@@ -137,7 +140,7 @@ async def reserve_version(
         payload = events_pb2.ReadModelReplayStarted(
             model=model, version=version, store_url=url, change=config_change(author=author, expected_version=expected)
         )
-        identity = f"{model}\x00{version}\x00{expected}".encode()
+        identity = f"{model}\x00{version}\x00{expected}\x00".encode() + request
         try:
             await view.append_change(make_event(payload, identity=identity, partition_key=b"", time_ms=now_ms))
         except Conflict:
