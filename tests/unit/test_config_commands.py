@@ -247,3 +247,19 @@ async def test_up_binds_the_given_key_keeps_it_and_refuses_another_tenants_key(t
         assert (data / API_KEY_FILE).read_text().strip() == mine
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
+
+
+async def test_new_data_files_are_not_world_readable(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    log = SqliteEventLog(data / "events.db")
+    await log.start()
+    try:
+        await log.ensure_topic(CONFIG_TOPIC, 1)
+        await create(new_view(log), generate_key())
+        files = [p for p in data.iterdir() if p.name.startswith("events.db")]
+        assert {p.name for p in files} >= {"events.db", "events.db-wal"}
+        for path in files:
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    finally:
+        await log.close()
