@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,10 +10,12 @@ import click
 from rich.panel import Panel
 
 from argus.cli_common import _common_options, _run, _settings, console
-from argus.container import Container, Runtime, open_runtime
+from argus.container import Runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
-from argus.runtime import dev_api_key, serve, setup_logging
+from argus.runtime import API_KEY_FILE, dev_api_key, serve, setup_logging
 from argus.versioned_projectors import VersionedProjectors
+from core.auth import hash_key, key_id
+from core.errors import InvalidArgument
 from core.settings import Settings
 
 
@@ -122,7 +123,10 @@ def up(
     settings = _settings(
         data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
     )
-    key = dev_api_key(settings.data_dir, api_key)
+    try:
+        key = dev_api_key(settings.data_dir, api_key)
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
     child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
 
     def build(rt: Runtime) -> Sequence[Module]:
@@ -138,11 +142,14 @@ def up(
         for module in modules:
             for name, url in module.endpoints().items():
                 lines.append(f"[bold]{name}[/]  {url}")
-        lines.append(f"[bold]API key[/]  {key}   (tenant default; kept in {settings.data_dir / 'api_key'})")
+        key_file = settings.data_dir / API_KEY_FILE
+        # A key goes to a terminal only, never into a file stdout was redirected to.
+        shown = key if console.is_terminal else f"id {key_id(hash_key(key))} (not shown: output is not a terminal)"
+        lines.append(f"[bold]API key[/]  {shown}   (tenant default; kept in {key_file})")
         http = next((m.endpoints()["query (HTTP)"] for m in modules if "query (HTTP)" in m.endpoints()), "")
         lines.append("")
         lines.append("try:  argus query host_cpu_percent --group-by mode --since 15m")
-        lines.append(f"      curl -H 'Authorization: Bearer {key}' '{http}/api/v1/metrics'")
+        lines.append(f"      curl -H \"Authorization: Bearer $(cat {key_file})\" '{http}/api/v1/metrics'")
         console.print(Panel("\n".join(lines), title="Argus is up", expand=False))
 
     async def run() -> None:
@@ -195,42 +202,14 @@ def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, 
     _run(serve(settings, lambda c: [_query(c)]))
 
 
-@main.group()
-def keys() -> None:
-    """Manage API keys (each key belongs to one tenant)."""
-
-
-@keys.command(name="create")
-@_common_options
-@click.option("--tenant", required=True, help="Tenant the key gives access to.")
-@click.option("--name", default="", help="A note to recognise the key by.")
-def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str) -> None:
-    """Create an API key for TENANT and print it (it is shown only once; only its hash is kept)."""
-    from core.auth import generate_key, register_key
-
-    setup_logging(log_level)
-    settings = _settings(data_dir=data_dir)
-    key = generate_key()
-
-    async def create() -> None:
-        container = Container(settings=settings)
-        runtime = await open_runtime(container)
-        try:
-            await register_key(runtime.event_log, key, tenant=tenant, name=name, now_ms=runtime.clock_ms())
-        finally:
-            await container.shutdown_resources()  # type: ignore[misc]
-
-    asyncio.run(create())
-    click.echo(key)
-
-
 def _register_optional_commands() -> None:
-    from argus.commands import agent_cmd, push_cmd, query_cmd, replay_cmd
+    from argus.commands import agent_cmd, keys_cmd, push_cmd, query_cmd, replay_cmd
 
     main.add_command(push_cmd.push)
     main.add_command(query_cmd.query)
     main.add_command(replay_cmd.replay)
     main.add_command(agent_cmd.agent)
+    main.add_command(keys_cmd.keys)
 
 
 _register_optional_commands()

@@ -16,9 +16,10 @@ from dependency_injector import containers, providers
 
 from core.adapters.urls import open_event_log
 from core.auth import ApiKeyRegistry
+from core.config_view import ConfigView
 from core.events import CONFIG_TOPIC, SAMPLES_TOPIC
 from core.ports import ColdStore, EventLog, HotStore
-from core.read_models import VersionedHotStore
+from core.read_models import ReadModelVersions, VersionedHotStore
 from core.settings import Settings
 
 
@@ -37,9 +38,23 @@ async def event_log_resource(settings: Settings) -> AsyncIterator[EventLog]:
         await log.close()
 
 
-async def hot_store_resource(settings: Settings, event_log: EventLog) -> AsyncIterator[HotStore]:
+async def config_resource(event_log: EventLog) -> AsyncIterator[ConfigView]:
+    """The process's one follower of the config topic (API keys, read-model versions, ...),
+    kept current while the process runs."""
+    view = ConfigView(event_log, [ApiKeyRegistry(), ReadModelVersions()])
+    await view.refresh()
+    stop = asyncio.Event()
+    follower = asyncio.create_task(view.run(stop), name="config-view")
+    try:
+        yield view
+    finally:
+        stop.set()
+        await follower
+
+
+async def hot_store_resource(settings: Settings, event_log: EventLog, config: ConfigView) -> AsyncIterator[HotStore]:
     # The active version of the hot read model: `argus replay` can switch it while we run.
-    store = VersionedHotStore(event_log, base_url=settings.hot_store_url, tiers=settings.tiers)
+    store = VersionedHotStore(event_log, config=config, base_url=settings.hot_store_url, tiers=settings.tiers)
     await store.start()
     try:
         yield store
@@ -58,25 +73,12 @@ async def cold_store_resource(settings: Settings) -> AsyncIterator[ColdStore]:
         await store.close()
 
 
-async def api_keys_resource(event_log: EventLog) -> AsyncIterator[ApiKeyRegistry]:
-    """The key registry, kept current by following the config topic while the process runs."""
-    registry = ApiKeyRegistry(event_log)
-    await registry.refresh()
-    stop = asyncio.Event()
-    follower = asyncio.create_task(registry.run(stop), name="api-keys")
-    try:
-        yield registry
-    finally:
-        stop.set()
-        await follower
-
-
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock_ms = providers.Object(now_ms)
     event_log = providers.Resource(event_log_resource, settings)
-    hot_store = providers.Resource(hot_store_resource, settings, event_log)
-    api_keys = providers.Resource(api_keys_resource, event_log)
+    config = providers.Resource(config_resource, event_log)
+    hot_store = providers.Resource(hot_store_resource, settings, event_log, config)
     cold_store = providers.Resource(cold_store_resource, settings)
 
 
@@ -87,7 +89,8 @@ class Runtime:
     settings: Settings
     event_log: EventLog
     hot_store: HotStore
-    api_keys: ApiKeyRegistry
+    config: ConfigView
+    api_keys: ApiKeyRegistry  # config's API-key state
     clock_ms: Callable[[], int]
     cold_store: ColdStore | None = None
 
@@ -97,11 +100,13 @@ async def open_runtime(container: Container) -> Runtime:
     # dependency-injector's stubs type an async Resource provider as returning its value;
     # at run time it returns an awaitable, hence the ignores.
     await container.init_resources()  # type: ignore[misc]
+    config: ConfigView = await container.config()  # type: ignore[misc]
     return Runtime(
         settings=container.settings(),
         event_log=await container.event_log(),  # type: ignore[misc]
         hot_store=await container.hot_store(),  # type: ignore[misc]
-        api_keys=await container.api_keys(),  # type: ignore[misc]
+        config=config,
+        api_keys=config.state(ApiKeyRegistry),
         clock_ms=container.clock_ms(),
         cold_store=await container.cold_store(),  # type: ignore[misc]
     )

@@ -16,7 +16,9 @@ from rich.logging import RichHandler
 from argus.container import Container, Runtime, open_runtime
 from argus.modules import Module
 from argus.supervisor import ParentLink, supervised_name
-from core.auth import generate_key, register_key
+from command_side.config.commands import CreateApiKey
+from command_side.config.handlers import create_api_key
+from core.auth import check_key_strength, generate_key
 from core.model import DEFAULT_TENANT
 from core.settings import Settings
 
@@ -35,19 +37,46 @@ def setup_logging(level: str = "INFO") -> None:
     )
 
 
+def write_key_file(path: Path, api_key: str) -> None:
+    """Keep a key in `path`, readable by the owner only (never world-readable, not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)  # O_CREAT's mode does not apply to an existing file
+        os.write(fd, (api_key + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
 def dev_api_key(data_dir: Path, given: str | None) -> str:
-    """The development key: the one given, else the one kept in the data dir, else a new one
-    (written there, readable by the owner only)."""
+    """The development key of `argus up`: the one given (checked for strength), else the one
+    kept in the data dir, else a new one (written there, readable by the owner only).
+
+    A given key is written to the data dir by `register_dev_key`, once it is bound.
+    Raises InvalidArgument for a weak key.
+    """
     path = data_dir / API_KEY_FILE
     if given:
+        check_key_strength(given, parameter="--api-key")
         return given
     if path.exists():
-        return path.read_text().strip()
+        key = path.read_text().strip()
+        check_key_strength(key, parameter=str(path))
+        return key
     key = generate_key()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(key + "\n")
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    write_key_file(path, key)
     return key
+
+
+async def register_dev_key(runtime: Runtime, data_dir: Path, api_key: str) -> None:
+    """Bind the development key to tenant `default` (a no-op when it is already; refused with
+    Conflict when the key belongs to another tenant) and keep it in `<data-dir>/api_key`."""
+    command = CreateApiKey(api_key=api_key, tenant=DEFAULT_TENANT, name="dev", author="argus up")
+    await create_api_key(command, view=runtime.config, clock_ms=runtime.clock_ms)
+    write_key_file(data_dir / API_KEY_FILE, api_key)
 
 
 async def serve(
@@ -80,8 +109,7 @@ async def serve(
     started: list[Module] = []
     try:
         if api_key:
-            await register_key(runtime.event_log, api_key, tenant=DEFAULT_TENANT, name="dev", now_ms=runtime.clock_ms())
-            await runtime.api_keys.refresh()
+            await register_dev_key(runtime, settings.data_dir, api_key)
         for module in build(runtime):
             try:
                 await module.start()

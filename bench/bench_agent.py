@@ -491,7 +491,7 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="argus-bench-agent-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log(f"workdir {workdir}")
-    server = ArgusServer(workdir / "data", workdir / "server.log", "bench_" + secrets.token_hex(8)).start()
+    server = ArgusServer(workdir / "data", workdir / "server.log", "argus_bench_" + secrets.token_hex(12)).start()
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()} {psutil.cpu_count()} cpus, Python {platform.python_version()}",

@@ -34,6 +34,16 @@ class NotFound(ArgusError):
     """The thing asked for does not exist (for this tenant)."""
 
 
+class Conflict(ArgusError):
+    """A change was made against a version that is no longer current (someone else changed
+    the same thing first), or would overwrite what belongs to someone else. Re-read, decide,
+    retry: retrying the same request as-is won't help."""
+
+
+class FailedPrecondition(ArgusError):
+    """The system is not in a state where this can be done (e.g. re-creating a revoked key)."""
+
+
 class ResourceExhausted(ArgusError):
     """A limit was hit (batch size, series limit, query size). Retrying as-is won't help."""
 

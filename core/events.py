@@ -93,12 +93,13 @@ def decode_payload(event: Event, expected: type[M]) -> M:
         raise CorruptData(f"event {event.event_id.hex()[:16]} payload does not parse as {name}") from exc
 
 
-async def config_records(log: EventLog, next_offset: int, *, page: int = 1000) -> AsyncIterator[LogRecord]:
+async def config_records(
+    log: EventLog, next_offset: int, *, page: int = 1000, topic: str = CONFIG_TOPIC
+) -> AsyncIterator[LogRecord]:
     """Every record of the config topic (one partition) from `next_offset` on, in order,
-    read a page at a time: what the followers of the config topic (API keys, read-model
-    versions) apply."""
+    read a page at a time: what the config view (core/config_view.py) applies."""
     while True:
-        records = await log.read(CONFIG_TOPIC, 0, next_offset, page)
+        records = await log.read(topic, 0, next_offset, page)
         for record in records:
             yield record
         if len(records) < page:

@@ -2,8 +2,8 @@
 
 `argus replay` rebuilds a read model into a fresh copy (version N+1) and, once it has caught
 up with the log, appends `ReadModelActivated` to the config topic. Every process that reads
-or projects the hot read model follows that topic (the way `ApiKeyRegistry` follows API key
-events) through `VersionedHotStore` and switches to the new version. See
+or projects the hot read model reads that topic through its `ConfigView` (state
+`ReadModelVersions`) in a `VersionedHotStore`, which switches to the new version. See
 docs/decisions/0011-replay-and-read-model-versions.md.
 
 Version 1 is the store the configuration names; version N > 1 lives beside it at a URL
@@ -16,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from contracts.argus.events.v1 import events_pb2
 from core.adapters.urls import open_hot_store, sqlite_path
-from core.errors import InvalidArgument, StorageError
-from core.events import CONFIG_TOPIC, config_records, decode_payload, make_event
+from core.config_view import ConfigKind, ConfigView, config_change
+from core.errors import Conflict, InvalidArgument, StorageError
+from core.events import CONFIG_TOPIC, make_event
 from core.model import DEFAULT_TIERS, Tier
 from core.ports import Event, EventLog, HotStore, LabelFilter, MetricSummary, SeriesRecord, StoredChunk
 
@@ -34,9 +37,6 @@ HOT_READ_MODEL = "hot"
 
 DEFAULT_DYNAMODB_PREFIX = "argus_"
 """Table prefix assumed when a dynamodb:// URL names none (keep in step with the adapter)."""
-
-_ACTIVATED = events_pb2.ReadModelActivated.DESCRIPTOR.full_name
-_STARTED = events_pb2.ReadModelReplayStarted.DESCRIPTOR.full_name
 
 
 def versioned_store_url(base_url: str, version: int) -> str:
@@ -78,51 +78,88 @@ class ReadModelState:
     newest: int = 1  # highest version reserved by a replay or activated
 
 
-class ReadModelFollower:
-    """Follows the config topic for read-model version events (incrementally)."""
+def read_model_entity(model: str) -> str:
+    """The config entity of a read model (its version counts its config events)."""
+    return f"read_model:{model}"
 
-    def __init__(self, events: EventLog) -> None:
-        self._events = events
-        self._next_offset = 0
+
+class ReadModelVersions:
+    """Read model -> active and newest version: the read-model state of a `ConfigView`."""
+
+    def __init__(self) -> None:
         self._states: dict[str, ReadModelState] = {}
+
+    def kinds(self) -> Sequence[ConfigKind[Any]]:
+        return (
+            ConfigKind(
+                payload=events_pb2.ReadModelReplayStarted,
+                entity=lambda p: read_model_entity(p.model),
+                apply=self._started,
+            ),
+            ConfigKind(
+                payload=events_pb2.ReadModelActivated,
+                entity=lambda p: read_model_entity(p.model),
+                apply=self._activated,
+            ),
+        )
 
     def state(self, model: str = HOT_READ_MODEL) -> ReadModelState:
         return self._states.get(model, ReadModelState())
 
-    async def refresh(self) -> None:
-        """Apply config events appended since the last refresh."""
-        async for record in config_records(self._events, self._next_offset):
-            self._apply(record.event)
-            self._next_offset = record.offset + 1
+    def _started(self, started: events_pb2.ReadModelReplayStarted, _event: Event) -> None:
+        old = self.state(started.model)
+        self._states[started.model] = ReadModelState(active=old.active, newest=max(old.newest, started.version))
 
-    def _apply(self, event: Event) -> None:
-        if event.type == _ACTIVATED:
-            activated = decode_payload(event, events_pb2.ReadModelActivated)
-            old = self.state(activated.model)
-            self._states[activated.model] = ReadModelState(
-                active=activated.version, newest=max(old.newest, activated.version)
-            )
-        elif event.type == _STARTED:
-            started = decode_payload(event, events_pb2.ReadModelReplayStarted)
-            old = self.state(started.model)
-            self._states[started.model] = ReadModelState(active=old.active, newest=max(old.newest, started.version))
+    def _activated(self, activated: events_pb2.ReadModelActivated, _event: Event) -> None:
+        old = self.state(activated.model)
+        self._states[activated.model] = ReadModelState(
+            active=activated.version, newest=max(old.newest, activated.version)
+        )
 
 
-async def reserve_version(events: EventLog, *, model: str, base_url: str, now_ms: int) -> tuple[int, str]:
-    """Reserve the next version of `model` for a replay; return (version, store URL)."""
-    follower = ReadModelFollower(events)
-    await follower.refresh()
-    version = follower.state(model).newest + 1
-    url = versioned_store_url(base_url, version)
-    payload = events_pb2.ReadModelReplayStarted(model=model, version=version, store_url=url)
-    identity = f"{model}\x00{version}".encode()
-    await events.append(CONFIG_TOPIC, [(0, make_event(payload, identity=identity, partition_key=b"", time_ms=now_ms))])
-    return version, url
+RESERVE_ATTEMPTS = 5
 
 
-async def activate_version(events: EventLog, *, model: str, version: int, store_url: str, now_ms: int) -> None:
-    """Append ReadModelActivated: readers and projectors of `model` switch to `version`."""
-    payload = events_pb2.ReadModelActivated(model=model, version=version, store_url=store_url)
+async def reserve_version(
+    events: EventLog, *, model: str, base_url: str, now_ms: int, author: str = "argus replay"
+) -> tuple[int, str]:
+    """Reserve the next version of `model` for a replay; return (version, store URL).
+
+    Conditional on the read model's config version, so two replays started together never
+    get the same version: the loser re-reads and takes the next one.
+    """
+    view = ConfigView(events, [ReadModelVersions()])
+    # Two replays are two requests, never one retried: their events must not share an id.
+    request = secrets.token_bytes(16)
+    for _ in range(RESERVE_ATTEMPTS):
+        await view.refresh()
+        entity = read_model_entity(model)
+        expected = view.version(entity)
+        version = view.state(ReadModelVersions).state(model).newest + 1
+        url = versioned_store_url(base_url, version)
+        payload = events_pb2.ReadModelReplayStarted(
+            model=model, version=version, store_url=url, change=config_change(author=author, expected_version=expected)
+        )
+        identity = f"{model}\x00{version}\x00{expected}\x00".encode() + request
+        try:
+            await view.append_change(make_event(payload, identity=identity, partition_key=b"", time_ms=now_ms))
+        except Conflict:
+            continue
+        return version, url
+    raise Conflict(f"reserve a version of read model {model!r}: {RESERVE_ATTEMPTS} concurrent replays got there first")
+
+
+async def activate_version(
+    events: EventLog, *, model: str, version: int, store_url: str, now_ms: int, author: str = "argus replay"
+) -> None:
+    """Append ReadModelActivated: readers and projectors of `model` switch to `version`.
+
+    Unconditional (no expected version): the replay that built `version` decides; the same
+    activation twice is one event.
+    """
+    payload = events_pb2.ReadModelActivated(
+        model=model, version=version, store_url=store_url, change=config_change(author=author, expected_version=None)
+    )
     identity = f"{model}\x00{version}".encode()
     await events.append(CONFIG_TOPIC, [(0, make_event(payload, identity=identity, partition_key=b"", time_ms=now_ms))])
 
@@ -144,6 +181,7 @@ class VersionedHotStore:
         self,
         events: EventLog,
         *,
+        config: ConfigView | None = None,
         base_url: str,
         tiers: Sequence[Tier] = DEFAULT_TIERS,
         refresh_interval_s: float = 1.0,
@@ -154,7 +192,9 @@ class VersionedHotStore:
         self._tiers = tuple(tiers)
         self._refresh_interval_s = refresh_interval_s
         self._retire_grace_s = retire_grace_s
-        self._follower = ReadModelFollower(events)
+        # The process's shared view (it must have ReadModelVersions), else one of its own.
+        self._config = config if config is not None else ConfigView(events, [ReadModelVersions()])
+        self._versions = self._config.state(ReadModelVersions)
         self._current: HotStore | None = None
         self._listeners: list[SwitchListener] = []
         self._retiring: list[asyncio.Task[None]] = []
@@ -178,8 +218,8 @@ class VersionedHotStore:
             self._listeners.remove(listener)
 
     async def start(self) -> None:
-        await self._follower.refresh()
-        version = self._follower.state(HOT_READ_MODEL).active
+        await self._config.refresh()
+        version = self._versions.state(HOT_READ_MODEL).active
         self._current = await self._open(version)
         self.version, self.url = version, versioned_store_url(self._base_url, version)
         if version > 1:
@@ -212,8 +252,8 @@ class VersionedHotStore:
     async def refresh(self) -> None:
         """Read new config events; switch if another version became active."""
         async with self._lock:
-            await self._follower.refresh()
-            version = self._follower.state(HOT_READ_MODEL).active
+            await self._config.refresh()
+            version = self._versions.state(HOT_READ_MODEL).active
             if version != self.version:
                 await self._switch(version)
 

@@ -6,7 +6,9 @@ import grpc
 
 from core.errors import (
     ArgusError,
+    Conflict,
     CorruptData,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -22,6 +24,8 @@ _TABLE: tuple[tuple[type[ArgusError], grpc.StatusCode, int], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED, 401),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, 403),
     (NotFound, grpc.StatusCode.NOT_FOUND, 404),
+    (Conflict, grpc.StatusCode.ABORTED, 409),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION, 400),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
     (Unavailable, grpc.StatusCode.UNAVAILABLE, 503),
     (StorageError, grpc.StatusCode.UNAVAILABLE, 503),

@@ -140,7 +140,7 @@ class _Folder:
 
     async def start(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # tenants' data: the owner's only
         except OSError as exc:
             raise StorageError(f"create cold store folder {self.root}: {exc.strerror}") from exc
 

@@ -9,6 +9,7 @@ threads run beside the event loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,19 @@ class SqliteDatabase:
         return conn
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Tenants' data: a new data dir is the owner's only, and the database file (whose
+        # mode SQLite gives its -wal and -shm files too) is never world-readable.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if not self.path.is_file():
+                raise StorageError(f"create sqlite database {self.path}: {exc.strerror}") from exc
+            # someone else's (or a read-only) file: leave its mode alone, SQLite says the rest
         loop = asyncio.get_running_loop()
 
         def open_writer() -> sqlite3.Connection:

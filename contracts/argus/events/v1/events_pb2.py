@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from contracts.argus.metrics.v1 import metrics_pb2 as argus_dot_metrics_dot_v1_dot_metrics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/events/v1/events.proto\x12\x0f\x61rgus.events.v1\x1a\x1e\x61rgus/metrics/v1/metrics.proto\"\xbd\x01\n\rEventEnvelope\x12\x19\n\x08\x65vent_id\x18\x01 \x01(\x0cR\x07\x65ventId\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12%\n\x0eschema_version\x18\x03 \x01(\rR\rschemaVersion\x12\x17\n\x07time_ms\x18\x04 \x01(\x03R\x06timeMs\x12#\n\rpartition_key\x18\x05 \x01(\x0cR\x0cpartitionKey\x12\x18\n\x07payload\x18\x06 \x01(\x0cR\x07payload\"\xb8\x01\n\x13SampleBatchAccepted\x12\x16\n\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x16\n\x06source\x18\x02 \x01(\tR\x06source\x12\x19\n\x08\x62\x61tch_id\x18\x03 \x01(\tR\x07\x62\x61tchId\x12\x37\n\x06series\x18\x04 \x03(\x0b\x32\x1f.argus.metrics.v1.SeriesSamplesR\x06series\x12\x1d\n\nseries_ids\x18\x05 \x03(\x10R\tseriesIds\"Z\n\rApiKeyCreated\x12\x1d\n\nkey_sha256\x18\x01 \x01(\x0cR\tkeySha256\x12\x16\n\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\".\n\rApiKeyRevoked\x12\x1d\n\nkey_sha256\x18\x01 \x01(\x0cR\tkeySha256\"e\n\x16ReadModelReplayStarted\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\rR\x07version\x12\x1b\n\tstore_url\x18\x03 \x01(\tR\x08storeUrl\"a\n\x12ReadModelActivated\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\rR\x07version\x12\x1b\n\tstore_url\x18\x03 \x01(\tR\x08storeUrlb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x61rgus/events/v1/events.proto\x12\x0f\x61rgus.events.v1\x1a\x1e\x61rgus/metrics/v1/metrics.proto\"\xbd\x01\n\rEventEnvelope\x12\x19\n\x08\x65vent_id\x18\x01 \x01(\x0cR\x07\x65ventId\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12%\n\x0eschema_version\x18\x03 \x01(\rR\rschemaVersion\x12\x17\n\x07time_ms\x18\x04 \x01(\x03R\x06timeMs\x12#\n\rpartition_key\x18\x05 \x01(\x0cR\x0cpartitionKey\x12\x18\n\x07payload\x18\x06 \x01(\x0cR\x07payload\"\xb8\x01\n\x13SampleBatchAccepted\x12\x16\n\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x16\n\x06source\x18\x02 \x01(\tR\x06source\x12\x19\n\x08\x62\x61tch_id\x18\x03 \x01(\tR\x07\x62\x61tchId\x12\x37\n\x06series\x18\x04 \x03(\x0b\x32\x1f.argus.metrics.v1.SeriesSamplesR\x06series\x12\x1d\n\nseries_ids\x18\x05 \x03(\x10R\tseriesIds\"k\n\x0c\x43onfigChange\x12\x16\n\x06\x61uthor\x18\x01 \x01(\tR\x06\x61uthor\x12.\n\x10\x65xpected_version\x18\x02 \x01(\x04H\x00R\x0f\x65xpectedVersion\x88\x01\x01\x42\x13\n\x11_expected_version\"\x91\x01\n\rApiKeyCreated\x12\x1d\n\nkey_sha256\x18\x01 \x01(\x0cR\tkeySha256\x12\x16\n\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x35\n\x06\x63hange\x18\x04 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChangeR\x06\x63hange\"e\n\rApiKeyRevoked\x12\x1d\n\nkey_sha256\x18\x01 \x01(\x0cR\tkeySha256\x12\x35\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChangeR\x06\x63hange\"\x9c\x01\n\x16ReadModelReplayStarted\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\rR\x07version\x12\x1b\n\tstore_url\x18\x03 \x01(\tR\x08storeUrl\x12\x35\n\x06\x63hange\x18\x04 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChangeR\x06\x63hange\"\x98\x01\n\x12ReadModelActivated\x12\x14\n\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n\x07version\x18\x02 \x01(\rR\x07version\x12\x1b\n\tstore_url\x18\x03 \x01(\tR\x08storeUrl\x12\x35\n\x06\x63hange\x18\x04 \x01(\x0b\x32\x1d.argus.events.v1.ConfigChangeR\x06\x63hangeb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTENVELOPE']._serialized_end=271
   _globals['_SAMPLEBATCHACCEPTED']._serialized_start=274
   _globals['_SAMPLEBATCHACCEPTED']._serialized_end=458
-  _globals['_APIKEYCREATED']._serialized_start=460
-  _globals['_APIKEYCREATED']._serialized_end=550
-  _globals['_APIKEYREVOKED']._serialized_start=552
-  _globals['_APIKEYREVOKED']._serialized_end=598
-  _globals['_READMODELREPLAYSTARTED']._serialized_start=600
-  _globals['_READMODELREPLAYSTARTED']._serialized_end=701
-  _globals['_READMODELACTIVATED']._serialized_start=703
-  _globals['_READMODELACTIVATED']._serialized_end=800
+  _globals['_CONFIGCHANGE']._serialized_start=460
+  _globals['_CONFIGCHANGE']._serialized_end=567
+  _globals['_APIKEYCREATED']._serialized_start=570
+  _globals['_APIKEYCREATED']._serialized_end=715
+  _globals['_APIKEYREVOKED']._serialized_start=717
+  _globals['_APIKEYREVOKED']._serialized_end=818
+  _globals['_READMODELREPLAYSTARTED']._serialized_start=821
+  _globals['_READMODELREPLAYSTARTED']._serialized_end=977
+  _globals['_READMODELACTIVATED']._serialized_start=980
+  _globals['_READMODELACTIVATED']._serialized_end=1132
 # @@protoc_insertion_point(module_scope)

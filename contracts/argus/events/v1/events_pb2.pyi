@@ -37,38 +37,54 @@ class SampleBatchAccepted(_message.Message):
     series_ids: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, tenant: _Optional[str] = ..., source: _Optional[str] = ..., batch_id: _Optional[str] = ..., series: _Optional[_Iterable[_Union[_metrics_pb2.SeriesSamples, _Mapping]]] = ..., series_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
+class ConfigChange(_message.Message):
+    __slots__ = ("author", "expected_version")
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    author: str
+    expected_version: int
+    def __init__(self, author: _Optional[str] = ..., expected_version: _Optional[int] = ...) -> None: ...
+
 class ApiKeyCreated(_message.Message):
-    __slots__ = ("key_sha256", "tenant", "name")
+    __slots__ = ("key_sha256", "tenant", "name", "change")
     KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     key_sha256: bytes
     tenant: str
     name: str
-    def __init__(self, key_sha256: _Optional[bytes] = ..., tenant: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+    change: ConfigChange
+    def __init__(self, key_sha256: _Optional[bytes] = ..., tenant: _Optional[str] = ..., name: _Optional[str] = ..., change: _Optional[_Union[ConfigChange, _Mapping]] = ...) -> None: ...
 
 class ApiKeyRevoked(_message.Message):
-    __slots__ = ("key_sha256",)
+    __slots__ = ("key_sha256", "change")
     KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     key_sha256: bytes
-    def __init__(self, key_sha256: _Optional[bytes] = ...) -> None: ...
+    change: ConfigChange
+    def __init__(self, key_sha256: _Optional[bytes] = ..., change: _Optional[_Union[ConfigChange, _Mapping]] = ...) -> None: ...
 
 class ReadModelReplayStarted(_message.Message):
-    __slots__ = ("model", "version", "store_url")
+    __slots__ = ("model", "version", "store_url", "change")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STORE_URL_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     store_url: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., store_url: _Optional[str] = ...) -> None: ...
+    change: ConfigChange
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., store_url: _Optional[str] = ..., change: _Optional[_Union[ConfigChange, _Mapping]] = ...) -> None: ...
 
 class ReadModelActivated(_message.Message):
-    __slots__ = ("model", "version", "store_url")
+    __slots__ = ("model", "version", "store_url", "change")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STORE_URL_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     store_url: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., store_url: _Optional[str] = ...) -> None: ...
+    change: ConfigChange
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., store_url: _Optional[str] = ..., change: _Optional[_Union[ConfigChange, _Mapping]] = ...) -> None: ...
