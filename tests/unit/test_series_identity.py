@@ -43,9 +43,7 @@ def _decode(data: bytes) -> tuple[str, str, str, Labels]:
 
 
 ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(["", "=", "\x00", "a=b\x00"])
-SERIES = st.tuples(
-    ANY_TEXT, ANY_TEXT, ANY_TEXT, st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=4).map(canonical_labels)
-)
+SERIES = st.tuples(ANY_TEXT, ANY_TEXT, ANY_TEXT, st.dictionaries(ANY_TEXT, ANY_TEXT, max_size=4).map(canonical_labels))
 
 
 @given(SERIES)
