@@ -7,19 +7,22 @@ import asyncio
 import math
 import tracemalloc
 from collections.abc import Sequence
+from pathlib import Path
 
+import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from command_side.ingest.accept import BatchAcceptor
+from command_side.ingest.grpc_service import IngestService, add_to_server
 from command_side.ingest.identity_cache import IdentityCache
 from command_side.ingest.registry import TenantRegistry
-from contracts.argus.ingest.v1 import ingest_pb2
+from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.errors import ResourceExhausted, StorageError
 from core.ports import AppendResult, Event
-from core.settings import IngestLimits
+from core.settings import IngestLimits, load_config_file
 from tests.unit.test_ingest_accept import NOW, MemoryLog, batch, gauge, sketch_series
 
 R = ingest_pb2.RejectReason
@@ -387,3 +390,47 @@ async def test_any_batch_is_answered_with_reasons_never_an_exception(
         return  # refused whole before counting
     assert result.accepted_samples + result.rejected_samples == sent
     assert all(r.message for r in result.rejections)
+
+
+def test_the_new_limits_are_read_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "argus.toml"
+    path.write_text(
+        "[limits]\n"
+        "ingest_rate_samples_per_s = 500\n"
+        "ingest_burst_samples = 2_000\n"
+        "max_active_series = 50\n"
+        "identity_cache_bytes = 1048576\n"
+        "max_batch_series = 10\n"
+    )
+    limits = load_config_file(path)["limits"]
+    assert limits == IngestLimits(
+        ingest_rate_samples_per_s=500.0,
+        ingest_burst_samples=2000,
+        max_active_series=50,
+        identity_cache_bytes=1 << 20,
+        max_batch_series=10,
+    )
+
+
+class OneTenant:
+    def tenant_for(self, api_key: str | None) -> str:
+        return "t1"
+
+
+async def test_over_the_rate_the_grpc_answer_is_resource_exhausted_naming_the_setting() -> None:
+    acceptor, _, _ = make(ingest_rate_samples_per_s=1.0, ingest_burst_samples=2)
+    server = grpc.aio.server()
+    add_to_server(server, IngestService(acceptor, OneTenant()))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
+            first = await stub.PushBatch(ingest_pb2.PushBatchRequest(batch=batch(gauge())), timeout=10.0)
+            assert first.result.status == ingest_pb2.BATCH_STATUS_ACCEPTED
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.PushBatch(ingest_pb2.PushBatchRequest(batch=batch(gauge(), batch_id="b2")), timeout=10.0)
+    finally:
+        await server.stop(grace=None)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limits.ingest_rate_samples_per_s" in (refused.value.details() or "")
