@@ -90,7 +90,10 @@ class IngestModule:
         self.port = 0
 
     async def start(self) -> None:
-        registry = TenantRegistry(max_series_per_tenant=self._settings.limits.max_series_per_tenant)
+        limits = self._settings.limits
+        registry = TenantRegistry(
+            max_series_per_tenant=limits.max_series_per_tenant, max_active_series=limits.max_active_series
+        )
         await registry.seed(self._store, self._clock_ms())
         partitions = await self._log.partitions(SAMPLES_TOPIC)
         acceptor = BatchAcceptor(

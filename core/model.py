@@ -56,21 +56,37 @@ class SeriesKey:
         return series_id(self.tenant, self.region, self.metric, self.labels)
 
 
+SERIES_ID_VERSION = 2
+"""Version of the series id's canonical encoding. Ids of different versions differ for the
+same series, so a data dir written with another version must be migrated or refused, never
+mixed (version 1 joined `name=value` with NUL separators, which let two label sets collide)."""
+
+_SERIES_ID_DOMAIN = b"argus.series.v2\x00"
+
+
+def canonical_series_bytes(tenant: str, region: str, metric: str, labels: Labels) -> bytes:
+    """The unambiguous byte form a series id hashes (docs/formats/series-id.md).
+
+    Every string is UTF-8 behind its byte length (4 bytes, big-endian) and the label count
+    comes before the labels, so no choice of strings (NUL, "=" or anything else in them) can
+    make two different series read the same. `labels` must be sorted by name
+    (`canonical_labels`)."""
+    parts = [_SERIES_ID_DOMAIN, struct.pack(">I", len(labels))]
+    for text in (tenant, region, metric, *(x for pair in labels for x in pair)):
+        raw = text.encode()
+        parts.append(struct.pack(">I", len(raw)))
+        parts.append(raw)
+    return b"".join(parts)
+
+
 def series_id(tenant: str, region: str, metric: str, labels: Labels) -> int:
-    """Stable signed 64-bit id of a series (the first 8 bytes of SHA-256 of its canonical form).
+    """Stable signed 64-bit id of a series: the first 8 bytes of SHA-256 of
+    `canonical_series_bytes` (version SERIES_ID_VERSION). The one place ids are computed.
 
     Signed so that it fits SQLite INTEGER and DynamoDB numbers without conversion.
     """
-    h = hashlib.sha256()
-    for part in (tenant, region, metric):
-        h.update(part.encode())
-        h.update(b"\x00")
-    for name, value in labels:
-        h.update(name.encode())
-        h.update(b"=")
-        h.update(value.encode())
-        h.update(b"\x00")
-    (sid,) = struct.unpack(">q", h.digest()[:8])
+    digest = hashlib.sha256(canonical_series_bytes(tenant, region, metric, labels)).digest()
+    (sid,) = struct.unpack(">q", digest[:8])
     return int(sid)
 
 

@@ -26,6 +26,20 @@ class IngestLimits:
     max_labels: int = 16
     max_metric_name_chars: int = 200
     max_label_value_bytes: int = 256
+    # Added by issue 9 (hardened edges): bounds for hostile input and the ingest limits.
+    max_label_name_chars: int = 200
+    max_batch_series: int = 100_000
+    """Series per batch, empty ones included (they cost a loop turn each, not a sample)."""
+    max_batch_id_chars: int = 256
+    """Length of a batch's `batch_id` and `source` (they are copied into every event)."""
+    max_active_series: int = 1_000_000
+    """All tenants together (besides `max_series_per_tenant`); 0: no global ceiling."""
+    ingest_rate_samples_per_s: float = 0.0
+    """Per tenant, samples and observations a second (token bucket); 0: no rate limit."""
+    ingest_burst_samples: int = 0
+    """Per tenant, the bucket's size; 0: max(one second at the rate, max_batch_samples)."""
+    identity_cache_bytes: int = 64 * 1024 * 1024
+    """Memory ingest may spend remembering validated series identities (estimated bytes)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

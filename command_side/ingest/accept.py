@@ -8,11 +8,18 @@ fail a check (or have another shape) take the per-series path, which finds each 
 and says why (docs/decisions/0013-columnar-ingest-validation.md). Valid samples are accepted
 even when others in the batch are not (partial success). The batch is answered only after
 its events are durable in the log.
+
+Input is hostile until checked: sizes (samples, series, id lengths) are bounded before any
+per-series work, rejected identities are never cached, the identities that are cached are
+bounded in bytes, and what a batch adds to the registry (new series, a metric's first kind)
+is taken back when its append fails. Limits that refuse a batch whole (the tenant's ingest
+rate) raise ResourceExhausted before anything is appended, naming the limit and its setting.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -21,11 +28,14 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from command_side.ingest.registry import TenantRegistry
+from command_side.ingest.identity_cache import IdentityCache, IdentityKey
+from command_side.ingest.rate import IngestRateLimiter
+from command_side.ingest.registry import Admission, Claims, TenantRegistry
 from contracts.argus.events.v1 import events_pb2
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core import validation
+from core.errors import ResourceExhausted
 from core.events import SAMPLES_TOPIC, digest, make_event
 from core.model import MetricKind, canonical_labels, longest_retention_ms, partition_of, series_id
 from core.ports import Event, EventLogWriter
@@ -97,32 +107,59 @@ class BatchAcceptor:
         self._retention_ms = retention_ms or longest_retention_ms()
         self._clock_ms = clock_ms
         self._columnar = columnar
-        # (tenant, metric, kind, region, labels as sent) -> identity or a rejection; avoids
-        # re-validating and re-hashing the same series in every batch of a live agent.
-        self._identities: dict[tuple[object, ...], _Identity | tuple[Reason, str]] = {}
+        # (tenant, metric, kind, region, labels as sent) -> identity; avoids re-validating and
+        # re-hashing the same series in every batch of a live agent. Only valid identities.
+        self.identities: IdentityCache[_Identity] = IdentityCache(budget_bytes=limits.identity_cache_bytes)
+        burst = limits.ingest_burst_samples or max(
+            math.ceil(limits.ingest_rate_samples_per_s), limits.max_batch_samples
+        )
+        self._rate = IngestRateLimiter(samples_per_s=limits.ingest_rate_samples_per_s, burst_samples=burst)
 
     async def accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
         now_ms = self._clock_ms()
-        result = ingest_pb2.BatchResult(batch_id=batch.batch_id)
+        result = ingest_pb2.BatchResult(batch_id=batch.batch_id[: self._limits.max_batch_id_chars])
+        problem = self._batch_problem(batch)
+        if problem is not None:
+            # Refused before looking at any series: not even the samples are counted.
+            result.status = ingest_pb2.BATCH_STATUS_REJECTED
+            result.error = problem
+            result.rejections.add(sample_index=-1, reason=R.REJECT_REASON_MALFORMED_SERIES, message=problem)
+            return result
         scan = _scan(batch.series) if self._columnar else None
         total = scan.total if scan is not None else _sample_count(batch)
         if total > self._limits.max_batch_samples:
-            result.status = ingest_pb2.BATCH_STATUS_REJECTED
-            result.rejected_samples = sum(len(s.timestamps_ms) for s in batch.series)
-            result.error = (
+            return _refused(
+                result,
+                batch,
+                R.REJECT_REASON_BATCH_TOO_LARGE,
                 f"batch holds {total} samples and observations, more than the limit of "
-                f"{self._limits.max_batch_samples}; split it"
+                f"{self._limits.max_batch_samples} (setting limits.max_batch_samples); split it",
             )
-            result.rejections.add(sample_index=-1, reason=R.REJECT_REASON_BATCH_TOO_LARGE, message=result.error)
-            return result
+        wait_s = self._rate.take(tenant, total, now_ms)
+        if wait_s == math.inf:
+            return _refused(
+                result,
+                batch,
+                R.REJECT_REASON_BATCH_TOO_LARGE,
+                f"batch holds {total} samples and observations, more than the ingest burst of "
+                f"{self._rate.burst_samples} (setting limits.ingest_burst_samples); split it",
+            )
+        if wait_s > 0:
+            raise ResourceExhausted(
+                f"tenant {tenant!r} is over its ingest rate limit of {self._rate.samples_per_s:g} samples "
+                f"and observations per second (setting limits.ingest_rate_samples_per_s, burst "
+                f"{self._rate.burst_samples}: limits.ingest_burst_samples); nothing of this batch was "
+                f"accepted; retry in {wait_s:.1f} s"
+            )
 
         outcome = _Outcome()
+        claims = Claims()
         per_partition: dict[int, list[_Entry]] = {}
         if scan is not None:
-            self._accept_columnar(tenant, batch.series, scan, now_ms, outcome, per_partition)
+            self._accept_columnar(tenant, batch.series, scan, now_ms, outcome, per_partition, claims)
         else:
             for index, series in enumerate(batch.series):
-                accepted = self._accept_series(tenant, index, series, now_ms, outcome)
+                accepted = self._accept_series(tenant, index, series, now_ms, outcome, claims)
                 if accepted is not None:
                     partition, sid, samples = accepted
                     per_partition.setdefault(partition, []).append((sid, samples, False, False))
@@ -135,7 +172,13 @@ class BatchAcceptor:
         result.batch_id = batch_id
         if per_partition:
             events = self._events(tenant, batch.source, batch_id, batch_digest, per_partition, now_ms)
-            appended = await self._log.append(SAMPLES_TOPIC, events)
+            try:
+                appended = await self._log.append(SAMPLES_TOPIC, events)
+            except BaseException:
+                # Cancelled or failed: what only this batch added must not hold a limit's room.
+                self._registry.settle(claims, appended=False)
+                raise
+            self._registry.settle(claims, appended=True)
             result.duplicate = appended.duplicates == len(events)
         result.accepted_samples = outcome.accepted
         result.rejected_samples = outcome.rejected
@@ -147,6 +190,25 @@ class BatchAcceptor:
         else:
             result.status = ingest_pb2.BATCH_STATUS_PARTIAL
         return result
+
+    def _batch_problem(self, batch: metrics_pb2.SampleBatch) -> str | None:
+        """What makes a batch unfit as a whole before its series are looked at, or None."""
+        limits = self._limits
+        if len(batch.series) > limits.max_batch_series:
+            return (
+                f"batch holds {len(batch.series)} series, more than the limit of {limits.max_batch_series} "
+                "(setting limits.max_batch_series); split it"
+            )
+        for what, text in (("batch_id", batch.batch_id), ("source", batch.source)):
+            if len(text) > limits.max_batch_id_chars:
+                return (
+                    f"{what} {validation.quoted(text)} is longer than {limits.max_batch_id_chars} chars "
+                    "(setting limits.max_batch_id_chars)"
+                )
+            problem = validation.text_problem(what, text)
+            if problem:
+                return problem
+        return None
 
     def _events(
         self,
@@ -176,34 +238,60 @@ class BatchAcceptor:
             events.append((partition, make_event(payload, identity=identity, partition_key=key, time_ms=now_ms)))
         return events
 
-    def _identity(self, tenant: str, series: metrics_pb2.SeriesSamples, now_ms: int) -> _Identity | tuple[Reason, str]:
+    def _identity(self, tenant: str, series: metrics_pb2.SeriesSamples) -> _Identity | tuple[Reason, str]:
+        """The series' validated identity (cached), or why it is invalid (never cached)."""
+        if len(series.labels) > self._limits.max_labels:  # before building a key of them all
+            return (
+                R.REJECT_REASON_TOO_MANY_LABELS,
+                f"metric {validation.quoted(series.metric)}: {len(series.labels)} labels, "
+                f"more than {self._limits.max_labels}",
+            )
         # Keyed by the labels as sent: sorting them is most of the cost of a cache hit.
         sent = tuple([(label.name, label.value) for label in series.labels])
-        cache_key = (tenant, series.metric, series.kind, series.region, sent)
-        cached = self._identities.get(cache_key)
-        if cached is None:
-            labels = canonical_labels(sent)
-            region = series.region or "local"
-            cached = self._validate_identity(tenant, series.metric, series.kind, region, labels, sent == labels)
-            if len(self._identities) > 1_000_000:
-                self._identities.clear()
-            self._identities[cache_key] = cached
-        if isinstance(cached, _Identity):
-            # Kind and cardinality can change with other batches: check them every time.
-            kind = self._registry.claim_kind(tenant, series.metric, cached.kind)
-            if kind != cached.kind:
-                return (
-                    R.REJECT_REASON_KIND_CONFLICT,
-                    f"metric {series.metric!r} is a {MetricKind(kind).label} in this tenant; "
-                    f"this series sends {MetricKind(cached.kind).label}",
-                )
-            if not self._registry.admit_series(tenant, cached.sid, now_ms):
-                return (
-                    R.REJECT_REASON_SERIES_LIMIT,
-                    f"tenant {tenant!r} reached its limit of {self._registry.max_series_per_tenant} active series; "
-                    f"new series of metric {series.metric!r} are rejected",
-                )
-        return cached
+        cache_key: IdentityKey = (tenant, series.metric, series.kind, series.region, sent)
+        cached = self.identities.get(cache_key)
+        if cached is not None:
+            return cached
+        labels = canonical_labels(sent)
+        region = series.region or "local"
+        checked = self._validate_identity(tenant, series.metric, series.kind, region, labels, sent == labels)
+        if isinstance(checked, _Identity):
+            self.identities.put(cache_key, checked)
+        return checked
+
+    def _kind_conflict(self, tenant: str, metric: str, identity: _Identity) -> tuple[Reason, str] | None:
+        # Kind can change with other batches: checked every time (claimed once admitted).
+        kind = self._registry.kind_of(tenant, metric)
+        if kind is None or kind == identity.kind:
+            return None
+        return (
+            R.REJECT_REASON_KIND_CONFLICT,
+            f"metric {metric!r} is a {MetricKind(kind).label} in this tenant; "
+            f"this series sends {MetricKind(identity.kind).label}",
+        )
+
+    def _admit(
+        self, tenant: str, metric: str, identity: _Identity, now_ms: int, claims: Claims
+    ) -> tuple[Reason, str] | None:
+        """Claim the metric's kind and count the series active, once some of its samples
+        passed (a series whose samples are all rejected takes no room under a limit)."""
+        kind = self._registry.claim_kind(tenant, metric, identity.kind, claims)
+        if kind != identity.kind:  # another series of this batch claimed it first
+            return self._kind_conflict(tenant, metric, identity)
+        admission = self._registry.admit_series(tenant, identity.sid, now_ms, claims)
+        if admission is Admission.TENANT_LIMIT:
+            return (
+                R.REJECT_REASON_SERIES_LIMIT,
+                f"tenant {tenant!r} reached its limit of {self._registry.max_series_per_tenant} active series "
+                f"(setting limits.max_series_per_tenant); new series of metric {metric!r} are rejected",
+            )
+        if admission is Admission.GLOBAL_LIMIT:
+            return (
+                R.REJECT_REASON_SERIES_LIMIT,
+                f"ingest reached its ceiling of {self._registry.max_active_series} active series over all "
+                f"tenants (setting limits.max_active_series); new series of metric {metric!r} are rejected",
+            )
+        return None
 
     def _validate_identity(
         self,
@@ -236,17 +324,27 @@ class BatchAcceptor:
         )
 
     def _accept_series(
-        self, tenant: str, index: int, series: metrics_pb2.SeriesSamples, now_ms: int, outcome: _Outcome
+        self,
+        tenant: str,
+        index: int,
+        series: metrics_pb2.SeriesSamples,
+        now_ms: int,
+        outcome: _Outcome,
+        claims: Claims,
     ) -> tuple[int, int, metrics_pb2.SeriesSamples] | None:
         n = len(series.timestamps_ms)
         if n == 0:
             return None
-        identity = self._identity(tenant, series, now_ms)
-        if not isinstance(identity, _Identity):
-            reason, message = identity
-            outcome.reject(index, -1, n, reason, message)
-            return None
-        return self._accept_samples(index, series, identity, now_ms, outcome)
+        identity = self._identity(tenant, series)
+        if isinstance(identity, _Identity):
+            rejection = self._kind_conflict(tenant, series.metric, identity)
+            if rejection is None:
+                return self._accept_samples(tenant, index, series, identity, now_ms, outcome, claims)
+        else:
+            rejection = identity
+        reason, message = rejection
+        outcome.reject(index, -1, n, reason, message)
+        return None
 
     def _accept_columnar(
         self,
@@ -256,6 +354,7 @@ class BatchAcceptor:
         now_ms: int,
         outcome: _Outcome,
         per_partition: dict[int, list[_Entry]],
+        claims: Claims,
     ) -> None:
         """Accept a batch like _accept_series on each series in turn (same registry calls, same
         rejections in the same order), but series that pass the column checks whole skip it."""
@@ -265,24 +364,38 @@ class BatchAcceptor:
             n = lengths[index]
             if n == 0:
                 continue
-            identity = self._identity(tenant, series, now_ms)
+            identity = self._identity(tenant, series)
             if not isinstance(identity, _Identity):
-                reason, message = identity
-                outcome.reject(index, -1, n, reason, message)
+                outcome.reject(index, -1, n, *identity)
+                continue
+            conflict = self._kind_conflict(tenant, series.metric, identity)
+            if conflict is not None:
+                outcome.reject(index, -1, n, *conflict)
                 continue
             # A series with unknown fields goes the long way: copies drop them.
             if whole[index] and not len(UnknownFieldSet(series)):
+                refused = self._admit(tenant, series.metric, identity, now_ms, claims)
+                if refused is not None:
+                    outcome.reject(index, -1, n, *refused)
+                    continue
                 outcome.accepted += n
                 entry = (identity.sid, series, True, not identity.labels_in_order)
                 per_partition.setdefault(identity.partition, []).append(entry)
                 continue
-            accepted = self._accept_samples(index, series, identity, now_ms, outcome)
+            accepted = self._accept_samples(tenant, index, series, identity, now_ms, outcome, claims)
             if accepted is not None:
                 partition, sid, samples = accepted
                 per_partition.setdefault(partition, []).append((sid, samples, False, False))
 
     def _accept_samples(
-        self, index: int, series: metrics_pb2.SeriesSamples, identity: _Identity, now_ms: int, outcome: _Outcome
+        self,
+        tenant: str,
+        index: int,
+        series: metrics_pb2.SeriesSamples,
+        identity: _Identity,
+        now_ms: int,
+        outcome: _Outcome,
+        claims: Claims,
     ) -> tuple[int, int, metrics_pb2.SeriesSamples] | None:
         n = len(series.timestamps_ms)
         shape = _shape_problem(series, identity.kind)
@@ -355,9 +468,13 @@ class BatchAcceptor:
                 )
 
         accepted = int(keep.sum())
-        outcome.accepted += accepted
         if accepted == 0:
             return None
+        refused = self._admit(tenant, series.metric, identity, now_ms, claims)
+        if refused is not None:
+            outcome.reject(index, -1, accepted, *refused)
+            return None
+        outcome.accepted += accepted
         return identity.partition, identity.sid, _accepted_copy(series, keep, kind, accepted == n)
 
     @staticmethod
@@ -369,6 +486,17 @@ class BatchAcceptor:
             first = int(np.argmax(hit))
             outcome.reject(index, first, int(hit.sum()), reason, f"metric {metric!r}: sample {first} {what}")
             keep &= ~hit
+
+
+def _refused(
+    result: ingest_pb2.BatchResult, batch: metrics_pb2.SampleBatch, reason: Reason, message: str
+) -> ingest_pb2.BatchResult:
+    """`result` as the answer to a batch refused whole, nothing of it accepted."""
+    result.status = ingest_pb2.BATCH_STATUS_REJECTED
+    result.rejected_samples = sum(len(s.timestamps_ms) for s in batch.series)
+    result.error = message
+    result.rejections.add(sample_index=-1, reason=reason, message=message)
+    return result
 
 
 def _sample_count(batch: metrics_pb2.SampleBatch) -> int:
@@ -591,6 +719,12 @@ def _sketch_problems(series: metrics_pb2.SeriesSamples) -> list[tuple[np.ndarray
             R.REJECT_REASON_MALFORMED_SERIES,
             "sketch bucket count is above 2**62",
         ),
+        (
+            # Summed in floats: a sum of uint64 counts could wrap around and pass.
+            _float_sums(counts, sizes) >= float(2**62),
+            R.REJECT_REASON_MALFORMED_SERIES,
+            "sketch bucket counts add up to more than 2**62 observations",
+        ),
         (per_sample(unsorted), R.REJECT_REASON_MALFORMED_SERIES, "sketch keys are not strictly increasing"),
         (
             (mins > maxs) | (lasts < mins) | (lasts > maxs),
@@ -603,6 +737,13 @@ def _sketch_problems(series: metrics_pb2.SeriesSamples) -> list[tuple[np.ndarray
             "sketch min/max do not fall in its first/last bucket",
         ),
     ]
+
+
+def _float_sums(counts: npt.NDArray[np.uint64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Per sample, the sum of its `sizes[i]` consecutive counts (0.0 for a sample without any)."""
+    ends = np.cumsum(np.concatenate([np.zeros(1), counts.astype(np.float64)]))
+    bounds = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(sizes)])
+    return np.asarray(ends[bounds[1:]] - ends[bounds[:-1]], dtype=np.float64)
 
 
 def _accepted_copy(

@@ -247,6 +247,29 @@ def test_each_rule_has_its_own_reason(
     assert result.rejections[0].message, result.rejections
 
 
+def test_control_characters_cannot_forge_a_series_identity(argus_server: ArgusServer, good: Good) -> None:
+    """{a="x", b="y"} and {a="x\\0b=y"} once hashed to one series; now the second is refused,
+    and so is a metric name with a trailing newline."""
+    now = _now_ms()
+    batch = metrics_pb2.SampleBatch(batch_id="forge", source="e2e-bad")
+    for labels, value in (((("a", "x"), ("b", "y")), 1.0), ((("a", "x\x00b=y"),), 10.0)):
+        s = batch.series.add(metric="e2e_forge", kind=metrics_pb2.METRIC_KIND_COUNTER, region="us-east-1")
+        s.labels.extend(metrics_pb2.Label(name=n, value=v) for n, v in labels)
+        s.timestamps_ms.append(now - 1_000)
+        s.values.append(value)
+    newline = batch.series.add(metric="e2e_forge\n", kind=metrics_pb2.METRIC_KIND_COUNTER, region="us-east-1")
+    newline.timestamps_ms.append(now - 1_000)
+    newline.values.append(100.0)
+    result = argus_server.push_batch(batch)
+    assert (result.accepted_samples, result.rejected_samples) == (1, 2), result
+    reasons = [(r.series_index, r.reason) for r in result.rejections]
+    assert reasons == [(1, R.REJECT_REASON_INVALID_LABEL), (2, R.REJECT_REASON_INVALID_METRIC_NAME)], reasons
+    assert "control character" in result.rejections[0].message
+    argus_server.barrier("after-forge")
+    window = [("period", "1h"), ("start", "now-2h"), ("end", "now+1h")]
+    assert argus_server.total([("metric", "e2e_forge"), ("agg", "sum"), *window]) == 1.0
+
+
 # ---------------------------------------------------------------------------- auth
 
 

@@ -93,8 +93,9 @@ def test_format_rejects_what_cannot_travel() -> None:
 
 _names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_.]{0,30}", fullmatch=True)
 _label_names = st.from_regex(r"[a-zA-Z][a-zA-Z0-9_]{0,10}", fullmatch=True).filter(lambda n: n != "region")
+# Control characters (Cc) are refused in label values (core/validation.py).
 _label_values = st.text(
-    alphabet=st.characters(exclude_characters="|,\n\r", exclude_categories=["Cs"]), min_size=1, max_size=20
+    alphabet=st.characters(exclude_characters="|,\n\r", exclude_categories=["Cs", "Cc"]), min_size=1, max_size=20
 )
 _finite = st.floats(allow_nan=False, allow_infinity=False)
 
