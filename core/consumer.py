@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -350,3 +350,24 @@ class ConsumerRunner(Generic[T]):
             records_quarantined=self.records_quarantined,
             restarts=self.restarts,
         )
+
+
+async def run_periodically(
+    stop: asyncio.Event, interval_s: float, work: Callable[[], Awaitable[None]], *, name: str
+) -> None:
+    """Call `work` at once and then every `interval_s` until `stop` is set: the loop of jobs
+    that follow a read model rather than the log (the cold archiver). A failed pass is
+    logged and the next pass retries; it never ends the loop."""
+    while not stop.is_set():
+        try:
+            await work()
+        except Exception as exc:
+            log.log(
+                logging.WARNING if isinstance(exc, ArgusError) else logging.ERROR,
+                "%s: %s; retrying at the next pass",
+                name,
+                exc,
+                exc_info=not isinstance(exc, ArgusError),
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

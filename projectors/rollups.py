@@ -46,11 +46,10 @@ from contracts.argus.events.v1 import events_pb2
 from core import points as pts
 from core.chunks import decode_chunk, encode_chunks
 from core.consumer import ConsumerRunner, Delivery, RunnerStatus
-from core.errors import CorruptData
-from core.events import SAMPLES_TOPIC, decode_record
+from core.events import SAMPLES_TOPIC
 from core.model import Tier
 from core.ports import EventLog, EventLogConsumer, HotStore, LogRecord, StoredChunk
-from core.samples import FamilyColumns, SampleBuffer
+from core.samples import FamilyColumns, SampleBuffer, decode_sample_batch
 
 log = logging.getLogger(__name__)
 
@@ -283,13 +282,7 @@ class RollupProjector:
     # -- ConsumerHandler (called by the runner, under its lock) -------------------------
 
     def decode(self, record: LogRecord) -> events_pb2.SampleBatchAccepted:
-        batch = decode_record(record, events_pb2.SampleBatchAccepted)
-        if len(batch.series_ids) != len(batch.series):
-            raise CorruptData(
-                f"event {record.event.event_id.hex()[:16]}: {len(batch.series_ids)} series ids for "
-                f"{len(batch.series)} series"
-            )
-        return batch
+        return decode_sample_batch(record)
 
     async def apply(self, deliveries: Sequence[Delivery[events_pb2.SampleBatchAccepted]]) -> None:
         if not deliveries:
