@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -127,7 +128,7 @@ async def reference_model(tmp_path: Path, events: list[tuple[int, Event]], name:
     return model
 
 
-def rollups(log: EventLog, store: SqliteHotStore, group: str = "rollups", **options: int) -> RollupProjector:
+def rollups(log: EventLog, store: SqliteHotStore, group: str = "rollups", **options: Any) -> RollupProjector:
     return RollupProjector(log=log, store=store, tiers=DEFAULT_TIERS, clock_ms=lambda: NOW, group=group, **options)
 
 
@@ -205,7 +206,7 @@ async def test_meeting_a_bad_record_again_after_a_crash_quarantines_it_once(
         raise RuntimeError("power cut before the offset commit")
 
     crashing._consumer = log.consumer("rollups", SAMPLES_TOPIC)
-    crashing._consumer.commit = fail_commit  # type: ignore[method-assign]
+    crashing._consumer.commit = fail_commit  # type: ignore[method-assign,assignment]
     with pytest.raises(RuntimeError, match="power cut"):
         await crashing.catch_up()
     await crashing.close()
@@ -356,7 +357,7 @@ async def test_kafka_records_without_headers_or_with_garbage_are_quarantined(
             raise StorageError("power cut before the offset commit")
         await real_commit(offsets)
 
-    consumer.commit = commit_failing_once  # type: ignore[method-assign]
+    consumer.commit = commit_failing_once  # type: ignore[method-assign,assignment]
     projector._consumer = consumer
     stop = asyncio.Event()
     tasks = [asyncio.create_task(projector.run(stop)), asyncio.create_task(index.run(stop))]
