@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
+from click.testing import CliRunner
 
+from argus.commands import admin_cmd
 from contracts.argus.events.v1 import events_pb2
 from core import events as core_events
 from core import points as pts
@@ -27,13 +31,15 @@ from core.adapters.kafka_event_log import KafkaEventLog
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.adapters.sqlite_hot_store import SqliteHotStore
 from core.chunks import decode_chunk
-from core.errors import StorageError
+from core.errors import StorageError, Unauthenticated
 from core.events import QUARANTINE_TOPIC, SAMPLES_TOPIC, digest, make_event
 from core.model import DEFAULT_TIERS, MetricKind, series_id
 from core.ports import Event, EventLog
 from core.quarantine import QuarantineReport, read_quarantine
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
+from query_side.engine import QueryEngine
+from query_side.http_gateway import make_http_app
 from tests.services.kafka import TansuBroker
 
 NOW = 1_764_000_000_000
@@ -395,3 +401,61 @@ async def test_kafka_records_without_headers_or_with_garbage_are_quarantined(
     assert len(raw_entries) == 6
     await store.close()
     await log.close()
+
+
+# ---------------------------------------------------------------------------- the views
+
+
+class _Keys:
+    """Two keys: one of the admin tenant `default`, one of a customer."""
+
+    def tenant_for(self, api_key: str | None) -> str:
+        tenants = {"admin-key": "default", "customer-key": "acme"}
+        if api_key is None or api_key not in tenants:
+            raise Unauthenticated("unknown or revoked API key")
+        return tenants[api_key]
+
+
+async def test_quarantine_is_listed_by_the_admin_endpoint_and_the_cli(
+    poisoned_log: tuple[SqliteEventLog, list[tuple[int, Event]], list[int]], tmp_path: Path
+) -> None:
+    log, _, bad_offsets = poisoned_log
+    store = SqliteHotStore(tmp_path / "hot.db")
+    await store.start()
+    projector = rollups(log, store)
+    await projector.catch_up()
+    await projector.close()
+
+    engine = QueryEngine(store, store, DEFAULT_TIERS, lambda: NOW)
+    app = make_http_app(engine, _Keys(), lambda: NOW, quarantine=lambda: read_quarantine(log))
+    admin = {"Authorization": "Bearer admin-key"}
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/api/v1/admin/quarantine", headers=admin)
+        assert response.status == 200
+        body = await response.json()
+        assert [(r["group"], r["partition"], r["offset"]) for r in body["records"]] == [
+            ("rollups", POISONED, o) for o in bad_offsets
+        ]
+        assert all(r["error"] and "payload_prefix" not in r for r in body["records"])
+        assert body["halted"] == [] and body["resumed"] == []
+        other = await client.get(
+            "/api/v1/admin/quarantine?group=series-index", headers={"Authorization": "Bearer admin-key"}
+        )
+        assert (await other.json())["records"] == []
+        # Not tenant-scoped (a record that did not decode has no known tenant): admins only.
+        denied = await client.get("/api/v1/admin/quarantine", headers={"Authorization": "Bearer customer-key"})
+        assert denied.status == 403 and "admin tenant" in (await denied.json())["error"]
+        anonymous = await client.get("/api/v1/admin/quarantine")
+        assert anonymous.status == 401
+
+    # The CLI reads the same topic from the data dir (the embedded log is events.db there).
+    cli = await asyncio.to_thread(
+        CliRunner().invoke, admin_cmd.admin, ["quarantine", "--data-dir", str(tmp_path), "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    listed = orjson.loads(cli.stdout)["records"]
+    assert [(r["partition"], r["offset"]) for r in listed] == [(POISONED, o) for o in bad_offsets]
+    assert listed[0]["payload_prefix"] == garbage_payload_event(0).payload.hex()
+    table = await asyncio.to_thread(CliRunner().invoke, admin_cmd.admin, ["quarantine", "--data-dir", str(tmp_path)])
+    assert table.exit_code == 0 and "Quarantined records (3)" in table.stdout
+    await store.close()
