@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,13 @@ from core.adapters.kafka_event_log import KafkaEventLog
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.adapters.sqlite_hot_store import SqliteHotStore
 from core.chunks import decode_chunk
+from core.consumer import ConsumerRunner, Delivery
 from core.errors import StorageError, Unauthenticated
 from core.events import QUARANTINE_TOPIC, SAMPLES_TOPIC, digest, make_event
 from core.model import DEFAULT_TIERS, MetricKind, series_id
-from core.ports import Event, EventLog
+from core.ports import Event, EventLog, LogRecord
 from core.quarantine import QuarantineReport, read_quarantine
+from core.samples import decode_sample_batch
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
 from query_side.engine import QueryEngine
@@ -459,3 +461,59 @@ async def test_quarantine_is_listed_by_the_admin_endpoint_and_the_cli(
     table = await asyncio.to_thread(CliRunner().invoke, admin_cmd.admin, ["quarantine", "--data-dir", str(tmp_path)])
     assert table.exit_code == 0 and "Quarantined records (3)" in table.stdout
     await store.close()
+
+
+class _Recorder:
+    """The smallest handler: remembers what it was given, in order; durable at once."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int, str]] = []  # (partition, offset, "apply" | "skip")
+        self._next: dict[int, int] = {}
+
+    def decode(self, record: LogRecord) -> events_pb2.SampleBatchAccepted:
+        return decode_sample_batch(record)
+
+    async def apply(self, deliveries: Sequence[Delivery[events_pb2.SampleBatchAccepted]]) -> None:
+        for d in deliveries:
+            self.seen.append((d.record.partition, d.record.offset, "apply"))
+            self._next[d.record.partition] = d.record.offset + 1
+
+    def skip(self, partition: int, offset: int) -> None:
+        self.seen.append((partition, offset, "skip"))
+        self._next[partition] = offset + 1
+
+    def buffer_full(self) -> bool:
+        return False
+
+    async def settle(self, *, force: bool) -> dict[int, int]:
+        settled, self._next = self._next, {}
+        return settled
+
+    def reset(self) -> None:
+        self._next = {}
+
+    async def reassigned(self, partitions: frozenset[int]) -> None:
+        return None
+
+    async def housekeeping(self) -> None:
+        return None
+
+
+async def test_a_handler_sees_every_good_record_once_in_offset_order_around_the_bad_ones(
+    poisoned_log: tuple[SqliteEventLog, list[tuple[int, Event]], list[int]],
+) -> None:
+    log, events, bad_offsets = poisoned_log
+    handler = _Recorder()
+    runner = ConsumerRunner(
+        name="recorder", log=log, topic=SAMPLES_TOPIC, group="recorder", handler=handler, clock_ms=lambda: NOW
+    )
+    await runner.catch_up()
+    await runner.close()
+    for p in range(PARTITIONS):
+        offsets = [o for q, o, _ in handler.seen if q == p]
+        assert offsets == list(range(await log.end_offset(SAMPLES_TOPIC, p))), p  # each once, in order
+    assert [o for p, o, kind in handler.seen if kind == "skip"] == bad_offsets
+    assert len([s for s in handler.seen if s[2] == "apply"]) == len(events)
+    ends = {p: await log.end_offset(SAMPLES_TOPIC, p) for p in range(PARTITIONS)}
+    assert await log.consumer("recorder", SAMPLES_TOPIC).committed() == ends
+    assert runner.status().records_quarantined == len(bad_offsets)
