@@ -62,3 +62,8 @@ class StorageError(ArgusError):
 
 class CorruptData(ArgusError):
     """Stored bytes do not decode (unknown codec version, truncated chunk...)."""
+
+
+class UpgradeNeeded(ArgusError):
+    """Stored data is of a newer format or schema version than this build understands: it
+    is valid, so it is neither skipped nor quarantined; a newer Argus reads it."""

@@ -13,13 +13,15 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from contracts.argus.events.v1 import events_pb2
-from core.errors import CorruptData
+from contracts.argus.events.v1 import events_pb2, quarantine_pb2
+from core.errors import CorruptData, UpgradeNeeded
 from core.ports import Event, EventLog, LogRecord
 
 SAMPLES_TOPIC = "argus.samples.v1"
 CONFIG_TOPIC = "argus.config.v1"
 ALERTS_TOPIC = "argus.alerts.v1"
+# What consumers set aside: undecodable records, partitions halted on a newer schema version.
+QUARANTINE_TOPIC = "argus.quarantine.v1"
 
 DEFAULT_SAMPLE_PARTITIONS = 12
 
@@ -35,6 +37,9 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
         events_pb2.ApiKeyRevoked,
         events_pb2.ReadModelReplayStarted,
         events_pb2.ReadModelActivated,
+        quarantine_pb2.RecordQuarantined,
+        quarantine_pb2.PartitionHalted,
+        quarantine_pb2.PartitionResumed,
     )
 }
 
@@ -70,27 +75,40 @@ def make_event(payload: Message, *, identity: bytes, partition_key: bytes, time_
 
 
 def decode_payload(event: Event, expected: type[M]) -> M:
-    """Parse an event's payload, upcasting old versions; unknown types/versions fail loudly."""
+    """Parse an event's payload, upcasting old versions.
+
+    Raises CorruptData for what will never decode (another type, an unknown old version, bytes
+    that do not parse) and UpgradeNeeded for a schema version newer than this build's: the
+    event is valid, and a newer build applies it.
+    """
     name = expected.DESCRIPTOR.full_name
     if event.type != name:
         raise CorruptData(f"event {event.event_id.hex()[:16]} has type {event.type!r}, expected {name!r}")
     payload = event.payload
     version = event.schema_version
+    if version > SCHEMA_VERSION:
+        raise UpgradeNeeded(
+            f"event {event.event_id.hex()[:16]} of type {event.type} has schema version "
+            f"{event.schema_version}, newer than this build understands ({SCHEMA_VERSION}); upgrade Argus"
+        )
     while version < SCHEMA_VERSION:
         upcast = UPCASTERS.get((event.type, version))
         if upcast is None:
             raise CorruptData(f"no upcaster for {event.type} schema version {version}")
         payload = upcast(payload)
         version += 1
-    if version != SCHEMA_VERSION:
-        raise CorruptData(
-            f"event {event.event_id.hex()[:16]} of type {event.type} has schema version "
-            f"{event.schema_version}, newer than this build understands ({SCHEMA_VERSION}); upgrade Argus"
-        )
     try:
         return expected.FromString(payload)
     except DecodeError as exc:
         raise CorruptData(f"event {event.event_id.hex()[:16]} payload does not parse as {name}") from exc
+
+
+def decode_record(record: LogRecord, expected: type[M]) -> M:
+    """`decode_payload` of a record's event; a record the log adapter could not read as an
+    Argus event (`LogRecord.unreadable`) is CorruptData."""
+    if record.unreadable is not None:
+        raise CorruptData(record.unreadable)
+    return decode_payload(record.event, expected)
 
 
 async def config_records(

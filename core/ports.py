@@ -30,12 +30,20 @@ class Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogRecord:
-    """An event at its position in the log."""
+    """An event at its position in the log.
+
+    `unreadable` is set when the adapter found a record it cannot read as an Argus event (a
+    Kafka record written by another producer, without the envelope headers): it says why,
+    and `event` then holds what there was (the record's key and value, an empty type, an
+    id derived from the position). Consumers set such records aside (core/consumer.py);
+    `decode_payload` rejects them.
+    """
 
     topic: str
     partition: int
     offset: int
     event: Event
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,6 +16,9 @@ pass:
    checked once more: if late data changed its chunks (another digest), it is written again;
    either way it is then marked final.
 
+It follows the hot store, not the event log, so it runs on `core.consumer.run_periodically`
+(a pass every `interval_ms`, a failed pass retried at the next) rather than the consumer runner.
+
 Restart-safe and idempotent: the markers live in the cold store, written after the object;
 a crash between the two re-archives the period, which writes the same object again.
 """
@@ -23,7 +26,6 @@ a crash between the two re-archives the period, which writes the same object aga
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -32,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 
 from core.chunks import decode_chunks
-from core.errors import ArgusError
+from core.consumer import run_periodically
 from core.model import DAY_MS, HOUR_MS, Tier
 from core.ports import ArchivedPeriod, ChunkStore, ColdRows, ColdStore, SeriesIndex, SeriesRecord, StoredChunk
 
@@ -93,27 +95,19 @@ class ColdArchiveProjector:
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Archive every `interval_ms` until `stop` is set."""
+        """Archive every `interval_ms` until `stop` is set (a failed pass retries at the next)."""
         self.ready.set()
-        while not stop.is_set():
-            try:
-                stats = await self.archive_once()
-                if stats.periods_written:
-                    log.info(
-                        "cold-archive: wrote %d periods (%d rows), checked %d",
-                        stats.periods_written,
-                        stats.rows_written,
-                        stats.periods_checked,
-                    )
-            except Exception as exc:
-                log.log(
-                    logging.WARNING if isinstance(exc, ArgusError) else logging.ERROR,
-                    "cold-archive: %s; retrying at the next pass",
-                    exc,
-                    exc_info=not isinstance(exc, ArgusError),
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._interval_s)
+        await run_periodically(stop, self._interval_s, self._pass, name=self.name)
+
+    async def _pass(self) -> None:
+        stats = await self.archive_once()
+        if stats.periods_written:
+            log.info(
+                "cold-archive: wrote %d periods (%d rows), checked %d",
+                stats.periods_written,
+                stats.rows_written,
+                stats.periods_checked,
+            )
 
     async def archive_once(self) -> ArchiveStats:
         """One pass over every tenant and tier (see the module docstring)."""

@@ -9,7 +9,9 @@ Order of a flush: chunk writes (durable) -> applied event ids -> consumer offset
 Rebalances (Kafka): before partitions move, the projector flushes and commits everything
 buffered, so their next owner resumes exactly at the commit; afterwards it drops the open
 chunks of partitions it lost (their next owner moves them on) and never buffers or commits
-records of a partition it does not own. See docs/decisions/0005-kafka-event-log.md.
+records of a partition it does not own. See docs/decisions/0005-kafka-event-log.md. That
+loop (poll, ownership, quarantine of undecodable records, commit, rebalances) is the shared
+`core.consumer.ConsumerRunner`; this class is its handler.
 
 Between flushes, samples wait in a columnar buffer; at a flush each tier's new points are
 computed for the whole buffer at once and merged into the open chunks kept decoded in
@@ -43,11 +45,11 @@ import numpy as np
 from contracts.argus.events.v1 import events_pb2
 from core import points as pts
 from core.chunks import decode_chunk, encode_chunks
-from core.errors import ArgusError
-from core.events import SAMPLES_TOPIC, decode_payload
+from core.consumer import ConsumerRunner, Delivery, RunnerStatus
+from core.events import SAMPLES_TOPIC
 from core.model import Tier
 from core.ports import EventLog, EventLogConsumer, HotStore, LogRecord, StoredChunk
-from projectors.samples import FamilyColumns, SampleBuffer
+from core.samples import FamilyColumns, SampleBuffer, decode_sample_batch
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,9 @@ class FlushStats:
     chunks_written: int
     seconds: float
     tiers_written: tuple[str, ...] = ()
+
+
+_IDLE = FlushStats(samples=0, chunks_written=0, seconds=0.0)
 
 
 @dataclass(slots=True)
@@ -185,12 +190,10 @@ class RollupProjector:
         finest = min(t.chunk_span_ms for t in self._tiers)
         if any(t.chunk_span_ms % finest for t in self._tiers):
             raise ValueError("every tier's chunk span must be a multiple of the finest tier's chunk span")
-        self._flush_interval_s = flush_interval_ms / 1000
         # A tier writes its changed chunks at most this often (a flush tick is the floor).
         self._tier_interval_s = tier_intervals_s(self._tiers, flush_interval_ms, tier_flush_interval_ms or {})
         self._monotonic = monotonic_s
         self._max_buffer_samples = max_buffer_samples
-        self._poll_records = poll_records
         if max_cached_points < 0 or closed_chunk_grace_ms < 0:
             raise ValueError(
                 f"max_cached_points and closed_chunk_grace_ms must be >= 0, got {max_cached_points}"
@@ -202,13 +205,23 @@ class RollupProjector:
         self._applied_memory_ms = applied_event_memory_ms
         self._clock_ms = clock_ms
         self._group = group
-        self._consumer: EventLogConsumer | None = None
-        # Buffering and flushing exclude each other and the rebalance callbacks, which run
-        # in the consumer's own task.
-        self._lock = asyncio.Lock()
         self._reset_state()
         self.samples_applied = 0
-        self.ready = asyncio.Event()
+        self._last_flush = _IDLE
+        self._last_retention = -self._retention_check_s
+        # The loop (poll, ownership, quarantine, commit, rebalances) is the shared runner's;
+        # this class is its handler.
+        self._runner: ConsumerRunner[events_pb2.SampleBatchAccepted] = ConsumerRunner(
+            name=self.name,
+            log=log,
+            topic=SAMPLES_TOPIC,
+            group=group,
+            handler=self,
+            clock_ms=clock_ms,
+            flush_interval_ms=flush_interval_ms,
+            poll_records=poll_records,
+            monotonic_s=monotonic_s,
+        )
 
     def _reset_state(self) -> None:
         self._buffer = SampleBuffer()
@@ -222,39 +235,24 @@ class RollupProjector:
         self._last_write_s = dict.fromkeys(self._tier_interval_s, self._monotonic())
         self._flushes = 0
 
+    @property
+    def ready(self) -> asyncio.Event:
+        return self._runner.ready
+
+    @property
+    def _consumer(self) -> EventLogConsumer | None:
+        return self._runner.consumer
+
+    @_consumer.setter
+    def _consumer(self, consumer: EventLogConsumer | None) -> None:
+        self._runner.consumer = consumer
+
+    def status(self) -> RunnerStatus:
+        return self._runner.status()
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Project until `stop` is set, then flush what is buffered."""
-        clock = self._monotonic
-        last_flush = clock()
-        last_retention = -self._retention_check_s
-        self._consumer = self._new_consumer()
-        self.ready.set()
-        try:
-            while not stop.is_set():
-                wait = max(0.0, min(0.1, self._flush_interval_s - (clock() - last_flush)))
-                try:
-                    records = await self._consumer.poll(max_records=self._poll_records, timeout_s=wait)
-                    await self._buffer_records(records)
-                    due = clock() - last_flush >= self._flush_interval_s
-                    if due or self._buffer.samples >= self._max_buffer_samples:
-                        await self.flush(force=False)
-                        last_flush = clock()
-                    if clock() - last_retention >= self._retention_check_s:
-                        await self.apply_retention()
-                        last_retention = clock()
-                except Exception as exc:
-                    # Our own errors say what failed; anything else needs its traceback.
-                    log.log(
-                        logging.WARNING if isinstance(exc, ArgusError) else logging.ERROR,
-                        "rollups: %s; restarting from the last committed offsets in 1 s",
-                        exc,
-                        exc_info=not isinstance(exc, ArgusError),
-                    )
-                    await self._restart_consumer()
-                    await asyncio.sleep(1.0)
-            await self.flush()  # every tier, whatever its cadence
-        finally:
-            await self._consumer.close()
+        """Project until `stop` is set, then flush what is buffered (core.consumer)."""
+        await self._runner.run(stop)
 
     async def catch_up(self, *, idle_timeout_s: float = 0.05, force: bool = True) -> int:
         """Project until the log has nothing new, then flush; return the samples applied.
@@ -263,89 +261,80 @@ class RollupProjector:
         `force=False` the last flush is a tick like `run`'s: tiers whose write interval has
         not passed keep their changes in memory (and their events unsettled).
         """
-        if self._consumer is None:
-            self._consumer = self._new_consumer()
-        applied = 0
-        while records := await self._consumer.poll(max_records=self._poll_records, timeout_s=idle_timeout_s):
-            await self._buffer_records(records)
-            if self._buffer.samples >= self._max_buffer_samples:
-                applied += (await self.flush(force=False)).samples
-        applied += (await self.flush(force=force)).samples
-        return applied
+        before = self.samples_applied
+        await self._runner.catch_up(idle_timeout_s=idle_timeout_s, force=force)
+        return self.samples_applied - before
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.close()
-            self._consumer = None
-
-    async def _restart_consumer(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.close()
-        self._reset_state()
-        self._consumer = self._new_consumer()
-
-    def _new_consumer(self) -> EventLogConsumer:
-        return self._log.consumer(self._group, SAMPLES_TOPIC, listener=self)
-
-    async def partitions_revoked(self, partitions: frozenset[int]) -> None:
-        """Before partitions move to another member: make everything buffered durable in
-        every tier and commit it, so the next owner starts exactly where this one stopped."""
-        async with self._lock:
-            try:
-                await self._flush(force=True)
-            except Exception as exc:
-                # Nothing uncommitted survives: every owner (this one included) replays
-                # from the committed offsets, which the applied offsets make harmless.
-                log.warning("rollups: flush before rebalance failed (%s); dropping buffered state", exc)
-                self._reset_state()
-
-    async def partitions_assigned(self, partitions: frozenset[int]) -> None:
-        """Forget what belongs to partitions no longer owned: another member moves them on,
-        so open chunks of them would be stale if they came back."""
-        async with self._lock:
-            unsettled = self._settlement.partitions()
-            if any(p not in partitions for p in (*self._buffer.partitions.values(), *unsettled)):
-                self._reset_state()  # only after a failed flush; positions restart at the commits
-                return
-            for tier, cache in self._cache.items():
-                for key in [k for k, c in cache.items() if c.partition not in partitions]:
-                    self._drop(tier, key)
-                    self._dirty[tier].discard(key)
+        await self._runner.close()
 
     async def _buffer_records(self, records: Sequence[LogRecord]) -> None:
-        if not records:
-            return
-        async with self._lock:
-            await self._buffer_owned(records)
-
-    async def _buffer_owned(self, records: Sequence[LogRecord]) -> None:
-        owned = self._consumer.assigned if self._consumer is not None else frozenset()
-        # Records polled just before a rebalance took their partition away are not ours.
-        records = [r for r in records if r.partition in owned]
-        if not records:
-            return
-        fresh = await self._store.filter_new_events(self.name, [r.event.event_id for r in records])
-        for record in records:
-            event_id = record.event.event_id
-            if event_id not in fresh or self._settlement.seen(event_id):
-                log.debug("rollups: dropping duplicate event %s", event_id.hex()[:16])
-                self._settlement.read(record.partition, record.offset, None)
-                continue
-            payload = decode_payload(record.event, events_pb2.SampleBatchAccepted)
-            self._buffer.add(payload, record.partition, record.offset)
-            self._settlement.read(record.partition, record.offset, event_id)
+        await self._runner.take(records)
 
     async def flush(self, *, force: bool = True) -> FlushStats:
         """Merge the buffer into every tier; write the changed chunks of every tier (`force`)
         or of the tiers whose write interval has passed; then record the event ids and commit
         the offsets that every tier now holds durably."""
-        async with self._lock:
-            return await self._flush(force=force)
+        self._last_flush = _IDLE
+        await self._runner.flush(force=force)
+        return self._last_flush
 
-    async def _flush(self, *, force: bool) -> FlushStats:
+    # -- ConsumerHandler (called by the runner, under its lock) -------------------------
+
+    def decode(self, record: LogRecord) -> events_pb2.SampleBatchAccepted:
+        return decode_sample_batch(record)
+
+    async def apply(self, deliveries: Sequence[Delivery[events_pb2.SampleBatchAccepted]]) -> None:
+        if not deliveries:
+            return
+        fresh = await self._store.filter_new_events(self.name, [d.record.event.event_id for d in deliveries])
+        for delivery in deliveries:
+            record = delivery.record
+            event_id = record.event.event_id
+            if event_id not in fresh or self._settlement.seen(event_id):
+                log.debug("rollups: dropping duplicate event %s", event_id.hex()[:16])
+                self._settlement.read(record.partition, record.offset, None)
+                continue
+            self._buffer.add(delivery.value, record.partition, record.offset)
+            self._settlement.read(record.partition, record.offset, event_id)
+
+    def skip(self, partition: int, offset: int) -> None:
+        self._settlement.read(partition, offset, None)
+
+    def buffer_full(self) -> bool:
+        return self._buffer.samples >= self._max_buffer_samples
+
+    def reset(self) -> None:
+        self._reset_state()
+
+    async def reassigned(self, partitions: frozenset[int]) -> None:
+        """Forget what belongs to partitions no longer owned: another member moves them on,
+        so open chunks of them would be stale if they came back."""
+        unsettled = self._settlement.partitions()
+        if any(p not in partitions for p in (*self._buffer.partitions.values(), *unsettled)):
+            self._reset_state()  # only after a failed flush; positions restart at the commits
+            return
+        for tier, cache in self._cache.items():
+            for key in [k for k, c in cache.items() if c.partition not in partitions]:
+                self._drop(tier, key)
+                self._dirty[tier].discard(key)
+
+    async def housekeeping(self) -> None:
+        if self._monotonic() - self._last_retention >= self._retention_check_s:
+            await self.apply_retention()
+            self._last_retention = self._monotonic()
+
+    async def settle(self, *, force: bool) -> dict[int, int]:
+        """One flush tick; returns the offsets every tier now holds durably (the runner
+        commits them, after the event ids are recorded here)."""
+        stats, offsets = await self._flush(force=force)
+        self._last_flush = stats
+        return offsets
+
+    async def _flush(self, *, force: bool) -> tuple[FlushStats, dict[int, int]]:
         started = time.perf_counter()
         if not self._buffer.samples and not self._settlement.pending and not any(self._dirty.values()):
-            return FlushStats(samples=0, chunks_written=0, seconds=0.0)  # idle: touch nothing
+            return _IDLE, {}  # idle: touch nothing
         samples = self._buffer.samples
         kinds, partitions = self._buffer.kinds, self._buffer.partitions
         columns = self._buffer.drain()
@@ -371,13 +360,11 @@ class RollupProjector:
         for tier in self._tiers:
             if not self._dirty[tier.name]:
                 self._settlement.hold(tier.name, tick)
-        # Only what every tier holds durably: ids first, offsets last (decision 0004).
+        # Only what every tier holds durably: ids first, offsets last (decision 0004); the
+        # runner commits the offsets.
         event_ids, offsets = self._settlement.settle()
         if event_ids:
             await self._store.record_events(self.name, event_ids, now_ms)
-        if offsets and self._consumer is not None:
-            owned = self._consumer.assigned
-            await self._consumer.commit({p: o for p, o in offsets.items() if p in owned})
         self.samples_applied += samples
         stats = FlushStats(
             samples=samples,
@@ -393,7 +380,7 @@ class RollupProjector:
                 ",".join(tiers_written) or "-",
                 stats.seconds,
             )
-        return stats
+        return stats, offsets
 
     async def _apply(
         self,

@@ -17,6 +17,7 @@ from aiohttp import web
 from core.auth import Authenticator, bearer_token
 from core.errors import ArgusError, InvalidArgument, Unauthenticated
 from core.transport_errors import http_status, public_message
+from query_side.admin import QuarantineSource, add_admin_routes
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
 from query_side.planner import AUTO, QuerySpec, parse_matcher
 from query_side.timeparse import parse_range
@@ -37,6 +38,7 @@ def make_http_app(
     clock: Clock = system_clock_ms,
     *,
     readiness: Readiness | None = None,
+    quarantine: QuarantineSource | None = None,
 ) -> web.Application:
     """The query HTTP API. `readiness` (optional) decides `/readyz`; without it the app is
     ready as soon as it serves."""
@@ -47,6 +49,7 @@ def make_http_app(
     app.router.add_get("/api/v1/labels/{name}/values", api.label_values)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
+    add_admin_routes(app, authenticator, quarantine)  # query_side/admin.py
     return app
 
 

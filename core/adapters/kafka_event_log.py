@@ -14,6 +14,8 @@ Guarantees:
 - Kafka cannot drop an event whose id is already in the topic: a resend gets a new offset
   (`dedups_on_append` is False) and consumers drop it by event id (ProjectorState). The
   idempotent producer (on by default) only stops the producer's own retries duplicating.
+- A record without the Argus headers (another producer's) is returned with `unreadable`
+  set, not raised, so a consumer can quarantine it and move on (core/consumer.py).
 - A consumer commits only partitions it owns; rebalances are reported to a
   RebalanceListener before partitions move, so their new owner resumes exactly at the
   last commit.
@@ -33,7 +35,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from core.errors import CorruptData, InvalidArgument, StorageError, Unavailable
+from core.errors import InvalidArgument, StorageError, Unavailable
+from core.events import digest
 from core.ports import AppendResult, Event, EventLogConsumer, LogRecord, RebalanceListener
 
 log = logging.getLogger(__name__)
@@ -121,7 +124,9 @@ def _record(topic: str, partition: int, offset: int, key: bytes | None, value: b
     found = dict(headers)
     missing = [name for name in _HEADER_NAMES if name not in found]
     if missing:
-        raise CorruptData(f"record {topic}/{partition}@{offset} lacks Argus header(s) {', '.join(missing)}")
+        return _unreadable(
+            topic, partition, offset, key, value, f"record lacks the Argus envelope header(s) {', '.join(missing)}"
+        )
     try:
         event = Event(
             event_id=bytes(found["event_id"]),
@@ -132,8 +137,28 @@ def _record(topic: str, partition: int, offset: int, key: bytes | None, value: b
             payload=value or b"",
         )
     except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptData(f"record {topic}/{partition}@{offset} has malformed Argus headers") from exc
+        return _unreadable(topic, partition, offset, key, value, f"record has malformed Argus headers ({exc})")
     return LogRecord(topic=topic, partition=partition, offset=offset, event=event)
+
+
+def _unreadable(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, why: str) -> LogRecord:
+    """A record that is not an Argus event: returned (not raised) so that a consumer can set
+    it aside and move on instead of meeting it again at every restart."""
+    placeholder = Event(
+        event_id=digest("unreadable", topic, str(partition), str(offset)),
+        type="",
+        schema_version=0,
+        time_ms=0,
+        partition_key=key or b"",
+        payload=value or b"",
+    )
+    return LogRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        event=placeholder,
+        unreadable=f"{topic}/{partition}@{offset}: {why}",
+    )
 
 
 def creation_refusal(topic: str, topic_errors: Sequence[tuple[Any, ...]]) -> str | None:

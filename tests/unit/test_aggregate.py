@@ -12,8 +12,8 @@ from agent.statsd import StatsdMetric, parse_packet
 from contracts.argus.metrics.v1 import metrics_pb2
 from core import points as pts
 from core.model import MetricKind
+from core.samples import SampleBuffer
 from core.sketches import hash_strings
-from projectors.samples import SampleBuffer
 
 T0 = 1_764_000_000.0  # a multiple of 5 s
 

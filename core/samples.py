@@ -1,4 +1,9 @@
-"""Decoding SampleBatchAccepted events into columns the point functions take at once.
+"""Accepted sample batches -> points: what the projectors and the query side's evaluators
+share (it lives in core so that no side imports another).
+
+`decode_sample_batch` reads a SampleBatchAccepted from a log record (CorruptData when it
+will not decode, so a consumer runner quarantines it); `SampleBuffer` turns batches into
+columns the point functions take at once.
 
 One buffer per kind family (values: counters and gauges; timers; distinct), each a list of
 numpy arrays appended per series and concatenated once per flush.
@@ -12,9 +17,25 @@ import numpy as np
 
 from contracts.argus.events.v1 import events_pb2
 from core import points as pts
+from core.errors import CorruptData
+from core.events import decode_record
 from core.model import MetricKind
+from core.ports import LogRecord
 
 _I64 = np.int64
+
+
+def decode_sample_batch(record: LogRecord) -> events_pb2.SampleBatchAccepted:
+    """The batch of a samples-topic record. Raises CorruptData when it does not decode or is
+    inconsistent (series ids and series of different lengths), UpgradeNeeded for a newer
+    schema version."""
+    batch = decode_record(record, events_pb2.SampleBatchAccepted)
+    if len(batch.series_ids) != len(batch.series):
+        raise CorruptData(
+            f"event {record.event.event_id.hex()[:16]}: {len(batch.series_ids)} series ids for "
+            f"{len(batch.series)} series"
+        )
+    return batch
 
 
 @dataclass(slots=True)
