@@ -52,3 +52,8 @@ class StorageError(ArgusError):
 
 class CorruptData(ArgusError):
     """Stored bytes do not decode (unknown codec version, truncated chunk...)."""
+
+
+class DeadlineExceeded(ArgusError):
+    """An operation ran past its time limit and was stopped (a query over its timeout);
+    the message says how to make it fit. Retrying the same request as-is won't help."""

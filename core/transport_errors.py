@@ -7,6 +7,7 @@ import grpc
 from core.errors import (
     ArgusError,
     CorruptData,
+    DeadlineExceeded,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -23,6 +24,8 @@ _TABLE: tuple[tuple[type[ArgusError], grpc.StatusCode, int], ...] = (
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, 403),
     (NotFound, grpc.StatusCode.NOT_FOUND, 404),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    # As Prometheus answers a query over its timeout: 503 (the server gave up, not the client).
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED, 503),
     (Unavailable, grpc.StatusCode.UNAVAILABLE, 503),
     (StorageError, grpc.StatusCode.UNAVAILABLE, 503),
     (CorruptData, grpc.StatusCode.DATA_LOSS, 500),
