@@ -13,9 +13,10 @@ from typing import TypeVar
 import grpc
 
 from contracts.argus.query.v1 import query_pb2, query_pb2_grpc
-from core.auth import Authenticator, bearer_token
+from core.auth import Authenticator
 from core.errors import ArgusError, InvalidArgument
 from core.model import HOUR_MS
+from core.tenancy import tenant_from_metadata
 from core.transport_errors import grpc_code, public_message
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
 from query_side.planner import AUTO, Matcher, MatchOp, QuerySpec
@@ -83,12 +84,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return await _guarded(context, "list label values", call)
 
     def _tenant(self, context: grpc.aio.ServicerContext) -> str:
-        header = None
-        for key, value in context.invocation_metadata() or ():
-            if key.lower() == "authorization":
-                header = value if isinstance(value, str) else value.decode("utf-8", "replace")
-                break
-        return self._auth.tenant_for(bearer_token(header))
+        return tenant_from_metadata(self._auth, context.invocation_metadata())
 
 
 def add_to_server(server: grpc.aio.Server, servicer: QueryServicer) -> None:

@@ -12,10 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
-from core.auth import Authenticator, bearer_token
+from core.auth import Authenticator
 from core.errors import ArgusError, InvalidArgument, Unauthenticated
+from core.tenancy import tenant_from_metadata
 from core.transport_errors import http_status, public_message
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
 from query_side.planner import AUTO, QuerySpec, parse_matcher
@@ -48,6 +50,64 @@ def make_http_app(
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     return app
+
+
+class HttpRunner(web.AppRunner):
+    """The runner to serve `make_http_app` with (instead of `web.AppRunner`).
+
+    - Errors aiohttp answers before any handler or middleware runs (a malformed request
+      line, an over-long URL or header) get the API's JSON error body, not plain text.
+    - Handler cancellation: a client that disconnects cancels its handler, and with it the
+      query's work (the engine stops its worker at the next check).
+    """
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("handler_cancellation", True)
+        super().__init__(app, **kwargs)
+
+    async def _make_server(self) -> web.Server:
+        # The app builds its Server (request factory, handler args, access log); the same
+        # settings go into the subclass whose connections answer errors in JSON.
+        made = await super()._make_server()
+        return _JsonErrorsServer(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,
+            **made._kwargs,
+        )
+
+
+class _JsonErrorsServer(web.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _JsonErrorsRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _JsonErrorsRequestHandler(web_protocol.RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # The base logs and refuses when a response is already under way; its text is replaced.
+        plain = super().handle_error(request, status, exc, message)
+        response = json_response(error_body(_protocol_error_message(status, exc)), status=status)
+        response.force_close()
+        del plain
+        return response
+
+
+def _protocol_error_message(status: int, exc: BaseException | None) -> str:
+    """What went wrong, without echoing the request (it may be megabytes)."""
+    if isinstance(exc, LineTooLong):
+        return f"request line or a header is longer than the limit of {exc.args[1]} bytes"
+    if isinstance(exc, BadHttpMessage):
+        return f"malformed HTTP request: {exc.message[:200]}"
+    if status >= 500:
+        return "internal error (see server log)"
+    return f"HTTP error {status}"
 
 
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -89,7 +149,7 @@ class _Api:
         self._readiness = readiness
 
     def _tenant(self, request: web.Request) -> str:
-        return self._auth.tenant_for(bearer_token(request.headers.get("Authorization")))
+        return tenant_from_metadata(self._auth, request.headers.items())
 
     async def query(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
