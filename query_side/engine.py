@@ -156,6 +156,11 @@ class QueryEngine:
         finally:
             token.cancel()  # whatever ended the query, its worker stops at its next check
 
+    async def offload(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)` on a query worker: for a transport's CPU work on an answer (e.g. JSON
+        encoding of 100k points), which should not hold up the event loop either."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     async def _cpu(self, token: QueryToken, fn: Callable[..., _T], *args: Any) -> _T:
         """`fn(*args)` in a query worker thread, so the event loop keeps serving meanwhile."""
 

@@ -154,7 +154,9 @@ class _Api:
     async def query(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
         spec = spec_from_params(request.query, tenant=tenant, now_ms=self._clock())
-        return json_response(result_body(await self._engine.query(spec)))
+        result = await self._engine.query(spec)
+        body = await self._engine.offload(_encode_result, result)
+        return web.Response(body=body, content_type=_JSON)
 
     async def metrics(self, request: web.Request) -> web.Response:
         metrics = await self._engine.list_metrics(self._tenant(request))
@@ -212,6 +214,10 @@ def _single(params: Any, name: str, default: str = "") -> str:
     if len(values) > 1:
         raise InvalidArgument(f"{name}: given {len(values)} times, expected once", parameter=name)
     return values[0] if values else default
+
+
+def _encode_result(result: QueryResult) -> bytes:
+    return orjson.dumps(result_body(result))
 
 
 def result_body(result: QueryResult) -> dict[str, Any]:
