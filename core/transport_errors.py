@@ -49,3 +49,31 @@ def http_status(exc: BaseException) -> int:
 def public_message(exc: BaseException) -> str:
     """What a client may see: our own errors verbatim, anything else generic (it is logged)."""
     return str(exc) if isinstance(exc, ArgusError) else "internal error (see server log)"
+
+
+PARAMETER_METADATA_KEY = "argus-parameter"
+"""gRPC trailing metadata naming the request field an INVALID_ARGUMENT is about (HTTP puts it
+in the body's `parameter`)."""
+
+
+def is_server_fault(exc: BaseException) -> bool:
+    """Whether the error is ours rather than the caller's (worth a log line with a traceback)."""
+    return http_status(exc) >= 500 and not isinstance(exc, DeadlineExceeded)
+
+
+def grpc_status(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]:
+    """Code, details and trailing metadata of a gRPC answer to `exc`."""
+    trailing: tuple[tuple[str, str], ...] = ()
+    if isinstance(exc, InvalidArgument) and exc.parameter:
+        trailing = ((PARAMETER_METADATA_KEY, exc.parameter),)
+    return grpc_code(exc), public_message(exc), trailing
+
+
+def http_error(exc: BaseException) -> tuple[int, dict[str, str], dict[str, str] | None]:
+    """Status, JSON body (`{"error": ..., "parameter": ...}`) and extra headers of an HTTP
+    answer to `exc`."""
+    body = {"error": public_message(exc)}
+    if isinstance(exc, InvalidArgument) and exc.parameter:
+        body["parameter"] = exc.parameter
+    headers = {"WWW-Authenticate": 'Bearer realm="argus"'} if isinstance(exc, Unauthenticated) else None
+    return http_status(exc), body, headers

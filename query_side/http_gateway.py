@@ -1,8 +1,10 @@
 """HTTP/JSON entrypoint of the query side (aiohttp). The API is documented in docs/query-api.md.
 
-Parse query parameters -> authenticate (`Authorization: Bearer <key>`) -> call the engine ->
-JSON with orjson. Errors use the one status table of core/transport_errors.py and always
-have the body `{"error": "...", "parameter": "..."}` (parameter only when one is at fault).
+Authenticate (`Authorization: Bearer <key>`) -> parse query parameters -> call the
+transport-neutral handler (query_side/handlers.py) -> JSON with orjson, encoded off the loop.
+Serve it with `HttpRunner` (JSON bodies for aiohttp's own errors, handler cancellation).
+Errors use the one status table of core/transport_errors.py and always have the body
+`{"error": "...", "parameter": "..."}` (parameter only when one is at fault).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from core.auth import Authenticator
-from core.errors import ArgusError, InvalidArgument, Unauthenticated
-from core.tenancy import tenant_from_metadata
-from core.transport_errors import http_status, public_message
+from core.errors import ArgusError, InvalidArgument
+from core.transport_errors import http_error, is_server_fault
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
+from query_side.handlers import LabelValuesRequest, QueryHandlers
 from query_side.planner import AUTO, QuerySpec, parse_matcher
 from query_side.timeparse import parse_range
 
@@ -43,7 +45,7 @@ def make_http_app(
     """The query HTTP API. `readiness` (optional) decides `/readyz`; without it the app is
     ready as soon as it serves."""
     app = web.Application(middlewares=[_errors_middleware])
-    api = _Api(engine, authenticator, clock, readiness)
+    api = _Api(QueryHandlers(engine, authenticator, clock), readiness)
     app.router.add_get("/api/v1/query", api.query)
     app.router.add_get("/api/v1/metrics", api.metrics)
     app.router.add_get("/api/v1/labels/{name}/values", api.label_values)
@@ -123,43 +125,38 @@ def error_body(message: str, parameter: str | None = None) -> dict[str, str]:
 async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ArgusError as exc:
-        parameter = exc.parameter if isinstance(exc, InvalidArgument) else None
-        headers = {"WWW-Authenticate": 'Bearer realm="argus"'} if isinstance(exc, Unauthenticated) else None
-        status = http_status(exc)
-        if status >= 500:
-            log.warning("http %s %s failed: %s", request.method, request.path, exc, exc_info=exc)
-        return json_response(error_body(public_message(exc), parameter), status=status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return json_response(error_body(exc.reason), status=exc.status)
     except Exception as exc:
-        log.exception("http %s %s failed", request.method, request.path)
-        return json_response(error_body(public_message(exc)), status=http_status(exc))
+        if not isinstance(exc, ArgusError):
+            log.exception("http %s %s failed", request.method, request.path)
+        elif is_server_fault(exc):
+            log.warning("http %s %s failed: %s", request.method, request.path, exc, exc_info=exc)
+        status, body, headers = http_error(exc)
+        return json_response(body, status=status, headers=headers)
 
 
 class _Api:
-    def __init__(
-        self, engine: QueryEngine, authenticator: Authenticator, clock: Clock, readiness: Readiness | None
-    ) -> None:
-        self._engine = engine
-        self._auth = authenticator
-        self._clock = clock
+    """The HTTP JSON wrapper of `QueryHandlers`: parse parameters, call, encode."""
+
+    def __init__(self, handlers: QueryHandlers, readiness: Readiness | None) -> None:
+        self._handlers = handlers
         self._readiness = readiness
 
     def _tenant(self, request: web.Request) -> str:
-        return tenant_from_metadata(self._auth, request.headers.items())
+        return self._handlers.authenticate(request.headers.items())
 
     async def query(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
-        spec = spec_from_params(request.query, tenant=tenant, now_ms=self._clock())
-        result = await self._engine.query(spec)
-        body = await self._engine.offload(_encode_result, result)
+        spec = spec_from_params(request.query, tenant=tenant, now_ms=self._handlers.now_ms())
+        result = await self._handlers.query(tenant, spec)
+        body = await self._handlers.encode(_encode_result, result)
         return web.Response(body=body, content_type=_JSON)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        metrics = await self._engine.list_metrics(self._tenant(request))
+        metrics = await self._handlers.list_metrics(self._tenant(request))
         return json_response(
             {
                 "metrics": [
@@ -170,9 +167,8 @@ class _Api:
 
     async def label_values(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
-        metric = request.query.get("metric", "").strip() or None
-        values = await self._engine.label_values(tenant, request.match_info["name"], metric)
-        return json_response({"values": values})
+        label_request = LabelValuesRequest(label=request.match_info["name"], metric=request.query.get("metric"))
+        return json_response({"values": await self._handlers.label_values(tenant, label_request)})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return json_response({"status": "ok"})

@@ -4,10 +4,12 @@ time limit, streaming aggregation and an event loop that keeps answering during 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from aiohttp import web
@@ -20,9 +22,11 @@ from core.model import DEFAULT_TIERS, TIER_BY_NAME, MetricKind
 from core.points import Points, from_values
 from core.ports import StoredChunk
 from core.tenancy import api_key_from_metadata, tenant_from_metadata
+from core.transport_errors import PARAMETER_METADATA_KEY, grpc_status, http_error
 from query_side import engine as engine_module
 from query_side.engine import QueryEngine
 from query_side.grpc_service import QueryServicer
+from query_side.handlers import LabelValuesRequest, QueryHandlers
 from query_side.http_gateway import HttpRunner, make_http_app
 from query_side.limits import QueryLimits, QueryToken
 from query_side.planner import MAX_GROUP_BY, Matcher, MatchOp, QuerySpec, compile_selector, parse_matcher
@@ -397,3 +401,40 @@ async def test_healthz_answers_while_a_heavy_query_runs(world: World) -> None:
         assert len(latencies) >= 3
         assert max(latencies) < 2.0
         assert sorted(latencies)[len(latencies) // 2] < 0.1
+
+
+# ------------------------------------------------------------------------------ one error table, one handler
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "status"),
+    [
+        (InvalidArgument("start: bad", parameter="start"), grpc.StatusCode.INVALID_ARGUMENT, 400),
+        (ResourceExhausted("too big"), grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+        (DeadlineExceeded("too slow"), grpc.StatusCode.DEADLINE_EXCEEDED, 503),
+        (RuntimeError("secret"), grpc.StatusCode.INTERNAL, 500),
+    ],
+)
+def test_grpc_and_http_answers_come_from_the_one_table(exc: Exception, code: grpc.StatusCode, status: int) -> None:
+    got_code, details, trailing = grpc_status(exc)
+    got_status, body, _ = http_error(exc)
+    assert (got_code, got_status) == (code, status)
+    assert details == body["error"]
+    assert "secret" not in details
+    parameter = getattr(exc, "parameter", None)
+    assert body.get("parameter") == parameter
+    assert trailing == (((PARAMETER_METADATA_KEY, parameter),) if parameter else ())
+
+
+async def test_handlers_answer_for_the_tenant_they_are_given(world: World) -> None:
+    world.gauge("cpu", {"host": "a"}, minute_ts(NOW_MS - HOUR, 60), np.ones(60))
+    world.gauge("cpu", {"host": "z"}, minute_ts(NOW_MS - HOUR, 60), np.ones(60))
+    world.index.records[-1] = dataclasses.replace(world.index.records[-1], tenant="other")
+    handlers = QueryHandlers(world.engine, Keys(), clock=lambda: world.now_ms)
+    # The request's own tenant field does not widen what the caller sees.
+    result = await handlers.query(TENANT, dataclasses.replace(spec("cpu", group_by=("*",)), tenant="other"))
+    assert [s.labels["host"] for s in result.series] == ["a"]
+    assert await handlers.label_values(TENANT, LabelValuesRequest(label="host")) == ["a"]
+    with pytest.raises(InvalidArgument):
+        await handlers.label_values(TENANT, LabelValuesRequest(label=""))
+    assert handlers.authenticate([("Authorization", "Bearer good")]) == TENANT
