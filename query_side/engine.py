@@ -42,6 +42,8 @@ _BATCH_MIN_CHUNKS = 8
 """Fewer chunks than this are decoded one by one (`decode_chunks` pays off from about there)."""
 DECODE_BATCH_POINTS = 1_000_000
 """Stored points decoded at once before merging into the running result (~100 MB decoded)."""
+COLD_BATCH_ROWS = 4_000_000
+"""Most cold rows one cold-store read may return (~300 MB): fewer, larger Parquet scans."""
 
 _T = TypeVar("_T")
 
@@ -300,11 +302,11 @@ class QueryEngine:
         token: QueryToken,
     ) -> tuple[Points, int]:
         """`points` merged with the cold store's rows of [start, end), read in slices of series
-        of at most DECODE_BATCH_POINTS possible rows each (the cold store has no header to
+        of at most COLD_BATCH_ROWS possible rows each (the cold store has no header to
         count from, so its rows count against the budget as each slice arrives)."""
         assert self._cold is not None
         per_series = max(1, (final.end_ms - final.start_ms) // final.tier.step_ms)
-        size = max(1, DECODE_BATCH_POINTS // per_series)
+        size = max(1, COLD_BATCH_ROWS // per_series)
         read = 0
         for at in range(0, len(series_ids), size):
             token.check()

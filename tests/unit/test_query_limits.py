@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -31,6 +32,7 @@ from query_side.http_gateway import HttpRunner, make_http_app
 from query_side.limits import QueryLimits, QueryToken
 from query_side.planner import MAX_GROUP_BY, Matcher, MatchOp, QuerySpec, compile_selector, parse_matcher
 from query_side.timeparse import MAX_TIME_MS, parse_range
+from tests.unit import test_cold_archive as cold
 from tests.unit.test_query_engine import (
     AUTH,
     DAY,
@@ -438,3 +440,50 @@ async def test_handlers_answer_for_the_tenant_they_are_given(world: World) -> No
     with pytest.raises(InvalidArgument):
         await handlers.label_values(TENANT, LabelValuesRequest(label=""))
     assert handlers.authenticate([("Authorization", "Bearer good")]) == TENANT
+
+
+# ------------------------------------------------------------------------------ cold reads in slices
+
+
+@pytest.fixture
+async def cold_world(tmp_path: Path) -> AsyncIterator[cold.World]:
+    w = cold.World(tmp_path)
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+async def test_cold_rows_read_in_slices_equal_one_read_and_count_against_the_budget(
+    cold_world: cold.World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = cold_world
+    end = cold.DAY0 + 4 * DAY
+    await w.write(cold.history(cold.DAY0, end))
+    for day in range(1, 5):
+        w.now = cold.DAY0 + day * DAY + 2 * HOUR
+        await w.projector().archive_once()
+    q = QuerySpec(
+        tenant=cold.TENANT,
+        metric="cpu",
+        start_ms=cold.DAY0 + 3 * HOUR,
+        end_ms=end,
+        period="1m",
+        agg="avg",
+        group_by=("*",),
+    )
+
+    def engine(**limits: int) -> QueryEngine:
+        return QueryEngine(w.hot, w.hot, cold.SHORT, clock=lambda: w.now, cold=w.cold, limits=QueryLimits(**limits))
+
+    whole = await engine().query(q)
+    monkeypatch.setattr(engine_module, "COLD_BATCH_ROWS", 1)  # one series per cold read
+    sliced = await engine().query(q)
+    assert whole.stats.cold_points_read > 0 and len(whole.series) > 1
+    assert sliced.stats == dataclasses.replace(whole.stats, elapsed_ms=sliced.stats.elapsed_ms)
+    for a, b in zip(sliced.series, whole.series, strict=True):
+        assert dict(a.labels) == dict(b.labels) and a.ts.tolist() == b.ts.tolist()
+        np.testing.assert_allclose(a.values, b.values, rtol=1e-12, equal_nan=True)
+    with pytest.raises(ResourceExhausted, match="shorter range"):
+        await engine(max_points_decoded=whole.stats.points_read - 1).query(q)
