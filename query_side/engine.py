@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.chunks import chunk_point_count, decode_chunk, decode_chunks
-from core.errors import ResourceExhausted
+from core.errors import ResourceExhausted, Unavailable
 from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
 from core.ports import ChunkStore, ColdStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
@@ -125,9 +125,15 @@ class QueryEngine:
         self._limits = limits or QueryLimits()
         # The CPU part of queries runs here, off the event loop that also serves health and ingest.
         self._executor = ThreadPoolExecutor(max_workers=self._limits.workers, thread_name_prefix="argus-query")
+        self._active: set[QueryToken] = set()
+        self._closed = False
 
     def close(self) -> None:
-        """Stop the query workers (a running query's worker ends at its next check)."""
+        """Stop: running queries end at their worker's next check with Unavailable, new ones
+        are refused with it, and the worker threads exit."""
+        self._closed = True
+        for token in list(self._active):
+            token.cancel(_stopping())
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -147,7 +153,10 @@ class QueryEngine:
         the limits' timeout). A metric without series gives an empty result. Cancelling the
         calling task stops the work in the worker thread too (at its next check).
         """
+        if self._closed:
+            raise _stopping()
         token = QueryToken(timeout_ms=self._limits.timeout_ms)
+        self._active.add(token)
         try:
             async with asyncio.timeout(self._limits.timeout_ms / 1000.0) as timer:
                 return await self._query(spec, token)
@@ -156,11 +165,14 @@ class QueryEngine:
                 raise token.expired() from None
             raise
         finally:
+            self._active.discard(token)
             token.cancel()  # whatever ended the query, its worker stops at its next check
 
     async def offload(self, fn: Callable[..., _T], *args: Any) -> _T:
         """`fn(*args)` on a query worker: for a transport's CPU work on an answer (e.g. JSON
         encoding of 100k points), which should not hold up the event loop either."""
+        if self._closed:
+            raise _stopping()
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _cpu(self, token: QueryToken, fn: Callable[..., _T], *args: Any) -> _T:
@@ -170,6 +182,7 @@ class QueryEngine:
             token.check()  # it may have waited for a worker past its deadline
             return fn(*args)
 
+        token.check()  # cancelled meanwhile (e.g. by close(): the executor takes no more work)
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     async def _query(self, spec: QuerySpec, token: QueryToken) -> QueryResult:
@@ -546,6 +559,10 @@ def _owned(p: Points) -> Points:
         sketch=own(p.sketch),
         hll=own(p.hll),
     )
+
+
+def _stopping() -> Unavailable:
+    return Unavailable("the query service is stopping; retry on another instance or after the restart")
 
 
 def _pick(labels: Sequence[Mapping[str, str]], selector: Selector) -> list[int]:

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from core.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
+from core.errors import ArgusError, DeadlineExceeded, InvalidArgument, ResourceExhausted
 from core.settings import Settings
 
 DEFAULT_TIMEOUT_MS = 30_000
@@ -64,19 +64,23 @@ class QueryToken:
         self._timeout_ms = timeout_ms
         self._deadline = time.monotonic() + timeout_ms / 1000.0
         self._cancelled = threading.Event()
+        self._reason: ArgusError = DeadlineExceeded("query cancelled")
 
     @property
     def remaining_s(self) -> float:
         return max(0.0, self._deadline - time.monotonic())
 
-    def cancel(self) -> None:
-        """Stop the work at its next check (the query's caller is gone or gave up)."""
+    def cancel(self, reason: ArgusError | None = None) -> None:
+        """Stop the work at its next check, raising `reason` there (default: DeadlineExceeded
+        "query cancelled", for a caller that is gone or gave up)."""
+        if reason is not None and not self._cancelled.is_set():
+            self._reason = reason
         self._cancelled.set()
 
     def check(self) -> None:
         """Raise DeadlineExceeded when the query was cancelled or ran out of time."""
         if self._cancelled.is_set():
-            raise DeadlineExceeded("query cancelled")
+            raise self._reason
         if time.monotonic() >= self._deadline:
             raise self.expired()
 

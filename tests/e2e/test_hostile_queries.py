@@ -8,22 +8,32 @@ throws the query from the issue at it (a 30-day `count` over 1,000 series of the
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 
 from argus.launch import REPO_ROOT
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from contracts.argus.query.v1 import query_pb2
+from core.adapters.sqlite_hot_store import SqliteHotStore
+from core.chunks import encode_chunks
+from core.model import DAY_MS, TIER_BY_NAME, MetricKind, series_id
+from core.points import Points, from_values
+from core.ports import SeriesRecord, StoredChunk
 from tests.e2e.conftest import VISIBLE_TIMEOUT_S, ArgusServer, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -195,3 +205,111 @@ def test_the_43m_point_query_fits_in_a_1_gb_process() -> None:
     assert "shorter range" in out["default"]["message"]
     assert out["raised"] == {"ok": 1_000 * 30 * 1_440}
     assert out["peak_rss_mb"] < 1_024
+
+
+# ------------------------------------------------------------------------------ heavy query on argus up
+
+
+async def _seed_dense(data_dir: Path, *, series: int, days: int, now_ms: int) -> None:
+    """Write `series` gauges of tenant `default` with a point a minute for `days` days straight
+    into the data dir's hot store (what the rollup projector would have written), before
+    `argus up` starts: pushing ~20M samples through ingest would take minutes of a shared machine."""
+    tier = TIER_BY_NAME["1m"]
+    per_chunk = tier.chunk_span_ms // tier.step_ms
+    last = tier.chunk_start(now_ms)  # the open chunk is left out: every chunk here is closed
+    first = last - days * DAY_MS
+    rng = np.random.default_rng(3)
+    store = SqliteHotStore(data_dir / "hot.db")
+    await store.start()
+    try:
+        records = []
+        for s in range(series):
+            labels = (("host", f"h{s}"),)
+            sid = series_id("default", "us-east-1", "e2e_dense", labels)
+            records.append(
+                SeriesRecord(
+                    tenant="default",
+                    series_id=sid,
+                    metric="e2e_dense",
+                    kind=int(MetricKind.GAUGE),
+                    region="us-east-1",
+                    labels=labels,
+                    first_seen_ms=first,
+                    last_seen_ms=now_ms,
+                )
+            )
+            items: list[tuple[Points, MetricKind | int, int, int]] = []
+            for start in range(first, last, tier.chunk_span_ms):
+                ts = start + np.arange(per_chunk, dtype=np.int64) * tier.step_ms
+                values = np.round(50 + np.cumsum(rng.normal(0, 1, per_chunk)), 2)
+                points = from_values(np.zeros(per_chunk), ts, values, tier.step_ms)
+                items.append((points, MetricKind.GAUGE, tier.step_ms, start))
+            chunks = [
+                StoredChunk(series_id=sid, chunk_start_ms=start, data=data, partition=0, applied_offset=0)
+                for (_, _, _, start), data in zip(items, encode_chunks(items), strict=True)
+            ]
+            await store.write_chunks("1m", chunks)
+        await store.upsert_series(records)
+    finally:
+        await store.close()
+
+
+@pytest.mark.timeout(600)
+def test_health_and_ingest_answer_during_a_heavy_query_and_sigterm_stops_the_server(
+    server_factory: Callable[[], ArgusServer],
+) -> None:
+    server = server_factory()
+    days, series = 30, 450  # 450 x 43,200 = 19.4M stored points: under the default budget, seconds of CPU
+    server.data_dir.mkdir(parents=True)
+    asyncio.run(_seed_dense(server.data_dir, series=series, days=days, now_ms=_now_ms()))
+    server.start()
+    params = [("metric", "e2e_dense"), ("start", f"-{days + 1}d"), ("period", "1m"), ("agg", "count")]
+    answers: list[Any] = []
+
+    def heavy() -> None:
+        try:
+            answers.append(server.http_get("/api/v1/query", params))
+        except OSError as exc:  # the server stopped under it (the SIGTERM part below)
+            answers.append(exc)
+
+    with HealthProbe(server) as probe:
+        query = threading.Thread(target=heavy, daemon=True)
+        started = time.perf_counter()
+        query.start()
+        # Ingest answers meanwhile too.
+        batch = metrics_pb2.SampleBatch(batch_id="hostile-during-heavy", source="e2e")
+        s = batch.series.add(metric="e2e_during", kind=metrics_pb2.METRIC_KIND_GAUGE, region="us-east-1")
+        s.timestamps_ms.append(_now_ms())
+        s.values.append(1.0)
+        assert server.push_batch(batch).status == ingest_pb2.BATCH_STATUS_ACCEPTED
+        pushed_after = time.perf_counter() - started
+        query.join(timeout=300)
+        took = time.perf_counter() - started
+    assert answers and answers[0].status == 200, answers
+    assert answers[0].body["stats"]["points_read"] == series * days * 1_440
+    assert not probe.failures, probe.failures[:3]
+    worst = max(probe.latencies)
+    print(
+        f"measured heavy query on argus up {took:.1f} s; push answered after {pushed_after:.2f} s; "
+        f"health max {worst * 1000:.0f} ms over {len(probe.latencies)} checks"
+    )
+    assert worst < 2.0
+
+    # SIGTERM while the same query runs again: the server stops promptly and cleanly.
+    again = threading.Thread(target=heavy, daemon=True)
+    again.start()
+    wait_for(
+        "argus up to answer with the second query sent",
+        lambda: server.http_get("/healthz", key=None).status == 200,
+        timeout_s=30,
+    )
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    stopping = time.perf_counter()
+    code = server.proc.wait(timeout=60)
+    stop_s = time.perf_counter() - stopping
+    assert code == 0, server.log_tail()
+    print(f"measured stop during a heavy query {stop_s:.1f} s")
+    assert stop_s < 15.0  # running queries are stopped, not waited for
+    again.join(timeout=30)
+    assert not again.is_alive()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -17,8 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from command_side.ingest.grpc_service import IngestService
-from core.chunks import decode_chunks, encode_chunks
-from core.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
+from core.chunks import decode_chunk, decode_chunks, encode_chunks
+from core.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted, Unavailable
 from core.model import DEFAULT_TIERS, TIER_BY_NAME, MetricKind
 from core.points import Points, from_values
 from core.ports import StoredChunk
@@ -487,3 +488,40 @@ async def test_cold_rows_read_in_slices_equal_one_read_and_count_against_the_bud
         np.testing.assert_allclose(a.values, b.values, rtol=1e-12, equal_nan=True)
     with pytest.raises(ResourceExhausted, match="shorter range"):
         await engine(max_points_decoded=whole.stats.points_read - 1).query(q)
+
+
+async def test_close_stops_running_queries_with_unavailable_and_refuses_new_ones(world: World) -> None:
+    world.gauge("cpu", {"host": "a"}, minute_ts(NOW_MS - HOUR, 60), np.ones(60))
+    store = BlockingChunks()
+    engine = QueryEngine(world.index, store, DEFAULT_TIERS, clock=lambda: world.now_ms)
+    task = asyncio.create_task(engine.query(spec("cpu")))
+    await asyncio.wait_for(store.started.wait(), 10)
+    engine.close()
+    # The read in flight is the store's; the engine stops at its next step.
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(Unavailable, match="stopping"):
+        await engine.query(spec("cpu"))
+
+
+async def test_close_ends_a_query_in_its_worker_with_unavailable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _dense(world, series=4, days=2)
+    monkeypatch.setattr(engine_module, "DECODE_BATCH_POINTS", 1)  # a check before every chunk
+    engine = _engine(world)
+    entered = threading.Event()
+    release = threading.Event()
+    original = decode_chunk
+
+    def gated(data: bytes, *, key: int) -> Any:
+        entered.set()
+        release.wait(10)  # hold the worker until close() ran
+        return original(data, key=key)
+
+    monkeypatch.setattr(engine_module, "decode_chunk", gated)
+    task = asyncio.create_task(engine.query(spec("dense", start_ago=2 * DAY, period="1m")))
+    assert await asyncio.to_thread(entered.wait, 10)
+    engine.close()
+    release.set()
+    with pytest.raises(Unavailable, match="stopping"):
+        await asyncio.wait_for(task, 10)
