@@ -239,11 +239,13 @@ class QueryModule:
         self.http_port = sockets[0].getsockname()[1] if sockets else port
 
     async def stop(self) -> None:
+        # Running queries end first (Unavailable), so the listeners' graceful stop does not
+        # wait up to a query timeout for them.
+        self._engine.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self._server.stop(grace=2.0)
         await self._tasks.close()
-        self._engine.close()
 
     def endpoints(self) -> dict[str, str]:
         host, _ = _host_port(self._settings.http_addr)
