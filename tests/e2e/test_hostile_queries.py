@@ -310,6 +310,6 @@ def test_health_and_ingest_answer_during_a_heavy_query_and_sigterm_stops_the_ser
     stop_s = time.perf_counter() - stopping
     assert code == 0, server.log_tail()
     print(f"measured stop during a heavy query {stop_s:.1f} s")
-    assert stop_s < 15.0  # running queries are stopped, not waited for
+    assert stop_s < 20.0  # running queries are stopped, not waited for (the projector child stops too)
     again.join(timeout=30)
     assert not again.is_alive()
