@@ -205,11 +205,14 @@ class QueryModule:
         cold_store: ColdStore | None = None,
     ) -> None:
         from query_side.engine import QueryEngine
+        from query_side.limits import QueryLimits
 
         self._settings = settings
         self._keys = api_keys
         self._clock_ms = clock_ms
-        self._engine = QueryEngine(hot_store, hot_store, settings.tiers, clock_ms, cold=cold_store)
+        self._engine = QueryEngine(
+            hot_store, hot_store, settings.tiers, clock_ms, cold=cold_store, limits=QueryLimits.from_settings(settings)
+        )
         self._server = make_server(max_message_bytes=settings.limits.max_message_bytes)
         self._runner: web.AppRunner | None = None
         self._tasks = _Tasks()
@@ -218,13 +221,13 @@ class QueryModule:
 
     async def start(self) -> None:
         from query_side import grpc_service
-        from query_side.http_gateway import make_http_app
+        from query_side.http_gateway import HttpRunner, make_http_app
 
         grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
         await add_health_and_reflection(self._server, [grpc_service.SERVICE_NAME])
         self.grpc_port = bind(self._server, self._settings.query_addr)
         await self._server.start()
-        self._runner = web.AppRunner(make_http_app(self._engine, self._keys, self._clock_ms), access_log=None)
+        self._runner = HttpRunner(make_http_app(self._engine, self._keys, self._clock_ms), access_log=None)
         await self._runner.setup()
         host, port = _host_port(self._settings.http_addr)
         site = web.TCPSite(self._runner, host, port)
@@ -239,6 +242,9 @@ class QueryModule:
         self.http_port = sockets[0].getsockname()[1] if sockets else port
 
     async def stop(self) -> None:
+        # Running queries end first (Unavailable), so the listeners' graceful stop does not
+        # wait up to a query timeout for them.
+        self._engine.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self._server.stop(grace=2.0)

@@ -67,3 +67,8 @@ class CorruptData(ArgusError):
 class UpgradeNeeded(ArgusError):
     """Stored data is of a newer format or schema version than this build understands: it
     is valid, so it is neither skipped nor quarantined; a newer Argus reads it."""
+
+
+class DeadlineExceeded(ArgusError):
+    """An operation ran past its time limit and was stopped (a query over its timeout);
+    the message says how to make it fit. Retrying the same request as-is won't help."""

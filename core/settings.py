@@ -64,6 +64,12 @@ class Settings:
     applied_event_memory_ms: int = 7 * DAY_MS
     collector_interval_s: float = 5.0
     region: str = "local"
+    # Query limits (query_side/limits.py, docs/decisions/0014): each query's wall-time limit,
+    # the stored points it may read (refused before decoding past it), and the worker
+    # threads that run the CPU part of queries off the event loop.
+    query_timeout_ms: int = 30_000
+    query_max_points_decoded: int = 20_000_000
+    query_workers: int = 2
 
     def resolved(self) -> Settings:
         """Fill URLs that default to files in the data dir."""

@@ -6,23 +6,28 @@ vectorised merge/aggregation; Python loops run per series or per chunk, never pe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from core.chunks import chunk_point_count, decode_chunk, decode_chunks
-from core.errors import ResourceExhausted
+from core.errors import ResourceExhausted, Unavailable
 from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
 from core.ports import ChunkStore, ColdStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
-from query_side.planner import MAX_SERIES, REGION_LABEL, QueryPlan, QuerySpec, hot_start_ms, plan
+from query_side.limits import DecodeBudget, QueryLimits, QueryToken
+from query_side.planner import MAX_SERIES, REGION_LABEL, QueryPlan, QuerySpec, Selector, hot_start_ms, plan
+from query_side.timeparse import format_duration
 
 Clock = Callable[[], int]
 """Milliseconds since the Unix epoch ("now" for relative times and retention)."""
@@ -35,6 +40,12 @@ DECODED_CACHE_BYTES = 64 * 1024 * 1024
 _SERIES_CACHE_ENTRIES = 1_024
 _BATCH_MIN_CHUNKS = 8
 """Fewer chunks than this are decoded one by one (`decode_chunks` pays off from about there)."""
+DECODE_BATCH_POINTS = 1_000_000
+"""Stored points decoded at once before merging into the running result (~100 MB decoded)."""
+COLD_BATCH_ROWS = 4_000_000
+"""Most cold rows one cold-store read may return (~300 MB): fewer, larger Parquet scans."""
+
+_T = TypeVar("_T")
 
 
 def system_clock_ms() -> int:
@@ -102,6 +113,7 @@ class QueryEngine:
         *,
         decoded_cache_bytes: int = DECODED_CACHE_BYTES,
         cold: ColdStore | None = None,
+        limits: QueryLimits | None = None,
     ) -> None:
         self._index = index
         self._chunks = chunks
@@ -110,6 +122,23 @@ class QueryEngine:
         self._clock = clock
         self._decoded = DecodedChunkCache(max_bytes=decoded_cache_bytes)
         self._series_cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[int, _Resolved]] = {}
+        self._limits = limits or QueryLimits()
+        # The CPU part of queries runs here, off the event loop that also serves health and ingest.
+        self._executor = ThreadPoolExecutor(max_workers=self._limits.workers, thread_name_prefix="argus-query")
+        self._active: set[QueryToken] = set()
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop: running queries end at their worker's next check with Unavailable, new ones
+        are refused with it, and the worker threads exit."""
+        self._closed = True
+        for token in list(self._active):
+            token.cancel(_stopping())
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def limits(self) -> QueryLimits:
+        return self._limits
 
     @property
     def tiers(self) -> tuple[Tier, ...]:
@@ -119,17 +148,51 @@ class QueryEngine:
         """Merge the matching series per bucket and group, then read `agg` off each point.
 
         Raises InvalidArgument (bad spec, before any I/O), ResourceExhausted (more than
-        MAX_SERIES matching series or MAX_RESULT_POINTS result points). A metric without
-        series gives an empty result.
+        MAX_SERIES matching series, MAX_RESULT_POINTS result points, or more stored points to
+        read than the limits' decode budget: refused before decoding), DeadlineExceeded (over
+        the limits' timeout). A metric without series gives an empty result. Cancelling the
+        calling task stops the work in the worker thread too (at its next check).
         """
+        if self._closed:
+            raise _stopping()
+        token = QueryToken(timeout_ms=self._limits.timeout_ms)
+        self._active.add(token)
+        try:
+            async with asyncio.timeout(self._limits.timeout_ms / 1000.0) as timer:
+                return await self._query(spec, token)
+        except TimeoutError:
+            if timer.expired():
+                raise token.expired() from None
+            raise
+        finally:
+            self._active.discard(token)
+            token.cancel()  # whatever ended the query, its worker stops at its next check
+
+    async def offload(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)` on a query worker: for a transport's CPU work on an answer (e.g. JSON
+        encoding of 100k points), which should not hold up the event loop either."""
+        if self._closed:
+            raise _stopping()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _cpu(self, token: QueryToken, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)` in a query worker thread, so the event loop keeps serving meanwhile."""
+
+        def run() -> _T:
+            token.check()  # it may have waited for a worker past its deadline
+            return fn(*args)
+
+        token.check()  # cancelled meanwhile (e.g. by close(): the executor takes no more work)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    async def _query(self, spec: QuerySpec, token: QueryToken) -> QueryResult:
         started = time.perf_counter()
         now_ms = self._clock()
         cold_from = await self._cold_from(spec, now_ms)
         # Validates everything but the agg-for-kind before touching the hot store.
         draft = plan(spec, self._tiers, now_ms=now_ms, cold_from_ms=cold_from)
         resolved = await self._resolve(spec.tenant, spec.metric, draft.selector.equal)
-        selector = draft.selector
-        picked = [i for i, labels in enumerate(resolved.labels) if selector.matches(labels)]
+        picked = await self._cpu(token, _pick, resolved.labels, draft.selector)
         if len(picked) > MAX_SERIES:
             raise ResourceExhausted(
                 f"query matches {len(picked):,} series of {spec.metric}, over the limit of {MAX_SERIES:,} "
@@ -157,6 +220,11 @@ class QueryEngine:
         series_ids = [r.series_id for r in records]
         group_by_series = dict(zip(series_ids, group_of, strict=True))
         tier = final.tier
+        budget = DecodeBudget(
+            self._limits.max_points_decoded,
+            what=f"{len(series_ids):,} series of {spec.metric} on tier {tier.name} over "
+            f"{format_duration(final.end_ms - final.start_ms)}",
+        )
         # [start, boundary) from the cold store, [boundary, end) from the hot store.
         boundary = final.start_ms
         if self._cold is not None and cold_from:
@@ -165,17 +233,15 @@ class QueryEngine:
         points, points_read = Points.empty(), 0
         if boundary < final.end_ms:
             hot = dataclasses.replace(final, start_ms=boundary)
-            stored = await self._chunks.read_range(tier.name, series_ids, boundary, final.end_ms, tier.chunk_span_ms)
-            points, points_read = self._decode(stored, group_by_series, hot, now_ms=now_ms)
+            stored = await self._read_hot(hot, series_ids, budget, token)
+            points, points_read = await self._cpu(
+                token, self._decode_stream, stored, group_by_series, hot, now_ms, token
+            )
         cold_read = 0
         if self._cold is not None and final.start_ms < boundary:
-            rows = await self._cold.read_range(
-                spec.tenant, tier.name, series_ids, final.start_ms, boundary, metric=spec.metric
-            )
-            cold_read = len(rows)
-            if cold_read:
-                points = merge(points, _regroup(rows, series_ids, group_of))
-        series = _aggregate(points, final, group_labels)
+            cold_plan = dataclasses.replace(final, end_ms=boundary)
+            points, cold_read = await self._read_cold(spec, cold_plan, series_ids, group_of, points, budget, token)
+        series = await self._cpu(token, _aggregate, points, final, group_labels)
         return QueryResult(
             tier=tier.name,
             step_ms=tier.step_ms,
@@ -189,6 +255,83 @@ class QueryEngine:
                 cold_points_read=cold_read,
             ),
         )
+
+    async def _read_hot(
+        self, final: QueryPlan, series_ids: Sequence[int], budget: DecodeBudget, token: QueryToken
+    ) -> list[StoredChunk]:
+        """The stored chunks of the plan's range, read in slices of series whose most possible
+        points fit the budget, each slice's points counted from the chunk headers: a query
+        over budget is refused after at most two slices, before any decode."""
+        tier = final.tier
+        span = tier.chunk_span_ms
+        per_series = max(
+            1, (tier.chunk_start(final.end_ms - 1) + span - tier.chunk_start(final.start_ms)) // tier.step_ms
+        )
+        size = max(1, self._limits.max_points_decoded // per_series)
+        stored: list[StoredChunk] = []
+        for at in range(0, len(series_ids), size):
+            token.check()
+            chunks = await self._chunks.read_range(
+                tier.name, series_ids[at : at + size], final.start_ms, final.end_ms, span
+            )
+            budget.spend(sum(chunk_point_count(c.data) for c in chunks))
+            stored.extend(chunks)
+        return stored
+
+    def _decode_stream(
+        self,
+        stored: Sequence[StoredChunk],
+        group_of: Mapping[int, int],
+        final: QueryPlan,
+        now_ms: int,
+        token: QueryToken,
+    ) -> tuple[Points, int]:
+        """`_decode` of batches of about DECODE_BATCH_POINTS stored points, each merged into
+        one running result as soon as it is decoded: memory is one batch plus the result
+        (at most groups x buckets points), whatever the number of points read."""
+        result, points_read = Points.empty(), 0
+        batch: list[StoredChunk] = []
+        in_batch = 0
+        for i, chunk in enumerate(stored):
+            batch.append(chunk)
+            in_batch += chunk_point_count(chunk.data)
+            if in_batch < DECODE_BATCH_POINTS and i + 1 < len(stored):
+                continue
+            token.check()
+            points, n = self._decode(batch, group_of, final, now_ms=now_ms)
+            points_read += n
+            result = merge(result, points) if len(result) else points
+            batch, in_batch = [], 0
+        return result, points_read
+
+    async def _read_cold(
+        self,
+        spec: QuerySpec,
+        final: QueryPlan,
+        series_ids: Sequence[int],
+        group_of: Sequence[int],
+        points: Points,
+        budget: DecodeBudget,
+        token: QueryToken,
+    ) -> tuple[Points, int]:
+        """`points` merged with the cold store's rows of [start, end), read in slices of series
+        of at most COLD_BATCH_ROWS possible rows each (the cold store has no header to
+        count from, so its rows count against the budget as each slice arrives)."""
+        assert self._cold is not None
+        per_series = max(1, (final.end_ms - final.start_ms) // final.tier.step_ms)
+        size = max(1, COLD_BATCH_ROWS // per_series)
+        read = 0
+        for at in range(0, len(series_ids), size):
+            token.check()
+            ids = series_ids[at : at + size]
+            rows = await self._cold.read_range(
+                spec.tenant, final.tier.name, ids, final.start_ms, final.end_ms, metric=spec.metric
+            )
+            budget.spend(len(rows))
+            read += len(rows)
+            if len(rows):
+                points = await self._cpu(token, _merge_regrouped, points, rows, ids, group_of[at : at + size])
+        return points, read
 
     async def _cold_from(self, spec: QuerySpec, now_ms: int) -> dict[str, int] | None:
         """Tier name -> start of its oldest archived period, for the tiers whose hot
@@ -323,12 +466,14 @@ class DecodedChunkCache:
 
     An entry is only returned for a stored chunk with the same partition, applied offset,
     length and CRC-32 as the one it was decoded from: a chunk rewritten by late data is a
-    miss (and replaces the entry), never a stale answer.
+    miss (and replaces the entry), never a stale answer. Thread-safe (queries decode in
+    worker threads).
     """
 
     def __init__(self, *, max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._bytes = 0
+        self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, int, int], tuple[tuple[int, int, int, int], Points, int]] = OrderedDict()
 
     @staticmethod
@@ -337,11 +482,13 @@ class DecodedChunkCache:
 
     def get(self, tier: str, chunk: StoredChunk) -> Points | None:
         key = (tier, chunk.series_id, chunk.chunk_start_ms)
-        entry = self._entries.get(key)
-        if entry is None or entry[0] != self._version(chunk):
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
+        version = self._version(chunk)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != version:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
 
     def put(self, tier: str, chunk: StoredChunk, points: Points) -> None:
         size = _nbytes(points)
@@ -349,14 +496,16 @@ class DecodedChunkCache:
             return
         _freeze(points)  # shared by later queries: an in-place write would be a bug, make it loud
         key = (tier, chunk.series_id, chunk.chunk_start_ms)
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= old[2]
-        while self._entries and self._bytes + size > self._max_bytes:
-            _, (_, _, evicted) = self._entries.popitem(last=False)
-            self._bytes -= evicted
-        self._entries[key] = (self._version(chunk), points, size)
-        self._bytes += size
+        version = self._version(chunk)
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
+            while self._entries and self._bytes + size > self._max_bytes:
+                _, (_, _, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
+            self._entries[key] = (version, points, size)
+            self._bytes += size
 
     @property
     def nbytes(self) -> int:
@@ -410,6 +559,19 @@ def _owned(p: Points) -> Points:
         sketch=own(p.sketch),
         hll=own(p.hll),
     )
+
+
+def _stopping() -> Unavailable:
+    return Unavailable("the query service is stopping; retry on another instance or after the restart")
+
+
+def _pick(labels: Sequence[Mapping[str, str]], selector: Selector) -> list[int]:
+    """Indexes of the series whose labels satisfy every matcher."""
+    return [i for i, x in enumerate(labels) if selector.matches(x)]
+
+
+def _merge_regrouped(points: Points, rows: Points, series_ids: Sequence[int], group_of: Sequence[int]) -> Points:
+    return merge(points, _regroup(rows, series_ids, group_of))
 
 
 def _regroup(rows: Points, series_ids: Sequence[int], group_of: Sequence[int]) -> Points:

@@ -1,7 +1,9 @@
 """gRPC entrypoint of the query side: argus.query.v1.QueryService on grpc.aio.
 
-Parse the request -> authenticate -> call the engine -> map errors with the one table in
-core/transport_errors.py. Every RPC is read-only and idempotent.
+Authenticate -> parse the proto -> call the transport-neutral handler (query_side/handlers.py)
+-> encode the proto; errors map through the one table in core/transport_errors.py. Every RPC
+is read-only and idempotent. `spec_from_request` / `response_from_result` are the proto codec
+a gRPC-web adapter reuses.
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ from typing import TypeVar
 import grpc
 
 from contracts.argus.query.v1 import query_pb2, query_pb2_grpc
-from core.auth import Authenticator, bearer_token
+from core.auth import Authenticator
 from core.errors import ArgusError, InvalidArgument
 from core.model import HOUR_MS
-from core.transport_errors import grpc_code, public_message
+from core.transport_errors import PARAMETER_METADATA_KEY, grpc_status, is_server_fault
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
+from query_side.handlers import LabelValuesRequest, QueryHandlers
 from query_side.planner import AUTO, Matcher, MatchOp, QuerySpec
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME: str = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
-# Trailing metadata key naming the request field an INVALID_ARGUMENT is about.
-PARAMETER_METADATA_KEY = "argus-parameter"
+__all__ = [
+    "PARAMETER_METADATA_KEY",
+    "SERVICE_NAME",
+    "QueryServicer",
+    "add_to_server",
+    "response_from_result",
+    "spec_from_request",
+]
 
 _OPS = {
     # proto3 zero value: a matcher without op is an equality, as the field reads.
@@ -39,20 +48,20 @@ _R = TypeVar("_R")
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
-    """QueryService over a QueryEngine; the tenant comes from the `authorization` metadata."""
+    """QueryService on grpc.aio: the proto codec around `QueryHandlers`; the tenant comes
+    from the `authorization` metadata."""
 
     def __init__(self, engine: QueryEngine, authenticator: Authenticator, clock: Clock = system_clock_ms) -> None:
-        self._engine = engine
-        self._auth = authenticator
-        self._clock = clock
+        self._handlers = QueryHandlers(engine, authenticator, clock)
 
     async def Query(
         self, request: query_pb2.QueryRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.QueryResponse:
         async def call() -> query_pb2.QueryResponse:
             tenant = self._tenant(context)
-            result = await self._engine.query(spec_from_request(request, tenant=tenant, now_ms=self._clock()))
-            return response_from_result(result)
+            spec = spec_from_request(request, tenant=tenant, now_ms=self._handlers.now_ms())
+            result = await self._handlers.query(tenant, spec)
+            return await self._handlers.encode(response_from_result, result)
 
         return await _guarded(context, "query", call)
 
@@ -60,7 +69,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.ListMetricsRequest, context: grpc.aio.ServicerContext
     ) -> query_pb2.ListMetricsResponse:
         async def call() -> query_pb2.ListMetricsResponse:
-            metrics = await self._engine.list_metrics(self._tenant(context))
+            metrics = await self._handlers.list_metrics(self._tenant(context))
             return query_pb2.ListMetricsResponse(
                 metrics=[
                     query_pb2.MetricInfo(name=m.name, kind=metric_kind_label(m.kind), series_count=m.series_count)
@@ -75,20 +84,15 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> query_pb2.ListLabelValuesResponse:
         async def call() -> query_pb2.ListLabelValuesResponse:
             tenant = self._tenant(context)
-            if not request.label:
-                raise InvalidArgument("label: a label name is required", parameter="label")
-            values = await self._engine.label_values(tenant, request.label, request.metric or None)
+            values = await self._handlers.label_values(
+                tenant, LabelValuesRequest(label=request.label, metric=request.metric or None)
+            )
             return query_pb2.ListLabelValuesResponse(values=values)
 
         return await _guarded(context, "list label values", call)
 
     def _tenant(self, context: grpc.aio.ServicerContext) -> str:
-        header = None
-        for key, value in context.invocation_metadata() or ():
-            if key.lower() == "authorization":
-                header = value if isinstance(value, str) else value.decode("utf-8", "replace")
-                break
-        return self._auth.tenant_for(bearer_token(header))
+        return self._handlers.authenticate(context.invocation_metadata())
 
 
 def add_to_server(server: grpc.aio.Server, servicer: QueryServicer) -> None:
@@ -138,19 +142,15 @@ def response_from_result(result: QueryResult) -> query_pb2.QueryResponse:
 
 
 async def _guarded(context: grpc.aio.ServicerContext, what: str, call: Callable[[], Awaitable[_R]]) -> _R:
-    """Run `call`, turning errors into a status: ours by the shared table, anything else
-    INTERNAL with a generic message (the details go to the log)."""
+    """Run `call`, turning errors into a status by the shared table (anything not ours is
+    INTERNAL with a generic message; the details go to the log)."""
     try:
         return await call()
-    except ArgusError as exc:
-        if grpc_code(exc) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.INTERNAL):
-            log.warning("%s failed: %s", what, exc, exc_info=exc)
-        trailing: tuple[tuple[str, str], ...] = ()
-        if isinstance(exc, InvalidArgument) and exc.parameter:
-            trailing = ((PARAMETER_METADATA_KEY, exc.parameter),)
-        await context.abort(grpc_code(exc), public_message(exc), trailing)
-        raise  # abort always raises; this keeps type checkers sure the function returns
     except Exception as exc:
-        log.exception("%s failed", what)
-        await context.abort(grpc_code(exc), public_message(exc))
-        raise
+        if not isinstance(exc, ArgusError):
+            log.exception("%s failed", what)
+        elif is_server_fault(exc):
+            log.warning("%s failed: %s", what, exc, exc_info=exc)
+        code, details, trailing = grpc_status(exc)
+        await context.abort(code, details, trailing)
+        raise  # abort always raises; this keeps type checkers sure the function returns

@@ -1,8 +1,10 @@
 """HTTP/JSON entrypoint of the query side (aiohttp). The API is documented in docs/query-api.md.
 
-Parse query parameters -> authenticate (`Authorization: Bearer <key>`) -> call the engine ->
-JSON with orjson. Errors use the one status table of core/transport_errors.py and always
-have the body `{"error": "...", "parameter": "..."}` (parameter only when one is at fault).
+Authenticate (`Authorization: Bearer <key>`) -> parse query parameters -> call the
+transport-neutral handler (query_side/handlers.py) -> JSON with orjson, encoded off the loop.
+Serve it with `HttpRunner` (JSON bodies for aiohttp's own errors, handler cancellation).
+Errors use the one status table of core/transport_errors.py and always have the body
+`{"error": "...", "parameter": "..."}` (parameter only when one is at fault).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
-from core.auth import Authenticator, bearer_token
-from core.errors import ArgusError, InvalidArgument, Unauthenticated
-from core.transport_errors import http_status, public_message
+from core.auth import Authenticator
+from core.errors import ArgusError, InvalidArgument
+from core.transport_errors import http_error, is_server_fault
 from query_side.admin import QuarantineSource, add_admin_routes
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
+from query_side.handlers import LabelValuesRequest, QueryHandlers
 from query_side.planner import AUTO, QuerySpec, parse_matcher
 from query_side.timeparse import parse_range
 
@@ -43,7 +47,7 @@ def make_http_app(
     """The query HTTP API. `readiness` (optional) decides `/readyz`; without it the app is
     ready as soon as it serves."""
     app = web.Application(middlewares=[_errors_middleware])
-    api = _Api(engine, authenticator, clock, readiness)
+    api = _Api(QueryHandlers(engine, authenticator, clock), readiness)
     app.router.add_get("/api/v1/query", api.query)
     app.router.add_get("/api/v1/metrics", api.metrics)
     app.router.add_get("/api/v1/labels/{name}/values", api.label_values)
@@ -51,6 +55,64 @@ def make_http_app(
     app.router.add_get("/readyz", api.readyz)
     add_admin_routes(app, authenticator, quarantine)  # query_side/admin.py
     return app
+
+
+class HttpRunner(web.AppRunner):
+    """The runner to serve `make_http_app` with (instead of `web.AppRunner`).
+
+    - Errors aiohttp answers before any handler or middleware runs (a malformed request
+      line, an over-long URL or header) get the API's JSON error body, not plain text.
+    - Handler cancellation: a client that disconnects cancels its handler, and with it the
+      query's work (the engine stops its worker at the next check).
+    """
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("handler_cancellation", True)
+        super().__init__(app, **kwargs)
+
+    async def _make_server(self) -> web.Server:
+        # The app builds its Server (request factory, handler args, access log); the same
+        # settings go into the subclass whose connections answer errors in JSON.
+        made = await super()._make_server()
+        return _JsonErrorsServer(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,
+            **made._kwargs,
+        )
+
+
+class _JsonErrorsServer(web.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _JsonErrorsRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _JsonErrorsRequestHandler(web_protocol.RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # The base logs and refuses when a response is already under way; its text is replaced.
+        plain = super().handle_error(request, status, exc, message)
+        response = json_response(error_body(_protocol_error_message(status, exc)), status=status)
+        response.force_close()
+        del plain
+        return response
+
+
+def _protocol_error_message(status: int, exc: BaseException | None) -> str:
+    """What went wrong, without echoing the request (it may be megabytes)."""
+    if isinstance(exc, LineTooLong):
+        return f"request line or a header is longer than the limit of {exc.args[1]} bytes"
+    if isinstance(exc, BadHttpMessage):
+        return f"malformed HTTP request: {exc.message[:200]}"
+    if status >= 500:
+        return "internal error (see server log)"
+    return f"HTTP error {status}"
 
 
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -66,41 +128,38 @@ def error_body(message: str, parameter: str | None = None) -> dict[str, str]:
 async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ArgusError as exc:
-        parameter = exc.parameter if isinstance(exc, InvalidArgument) else None
-        headers = {"WWW-Authenticate": 'Bearer realm="argus"'} if isinstance(exc, Unauthenticated) else None
-        status = http_status(exc)
-        if status >= 500:
-            log.warning("http %s %s failed: %s", request.method, request.path, exc, exc_info=exc)
-        return json_response(error_body(public_message(exc), parameter), status=status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return json_response(error_body(exc.reason), status=exc.status)
     except Exception as exc:
-        log.exception("http %s %s failed", request.method, request.path)
-        return json_response(error_body(public_message(exc)), status=http_status(exc))
+        if not isinstance(exc, ArgusError):
+            log.exception("http %s %s failed", request.method, request.path)
+        elif is_server_fault(exc):
+            log.warning("http %s %s failed: %s", request.method, request.path, exc, exc_info=exc)
+        status, body, headers = http_error(exc)
+        return json_response(body, status=status, headers=headers)
 
 
 class _Api:
-    def __init__(
-        self, engine: QueryEngine, authenticator: Authenticator, clock: Clock, readiness: Readiness | None
-    ) -> None:
-        self._engine = engine
-        self._auth = authenticator
-        self._clock = clock
+    """The HTTP JSON wrapper of `QueryHandlers`: parse parameters, call, encode."""
+
+    def __init__(self, handlers: QueryHandlers, readiness: Readiness | None) -> None:
+        self._handlers = handlers
         self._readiness = readiness
 
     def _tenant(self, request: web.Request) -> str:
-        return self._auth.tenant_for(bearer_token(request.headers.get("Authorization")))
+        return self._handlers.authenticate(request.headers.items())
 
     async def query(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
-        spec = spec_from_params(request.query, tenant=tenant, now_ms=self._clock())
-        return json_response(result_body(await self._engine.query(spec)))
+        spec = spec_from_params(request.query, tenant=tenant, now_ms=self._handlers.now_ms())
+        result = await self._handlers.query(tenant, spec)
+        body = await self._handlers.encode(_encode_result, result)
+        return web.Response(body=body, content_type=_JSON)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        metrics = await self._engine.list_metrics(self._tenant(request))
+        metrics = await self._handlers.list_metrics(self._tenant(request))
         return json_response(
             {
                 "metrics": [
@@ -111,9 +170,8 @@ class _Api:
 
     async def label_values(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
-        metric = request.query.get("metric", "").strip() or None
-        values = await self._engine.label_values(tenant, request.match_info["name"], metric)
-        return json_response({"values": values})
+        label_request = LabelValuesRequest(label=request.match_info["name"], metric=request.query.get("metric"))
+        return json_response({"values": await self._handlers.label_values(tenant, label_request)})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return json_response({"status": "ok"})
@@ -155,6 +213,10 @@ def _single(params: Any, name: str, default: str = "") -> str:
     if len(values) > 1:
         raise InvalidArgument(f"{name}: given {len(values)} times, expected once", parameter=name)
     return values[0] if values else default
+
+
+def _encode_result(result: QueryResult) -> bytes:
+    return orjson.dumps(result_body(result))
 
 
 def result_body(result: QueryResult) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from enum import StrEnum
 from core.errors import InvalidArgument, ResourceExhausted
 from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import parse_quantile
-from query_side.timeparse import format_duration, format_ms
+from core.regex import FullMatchRegex, compile_full_match
+from query_side.timeparse import check_time_range, format_duration, format_ms
 
 # Bounds of one query (also stated in the QueryService proto comments).
 MAX_SERIES = 10_000
@@ -23,6 +24,10 @@ MAX_RESULT_POINTS = 100_000
 # rather than return more than MAX_AUTO_POINTS buckets per series.
 MIN_POINTS = 300
 MAX_AUTO_POINTS = 1_500
+MAX_GROUP_BY = 64
+"""Most label names one query may group by (a series has at most a few dozen labels)."""
+MAX_MATCHERS = 64
+"""Most label matchers (where=) one query may carry."""
 
 AUTO = "auto"
 GROUP_EACH = "*"
@@ -60,7 +65,7 @@ class Matcher:
     """A label condition as the user wrote it; "region" matches the series' region.
 
     A missing label reads as "" (so `team=""` selects series without `team`).
-    Regex operators take a full match of a Python `re` pattern.
+    Regex operators take a full match of an RE2 pattern (core/regex.py: linear time).
     """
 
     name: str
@@ -96,7 +101,7 @@ class LabelPredicate:
     name: str
     op: MatchOp
     value: str
-    pattern: re.Pattern[str] | None = None
+    pattern: FullMatchRegex | None = None
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")
@@ -105,7 +110,7 @@ class LabelPredicate:
         if self.op is MatchOp.NOT_EQUAL:
             return actual != self.value
         assert self.pattern is not None
-        found = self.pattern.fullmatch(actual) is not None
+        found = self.pattern.matches(actual)
         return found if self.op is MatchOp.REGEX else not found
 
 
@@ -169,6 +174,8 @@ def plan(
     """
     if not spec.metric:
         raise InvalidArgument("metric: a metric name is required", parameter="metric")
+    check_time_range(spec.start_ms, parameter="start")
+    check_time_range(spec.end_ms, parameter="end")
     if spec.start_ms >= spec.end_ms:
         raise InvalidArgument(
             f"start ({format_ms(spec.start_ms)}) must be before end ({format_ms(spec.end_ms)})",
@@ -314,6 +321,11 @@ def compile_selector(matchers: Sequence[Matcher], *, region: str | None = None) 
     predicates. Raises InvalidArgument (parameter `where`) for a bad name or regex.
     """
     all_matchers = list(matchers)
+    if len(all_matchers) > MAX_MATCHERS:
+        raise InvalidArgument(
+            f"where: {len(all_matchers):,} label matchers, over the limit of {MAX_MATCHERS} per query",
+            parameter="where",
+        )
     if region:
         all_matchers.append(Matcher(name=REGION_LABEL, op=MatchOp.EQUAL, value=region))
     equal: dict[str, str] = {}
@@ -327,22 +339,17 @@ def compile_selector(matchers: Sequence[Matcher], *, region: str | None = None) 
         if m.op is MatchOp.EQUAL and m.value and m.name not in equal:
             equal[m.name] = m.value
             continue
-        pattern: re.Pattern[str] | None = None
+        pattern: FullMatchRegex | None = None
         if m.op in (MatchOp.REGEX, MatchOp.NOT_REGEX):
-            try:
-                pattern = re.compile(m.value)
-            except re.error as exc:
-                raise InvalidArgument(
-                    f"where: bad regular expression {m.value!r} for {m.name}: {exc}", parameter="where"
-                ) from None
+            pattern = compile_full_match(m.value, parameter="where", what=f"for label {m.name}")
         predicates.append(LabelPredicate(name=m.name, op=m.op, value=m.value, pattern=pattern))
     return Selector(equal=equal, predicates=tuple(predicates))
 
 
 def validate_group_by(group_by: Sequence[str]) -> tuple[str, ...] | None:
     """Label names in first-seen order without duplicates; None when "*" is among them
-    (every series is its own group)."""
-    names: list[str] = []
+    (every series is its own group). More than MAX_GROUP_BY distinct names is an error."""
+    names: dict[str, None] = {}  # insertion-ordered set: O(1) duplicate check
     for raw in group_by:
         name = raw.strip()
         if not name:
@@ -355,7 +362,12 @@ def validate_group_by(group_by: Sequence[str]) -> tuple[str, ...] | None:
                 parameter="group_by",
             )
         if name not in names:
-            names.append(name)
+            if len(names) == MAX_GROUP_BY:
+                raise InvalidArgument(
+                    f"group_by: more than {MAX_GROUP_BY} label names, over the limit of {MAX_GROUP_BY} per query",
+                    parameter="group_by",
+                )
+            names[name] = None
     return tuple(names)
 
 

@@ -32,6 +32,16 @@ _EPOCH = re.compile(r"\d+(?:\.\d+)?")
 # Epoch values at or above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
 _EPOCH_MS_THRESHOLD = 100_000_000_000
 
+MIN_TIME_MS = -62_135_596_800_000
+"""0001-01-01T00:00:00Z: the earliest time a query may name."""
+MAX_TIME_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the latest time a query may name. Every time and duration is
+checked against these bounds where it is parsed, so arithmetic on them stays far inside int64
+(stores and numpy) and every out-of-range value is a 400 naming its parameter, not an
+OverflowError."""
+MAX_DURATION_MS = MAX_TIME_MS - MIN_TIME_MS
+_MAX_NUMBER_CHARS = 40  # far more digits than any time in range needs; int() of 5000 digits raises
+
 TIME_FORMS = (
     "RFC 3339 (2026-11-25T10:00:00Z, 2026-11-25T12:00:00+02:00, 2026-11-25), "
     "epoch seconds (1764064800 or 1764064800.5), epoch milliseconds (1764064800000), "
@@ -49,13 +59,41 @@ def parse_duration(text: str, *, parameter: str) -> int:
     value = text.strip().lower()
     if not _DURATION.fullmatch(value):
         raise InvalidArgument(
-            f"{parameter}: cannot parse {text!r} as a duration; use {DURATION_FORMS}",
+            f"{parameter}: cannot parse {_shorten(text)!r} as a duration; use {DURATION_FORMS}",
             parameter=parameter,
         )
-    total = sum(float(number) * _UNIT_MS[unit] for number, unit in _DURATION_PART.findall(value))
+    parts = _DURATION_PART.findall(value)
+    if any(len(number) > _MAX_NUMBER_CHARS for number, _ in parts):
+        raise _duration_too_long(text, parameter)
+    total = sum(float(number) * _UNIT_MS[unit] for number, unit in parts)
+    if not math.isfinite(total) or total > MAX_DURATION_MS:
+        raise _duration_too_long(text, parameter)
     ms = round(total)
     if ms <= 0:
-        raise InvalidArgument(f"{parameter}: duration {text!r} must be longer than 0", parameter=parameter)
+        raise InvalidArgument(f"{parameter}: duration {_shorten(text)!r} must be longer than 0", parameter=parameter)
+    return ms
+
+
+def _duration_too_long(text: str, parameter: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"{parameter}: duration {_shorten(text)!r} is too long (at most about 9,999 years)",
+        parameter=parameter,
+    )
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """`text` cut for an error message (the input may be megabytes)."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def check_time_range(ms: int, *, parameter: str) -> int:
+    """`ms` if it lies in [MIN_TIME_MS, MAX_TIME_MS], else InvalidArgument naming `parameter`."""
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise InvalidArgument(
+            f"{parameter}: {ms} ms since the epoch is out of range "
+            f"(years 0001 to 9999: {MIN_TIME_MS} to {MAX_TIME_MS})",
+            parameter=parameter,
+        )
     return ms
 
 
@@ -65,8 +103,12 @@ def parse_time(text: str, *, now_ms: int, parameter: str) -> int:
     Accepted: RFC 3339 with `Z` or an offset (a bare date is midnight UTC), epoch seconds
     (integer or fractional), epoch milliseconds (13 digits), `now`, `-<duration>` and
     `now-<duration>` / `now+<duration>`. A date-time without an offset is rejected rather
-    than guessed.
+    than guessed. Times outside years 0001-9999 are rejected (InvalidArgument).
     """
+    return check_time_range(_parse_time(text, now_ms=now_ms, parameter=parameter), parameter=parameter)
+
+
+def _parse_time(text: str, *, now_ms: int, parameter: str) -> int:
     value = text.strip()
     if not value:
         raise InvalidArgument(f"{parameter}: empty time; use {TIME_FORMS}", parameter=parameter)
@@ -76,13 +118,12 @@ def parse_time(text: str, *, now_ms: int, parameter: str) -> int:
     relative = _RELATIVE.fullmatch(lowered)
     if relative is not None:
         sign, duration = relative.groups()
-        try:
-            offset = parse_duration(duration, parameter=parameter)
-        except InvalidArgument:
+        if not _DURATION.fullmatch(duration):
             raise InvalidArgument(
-                f"{parameter}: cannot parse {text!r} as a relative time; use {TIME_FORMS}",
+                f"{parameter}: cannot parse {_shorten(text)!r} as a relative time; use {TIME_FORMS}",
                 parameter=parameter,
-            ) from None
+            )
+        offset = parse_duration(duration, parameter=parameter)  # its range errors name the parameter
         return now_ms - offset if sign == "-" else now_ms + offset
     if _EPOCH.fullmatch(value):
         return _parse_epoch(value, parameter=parameter)
@@ -91,8 +132,10 @@ def parse_time(text: str, *, now_ms: int, parameter: str) -> int:
 
 def _parse_epoch(value: str, *, parameter: str) -> int:
     number = float(value)
-    if not math.isfinite(number):
-        raise InvalidArgument(f"{parameter}: {value!r} is not a finite number", parameter=parameter)
+    if not math.isfinite(number) or len(value) > _MAX_NUMBER_CHARS:
+        raise InvalidArgument(
+            f"{parameter}: {_shorten(value)!r} is out of range (years 0001 to 9999)", parameter=parameter
+        )
     if number >= _EPOCH_MS_THRESHOLD:
         return int(value) if value.isdigit() else round(number)
     if value.isdigit():
@@ -107,14 +150,14 @@ def _parse_rfc3339(value: str, *, parameter: str) -> int:
         parsed = datetime.fromisoformat(value.upper())
     except ValueError:
         raise InvalidArgument(
-            f"{parameter}: cannot parse {value!r} as a time; use {TIME_FORMS}", parameter=parameter
+            f"{parameter}: cannot parse {_shorten(value)!r} as a time; use {TIME_FORMS}", parameter=parameter
         ) from None
     if parsed.tzinfo is None:
         if _is_bare_date(value):
             parsed = parsed.replace(tzinfo=UTC)
         else:
             raise InvalidArgument(
-                f"{parameter}: {value!r} has no UTC offset; add 'Z' or an offset such as '+02:00'",
+                f"{parameter}: {_shorten(value)!r} has no UTC offset; add 'Z' or an offset such as '+02:00'",
                 parameter=parameter,
             )
     # timestamp() is float seconds; going through timedelta keeps microseconds exact.

@@ -15,20 +15,14 @@ from google.protobuf.message import DecodeError
 
 from command_side.ingest.accept import BatchAcceptor
 from contracts.argus.ingest.v1 import ingest_pb2
-from core.auth import Authenticator, bearer_token
+from core.auth import Authenticator
 from core.errors import ArgusError
+from core.tenancy import tenant_from_metadata
 from core.transport_errors import grpc_code, public_message
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
-
-
-def _api_key(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            return bearer_token(value if isinstance(value, str) else value.decode())
-    return None
 
 
 class IngestService:
@@ -38,7 +32,7 @@ class IngestService:
 
     async def _tenant(self, context: grpc.aio.ServicerContext) -> str:
         try:
-            return self._auth.tenant_for(_api_key(context))
+            return tenant_from_metadata(self._auth, context.invocation_metadata())
         except ArgusError as exc:
             await context.abort(grpc_code(exc), public_message(exc))
             raise  # abort raises; this keeps type checkers honest
