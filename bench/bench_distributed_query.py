@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_cold import CASES, END, START, TIERS, make_series, tier_points, time_queries
-from core.adapters import dynamodb_hot_store as dynamodb
 from core.adapters.dynamodb_hot_store import DynamoDBHotStore
+from core.adapters.dynamodb_hot_store import chunks as dynamodb  # read_range reads BATCH_READ_MAX_CHUNKS there
 from core.chunks import encode_chunks
 from core.model import DAY_MS, DEFAULT_TIERS, MetricKind
 from core.points import split_by_key
