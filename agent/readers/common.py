@@ -29,6 +29,10 @@ RESERVED_FIELDS: Final = frozenset({"metric", "kind", "region", "ts", "value", "
 TS_MS_COLUMN: Final = "\x00ts_ms"
 # Epoch numbers below this are seconds (1e11 s is the year 5138; 1e11 ms is 1973).
 SECONDS_BELOW: Final = 1e11
+# Timestamps travel as int64 epoch milliseconds (SampleSeries.timestamps_ms).
+MIN_TS_MS: Final = -(2**63)
+MAX_TS_MS: Final = 2**63 - 1
+TWO_63: Final = 2.0**63
 
 
 class InputFormat(StrEnum):
@@ -153,21 +157,43 @@ def scalar_text(value: object) -> str | None:
     return None
 
 
+class TimestampOutOfRange(ValueError):
+    """A timestamp that is a number, but not one of epoch milliseconds in 64 bits."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(ts_out_of_range(value))
+
+
+def ts_out_of_range(value: object) -> str:
+    shown = short(value if isinstance(value, str) else repr(value))
+    return f"ts {shown} is out of range: as epoch milliseconds it must fit in a signed 64-bit integer"
+
+
 def ts_scalar_ms(value: object) -> int | None:
+    """Epoch ms of one `ts` value (None: absent). Raises ValueError naming what is wrong,
+    TimestampOutOfRange for a number beyond 64-bit epoch milliseconds."""
     if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError(f"ts must be a number or RFC 3339 text, got {value!r}")
-    if isinstance(value, int | float):
-        return _number_ms(float(value))
+    if isinstance(value, int):
+        # Exact, however large: float() would round it (or overflow past 1e308).
+        ms = value * 1000 if value < SECONDS_BELOW else value
+        if not MIN_TS_MS <= ms <= MAX_TS_MS:
+            raise TimestampOutOfRange(value)
+        return ms
+    if isinstance(value, float):
+        return _number_ms(value, value)
     if isinstance(value, str):
         text = value.strip()
         if not text:
             return None
         try:
-            return _number_ms(float(text))
+            number = float(text)
         except ValueError:
-            pass
+            number = math.nan
+        if math.isfinite(number):
+            return _number_ms(number, text)
         try:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
@@ -178,10 +204,14 @@ def ts_scalar_ms(value: object) -> int | None:
     raise ValueError(f"ts must be a number or RFC 3339 text, got {type(value).__name__}")
 
 
-def _number_ms(number: float) -> int:
+def _number_ms(number: float, shown: object) -> int:
     if not math.isfinite(number):
         raise ValueError(f"ts is not finite: {number!r}")
-    return round(number * 1000) if number < SECONDS_BELOW else round(number)
+    ms = number * 1000 if number < SECONDS_BELOW else number
+    # Compared as floats, before rounding: round() of an infinite product would raise.
+    if not -TWO_63 <= ms < TWO_63:
+        raise TimestampOutOfRange(shown)
+    return round(ms)
 
 
 def short(text: str, limit: int = 120) -> str:

@@ -18,13 +18,18 @@ import pyarrow.json as pjson
 from agent.readers.common import (
     F64,
     I64,
+    MAX_TS_MS,
+    MIN_TS_MS,
     RESERVED_FIELDS,
     SECONDS_BELOW,
     TS_MS_COLUMN,
+    TWO_63,
     Mask,
+    TimestampOutOfRange,
     label_dict,
     scalar_text,
     short,
+    ts_out_of_range,
     ts_scalar_ms,
 )
 from core.errors import InvalidArgument
@@ -269,28 +274,41 @@ def _timestamps(table: pa.Table, n: int, flags: Flags, now_ms: int) -> I64:
     missing = ~_not_null(arr, n)
     if _is_text(arr.type):
         missing |= np.asarray(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(arr), ""), False), dtype=np.bool_)
-    ts, invalid = _ts_array_ms(arr)
+    ts, invalid, out_of_range = _ts_array_ms(arr)
     ts = np.array(ts, dtype=np.int64)
     ts[missing] = now_ms
+    flags.add(out_of_range & ~missing, lambda row: ts_out_of_range(arr[row].as_py()))
     flags.add(invalid & ~missing, lambda row: f"ts is neither epoch nor RFC 3339: {arr[row].as_py()!r}")
     return ts
 
 
-def _ts_array_ms(arr: pa.Array) -> tuple[I64, Mask]:
-    """Epoch ms per row, and which rows could not be read (nulls come back as 0, not invalid)."""
+def _ts_array_ms(arr: pa.Array) -> tuple[I64, Mask, Mask]:
+    """Epoch ms per row, which rows could not be read (nulls come back as 0, not invalid), and
+    which hold a number beyond 64-bit epoch milliseconds (0 in the first array)."""
     type_ = arr.type
     n = len(arr)
     ok: Mask = np.zeros(n, dtype=np.bool_)
     if pa.types.is_integer(type_):
+        if pa.types.is_uint64(type_):
+            wide = np.asarray(arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.uint64)
+            beyond = wide > np.uint64(MAX_TS_MS)
+            arr = pa.array(np.where(beyond, 0, wide).astype(np.int64))
+        else:
+            beyond = ok
         raw = np.asarray(pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        return np.where(raw < SECONDS_BELOW, raw * 1000, raw).astype(np.int64), ok
+        seconds = raw < SECONDS_BELOW
+        # Seconds below this times 1000 would wrap around int64.
+        beyond = beyond | (seconds & (raw < MIN_TS_MS // 1000 + 1))
+        ms = np.where(seconds & ~beyond, raw * 1000, np.where(beyond, 0, raw))
+        return ms.astype(np.int64), ok, beyond
     if pa.types.is_floating(type_):
         raw_f = np.asarray(pc.cast(arr, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False))
         return _float_ms(raw_f)
     if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
         tz = type_.tz if pa.types.is_timestamp(type_) else None
         as_ms = pc.cast(arr, pa.timestamp("ms", tz=tz), safe=False)
-        return np.asarray(as_ms.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), ok
+        ms = np.asarray(as_ms.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        return ms, ok, ok
     if _is_text(type_):
         for target in (pa.int64(), pa.float64(), pa.timestamp("ms", tz="UTC")):
             try:
@@ -298,26 +316,31 @@ def _ts_array_ms(arr: pa.Array) -> tuple[I64, Mask]:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 continue
         return _ts_texts_ms(arr.to_pylist())
-    return np.zeros(n, dtype=np.int64), _not_null(arr, n)
+    return np.zeros(n, dtype=np.int64), _not_null(arr, n), ok
 
 
-def _float_ms(raw: F64) -> tuple[I64, Mask]:
+def _float_ms(raw: F64) -> tuple[I64, Mask, Mask]:
     finite = np.isfinite(raw)
     safe = np.where(finite, raw, 0.0)
-    ms = np.where(safe < SECONDS_BELOW, np.rint(safe * 1000), np.rint(safe))
-    return ms.astype(np.int64), ~finite
+    with np.errstate(over="ignore"):  # huge values become inf here, then count as beyond
+        ms = np.where(safe < SECONDS_BELOW, np.rint(safe * 1000), np.rint(safe))
+    beyond = (ms < -TWO_63) | (ms >= TWO_63)
+    return np.where(beyond, 0.0, ms).astype(np.int64), ~finite, beyond
 
 
-def _ts_texts_ms(texts: Sequence[str | None]) -> tuple[I64, Mask]:
+def _ts_texts_ms(texts: Sequence[str | None]) -> tuple[I64, Mask, Mask]:
     # Mixed forms in one chunk (epoch next to RFC 3339, or zone-less times): row by row.
     out = np.zeros(len(texts), dtype=np.int64)
     invalid = np.zeros(len(texts), dtype=np.bool_)
+    beyond = np.zeros(len(texts), dtype=np.bool_)
     for i, text in enumerate(texts):
         try:
             out[i] = ts_scalar_ms(text) or 0
+        except TimestampOutOfRange:
+            beyond[i] = True
         except ValueError:
             invalid[i] = True
-    return out, invalid
+    return out, invalid, beyond
 
 
 def _values(arr: pa.Array | None, n: int, flags: Flags) -> tuple[F64, Mask]:
