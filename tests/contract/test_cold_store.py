@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.adapters.cold_parquet import FolderColdStore, ParquetColdStore, S3ColdStore, object_key
+from core.adapters.memory_cold_store import MemoryColdStore, MemoryObjects
 from core.adapters.urls import open_cold_store
 from core.errors import InvalidArgument
 from core.model import DAY_MS, HOUR_MS, MetricKind
@@ -170,6 +171,26 @@ class TestFolderColdStore(ColdStoreContract):
         cpu = table.filter(table.column("metric").to_numpy(zero_copy_only=False) == "cpu")
         assert set(cpu.column("labels").to_pylist()) == {f'{{"host":"h{s}"}}' for s in GAUGES}
         assert not list((tmp_path / "cold").rglob("*.tmp"))
+
+
+class TestMemoryColdStore(ColdStoreContract):
+    @pytest.fixture(autouse=True)
+    def _objects(self) -> None:
+        self.objects = MemoryObjects()  # one "bucket" per test, shared by a reopened store
+
+    async def make_store(self, tmp_path: Path) -> ParquetColdStore:
+        return MemoryColdStore(self.objects)
+
+    async def test_objects_are_the_parquet_a_folder_store_writes(self, store: ParquetColdStore, tmp_path: Path) -> None:
+        await archive_day(store, DAY0)
+        folder = FolderColdStore(tmp_path / "cold")
+        await folder.start()
+        try:
+            await archive_day(folder, DAY0)
+            key = object_key(TENANT, "1h", DAY0)
+            assert self.objects.objects[key] == await folder.object_bytes(key)
+        finally:
+            await folder.close()
 
 
 class TestS3ColdStore(ColdStoreContract):

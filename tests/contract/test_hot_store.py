@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from core.adapters.dynamodb_hot_store import DynamoDBAccessDenied, DynamoDBHotStore
+from core.adapters.memory_hot_store import MemoryHotStore
 from core.adapters.sqlite_hot_store import SqliteHotStore
 from core.adapters.urls import open_hot_store
 from core.errors import InvalidArgument, Unavailable
@@ -141,6 +142,15 @@ class HotStoreContract:
 class TestSqliteHotStore(HotStoreContract):
     async def make_store(self, tmp_path: Path) -> HotStore:
         return SqliteHotStore(tmp_path / "hot.db")
+
+
+class TestMemoryHotStore(HotStoreContract):
+    async def make_store(self, tmp_path: Path) -> HotStore:
+        return MemoryHotStore()
+
+    async def test_unknown_tier_is_invalid_argument(self, store: HotStore) -> None:
+        with pytest.raises(InvalidArgument, match="unknown tier"):
+            await store.write_chunks("7s", [chunk(1, 0, 1)])
 
 
 # ---------------------------------------------------------------------------- DynamoDB
