@@ -17,7 +17,7 @@ from core.errors import InvalidArgument
 from core.model import DAY_MS, HOUR_MS, MetricKind
 from core.points import Points, concat, from_hashes, from_observations, from_values, identical, merge
 from core.ports import ArchivedPeriod, ColdRows, ColdStore, SeriesRecord
-from tests.services.s3 import SeaweedS3
+from harness.services import S3Service
 
 DAY0 = 20_000 * DAY_MS  # 2024-10-04, a day boundary
 TENANT = "acme corp/eu"  # needs escaping in a key
@@ -195,7 +195,7 @@ class TestMemoryColdStore(ColdStoreContract):
 
 class TestS3ColdStore(ColdStoreContract):
     @pytest.fixture(autouse=True)
-    def _server(self, s3_server: SeaweedS3) -> None:
+    def _server(self, s3_server: S3Service) -> None:
         self.server = s3_server
         self.bucket = s3_server.create_bucket("argus-cold-contract")
         self.prefix = f"t-{uuid.uuid4().hex[:8]}"

@@ -24,8 +24,8 @@ from core.adapters.urls import open_event_log
 from core.errors import InvalidArgument, StorageError, Unavailable
 from core.events import digest
 from core.ports import Event, EventLog, EventLogConsumer, LogRecord
-from tests.services.base import free_port
-from tests.services.kafka import TansuBroker
+from harness.processes import free_port
+from harness.services import KafkaService
 
 TOPIC = "test.topic.v1"
 
@@ -230,7 +230,7 @@ class TestKafkaEventLog(EventLogContract):
     group membership, rebalances and the envelope in headers."""
 
     @pytest.fixture(autouse=True)
-    def _broker(self, kafka_broker: TansuBroker) -> None:
+    def _broker(self, kafka_broker: KafkaService) -> None:
         self.broker = kafka_broker
 
     @pytest.fixture
