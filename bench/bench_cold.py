@@ -262,7 +262,7 @@ def main() -> None:
         if "folder" in backends:
             asyncio.run(run_backend("folder", FolderColdStore(workdir / "cold"), series, workdir, runs))
         if "s3" in backends:
-            from tests.services.s3 import SeaweedS3
+            from harness.services.s3 import SeaweedS3
 
             server = SeaweedS3.launch(workdir / "s3")
             try:

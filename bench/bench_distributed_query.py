@@ -6,7 +6,7 @@
 
 The counterpart of bench/bench_cold.py (same data, same cases, same engine) with the history
 inside the hot retention of every tier it needs, so every point comes from DynamoDB Local
-(started here from tests/services/dynamodb.py) through `DynamoDBHotStore`: the 1m tier over
+(started here from harness/services/dynamodb.py) through `DynamoDBHotStore`: the 1m tier over
 the last 2 days (12 h chunks), the 1h tier over the year (30 d chunks) and the 1d tier (one
 365 d chunk). The chunks are encoded with the projector's own codec (`encode_chunks`) and
 written with `write_chunks`; the series index lives in DynamoDB too. "Now" is the end of the
@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_cold import CASES, END, START, TIERS, make_series, tier_points, time_queries
-from core.adapters import dynamodb_hot_store as dynamodb
 from core.adapters.dynamodb_hot_store import DynamoDBHotStore
+from core.adapters.dynamodb_hot_store import chunks as dynamodb  # read_range reads BATCH_READ_MAX_CHUNKS there
 from core.chunks import encode_chunks
 from core.model import DAY_MS, DEFAULT_TIERS, MetricKind
 from core.points import split_by_key
@@ -97,7 +97,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     n, runs = (50, 3) if args.smoke else (args.series, args.runs)
-    from tests.services.dynamodb import DynamoDBLocal
+    from harness.services.dynamodb import DynamoDBLocal
 
     with tempfile.TemporaryDirectory(prefix="argus-bench-ddbq-") as work, DynamoDBLocal(work_dir=Path(work)) as ddb:
         url = ddb.url(prefix="benchq_", write_mode="transact")

@@ -48,8 +48,8 @@ from core.events import SAMPLES_TOPIC
 from core.model import DEFAULT_TIERS, MetricKind
 from core.ports import StoredChunk
 from core.settings import parse_tier_intervals
+from harness.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY, DynamoDBLocal
 from projectors.rollups import RollupProjector
-from tests.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY, DynamoDBLocal
 
 USD_PER_MILLION_WRU = 0.625  # on-demand, us-east-1 list price (after the Nov 2024 cut)
 PARTITIONS = 12

@@ -25,7 +25,7 @@ from core.adapters.kafka_event_log import KafkaEventLog
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.events import SAMPLES_TOPIC
 from core.ports import EventLog
-from tests.services.kafka import TansuBroker
+from harness.services.kafka import TansuBroker
 
 PARTITIONS = 12
 

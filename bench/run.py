@@ -33,7 +33,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,10 +49,9 @@ from typing import Any, Final, TypeVar
 import grpc
 import numpy as np
 import psutil
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus import launch
-from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
+from argus.launch import REPO_ROOT, argus_argv, argus_env
 from bench.gate import BUDGETS_PATH, calibrate, check, load_budgets, record, smoke_figures
 from bench.workload import (
     OutputFormat,
@@ -67,6 +65,7 @@ from bench.workload import (
 from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.model import DAY_MS, DEFAULT_TIERS, HOUR_MS, MINUTE_MS, MetricKind
+from harness.argus_up import ArgusUp
 from query_side.timeparse import format_duration
 
 RESULTS_DIR: Final = REPO_ROOT / "bench" / "results"
@@ -101,73 +100,24 @@ def wait_for(what: str, probe: Callable[[], T | None], *, timeout_s: float, inte
 # ---------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class ArgusServer(ArgusUp):
+    """One `argus up --no-collector` over a fresh data dir, on free ports (harness/argus_up.py).
 
-
-class ArgusServer:
-    """One `argus up --no-collector` over a fresh data dir, on free ports.
-
-    `start()` returns once HTTP /healthz answers and ingest's gRPC health is SERVING;
-    `stop()` sends SIGTERM, waits, then SIGKILLs; it is safe to call twice.
+    `start()` returns once HTTP /readyz answers and the gRPC health of ingest and query is
+    SERVING; `stop()` sends SIGTERM, waits, then SIGKILLs; it is safe to call twice.
     """
 
     def __init__(self, data_dir: Path, log_path: Path, api_key: str, *, log_level: str = "INFO") -> None:
-        self.data_dir = data_dir
+        super().__init__(
+            data_dir,
+            api_key=api_key,
+            log_path=log_path,
+            extra_args=("--log-level", log_level),
+            failure=BenchFailure,
+            ready_timeout_s=READY_TIMEOUT_S,
+            stop_timeout_s=STOP_TIMEOUT_S,
+        )
         self.log_level = log_level
-        self.log_path = log_path
-        self.api_key = api_key
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ingest_port = 0
-        self.query_port = 0
-        self.http_port = 0
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def ingest_target(self) -> str:
-        return f"127.0.0.1:{self.ingest_port}"
-
-    def start(self) -> ArgusServer:
-        self.ingest_port, self.query_port, self.http_port = free_port(), free_port(), free_port()
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                up_argv(
-                    data_dir=self.data_dir,
-                    ingest_port=self.ingest_port,
-                    query_port=self.query_port,
-                    http_port=self.http_port,
-                    api_key=self.api_key,
-                    extra=("--log-level", self.log_level),
-                ),
-                cwd=REPO_ROOT,
-                env=argus_env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_for("argus up to be ready", self._ready, timeout_s=READY_TIMEOUT_S, interval_s=0.1)
-        return self
-
-    def _ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise BenchFailure(f"argus up exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}")
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2.0)
-        try:
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status != 200:
-                return False
-        finally:
-            conn.close()
-        with grpc.insecure_channel(self.ingest_target) as channel:
-            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
     def cpu_seconds(self) -> float:
         """CPU seconds of `argus up` and its children (the projector process)."""
@@ -178,22 +128,17 @@ class ArgusServer:
         memory (Linux VmHWM), else its current RSS."""
         return sum(_peak_rss(p) for p in server_processes(self.pid))
 
-    def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, timeout_s: float | None = None) -> int:
         try:
-            return self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log(f"argus up (pid {self.pid}) did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM; killing it")
-            self.proc.kill()
-            return self.proc.wait()
+            return super().stop(timeout_s)
+        except BenchFailure as exc:
+            # Killed after the deadline: the figures stand, the log says what happened.
+            log(f"{exc}".splitlines()[0] + "; killed it")
+            assert self.proc is not None
+            return self.proc.returncode
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return super().log_tail(lines)
 
 
 def server_processes(pid: int) -> list[psutil.Process]:

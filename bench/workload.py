@@ -22,7 +22,7 @@ Contract:
   backfill export per host looks like); blocks follow each other in time.
 - No per-sample Python: generation is numpy, formatting is pyarrow compute.
 
-File formats are those `argus push` reads (see agent/readers.py): NDJSON lines
+File formats are those `argus push` reads (see agent/readers/): NDJSON lines
 `{"metric","kind","region","labels":{...},"ts":ms,"value"}` (timers `"values":[...]`);
 CSV and Parquet with the columns metric, kind, region, host, host_type, ts, value, values
 (a JSON list text in CSV, list<double> in Parquet; value is empty/null for timers).

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from bench.peers.base import Http, LoadResult, Peer, PeerProcess, PeerQuery, dir_bytes, wait_size_stable
-from bench.run import BenchFailure, free_port, top_hosts_rows
+from bench.run import BenchFailure, top_hosts_rows
 from bench.workload import PeerFormat, WorkloadSpec, host_names
 from core.model import DAY_MS, HOUR_MS, MINUTE_MS
+from harness.processes import free_port
 
 DB: Final = "bench"
 BATCH_BYTES: Final = 1 << 20

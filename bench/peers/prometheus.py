@@ -21,8 +21,9 @@ import cramjam
 
 from bench.peers.base import Http, LoadResult, Peer, PeerProcess, PeerQuery, dir_bytes
 from bench.peers.promql import count_expr, instant, promql_queries, promql_shape, promql_total
-from bench.run import BenchFailure, free_port, wait_child
+from bench.run import BenchFailure, wait_child
 from bench.workload import PeerFormat, WorkloadSpec
+from harness.processes import free_port
 
 CONFIG = "global:\n  scrape_interval: 5s\nscrape_configs: []\n"
 

@@ -17,8 +17,9 @@ from typing import IO, Any
 
 from bench.peers.base import Http, LoadResult, Peer, PeerProcess, PeerQuery, dir_bytes, wait_size_stable
 from bench.peers.promql import count_expr, instant, promql_queries, promql_shape, promql_total
-from bench.run import BenchFailure, free_port
+from bench.run import BenchFailure
 from bench.workload import PeerFormat, WorkloadSpec
+from harness.processes import free_port
 
 NOCACHE = (("nocache", "1"),)
 

@@ -11,12 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.adapters.cold_parquet import FolderColdStore, ParquetColdStore, S3ColdStore, object_key
+from core.adapters.memory_cold_store import MemoryColdStore, MemoryObjects
 from core.adapters.urls import open_cold_store
 from core.errors import InvalidArgument
 from core.model import DAY_MS, HOUR_MS, MetricKind
 from core.points import Points, concat, from_hashes, from_observations, from_values, identical, merge
 from core.ports import ArchivedPeriod, ColdRows, ColdStore, SeriesRecord
-from tests.services.s3 import SeaweedS3
+from harness.services import S3Service
 
 DAY0 = 20_000 * DAY_MS  # 2024-10-04, a day boundary
 TENANT = "acme corp/eu"  # needs escaping in a key
@@ -172,9 +173,29 @@ class TestFolderColdStore(ColdStoreContract):
         assert not list((tmp_path / "cold").rglob("*.tmp"))
 
 
+class TestMemoryColdStore(ColdStoreContract):
+    @pytest.fixture(autouse=True)
+    def _objects(self) -> None:
+        self.objects = MemoryObjects()  # one "bucket" per test, shared by a reopened store
+
+    async def make_store(self, tmp_path: Path) -> ParquetColdStore:
+        return MemoryColdStore(self.objects)
+
+    async def test_objects_are_the_parquet_a_folder_store_writes(self, store: ParquetColdStore, tmp_path: Path) -> None:
+        await archive_day(store, DAY0)
+        folder = FolderColdStore(tmp_path / "cold")
+        await folder.start()
+        try:
+            await archive_day(folder, DAY0)
+            key = object_key(TENANT, "1h", DAY0)
+            assert self.objects.objects[key] == await folder.object_bytes(key)
+        finally:
+            await folder.close()
+
+
 class TestS3ColdStore(ColdStoreContract):
     @pytest.fixture(autouse=True)
-    def _server(self, s3_server: SeaweedS3) -> None:
+    def _server(self, s3_server: S3Service) -> None:
         self.server = s3_server
         self.bucket = s3_server.create_bucket("argus-cold-contract")
         self.prefix = f"t-{uuid.uuid4().hex[:8]}"

@@ -18,13 +18,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from argus.launch import argus_env
 from core.adapters.kafka_event_log import KafkaEventLog, KafkaOptions, creation_refusal
+from core.adapters.memory_event_log import MemoryEventLog
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.adapters.urls import open_event_log
 from core.errors import InvalidArgument, StorageError, Unavailable
 from core.events import digest
 from core.ports import Event, EventLog, EventLogConsumer, LogRecord
-from tests.services.base import free_port
-from tests.services.kafka import TansuBroker
+from harness.processes import free_port
+from harness.services import KafkaService
 
 TOPIC = "test.topic.v1"
 
@@ -203,12 +204,33 @@ class TestSqliteEventLog(EventLogContract):
         await log.close()
 
 
+class TestMemoryEventLog(EventLogContract):
+    async def make_log(self, tmp_path: Path) -> EventLog:
+        return MemoryEventLog()
+
+    async def test_a_group_has_one_member_at_a_time(self) -> None:
+        log = MemoryEventLog()
+        await log.ensure_topic(TOPIC, 1)
+        first = log.consumer("rollups", TOPIC)
+        await first.poll(10, 0.01)
+        second = log.consumer("rollups", TOPIC)
+        with pytest.raises(StorageError, match="already has a member"):
+            await second.poll(10, 0.01)
+        await first.close()
+        assert await second.poll(10, 0.01) == []
+        await second.close()
+
+    async def test_unknown_topic_is_a_clear_error(self) -> None:
+        with pytest.raises(StorageError, match="does not exist"):
+            await MemoryEventLog().append("nope", [(0, event(1))])
+
+
 class TestKafkaEventLog(EventLogContract):
     """The contract on a real Kafka-protocol broker (tansu), then Kafka's own behaviour:
     group membership, rebalances and the envelope in headers."""
 
     @pytest.fixture(autouse=True)
-    def _broker(self, kafka_broker: TansuBroker) -> None:
+    def _broker(self, kafka_broker: KafkaService) -> None:
         self.broker = kafka_broker
 
     @pytest.fixture

@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 
 from core.adapters.dynamodb_hot_store import DynamoDBAccessDenied, DynamoDBHotStore
+from core.adapters.memory_hot_store import MemoryHotStore
 from core.adapters.sqlite_hot_store import SqliteHotStore
 from core.adapters.urls import open_hot_store
 from core.errors import InvalidArgument, Unavailable
 from core.ports import HotStore, LabelFilter, SeriesRecord, StoredChunk
-from tests.services.base import free_port
-from tests.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY, DynamoDBLocal
+from harness.processes import free_port
+from harness.services import DynamoDBService
+from harness.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 HOUR = 3_600_000
 
@@ -143,6 +145,15 @@ class TestSqliteHotStore(HotStoreContract):
         return SqliteHotStore(tmp_path / "hot.db")
 
 
+class TestMemoryHotStore(HotStoreContract):
+    async def make_store(self, tmp_path: Path) -> HotStore:
+        return MemoryHotStore()
+
+    async def test_unknown_tier_is_invalid_argument(self, store: HotStore) -> None:
+        with pytest.raises(InvalidArgument, match="unknown tier"):
+            await store.write_chunks("7s", [chunk(1, 0, 1)])
+
+
 # ---------------------------------------------------------------------------- DynamoDB
 
 
@@ -150,7 +161,7 @@ def fresh_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}_"
 
 
-def dynamodb_store(server: DynamoDBLocal, prefix: str | None = None, **options: Any) -> DynamoDBHotStore:
+def dynamodb_store(server: DynamoDBService, prefix: str | None = None, **options: Any) -> DynamoDBHotStore:
     """A store on DynamoDB Local with its own tables; quick retries so injected faults stay fast."""
     options = {"base_delay_ms": 1, "max_delay_ms": 20, **options}
     return DynamoDBHotStore.from_url(
@@ -163,7 +174,7 @@ def dynamodb_store(server: DynamoDBLocal, prefix: str | None = None, **options: 
 
 class TestDynamoDBHotStore(HotStoreContract):
     @pytest.fixture(autouse=True)
-    def _server(self, dynamodb_local: DynamoDBLocal) -> None:
+    def _server(self, dynamodb_local: DynamoDBService) -> None:
         self.server = dynamodb_local
 
     async def make_store(self, tmp_path: Path) -> HotStore:
@@ -205,7 +216,7 @@ class InjectFaults:
 
 
 @pytest.fixture
-async def ddb(dynamodb_local: DynamoDBLocal) -> AsyncIterator[DynamoDBHotStore]:
+async def ddb(dynamodb_local: DynamoDBService) -> AsyncIterator[DynamoDBHotStore]:
     store = dynamodb_store(dynamodb_local)
     await store.start()
     try:
@@ -238,7 +249,7 @@ async def test_dynamodb_unprocessed_items_and_keys_are_resent(ddb: DynamoDBHotSt
 
 
 async def test_dynamodb_gives_up_with_a_retryable_error_when_throttling_persists(
-    dynamodb_local: DynamoDBLocal,
+    dynamodb_local: DynamoDBService,
 ) -> None:
     store = dynamodb_store(dynamodb_local, max_attempts=3)
     await store.start()
@@ -252,7 +263,7 @@ async def test_dynamodb_gives_up_with_a_retryable_error_when_throttling_persists
 
 
 async def test_dynamodb_condition_refuses_older_offsets_under_concurrent_writers(
-    dynamodb_local: DynamoDBLocal,
+    dynamodb_local: DynamoDBService,
 ) -> None:
     prefix = fresh_prefix()
     writers = [dynamodb_store(dynamodb_local, prefix) for _ in range(3)]
@@ -276,7 +287,7 @@ async def test_dynamodb_condition_refuses_older_offsets_under_concurrent_writers
             await w.close()
 
 
-async def test_dynamodb_transact_mode_keeps_the_same_offset_rule(dynamodb_local: DynamoDBLocal) -> None:
+async def test_dynamodb_transact_mode_keeps_the_same_offset_rule(dynamodb_local: DynamoDBService) -> None:
     store = dynamodb_store(dynamodb_local, write_mode="transact")
     await store.start()
     try:
@@ -293,7 +304,7 @@ def ddb_now() -> int:
     return int(time.time() * 1000)
 
 
-async def test_dynamodb_expired_items_are_not_returned(dynamodb_local: DynamoDBLocal) -> None:
+async def test_dynamodb_expired_items_are_not_returned(dynamodb_local: DynamoDBService) -> None:
     now = [ddb_now()]
     prefix = fresh_prefix()
     store = dynamodb_store(dynamodb_local, prefix, clock_ms=lambda: now[0])
@@ -326,7 +337,7 @@ async def test_dynamodb_expired_items_are_not_returned(dynamodb_local: DynamoDBL
         await store.close()
 
 
-async def test_dynamodb_table_prefix_isolates_stores(dynamodb_local: DynamoDBLocal) -> None:
+async def test_dynamodb_table_prefix_isolates_stores(dynamodb_local: DynamoDBService) -> None:
     a, b = dynamodb_store(dynamodb_local), dynamodb_store(dynamodb_local)
     tenant = dynamodb_store(dynamodb_local, a.options.prefix, tenant="acme")
     for s in (a, b, tenant):
@@ -344,7 +355,7 @@ async def test_dynamodb_table_prefix_isolates_stores(dynamodb_local: DynamoDBLoc
             await s.close()
 
 
-async def test_dynamodb_wrong_credentials_fail_clearly(dynamodb_local: DynamoDBLocal) -> None:
+async def test_dynamodb_wrong_credentials_fail_clearly(dynamodb_local: DynamoDBService) -> None:
     store = DynamoDBHotStore.from_url(
         dynamodb_local.url(prefix=fresh_prefix(), credentials=False), access_key_id="not-a-key!", secret_access_key="x"
     )

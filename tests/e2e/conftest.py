@@ -1,21 +1,17 @@
 """Fixtures of the end-to-end suite: real `argus up` processes on free 127.0.0.1 ports.
 
-`ArgusServer` starts `argus up --no-collector` as a subprocess with its output in a log file,
-waits for readiness (HTTP /readyz and gRPC health of ingest and query, polled with a
-deadline), and stops it with SIGTERM (then SIGKILL) or kills it with SIGKILL on demand. It
-also carries the small clients the tests share (HTTP JSON, gRPC stubs, `argus push`).
+`ArgusServer` is the harness's `ArgusUp` (harness/argus_up.py: `argus up --no-collector` as a
+subprocess with its output in a log file, ready on HTTP /readyz and gRPC health of ingest and
+query, stopped with SIGTERM then SIGKILL, or killed with SIGKILL on demand) failing the test
+on trouble, plus the small clients the tests share (HTTP JSON, gRPC stubs, `argus push`).
 When a test fails, the tail of every live server's log is attached to its report.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -28,13 +24,14 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argus import launch
 from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
 from contracts.argus.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from contracts.argus.metrics.v1 import metrics_pb2
 from contracts.argus.query.v1 import query_pb2_grpc
+from harness.argus_up import LIVE, ArgusUp
+from harness.processes import free_port as free_port  # re-exported: tests import it from here
 
 READY_TIMEOUT_S = 60.0
 VISIBLE_TIMEOUT_S = 60.0
@@ -43,23 +40,6 @@ LOG_TAIL_LINES = 150
 BARRIER_TIERS = ("5s", "1m", "5m", "1h", "1d")
 
 T = TypeVar("T")
-
-_LIVE: list[ArgusServer] = []
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    # Servers run in their own session (so a Ctrl-C of pytest does not reach them first);
-    # never leave one behind, whatever way the run ended.
-    for server in _LIVE:
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.kill()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_argus(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -116,110 +96,40 @@ class HttpAnswer:
         return f"HttpAnswer({self.status}, {self.body!r})"
 
 
-class ArgusServer:
+class ArgusServer(ArgusUp):
     """One `argus up --no-collector` process over a data dir; restartable on new ports."""
 
     def __init__(self, data_dir: Path, *, api_key: str | None = None) -> None:
-        self.data_dir = data_dir
-        self.api_key = api_key or "argus_e2e_" + secrets.token_hex(12)
-        self.log_path = data_dir.parent / f"{data_dir.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ingest_port = 0
-        self.query_port = 0
-        self.http_port = 0
-        self.starts = 0
+        super().__init__(
+            data_dir,
+            api_key=api_key or "argus_e2e_" + secrets.token_hex(12),
+            failure=pytest.fail.Exception,
+            ready_timeout_s=READY_TIMEOUT_S,
+            stop_timeout_s=STOP_TIMEOUT_S,
+        )
         self._channels: list[grpc.Channel] = []
 
-    # -------------------------------------------------------------- lifecycle
+    def argv(self) -> list[str]:
+        # Through this module's `up_argv`, so a test can monkeypatch it (a partial with extra flags).
+        return up_argv(
+            data_dir=self.data_dir,
+            ingest_port=self.ingest_port,
+            query_port=self.query_port,
+            http_port=self.http_port,
+            api_key=self.api_key,
+        )
 
-    def start(self, *, same_ports: bool = False) -> ArgusServer:
-        """Start (or restart) on the data dir; new free ports unless `same_ports` (so clients
-        that retry against the old address find the restarted server)."""
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        if not (same_ports and self.starts):
-            self.ingest_port, self.query_port, self.http_port = free_port(), free_port(), free_port()
-        self.starts += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== start {self.starts} (ports {self.ports}) =====\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                up_argv(
-                    data_dir=self.data_dir,
-                    ingest_port=self.ingest_port,
-                    query_port=self.query_port,
-                    http_port=self.http_port,
-                    api_key=self.api_key,
-                ),
-                cwd=REPO_ROOT,
-                env=argus_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        if self not in _LIVE:
-            _LIVE.append(self)
-        self.wait_ready()
-        return self
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"ingest": self.ingest_port, "query": self.query_port, "http": self.http_port}
-
-    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
-        def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                pytest.fail(f"argus up exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}")
-            if self.http_get("/readyz", key=None).status != 200:
-                return False
-            return self.grpc_health(self.ingest_port) and self.grpc_health(self.query_port)
-
-        wait_for("argus up to be ready", ready, timeout_s=timeout_s, interval_s=0.1)
-
-    def grpc_health(self, port: int, service: str = "") -> bool:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2.0)
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
-
-    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
-        """SIGTERM, wait for the exit (SIGKILL after `timeout_s`); the exit code (None-safe)."""
+    def stop(self, timeout_s: float | None = None) -> int:
         self._close_channels()
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc is not None else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"argus up did not stop within {timeout_s:.0f} s of SIGTERM:\n{self.log_tail()}")
+        return super().stop(timeout_s)
 
     def kill9(self) -> None:
         self._close_channels()
-        assert self.proc is not None and self.proc.poll() is None, "not running"
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        super().kill9()
 
     def close(self) -> None:
-        """Teardown: stop whatever still runs, without failing."""
         self._close_channels()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        with contextlib.suppress(ValueError):
-            _LIVE.remove(self)
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        super().close()
 
     # -------------------------------------------------------------- clients
 
@@ -382,7 +292,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     if report.failed:
-        for server in _LIVE:
+        for server in LIVE:
             report.sections.append(
                 (f"argus server log ({server.log_path}, last {LOG_TAIL_LINES} lines)", server.log_tail())
             )

@@ -1,6 +1,6 @@
-"""Real servers the tests start themselves (recipes in ../shared/services.md).
+"""Session fixtures of the real servers the tests use (registered in tests/conftest.py).
 
-`base.ManagedProcess` starts one server process, waits until it answers and stops it by
-PID; `kafka`, `dynamodb` and `s3` each define a launcher and a session-scoped pytest
-fixture (registered in tests/conftest.py). Benchmarks import the launchers too.
+The launchers live in `harness.services` (shared with bench/): local binaries by default,
+or containers through a Docker engine with `ARGUS_TEST_SERVICES=containers`. These modules
+also re-export the launchers under their old names (`tests.services.kafka.TansuBroker`, ...).
 """

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from core import chunks
 from core import points as P
 from core.chunks import chunk_point_count, decode_chunk, decode_chunks, encode_chunk, encode_chunks
+from core.chunks import encode as chunks_encode  # the encoder reads these at call time
 from core.errors import CorruptData, InvalidArgument
 from core.model import MetricKind
 from core.points import Points, Ragged
@@ -131,7 +132,7 @@ restart_intervals = st.sampled_from([1, 2, 5, chunks.RESTART_POINTS])
 
 
 def encode(points: Points, kind: MetricKind, step: int, start: int, version: int, restart_points: int) -> bytes:
-    with mock.patch.object(chunks, "RESTART_POINTS", restart_points):
+    with mock.patch.object(chunks_encode, "RESTART_POINTS", restart_points):
         return encode_chunk(points, kind=kind, step_ms=step, chunk_start_ms=start, version=version)
 
 
@@ -570,8 +571,8 @@ def encoded_one_by_one(items: list[Item]) -> list[bytes]:
 def batching_everything(block_values: int) -> Iterator[None]:
     """Every group of one point count takes the 2-D path, in blocks of `block_values` points."""
     with (
-        mock.patch.object(chunks, "_ENCODE_BATCH_MIN", 1),
-        mock.patch.object(chunks, "_ENCODE_BLOCK_VALUES", block_values),
+        mock.patch.object(chunks_encode, "_ENCODE_BATCH_MIN", 1),
+        mock.patch.object(chunks_encode, "_ENCODE_BLOCK_VALUES", block_values),
     ):
         yield
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
     never_answer: bool = False
     durable: set[str] = field(default_factory=set)
     received: list[str] = field(default_factory=list)
+    timestamps: list[int] = field(default_factory=list)  # of every sample received
     streams: int = 0
 
     async def _check(self, context: Any) -> None:
@@ -54,6 +57,7 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
 
     def _accept(self, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
         self.received.append(batch.batch_id)
+        self.timestamps.extend(ts for s in batch.series for ts in s.timestamps_ms)
         duplicate = batch.batch_id in self.durable
         self.durable.add(batch.batch_id)
         samples = sum(len(s.timestamps_ms) for s in batch.series)
@@ -359,3 +363,44 @@ def test_push_command_without_any_key_is_a_usage_error(tmp_path: Path) -> None:
     result = _push_cli(str(data), "--data-dir", str(tmp_path / "nothing"))
     assert result.exit_code == 2
     assert "no API key" in result.output
+
+
+# A timestamp beyond int64 epoch ms once crashed `argus push` (OverflowError, or numpy's
+# invalid-cast warning) before anything was sent; now its line is skipped with the reason.
+BEYOND_INT64 = {
+    "ndjson": (
+        '{"metric":"m","ts":1732530000000,"value":1}\n'
+        '{"metric":"m","ts":99999999999999999999,"value":2}\n'
+        '{"metric":"m","ts":"2024-11-25T10:20:00Z","value":3}\n'  # mixed ts types: the line-by-line parser
+        '{"metric":"m","ts":-1e30,"value":4}\n'
+        '{"metric":"m","ts":"99999999999999999999","value":5}\n'
+        '{"metric":"m","ts":1732530001000,"value":6}\n'
+    ),
+    "csv": (
+        "metric,ts,value\n"
+        "m,1732530000000,1\n"
+        "m,99999999999999999999,2\n"
+        "m,2024-11-25T10:20:00Z,3\n"
+        "m,-1e30,4\n"
+        "m,-9300000000000000,5\n"  # seconds: times 1000 wraps around int64
+        "m,1732530001000,6\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(BEYOND_INT64))
+def test_push_command_rejects_timestamps_beyond_int64_by_line_and_pushes_the_rest(
+    tmp_path: Path, threaded_ingest: Any, fmt: str
+) -> None:
+    fake = FakeIngest()
+    target = threaded_ingest(fake)
+    data = tmp_path / f"in.{fmt}"
+    data.write_text(BEYOND_INT64[fmt])
+    result = _push_cli(str(data), "--ingest", target, "--api-key", API_KEY)
+    assert result.exit_code == 1, result.output  # incomplete, not a crash
+    assert "3 accepted, 0 rejected" in result.output
+    rfc3339_ms = int(datetime.datetime(2024, 11, 25, 10, 20, tzinfo=datetime.UTC).timestamp() * 1000)
+    assert sorted(fake.timestamps) == sorted([1732530000000, rfc3339_ms, 1732530001000])
+    assert "3 of 6 skipped" in result.output
+    for line in (2, 4, 5) if fmt == "ndjson" else (3, 5, 6):
+        assert re.search(rf"line {line}: ts \S+ is out of range", result.output), result.output

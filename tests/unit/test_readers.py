@@ -489,3 +489,37 @@ def test_labels_from_a_json_column_and_label_columns_merge_into_one_series(tmp_p
     assert reader.stats.error_count == 0
     assert len(batches[0].series) == 1
     assert [s[3:5] for s in samples(batches)] == [((("dc", "x"), ("host", "a")), T0 + i) for i in range(3)]
+
+
+# ---------------------------------------------------------------------------- timestamps beyond int64
+
+OUT_OF_RANGE = "is out of range: as epoch milliseconds it must fit in a signed 64-bit integer"
+
+
+def test_parquet_timestamps_beyond_int64_ms_are_rejected_by_row(tmp_path: Path) -> None:
+    path = tmp_path / "in.parquet"
+    ts = pa.array([T0, 2**63 + 5, T0 + 1, 2**64 - 1], pa.uint64())
+    pq.write_table(pa.table({"metric": ["m"] * 4, "value": [1.0, 2.0, 3.0, 4.0], "ts": ts}), path)
+    batches, reader = read(path, InputFormat.PARQUET)
+    assert [s[4] for s in samples(batches)] == [T0, T0 + 1]
+    assert [(e.line, OUT_OF_RANGE in e.message) for e in reader.stats.errors] == [(2, True), (4, True)]
+
+
+@given(ts=st.one_of(st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False)))
+@settings(max_examples=200, deadline=None)
+def test_any_numeric_timestamp_is_read_exactly_or_rejected_as_out_of_range(ts: int | float) -> None:
+    seconds = ts < 1e11
+    expected = ts * 1000 if seconds else ts
+    fits = -(2**63) <= expected < 2**63 if isinstance(ts, int) else -(2.0**63) <= expected < 2.0**63
+    for text in (
+        json.dumps({"metric": "m", "value": 1, "ts": ts}),
+        json.dumps({"metric": "m", "value": 1, "ts": str(ts)}),
+    ):
+        batches, reader = read(io.BytesIO((text + "\n").encode()), InputFormat.NDJSON)
+        got = [s[4] for s in samples(batches)]
+        if not fits:
+            assert got == [] and reader.stats.error_count == 1, (text, got)
+            assert OUT_OF_RANGE in reader.stats.errors[0].message
+        else:
+            # Exact for ints read as ints; a float (or a number as text) may round by an ulp.
+            assert len(got) == 1 and abs(got[0] - expected) <= max(1.0, abs(expected) * 2**-52), (text, got)

@@ -1,15 +1,7 @@
-"""The chunk codec: the bytes stored for one series, one tier, one chunk span.
-
-Layout, flags and the rules for adding a version: docs/formats/chunk.md. Round trips are
-bit-exact (every float by its bits, -0.0 and NaN payloads included). Decoding never trusts
-its input: an unknown version, truncated or inconsistent bytes raise `CorruptData`.
-
-Version 2 (what `encode_chunk` writes) restarts its delta/XOR float columns every
-RESTART_POINTS points, so a query for the last hour of a 12-hour chunk decodes the columns
-from the last restart before that hour on, not from the chunk start; version 1 chunks stay
-readable. `decode_chunks` decodes many chunks at once, vectorised across chunks, and
-`encode_chunks` encodes many the same way (the bytes of `encode_chunk`, byte for byte).
-"""
+"""Decoding: `decode_chunk` for one chunk, `decode_chunks` for many at once (vectorised across
+chunks, columns decoded only from the last restart point before the window), and
+`chunk_point_count` from the header alone. Decoding never trusts its input: an unknown
+version, truncated or inconsistent bytes raise `CorruptData`."""
 
 from __future__ import annotations
 
@@ -17,62 +9,45 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import zstandard
 
+from core.chunks.format import (
+    F64,
+    FLAG_COMPRESSED,
+    FLAG_HLL,
+    FLAG_SINGLE,
+    FLAG_SKETCH,
+    FLOAT_DECIMAL,
+    FLOAT_MODES,
+    FLOAT_RESIDUAL,
+    FLOAT_XOR,
+    HEADER_V1,
+    HEADER_V2,
+    I64,
+    INT_HEAD,
+    KIND_NUMBERS,
+    KNOWN_FLAGS,
+    MAX_BODY_BYTES,
+    MAX_CHUNK_POINTS,
+    MAX_DECIMALS,
+    MAX_LIST_ENTRIES,
+    MAX_LIST_LENGTH,
+    POW10,
+    RAGGED_FLAGS,
+    READABLE_VERSIONS,
+    U8,
+    U64,
+    U64_MASK,
+    DecodedChunk,
+)
 from core.errors import CorruptData, InvalidArgument
 from core.model import MetricKind
 from core.points import Points, Ragged, concat
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U64 = npt.NDArray[np.uint64]
-U8 = npt.NDArray[np.uint8]
-
-CODEC_VERSION: Final = 2
-"""The version `encode_chunk` writes by default."""
-READABLE_VERSIONS: Final = (1, 2)
-ZSTD_LEVEL: Final = 3
-MAX_BODY_BYTES: Final = 256 << 20
-"""Bound on a chunk's decompressed body, so corrupt input cannot make us allocate wildly."""
-MAX_CHUNK_POINTS: Final = 1 << 22
-"""Bound on points per chunk (real tiers hold 365..1,440)."""
-MAX_LIST_LENGTH: Final = 1 << 17
-"""Bound on one point's sketch or HLL list (above every possible DDSketch key or HLL register count)."""
-MAX_LIST_ENTRIES: Final = 1 << 24
-"""Bound on sketch (or HLL) entries in one chunk: a year of daily dense HLLs is 6M."""
-RESTART_POINTS: Final = 64
-"""v2: float columns store the value itself (not a delta or XOR) at every multiple of this
-many points, so decoding may start there (about 1 h of a 1-minute tier)."""
-
-FLAG_COMPRESSED: Final = 0x01
-"""The body is a zstd frame (else it is stored raw: compression did not pay)."""
-FLAG_SINGLE: Final = 0x02
-"""Every point has count == 1 and sum == min == max == last: one value column stands for four."""
-FLAG_SKETCH: Final = 0x04
-"""A sketch section follows (some point has a non-empty quantile sketch)."""
-FLAG_HLL: Final = 0x08
-"""An HLL section follows (some point has non-empty HLL registers)."""
-_KNOWN_FLAGS: Final = FLAG_COMPRESSED | FLAG_SINGLE | FLAG_SKETCH | FLAG_HLL
-_RAGGED_FLAGS: Final = FLAG_SKETCH | FLAG_HLL
-
-# version, flags, kind, n_points, step_ms, chunk_start_ms, first_slot, body_len
-_HEADER_V1: Final = struct.Struct("<BBBIqqqI")
-# ... then restart_points (v2)
-_HEADER_V2: Final = struct.Struct("<BBBIqqqIH")
-_INT_HEAD: Final = struct.Struct("<qB")
-_FLOAT_DECIMAL: Final = 0
-_FLOAT_XOR: Final = 1
-_FLOAT_RESIDUAL: Final = 2
-_MAX_DECIMALS: Final = 9
-_POW10: Final = 10.0 ** np.arange(_MAX_DECIMALS + 1, dtype=np.float64)
-_EXACT_INT: Final = float(2**53)
-_U64_MASK: Final = 0xFFFFFFFFFFFFFFFF
-_FLOAT_MODES: Final = {1: (_FLOAT_DECIMAL, _FLOAT_XOR), 2: (_FLOAT_DECIMAL, _FLOAT_XOR, _FLOAT_RESIDUAL)}
-_KIND_NUMBERS: Final = frozenset(int(k) for k in MetricKind)
 _BATCH_MIN_CHUNKS: Final = 4
 """`decode_chunks` decodes chunks of one shape (point count, SINGLE or not, restart interval,
 no sketch/HLL) as 2-D arrays when at least this many share it; below that its fixed cost
@@ -99,23 +74,8 @@ class _Head(NamedTuple):
     body_at: int  # where the body starts in the chunk's bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecodedChunk:
-    kind: MetricKind
-    step_ms: int
-    chunk_start_ms: int
-    points: Points
-
-
-# zstd contexts are not thread-safe: one pair per thread, reused across calls.
+# zstd contexts are not thread-safe: one per thread, reused across calls.
 _local = threading.local()
-
-
-def _compressor() -> zstandard.ZstdCompressor:
-    c: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
-    if c is None:
-        c = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False)
-    return c
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:
@@ -166,139 +126,11 @@ def _accumulate(op: np.ufunc, x: npt.NDArray[Any], every: int) -> npt.NDArray[An
     return out
 
 
-# ---------------------------------------------------------------------------- columns
-
-
-@dataclass(frozen=True, slots=True)
-class _Code:
-    """A column ready to store: its head (mode, decimals, width, base) and its values minus
-    base as uint64 (stored as `width`-byte integers, byte-shuffled)."""
-
-    mode: int
-    e: int
-    width: int
-    base: int
-    u: U64
-
-
-def _shuffle(u: npt.NDArray[np.unsignedinteger[Any]], width: int) -> bytes:
-    """Byte-transpose: all first bytes, then all second bytes... (zstd likes the runs)."""
-    if width == 1:
-        return u.astype(np.uint8).tobytes()
-    return u.astype(f"<u{width}").view(np.uint8).reshape(-1, width).T.tobytes()
-
-
 def _unshuffle(buf: bytes | memoryview, n: int, width: int) -> U64:
     raw = np.frombuffer(buf, dtype=np.uint8, count=n * width)
     if width == 1:
         return raw.astype(np.uint64)
     return np.ascontiguousarray(raw.reshape(width, n).T).view(f"<u{width}").reshape(n).astype(np.uint64)
-
-
-def _int_code(v: I64, mode: int = _FLOAT_DECIMAL, e: int = 0) -> _Code:
-    """Frame of reference: base = min, then (v - base) at the narrowest width in {0,1,2,4,8}
-    bytes (0: every value equals base). Wrapping uint64 arithmetic keeps any int64 exact."""
-    if len(v) == 0:
-        return _Code(mode, e, 0, 0, np.zeros(0, dtype=np.uint64))
-    base = int(v.min())
-    u = v.view(np.uint64) - np.uint64(base & _U64_MASK)
-    top = int(u.max())
-    width = 0 if top == 0 else 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
-    return _Code(mode, e, width, base, u)
-
-
-def _put_ints(out: list[bytes], v: I64) -> None:
-    """v1 IntColumn: head (base, width) then the shuffled values."""
-    code = _int_code(v)
-    out.append(_INT_HEAD.pack(code.base, code.width))
-    if code.width:
-        out.append(_shuffle(code.u, code.width))
-
-
-def _scaled(v: F64, *, residuals: bool) -> tuple[int, I64, I64] | None:
-    """(e, k, r): k = rint(v * 10**e) and r = bits(v) - bits(k / 10**e) (mod 2**64), for the
-    smallest e in 0..9 that gives back every value exactly (r == 0) or, with `residuals`,
-    within a few ulps (sums of decimals land there: k then takes a few bytes, r one, where
-    XOR takes eight). None when no e does (or a value is not finite or above 2**53 * 10**-e).
-    Candidates are found on a short head of the column, so a column usually costs one full
-    check."""
-    bits = v.view(np.uint64)
-    head = v[:16]
-    with np.errstate(all="ignore"):
-        scaled = np.rint(head[None, :] * _POW10[:, None])
-        r = (bits[None, :16] - _back(scaled, _POW10[:, None])).view(np.int64)
-        fits = (np.abs(scaled) <= _EXACT_INT).all(axis=1)
-        close = (r == 0) if not residuals else ((r > -(1 << 15)) & (r < 1 << 15))
-        for e in np.flatnonzero(fits & close.all(axis=1)).tolist():
-            full = np.rint(v * _POW10[e])
-            if not bool((np.abs(full) <= _EXACT_INT).all()):
-                continue
-            residual = (bits - _back(full, _POW10[e])).view(np.int64)
-            if residuals or not bool(residual.any()):
-                return e, full.astype(np.int64), residual
-    return None
-
-
-def _back(scaled: F64, scale: F64 | np.float64) -> U64:
-    """Bits of integer / 10**e as the decoder computes them (+ 0.0: -0.0 comes back +0.0)."""
-    return ((scaled + 0.0) / scale).view(np.uint64)
-
-
-def _deltas(s: I64, every: int) -> I64:
-    """s[i] - s[i-1], and s[i] itself at i = 0 and (v2) every multiple of `every`."""
-    d = s.copy()
-    np.subtract(s[1:], s[:-1], out=d[1:])
-    if every:
-        d[::every] = s[::every]
-    return d
-
-
-def _float_codes(v: F64, every: int, *, residuals: bool) -> list[_Code]:
-    """A float column's codes, the smallest of: decimal (mode 0: deltas of rint(v * 10**e),
-    when that gives back every value exactly), decimal with residuals (mode 2, v2: deltas of
-    k and the ulps from k / 10**e to v) and XOR with the previous value's bits (mode 1). At
-    restart points the value itself stands instead of a delta or XOR."""
-    found = _scaled(v, residuals=residuals) if len(v) else None
-    if found is not None and not bool(found[2].any()):
-        return [_int_code(_deltas(found[1], every), _FLOAT_DECIMAL, found[0])]
-    bits = v.view(np.int64)
-    x = bits.copy()
-    x[1:] ^= bits[:-1]
-    if every:
-        x[::every] = bits[::every]
-    xor = [_Code(_FLOAT_XOR, 0, 8, 0, x.view(np.uint64))]
-    if found is None:
-        return xor
-    e, k, r = found
-    codes = [_int_code(_deltas(k, every), _FLOAT_RESIDUAL, e), _int_code(r)]
-    return codes if codes[0].width + codes[1].width < 8 else xor
-
-
-def _put_floats(out: list[bytes], v: F64, every: int, *, residuals: bool) -> None:
-    """FloatColumn: mode byte, then (decimal) decimals and an IntColumn, (residual)
-    decimals and two IntColumns, or (XOR) the shuffled 8-byte words."""
-    codes = _float_codes(v, every, residuals=residuals)
-    mode = codes[0].mode
-    if mode == _FLOAT_XOR:
-        out.append(bytes((_FLOAT_XOR,)))
-        out.append(_shuffle(codes[0].u, 8))
-        return
-    out.append(bytes((mode, codes[0].e)))
-    for code in codes:
-        out.append(_INT_HEAD.pack(code.base, code.width))
-        if code.width:
-            out.append(_shuffle(code.u, code.width))
-
-
-def _put_ragged(out: list[bytes], r: Ragged) -> None:
-    base = int(r.offsets[0])
-    index = r.index[base : base + r.total].astype(np.int64)
-    _put_ints(out, r.lengths())
-    # Plain deltas across point boundaries: small within a point, one jump per point.
-    deltas = index.copy()
-    np.subtract(index[1:], index[:-1], out=deltas[1:])
-    _put_ints(out, deltas)
-    _put_ints(out, r.value[base : base + r.total])
 
 
 class _Reader:
@@ -311,7 +143,7 @@ class _Reader:
         self.pos = 0
         self.what = what
         self.restart = restart
-        self.modes = _FLOAT_MODES[version]
+        self.modes = FLOAT_MODES[version]
 
     def take(self, n: int) -> memoryview:
         end = self.pos + n
@@ -325,27 +157,27 @@ class _Reader:
         return self.take(1)[0]
 
     def ints(self, n: int) -> I64:
-        base, width = _INT_HEAD.unpack(self.take(_INT_HEAD.size))
+        base, width = INT_HEAD.unpack(self.take(INT_HEAD.size))
         if width == 0:
             return np.full(n, base, dtype=np.int64)
         if width not in (1, 2, 4, 8):
             raise CorruptData(f"{self.what}: bad integer column width {width}")
         u = _unshuffle(self.take(n * width), n, width)
-        return (u + np.uint64(base & _U64_MASK)).view(np.int64)
+        return (u + np.uint64(base & U64_MASK)).view(np.int64)
 
     def floats(self, n: int) -> F64:
         mode = self.byte()
-        if mode == _FLOAT_XOR:
+        if mode == FLOAT_XOR:
             x = _unshuffle(self.take(n * 8), n, 8)
             return _accumulate(np.bitwise_xor, x, self.restart).view(np.float64)
         if mode not in self.modes:
             raise CorruptData(f"{self.what}: unknown float column mode {mode}")
         e = self.byte()
-        if e > _MAX_DECIMALS:
+        if e > MAX_DECIMALS:
             raise CorruptData(f"{self.what}: bad decimal exponent {e}")
         ints = _accumulate(np.add, self.ints(n), self.restart)
-        values = np.asarray(ints.astype(np.float64) / _POW10[e], dtype=np.float64)
-        if mode == _FLOAT_RESIDUAL:
+        values = np.asarray(ints.astype(np.float64) / POW10[e], dtype=np.float64)
+        if mode == FLOAT_RESIDUAL:
             values = (values.view(np.uint64) + self.ints(n).view(np.uint64)).view(np.float64)
         return values
 
@@ -362,352 +194,6 @@ class _Reader:
         if total and (int(index.min()) < -(2**31) or int(index.max()) >= 2**31):
             raise CorruptData(f"{self.what}: sketch index out of range")
         return Ragged(offsets=offsets, index=index.astype(np.int32), value=self.ints(total))
-
-
-# ---------------------------------------------------------------------------- encoding
-
-
-def encode_chunk(
-    points: Points, *, kind: MetricKind, step_ms: int, chunk_start_ms: int, version: int = CODEC_VERSION
-) -> bytes:
-    """Bytes of the points of ONE key whose ts are chunk_start + slot * step (slot >= 0),
-    strictly increasing (valid `Points` of one key are). Deterministic: equal input, equal
-    bytes. `version=1` writes the previous layout, for readers not upgraded yet.
-
-    Raises InvalidArgument(parameter="points") for several keys or misaligned/unsorted ts."""
-    n = len(points)
-    if version not in READABLE_VERSIONS:
-        raise InvalidArgument(f"unknown codec version {version}", parameter="version")
-    if step_ms <= 0:
-        raise InvalidArgument(f"step must be positive, got {step_ms} ms", parameter="step_ms")
-    if n > MAX_CHUNK_POINTS:
-        raise InvalidArgument(f"a chunk holds at most {MAX_CHUNK_POINTS} points, got {n}", parameter="points")
-    ts = points.ts
-    if n and bool((points.key != points.key[0]).any()):
-        raise InvalidArgument("a chunk holds the points of one key", parameter="points")
-    rel = ts - np.int64(chunk_start_ms)
-    slots = rel // np.int64(step_ms)
-    slot_deltas = slots[1:] - slots[:-1]
-    if n and (int(rel.min()) < 0 or bool((slots * step_ms != rel).any()) or bool((slot_deltas <= 0).any())):
-        raise InvalidArgument(
-            "chunk points must be step-aligned, at or after the chunk start, strictly increasing",
-            parameter="points",
-        )
-    restart_points = RESTART_POINTS if version == 2 else 0
-    flags = 0
-    out: list[bytes] = []
-    _put_ints(out, slot_deltas)
-    value_bits = points.last.view(np.int64)
-    single = (
-        n > 0
-        and bool((points.count == 1).all())
-        and all(bool((c.view(np.int64) == value_bits).all()) for c in (points.sum, points.min, points.max))
-    )
-    if single:
-        flags |= FLAG_SINGLE
-        _put_floats(out, points.last, restart_points, residuals=version == 2)
-    else:
-        _put_ints(out, points.count)
-        for col in (points.sum, points.min, points.max, points.last):
-            _put_floats(out, col, restart_points, residuals=version == 2)
-    _put_ints(out, (points.last_ts.view(np.uint64) - ts.view(np.uint64)).view(np.int64))
-    for r in (points.sketch, points.hll):
-        if r.total > MAX_LIST_ENTRIES or (r.total and int(r.lengths().max()) > MAX_LIST_LENGTH):
-            raise InvalidArgument(
-                f"a chunk holds at most {MAX_LIST_ENTRIES} sketch entries, {MAX_LIST_LENGTH} per point",
-                parameter="points",
-            )
-    if points.sketch.total:
-        flags |= FLAG_SKETCH
-        _put_ragged(out, points.sketch)
-    if points.hll.total:
-        flags |= FLAG_HLL
-        _put_ragged(out, points.hll)
-    body = b"".join(out)
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidArgument(f"chunk body of {len(body)} bytes exceeds {MAX_BODY_BYTES}", parameter="points")
-    packed = _compressor().compress(body)
-    if len(packed) < len(body):
-        flags |= FLAG_COMPRESSED
-    else:
-        packed = body
-    first_slot = int(slots[0]) if n else 0
-    fields = (version, flags, int(kind), n, step_ms, chunk_start_ms, first_slot, len(body))
-    header = _HEADER_V1.pack(*fields) if version == 1 else _HEADER_V2.pack(*fields, restart_points)
-    return header + packed
-
-
-# ---------------------------------------------------------------------------- encoding many chunks
-
-_ENCODE_BATCH_MIN: Final = 4
-"""`encode_chunks` encodes chunks of one point count as 2-D arrays when at least this many
-share it; below that the fixed cost of the 2-D path exceeds encoding them one by one."""
-_ENCODE_BLOCK_VALUES: Final = 1 << 16
-"""`encode_chunks` encodes at most about this many points per column at once: the 2-D
-temporaries then stay in cache (larger blocks run slower, not faster)."""
-_NO_MODE: Final = -1
-"""`_Codes2D.mode` of an integer column (no mode byte), `_Codes2D.w2` when there is no
-second integer column."""
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Codes2D:
-    """One column of a batch of chunks, one row per chunk: float mode (or `_NO_MODE` for an
-    integer column), decimals, and one or two integer codes (base, width, values minus base);
-    XOR rows have base 0, width 8 and the XORed bits as values."""
-
-    mode: I64
-    e: I64
-    b1: I64
-    w1: I64
-    u1: U64
-    b2: I64
-    w2: I64
-    u2: U64
-
-
-def _widths(top: U64) -> I64:
-    """`_int_code`'s width for each row's largest value minus base."""
-    w = np.zeros(len(top), dtype=np.int64)
-    w[top > 0] = 1
-    w[top >= 1 << 8] = 2
-    w[top >= 1 << 16] = 4
-    w[top >= 1 << 32] = 8
-    return w
-
-
-def _int_codes_2d(v: I64) -> tuple[I64, I64, U64]:
-    """`_int_code` of every row of `v`: (base, width, values minus base)."""
-    g = v.shape[0]
-    if v.shape[1] == 0:
-        zeros = np.zeros(g, dtype=np.int64)
-        return zeros, zeros.copy(), np.zeros(v.shape, dtype=np.uint64)
-    base = v.min(axis=1)
-    u = v.view(np.uint64) - base.view(np.uint64)[:, None]
-    return base, _widths(u.max(axis=1)), u
-
-
-def _int_column_2d(v: I64) -> _Codes2D:
-    base, width, u = _int_codes_2d(v)
-    none = np.full(v.shape[0], _NO_MODE, dtype=np.int64)
-    return _Codes2D(mode=none, e=np.zeros_like(none), b1=base, w1=width, u1=u, b2=none, w2=none, u2=u)
-
-
-def _deltas_2d(s: I64, every: int) -> I64:
-    """`_deltas` of every row."""
-    d = s.copy()
-    np.subtract(s[:, 1:], s[:, :-1], out=d[:, 1:])
-    d[:, ::every] = s[:, ::every]
-    return d
-
-
-def _float_column_2d(v: F64, every: int) -> _Codes2D:
-    """`_float_codes(row, every, residuals=True)` of every row of `v` (the same arithmetic
-    elementwise, so the same bits): the smallest exponent whose head check and full check
-    pass, then decimal, decimal with residuals or XOR as the widths decide."""
-    g, m = v.shape
-    bits = v.view(np.uint64)
-    found = np.full(g, -1, dtype=np.int64)
-    k: I64 | None = None
-    r: I64 | None = None
-    with np.errstate(all="ignore"):
-        scaled = np.rint(v[None, :, :16] * _POW10[:, None, None])
-        head_r = (bits[None, :, :16] - _back(scaled, _POW10[:, None, None])).view(np.int64)
-        fits = np.all(np.abs(scaled) <= _EXACT_INT, axis=2)
-        close = np.all((head_r > -(1 << 15)) & (head_r < 1 << 15), axis=2)
-        candidate = np.asarray(fits & close, dtype=np.bool_)
-        for e in range(_MAX_DECIMALS + 1):
-            rows = np.flatnonzero(candidate[e] & (found < 0))
-            if len(rows) == 0:
-                continue
-            full = np.rint((v if len(rows) == g else v[rows]) * _POW10[e])
-            whole = (np.abs(full) <= _EXACT_INT).all(axis=1)
-            if len(rows) == g and bool(whole.all()):
-                # The usual case: one exponent for every row, no fancy indexing.
-                found[:] = e
-                k = full.astype(np.int64)
-                r = (bits - _back(full, _POW10[e])).view(np.int64)
-                break
-            if k is None or r is None:
-                k, r = np.zeros((g, m), dtype=np.int64), np.zeros((g, m), dtype=np.int64)
-            rows, full = rows[whole], full[whole]
-            found[rows] = e
-            k[rows] = full.astype(np.int64)
-            r[rows] = (bits[rows] - _back(full, _POW10[e])).view(np.int64)
-    if k is None or r is None:
-        k, r = np.zeros((g, m), dtype=np.int64), np.zeros((g, m), dtype=np.int64)
-    b1, w1, u1 = _int_codes_2d(_deltas_2d(k, every))
-    b2, w2, u2 = _int_codes_2d(r)
-    exact = ~r.any(axis=1)
-    decimal = (found >= 0) & exact
-    residual = (found >= 0) & ~exact & (w1 + w2 < 8)
-    mode = np.where(decimal, _FLOAT_DECIMAL, np.where(residual, _FLOAT_RESIDUAL, _FLOAT_XOR))
-    xor = np.flatnonzero(mode == _FLOAT_XOR)
-    if len(xor):
-        xb = bits[xor]
-        x = xb.copy()
-        x[:, 1:] ^= xb[:, :-1]
-        x[:, ::every] = xb[:, ::every]
-        u1[xor], b1[xor], w1[xor] = x, 0, 8
-    w2 = np.where(mode == _FLOAT_RESIDUAL, w2, _NO_MODE)
-    return _Codes2D(mode=mode, e=np.where(found >= 0, found, 0), b1=b1, w1=w1, u1=u1, b2=b2, w2=w2, u2=u2)
-
-
-def _shuffle_2d(u: U64, width: int) -> U8:
-    """`_shuffle` of every row: (rows, m * width) bytes."""
-    g, m = u.shape
-    if width == 1:
-        return u.astype(np.uint8)
-    b = u.astype(f"<u{width}").view(np.uint8).reshape(g, m, width)
-    return b.transpose(0, 2, 1).reshape(g, m * width)
-
-
-def _int_pieces(out: list[U8], base: I64, width: int, u: U64) -> None:
-    """IntColumn bytes of every row: head (base, width), then the shuffled values."""
-    head = np.empty((len(base), _INT_HEAD.size), dtype=np.uint8)
-    head[:, :8] = base.astype("<i8").view(np.uint8).reshape(len(base), 8)
-    head[:, 8] = width
-    out.append(head)
-    if width:
-        out.append(_shuffle_2d(u, width))
-
-
-def _bodies_2d(columns: list[_Codes2D]) -> list[tuple[I64, U8]]:
-    """The bodies of a batch of chunks as (rows, bodies) pairs, one per layout (the modes and
-    widths of every column, hence the body length), a body per row of the byte matrix."""
-    sig = np.stack([a for c in columns for a in (c.mode, c.w1, c.w2)], axis=1)
-    layouts, inverse = np.unique(sig, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    out = []
-    for j, layout in enumerate(layouts.tolist()):
-        rows = np.flatnonzero(inverse == j)
-        g = len(rows)
-        pieces: list[U8] = []
-        for c, col in enumerate(columns):
-            mode, w1, w2 = layout[3 * c : 3 * c + 3]
-            if mode == _NO_MODE:
-                _int_pieces(pieces, col.b1[rows], w1, col.u1[rows])
-                continue
-            pieces.append(np.full((g, 1), mode, dtype=np.uint8))
-            if mode == _FLOAT_XOR:
-                pieces.append(_shuffle_2d(col.u1[rows], 8))
-                continue
-            pieces.append(col.e[rows].astype(np.uint8)[:, None])
-            _int_pieces(pieces, col.b1[rows], w1, col.u1[rows])
-            if mode == _FLOAT_RESIDUAL:
-                _int_pieces(pieces, col.b2[rows], w2, col.u2[rows])
-        out.append((rows, np.ascontiguousarray(np.concatenate(pieces, axis=1))))
-    return out
-
-
-def encode_chunks(items: Sequence[tuple[Points, MetricKind | int, int, int]]) -> list[bytes]:
-    """`[encode_chunk(points, kind=kind, step_ms=step_ms, chunk_start_ms=chunk_start_ms)
-    for points, kind, step_ms, chunk_start_ms in items]`, byte for byte (version
-    CODEC_VERSION), in input order, at a fraction of the cost: chunks of one point count
-    without sketch sections are encoded together on (chunks, points) arrays, so the number
-    of numpy calls does not grow with the number of chunks; what is left per chunk is one
-    zstd compression and the header.
-
-    Raises what `encode_chunk` raises for the first item (in input order) it refuses; then
-    nothing is returned."""
-    out: list[bytes | None] = [None] * len(items)
-    by_count: dict[int, list[int]] = {}
-    for i, (points, kind, step_ms, chunk_start_ms) in enumerate(items):
-        n = len(points)
-        if (
-            0 < n <= MAX_CHUNK_POINTS
-            and 0 < step_ms <= _INT64_MAX
-            and _INT64_MIN <= chunk_start_ms <= _INT64_MAX
-            and int(kind) in _KIND_NUMBERS
-            and not points.sketch.total
-            and not points.hll.total
-        ):
-            by_count.setdefault(n, []).append(i)
-    for n, ids in by_count.items():
-        if len(ids) >= _ENCODE_BATCH_MIN:
-            block = max(_ENCODE_BATCH_MIN, _ENCODE_BLOCK_VALUES // n)
-            for at in range(0, len(ids), block):
-                _encode_same_count(items, ids[at : at + block], n, out)
-    # Small groups, sketch sections, and whatever the batch left (refused items raise here).
-    done: list[bytes] = []
-    for i, data in enumerate(out):
-        if data is None:
-            points, kind, step_ms, chunk_start_ms = items[i]
-            data = encode_chunk(points, kind=cast(MetricKind, kind), step_ms=step_ms, chunk_start_ms=chunk_start_ms)
-        done.append(data)
-    return done
-
-
-def _encode_same_count(
-    items: Sequence[tuple[Points, MetricKind | int, int, int]], ids: list[int], n: int, out: list[bytes | None]
-) -> None:
-    """Encodes the items at `ids` (n > 0 points each, no sketch sections) into `out`, except
-    those `encode_chunk` would refuse (left None)."""
-    # This is encode_chunk's version-2 layout: a new CODEC_VERSION needs its own path here.
-    every = RESTART_POINTS
-    pts = [items[i][0] for i in ids]
-    g = len(ids)
-
-    def stack(name: str) -> npt.NDArray[Any]:
-        return np.concatenate([getattr(p, name) for p in pts]).reshape(g, n)
-
-    ts = stack("ts")
-    start = np.array([items[i][3] for i in ids], dtype=np.int64)[:, None]
-    step = np.array([items[i][2] for i in ids], dtype=np.int64)[:, None]
-    key = stack("key")
-    rel = ts - start
-    slots = rel // step
-    slot_deltas = slots[:, 1:] - slots[:, :-1]
-    ok = (
-        (key == key[:, :1]).all(axis=1)
-        & (rel >= 0).all(axis=1)
-        & (slots * step == rel).all(axis=1)
-        & (slot_deltas > 0).all(axis=1)
-    )
-    count, last_ts = stack("count"), stack("last_ts")
-    total, mn, mx, last = stack("sum"), stack("min"), stack("max"), stack("last")
-    last_bits = last.view(np.int64)
-    single = (
-        (count == 1).all(axis=1)
-        & (total.view(np.int64) == last_bits).all(axis=1)
-        & (mn.view(np.int64) == last_bits).all(axis=1)
-        & (mx.view(np.int64) == last_bits).all(axis=1)
-    )
-    offsets = (last_ts.view(np.uint64) - ts.view(np.uint64)).view(np.int64)
-    compressor = _compressor()
-    for is_single in (True, False):
-        rows = np.flatnonzero(ok & (single if is_single else ~single))
-        if len(rows) == 0:
-            continue
-        columns = [_int_column_2d(slot_deltas[rows])]
-        if is_single:
-            columns.append(_float_column_2d(last[rows], every))
-        else:
-            columns.append(_int_column_2d(count[rows]))
-            columns.extend(_float_column_2d(c[rows], every) for c in (total, mn, mx, last))
-        columns.append(_int_column_2d(offsets[rows]))
-        base_flags = FLAG_SINGLE if is_single else 0
-        first_slots = slots[rows, 0].tolist()
-        for layout_rows, bodies in _bodies_2d(columns):
-            body_len = bodies.shape[1]
-            if body_len > MAX_BODY_BYTES:
-                continue
-            for j, at in enumerate(layout_rows.tolist()):
-                i = ids[int(rows[at])]
-                _, kind, step_ms, chunk_start_ms = items[i]
-                body = bodies[j].tobytes()
-                packed = compressor.compress(body)
-                flags = base_flags
-                if len(packed) < body_len:
-                    flags |= FLAG_COMPRESSED
-                else:
-                    packed = body
-                header = _HEADER_V2.pack(
-                    2, flags, int(kind), n, step_ms, chunk_start_ms, first_slots[at], body_len, every
-                )
-                out[i] = header + packed
 
 
 # ---------------------------------------------------------------------------- decoding one chunk
@@ -729,9 +215,9 @@ def chunk_point_count(data: bytes) -> int:
     """Number of points in a chunk, from its header alone (nothing is decompressed).
 
     Raises CorruptData for an unknown version or a truncated header."""
-    if len(data) < _HEADER_V1.size or data[0] not in READABLE_VERSIONS:
+    if len(data) < HEADER_V1.size or data[0] not in READABLE_VERSIONS:
         raise CorruptData("read chunk header: not a known chunk header")
-    n: int = _HEADER_V1.unpack_from(data)[3]  # n_points sits at the same place in every version
+    n: int = HEADER_V1.unpack_from(data)[3]  # n_points sits at the same place in every version
     return n
 
 
@@ -744,16 +230,16 @@ def _header(data: bytes, what: str | int) -> _Head:
     errors (an int: its position in a batch)."""
     version = data[0] if len(data) else -1
     head: _Head | None = None
-    if version == 1 and len(data) >= _HEADER_V1.size:
-        _, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len = _HEADER_V1.unpack_from(data)
-        head = _Head(1, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len, 0, _HEADER_V1.size)
-    elif version == 2 and len(data) >= _HEADER_V2.size:
-        _, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len, restart = _HEADER_V2.unpack_from(data)
-        head = _Head(2, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len, restart, _HEADER_V2.size)
+    if version == 1 and len(data) >= HEADER_V1.size:
+        _, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len = HEADER_V1.unpack_from(data)
+        head = _Head(1, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len, 0, HEADER_V1.size)
+    elif version == 2 and len(data) >= HEADER_V2.size:
+        _, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len, restart = HEADER_V2.unpack_from(data)
+        head = _Head(2, flags, kind, n, step_ms, chunk_start_ms, first_slot, body_len, restart, HEADER_V2.size)
     if (
         head is not None
-        and not head.flags & ~_KNOWN_FLAGS
-        and head.kind in _KIND_NUMBERS
+        and not head.flags & ~KNOWN_FLAGS
+        and head.kind in KIND_NUMBERS
         and head.step_ms > 0
         and head.body_len <= MAX_BODY_BYTES
         and head.n <= MAX_CHUNK_POINTS
@@ -765,11 +251,11 @@ def _header(data: bytes, what: str | int) -> _Head:
     if version not in READABLE_VERSIONS:
         raise CorruptData(f"{label}: unknown codec version {version}")
     if head is None:
-        size = _HEADER_V1.size if version == 1 else _HEADER_V2.size
+        size = HEADER_V1.size if version == 1 else HEADER_V2.size
         raise CorruptData(f"{label}: truncated header ({len(data)} of {size} bytes)")
-    if head.flags & ~_KNOWN_FLAGS:
+    if head.flags & ~KNOWN_FLAGS:
         raise CorruptData(f"{label}: unknown flags {head.flags:#x}")
-    if head.kind not in _KIND_NUMBERS:
+    if head.kind not in KIND_NUMBERS:
         raise CorruptData(f"{label}: unknown metric kind {head.kind}")
     raise CorruptData(f"{label}: bad header (step {head.step_ms} ms, {head.n} points, body {head.body_len} bytes)")
 
@@ -880,7 +366,7 @@ def decode_chunks(
     shapes: dict[tuple[int, int, int], list[int]] = {}
     one_by_one: list[int] = []
     for i, h in enumerate(heads):
-        if h.flags & _RAGGED_FLAGS or h.n == 0:
+        if h.flags & RAGGED_FLAGS or h.n == 0:
             # Sketch sections have per-chunk entry counts; their cost is per entry anyway.
             one_by_one.append(i)
         else:
@@ -983,11 +469,11 @@ class _Col:
 
 def _walk_ints(buf: U8, pos: I64, end: I64, m: I64, ids: I64) -> _Col:
     """IntColumn(m) heads at `pos` (one per body); moves `pos` past the columns."""
-    _need(pos + _INT_HEAD.size <= end, ids, "truncated body (integer column head)")
+    _need(pos + INT_HEAD.size <= end, ids, "truncated body (integer column head)")
     base = np.ascontiguousarray(buf[pos[:, None] + _HEAD_BYTES]).view("<i8").reshape(len(pos))
     width = buf[pos + 8].astype(np.int64)
     _need((width == 0) | (width == 1) | (width == 2) | (width == 4) | (width == 8), ids, "bad integer column width")
-    data = pos + _INT_HEAD.size
+    data = pos + INT_HEAD.size
     np.add(data, m * width, out=pos)
     _need(pos <= end, ids, "truncated body (integer column)")
     zeros = np.zeros(len(pos), dtype=np.int64)
@@ -998,7 +484,7 @@ def _walk_floats(buf: U8, pos: I64, end: I64, m: I64, ids: I64, v2: npt.NDArray[
     """FloatColumn(m) heads at `pos`; moves `pos` past the columns."""
     _need(pos + 1 <= end, ids, "truncated body (float column mode)")
     mode = buf[pos].astype(np.int64)
-    known = (mode == _FLOAT_DECIMAL) | (mode == _FLOAT_XOR) | ((mode == _FLOAT_RESIDUAL) & v2)
+    known = (mode == FLOAT_DECIMAL) | (mode == FLOAT_XOR) | ((mode == FLOAT_RESIDUAL) & v2)
     _need(known, ids, "unknown float column mode")
     k = len(pos)
     e = np.zeros(k, dtype=np.int64)
@@ -1006,17 +492,17 @@ def _walk_floats(buf: U8, pos: I64, end: I64, m: I64, ids: I64, v2: npt.NDArray[
     width = np.full(k, 8, dtype=np.int64)
     data = pos + 1
     residual = None
-    dec = np.flatnonzero(mode != _FLOAT_XOR)
-    xor = np.flatnonzero(mode == _FLOAT_XOR)
+    dec = np.flatnonzero(mode != FLOAT_XOR)
+    xor = np.flatnonzero(mode == FLOAT_XOR)
     if len(dec):
         p = pos[dec] + 1
         _need(p + 1 <= end[dec], ids[dec], "truncated body (decimal exponent)")
         e[dec] = buf[p]
-        _need(e[dec] <= _MAX_DECIMALS, ids[dec], "bad decimal exponent")
+        _need(e[dec] <= MAX_DECIMALS, ids[dec], "bad decimal exponent")
         p += 1
         col = _walk_ints(buf, p, end[dec], m[dec], ids[dec])
         base[dec], width[dec], data[dec], pos[dec] = col.base, col.width, col.data, p
-    res = np.flatnonzero(mode == _FLOAT_RESIDUAL)
+    res = np.flatnonzero(mode == FLOAT_RESIDUAL)
     if len(res):
         p = pos[res]
         col = _walk_ints(buf, p, end[res], m[res], ids[res])
@@ -1082,11 +568,11 @@ def _ints_2d(buf: U8, col: _Col, m: int, lo: int, hi: int) -> I64:
 def _floats_2d(buf: U8, col: _Col, m: int, lo: int, hi: int, restart_points: int) -> F64:
     """Values lo..hi of a float column; lo must be a restart point."""
     raw = _ints_2d(buf, col, m, lo, hi)
-    dec = col.mode != _FLOAT_XOR
+    dec = col.mode != FLOAT_XOR
 
     def decimal(rows: I64 | slice) -> F64:
         ints = _accumulate(np.add, raw[rows], restart_points)
-        values: F64 = np.divide(ints, _POW10[col.e[rows]][:, None], dtype=np.float64)
+        values: F64 = np.divide(ints, POW10[col.e[rows]][:, None], dtype=np.float64)
         if col.residual is None:
             return values
         ulps = _int_values(buf, col.residual.rows(np.arange(len(dec))[rows]), m, lo, hi)
