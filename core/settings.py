@@ -50,6 +50,10 @@ class Settings:
     applied_event_memory_ms: int = 7 * DAY_MS
     collector_interval_s: float = 5.0
     region: str = "local"
+    # Event log retention (decision 0020): 0 = no limit. Applies to the samples topic; the
+    # embedded log deletes only what every consumer group has committed past.
+    event_log_retention_ms: int = 0
+    event_log_retention_bytes: int = 0
 
     def resolved(self) -> Settings:
         """Fill URLs that default to files in the data dir."""
