@@ -62,6 +62,9 @@ RESERVED_FIELDS: Final = frozenset({"metric", "kind", "region", "ts", "value", "
 _TS_MS_COLUMN: Final = "\x00ts_ms"
 # Epoch numbers below this are seconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _SECONDS_BELOW: Final = 1e11
+# Timestamps whose milliseconds do not fit int64 are invalid rows, not an overflow.
+_MAX_ABS_MS: Final = 2.0**63 - 1024
+_MIN_SECONDS: Final = -(2**63) // 1000 + 1
 _KIND_CHOICES: Final = ", ".join(k.label for k in MetricKind)
 
 
@@ -223,6 +226,9 @@ class SampleReader:
         names = _csv_names(header)
         if "metric" not in names:
             raise InvalidArgument(f"CSV header has no 'metric' column (columns: {', '.join(names)})")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:  # found by tests/fuzz
+            raise InvalidArgument(f"CSV header names column(s) {', '.join(map(repr, twice))} more than once")
         skipped: list[int] = []
 
         def on_invalid_row(row: Any) -> str:
@@ -236,18 +242,25 @@ class SampleReader:
             return "skip"
 
         pending_errors: list[tuple[int, str]] = []
-        reader = pcsv.open_csv(
-            rest,
-            read_options=pcsv.ReadOptions(column_names=names, block_size=self._options.chunk_bytes, use_threads=False),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
-            # Every column as text: inferring types from the first block would end the whole
-            # read at the first later cell that does not fit; conversion happens per chunk.
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=True,
-                null_values=[""],
-            ),
-        )
+        try:
+            reader = pcsv.open_csv(
+                rest,
+                read_options=pcsv.ReadOptions(
+                    column_names=names, block_size=self._options.chunk_bytes, use_threads=False
+                ),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
+                # Every column as text: inferring types from the first block would end the whole
+                # read at the first later cell that does not fit; conversion happens per chunk.
+                convert_options=pcsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()),
+                    strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV" in str(exc):
+                return  # a header and no rows: nothing to read (found by tests/fuzz)
+            raise InvalidArgument(f"cannot read CSV: {exc}", parameter="file") from None
         row_base = 0
         for record_batch in reader:
             table = pa.Table.from_batches([record_batch])
@@ -363,8 +376,13 @@ def _split_header(stream: Any) -> tuple[bytes, Any]:
 
 
 def _csv_names(header: bytes) -> list[str]:
-    text = header.decode("utf-8-sig").rstrip("\r")
-    names = next(csv.reader([text]), [])
+    try:  # a header that is not UTF-8 or not one CSV line: found by tests/fuzz
+        text = header.decode("utf-8-sig").rstrip("\r")
+        names = next(csv.reader([text]), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidArgument(
+            f"CSV header {header[:80]!r} is not a line of UTF-8 CSV: {exc}", parameter="file"
+        ) from None
     return [name.strip() for name in names]
 
 
@@ -407,6 +425,13 @@ def _ndjson_block(buf: bytes, first_line: int) -> _Chunk:
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return _ndjson_block_by_line(buf, first_line)
+    try:
+        # Arrow's JSON reader can build list columns whose offsets overrun their values (a
+        # list starting with null after rows without the field; found by tests/fuzz).
+        # The cheap validation checks lengths and offsets, not every value.
+        table.validate()
+    except pa.ArrowInvalid:
         return _ndjson_block_by_line(buf, first_line)
 
     def lines(rows: I64) -> I64:
@@ -563,7 +588,10 @@ def _ts_scalar_ms(value: object) -> int | None:
 def _number_ms(number: float) -> int:
     if not math.isfinite(number):
         raise ValueError(f"ts is not finite: {number!r}")
-    return round(number * 1000) if number < _SECONDS_BELOW else round(number)
+    ms = round(number * 1000) if number < _SECONDS_BELOW else round(number)
+    if abs(ms) >= _MAX_ABS_MS:  # found by tests/fuzz
+        raise ValueError(f"ts {number!r} is out of range")
+    return ms
 
 
 def _short(text: str, limit: int = 120) -> str:
@@ -823,7 +851,8 @@ def _ts_array_ms(arr: pa.Array) -> tuple[I64, Mask]:
     ok: Mask = np.zeros(n, dtype=np.bool_)
     if pa.types.is_integer(type_):
         raw = np.asarray(pc.cast(arr, pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        return np.where(raw < _SECONDS_BELOW, raw * 1000, raw).astype(np.int64), ok
+        overflow = raw < _MIN_SECONDS  # seconds whose milliseconds do not fit int64 (found by tests/fuzz)
+        return np.where(raw < _SECONDS_BELOW, np.where(overflow, 0, raw) * 1000, raw).astype(np.int64), overflow
     if pa.types.is_floating(type_):
         raw_f = np.asarray(pc.cast(arr, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False))
         return _float_ms(raw_f)
@@ -845,7 +874,8 @@ def _float_ms(raw: F64) -> tuple[I64, Mask]:
     finite = np.isfinite(raw)
     safe = np.where(finite, raw, 0.0)
     ms = np.where(safe < _SECONDS_BELOW, np.rint(safe * 1000), np.rint(safe))
-    return ms.astype(np.int64), ~finite
+    ok = finite & (np.abs(ms) < _MAX_ABS_MS)  # beyond int64 (found by tests/fuzz)
+    return np.where(ok, ms, 0.0).astype(np.int64), ~ok
 
 
 def _ts_texts_ms(texts: Sequence[str | None]) -> tuple[I64, Mask]:
