@@ -24,13 +24,13 @@ CALL_BOUND_S = float(os.environ.get("ARGUS_FUZZ_CALL_BOUND_S", "3.0"))
 
 def fuzz(scale: float = 1.0) -> settings:
     """Hypothesis settings of one fuzz test; `scale` shrinks or grows its share of examples."""
-    return settings(
+    common = settings(
         max_examples=max(10, int(EXAMPLES * scale)),
         deadline=None,  # the wall-clock bound is `bounded`, measured around the call itself
-        derandomize=not RANDOM,
-        database=None if not RANDOM else settings.default.database,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
+    # Derandomised runs have nothing to replay: keep them out of the example database.
+    return common if RANDOM else settings(common, derandomize=True, database=None)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 from hypothesis import event, given
@@ -27,6 +28,7 @@ from core.settings import IngestLimits
 from tests.fuzz.bounds import bounded, fuzz
 
 NOW = 1_764_000_000_000
+T = TypeVar("T")
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 UINT32 = st.integers(min_value=0, max_value=2**32 - 1)
 NEAR_NOW = st.integers(min_value=NOW - 10 * 86_400_000, max_value=NOW + 3_600_000)
@@ -87,14 +89,14 @@ def hostile_series(draw: st.DrawFn) -> metrics_pb2.SeriesSamples:
     """A series valid but for a few spoiled fields, so every check is reached, not only the first."""
     spoil = draw(st.sets(st.sampled_from(SPOILABLE), max_size=3))
 
-    def pick(field: str, valid: st.SearchStrategy[object], hostile: st.SearchStrategy[object]) -> object:
+    def pick(field: str, valid: st.SearchStrategy[T], hostile: st.SearchStrategy[T]) -> T:
         return draw(hostile if field in spoil else valid)
 
     s = metrics_pb2.SeriesSamples(
         metric=pick("metric", VALID_NAME, EDGY_TEXT), region=pick("region", st.just(""), EDGY_TEXT)
     )
     # Unknown enum values travel as their number in proto3.
-    s.kind = pick("kind", st.integers(1, 4), st.integers(-5, 1000))
+    s.kind = pick("kind", st.integers(1, 4), st.integers(-5, 1000))  # type: ignore[assignment]
     for _ in range(draw(st.integers(0, 5 if "labels" in spoil else 3))):
         s.labels.add(
             name=pick("labels", st.sampled_from(["host", "dc", "env"]), EDGY_TEXT),
@@ -109,7 +111,6 @@ def hostile_series(draw: st.DrawFn) -> metrics_pb2.SeriesSamples:
     hostile = "shape" in spoil
     if s.kind == metrics_pb2.METRIC_KIND_TIMER and draw(st.booleans()):
         counts = pick("shape", st.lists(st.integers(0, 4), min_size=n, max_size=n), st.lists(UINT32, max_size=n + 1))
-        assert isinstance(counts, list)
         s.observation_counts.extend(counts)
         total = sum(counts) if sum(counts) < 64 else 3
         s.observations.extend(
