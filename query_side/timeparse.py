@@ -37,6 +37,10 @@ TIME_FORMS = (
     "epoch seconds (1764064800 or 1764064800.5), epoch milliseconds (1764064800000), "
     "or relative to now (now, -12h, now-30m, now-1h30m)"
 )
+# What `datetime` can show (years 1 to 9999); durations up to 10,000 years keep now +- them in int64.
+_MIN_TIME_MS = -62_135_596_800_000
+_MAX_TIME_MS = 253_402_300_799_999
+_MAX_DURATION_MS = 10_000 * 365 * DAY_MS
 DURATION_FORMS = "a number and a unit: ms, s, m, h, d, w or y (5s, 90s, 12h, 1h30m, 7d)"
 
 
@@ -53,6 +57,8 @@ def parse_duration(text: str, *, parameter: str) -> int:
             parameter=parameter,
         )
     total = sum(float(number) * _UNIT_MS[unit] for number, unit in _DURATION_PART.findall(value))
+    if not total < _MAX_DURATION_MS:  # also NaN/inf from 400 nines (found by tests/fuzz)
+        raise InvalidArgument(f"{parameter}: duration {text[:40]!r} is longer than 10,000 years", parameter=parameter)
     ms = round(total)
     if ms <= 0:
         raise InvalidArgument(f"{parameter}: duration {text!r} must be longer than 0", parameter=parameter)
@@ -83,10 +89,16 @@ def parse_time(text: str, *, now_ms: int, parameter: str) -> int:
                 f"{parameter}: cannot parse {text!r} as a relative time; use {TIME_FORMS}",
                 parameter=parameter,
             ) from None
-        return now_ms - offset if sign == "-" else now_ms + offset
-    if _EPOCH.fullmatch(value):
-        return _parse_epoch(value, parameter=parameter)
-    return _parse_rfc3339(value, parameter=parameter)
+        ms = now_ms - offset if sign == "-" else now_ms + offset
+    elif _EPOCH.fullmatch(value):
+        ms = _parse_epoch(value, parameter=parameter)
+    else:
+        return _parse_rfc3339(value, parameter=parameter)
+    if not _MIN_TIME_MS <= ms <= _MAX_TIME_MS:  # found by tests/fuzz
+        raise InvalidArgument(
+            f"{parameter}: {text[:40]!r} is outside the years 1 to 9999; use {TIME_FORMS}", parameter=parameter
+        )
+    return ms
 
 
 def _parse_epoch(value: str, *, parameter: str) -> int:
