@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from hypothesis import HealthCheck, settings
 
-EXAMPLES = int(os.environ.get("ARGUS_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("ARGUS_FUZZ_EXAMPLES", "200"))
 RANDOM = os.environ.get("ARGUS_FUZZ_RANDOM", "") not in ("", "0")
 # A parser call that takes longer than this is a hang (backtracking, a loop over a huge
 # count): generous, because the machine is shared, and far below the pytest timeout.
