@@ -333,3 +333,17 @@ async def test_kafka_topics_are_created_with_their_retention(kafka_broker: Tansu
         await admin.close()
     assert configs.get("retention.ms") == str(DAY_MS)
     assert configs.get("retention.bytes") == "1000000"
+
+
+async def test_the_composition_root_opens_the_log_with_the_settings_retention(tmp_path: Path) -> None:
+    from argus.container import event_log_resource
+
+    settings = Settings(data_dir=tmp_path, event_log_retention_bytes=10**9, retention_check_interval_ms=1_000)
+    resource = event_log_resource(settings.resolved())
+    log = await anext(resource)
+    try:
+        assert isinstance(log, SqliteEventLog)
+        assert log.retention == LogRetention.from_settings(settings)
+        assert log.retention.dedup_window_ms == dedup_window_ms(settings)
+    finally:
+        await resource.aclose()
