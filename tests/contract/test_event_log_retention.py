@@ -346,4 +346,5 @@ async def test_the_composition_root_opens_the_log_with_the_settings_retention(tm
         assert log.retention == LogRetention.from_settings(settings)
         assert log.retention.dedup_window_ms == dedup_window_ms(settings)
     finally:
-        await resource.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await anext(resource)  # runs the resource's close
