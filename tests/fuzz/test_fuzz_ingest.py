@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from command_side.ingest.accept import MAX_REPORTED_REJECTIONS, BatchAcceptor
@@ -154,6 +154,16 @@ def hostile_batches(draw: st.DrawFn) -> metrics_pb2.SampleBatch:
     return batch
 
 
+def oversized_batch() -> metrics_pb2.SampleBatch:
+    """More samples than the limit (5,000), with observations making up most of the weight."""
+    batch = metrics_pb2.SampleBatch(batch_id="big", source="host-a")
+    timer = batch.series.add(metric="latency", kind=metrics_pb2.METRIC_KIND_TIMER)
+    timer.timestamps_ms.extend([NOW] * 10)
+    timer.observation_counts.extend([600] * 10)
+    timer.observations.extend([0.5] * 6_000)
+    return batch
+
+
 def valid_request() -> bytes:
     batch = metrics_pb2.SampleBatch(batch_id="b-1", source="host-a")
     for kind, host in ((metrics_pb2.METRIC_KIND_COUNTER, "a"), (metrics_pb2.METRIC_KIND_GAUGE, "b")):
@@ -258,6 +268,7 @@ def test_hostile_batches_are_answered_with_reasons() -> None:
 
         @fuzz()
         @given(batch=hostile_batches())
+        @example(batch=oversized_batch())
         def check(batch: metrics_pb2.SampleBatch) -> None:
             runner.run(accept_twice(batch))
 
