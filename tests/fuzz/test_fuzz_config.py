@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import fields
 from pathlib import Path
+from unittest import mock
 
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -21,7 +23,7 @@ from agent.config import KEYS as AGENT_KEYS
 from agent.config import AgentConfig, load_config
 from core.adapters.log_retention import LogRetention
 from core.errors import InvalidArgument
-from core.settings import IngestLimits, Settings, load_config_file
+from core.settings import IngestLimits, Settings, load_config_file, settings_from_env
 from tests.fuzz.bounds import assert_reasoned, bounded, fuzz
 
 SERVER_KEYS = [f.name for f in fields(Settings)] + [f"limits.{f.name}" for f in fields(IngestLimits)]
@@ -127,3 +129,34 @@ def test_server_config_files_load_or_are_refused(text: str) -> None:
 def test_agent_config_files_load_or_are_refused(text: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         load_agent(text, Path(folder))
+
+
+ENV_TEXT = st.one_of(
+    st.sampled_from(["", "0", "1", "-1", "true", "off", "1_000", "1e3", "nan", "inf", "5s", "1h=300000", "x=1,y"]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12),
+)
+
+
+@fuzz()
+@given(env=st.dictionaries(st.sampled_from([k.split(".")[-1] for k in SERVER_KEYS]), ENV_TEXT, max_size=4))
+def test_server_environment_variables_load_or_are_refused(env: dict[str, str]) -> None:
+    variables = {f"ARGUS_{name.upper()}": value for name, value in env.items()}
+    # Only these variables: the test's own environment must not leak in.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ARGUS_")}
+    with mock.patch.dict(os.environ, {**clean, **variables}, clear=True):
+        try:
+            with bounded("read settings from the environment"):
+                LogRetention.from_settings(settings_from_env())
+        except InvalidArgument as exc:
+            assert_reasoned(exc, InvalidArgument)
+
+
+@fuzz()
+@given(env=st.dictionaries(st.sampled_from(list(AGENT_KEYS)), ENV_TEXT, max_size=4))
+def test_agent_environment_variables_load_or_are_refused(env: dict[str, str]) -> None:
+    variables = {f"ARGUS_AGENT_{name.upper()}": value for name, value in env.items()}
+    try:
+        with bounded("read agent settings from the environment"):
+            load_config(env=variables, flags={"ingest": "127.0.0.1:4317", "api_key": "k"})
+    except InvalidArgument as exc:
+        assert_reasoned(exc, InvalidArgument)
