@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from dependency_injector import containers, providers
 
+from core.adapters.log_retention import LogRetention
 from core.adapters.urls import open_event_log
 from core.auth import ApiKeyRegistry
 from core.config_view import ConfigView
@@ -28,7 +29,7 @@ def now_ms() -> int:
 
 
 async def event_log_resource(settings: Settings) -> AsyncIterator[EventLog]:
-    log = open_event_log(settings.event_log_url)
+    log = open_event_log(settings.event_log_url, retention=LogRetention.from_settings(settings))
     await log.start()
     await log.ensure_topic(SAMPLES_TOPIC, settings.sample_partitions)
     await log.ensure_topic(CONFIG_TOPIC, 1)

@@ -70,6 +70,10 @@ class Settings:
     query_timeout_ms: int = 30_000
     query_max_points_decoded: int = 20_000_000
     query_workers: int = 2
+    # Event log retention (decision 0020): 0 = no limit. Applies to the samples topic; the
+    # embedded log deletes only what every consumer group has committed past.
+    event_log_retention_ms: int = 0
+    event_log_retention_bytes: int = 0
 
     def resolved(self) -> Settings:
         """Fill URLs that default to files in the data dir."""

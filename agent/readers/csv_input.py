@@ -56,8 +56,13 @@ def _split_header(stream: Any) -> tuple[bytes, Any]:
 
 
 def _csv_names(header: bytes) -> list[str]:
-    text = header.decode("utf-8-sig").rstrip("\r")
-    names = next(csv.reader([text]), [])
+    try:  # a header that is not UTF-8 or not one CSV line: found by tests/fuzz
+        text = header.decode("utf-8-sig").rstrip("\r")
+        names = next(csv.reader([text]), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InvalidArgument(
+            f"CSV header {header[:80]!r} is not a line of UTF-8 CSV: {exc}", parameter="file"
+        ) from None
     return [name.strip() for name in names]
 
 
@@ -82,6 +87,9 @@ def csv_chunks(stream: Any, options: BatchingOptions) -> Iterator[Chunk]:
     names = _csv_names(header)
     if "metric" not in names:
         raise InvalidArgument(f"CSV header has no 'metric' column (columns: {', '.join(names)})")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:  # found by tests/fuzz
+        raise InvalidArgument(f"CSV header names column(s) {', '.join(map(repr, twice))} more than once")
     skipped: list[int] = []
 
     def on_invalid_row(row: Any) -> str:
@@ -93,18 +101,23 @@ def csv_chunks(stream: Any, options: BatchingOptions) -> Iterator[Chunk]:
         return "skip"
 
     pending_errors: list[tuple[int, str]] = []
-    reader = pcsv.open_csv(
-        rest,
-        read_options=pcsv.ReadOptions(column_names=names, block_size=options.chunk_bytes, use_threads=False),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
-        # Every column as text: inferring types from the first block would end the whole
-        # read at the first later cell that does not fit; conversion happens per chunk.
-        convert_options=pcsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            strings_can_be_null=True,
-            null_values=[""],
-        ),
-    )
+    try:
+        reader = pcsv.open_csv(
+            rest,
+            read_options=pcsv.ReadOptions(column_names=names, block_size=options.chunk_bytes, use_threads=False),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
+            # Every column as text: inferring types from the first block would end the whole
+            # read at the first later cell that does not fit; conversion happens per chunk.
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=True,
+                null_values=[""],
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV" in str(exc):
+            return  # a header and no rows: nothing to read (found by tests/fuzz)
+        raise InvalidArgument(f"cannot read CSV: {exc}", parameter="file") from None
     row_base = 0
     for record_batch in reader:
         table = pa.Table.from_batches([record_batch])

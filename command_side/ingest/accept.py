@@ -120,11 +120,8 @@ class BatchAcceptor:
         result = ingest_pb2.BatchResult(batch_id=batch.batch_id[: self._limits.max_batch_id_chars])
         problem = self._batch_problem(batch)
         if problem is not None:
-            # Refused before looking at any series: not even the samples are counted.
-            result.status = ingest_pb2.BATCH_STATUS_REJECTED
-            result.error = problem
-            result.rejections.add(sample_index=-1, reason=R.REJECT_REASON_MALFORMED_SERIES, message=problem)
-            return result
+            # Refused before looking at any series (only their sample counts are summed).
+            return _refused(result, batch, R.REJECT_REASON_MALFORMED_SERIES, problem)
         scan = _scan(batch.series) if self._columnar else None
         total = scan.total if scan is not None else _sample_count(batch)
         if total > self._limits.max_batch_samples:

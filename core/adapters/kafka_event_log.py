@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from core.adapters.log_retention import LogRetention, kafka_topic_configs
 from core.errors import InvalidArgument, StorageError, Unavailable
 from core.events import digest
 from core.ports import AppendResult, Event, EventLogConsumer, LogRecord, RebalanceListener
@@ -178,8 +179,10 @@ class KafkaEventLog:
 
     dedups_on_append = False
 
-    def __init__(self, options: KafkaOptions) -> None:
+    def __init__(self, options: KafkaOptions, *, retention: LogRetention | None = None) -> None:
         self.options = options
+        # Set on the topics this log creates; the brokers enforce it (decision 0020).
+        self.retention = retention
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._reader: AIOKafkaConsumer | None = None
@@ -187,8 +190,8 @@ class KafkaEventLog:
         self._partitions: dict[str, int] = {}
 
     @classmethod
-    def from_url(cls, url: str) -> KafkaEventLog:
-        return cls(KafkaOptions.from_url(url))
+    def from_url(cls, url: str, *, retention: LogRetention | None = None) -> KafkaEventLog:
+        return cls(KafkaOptions.from_url(url), retention=retention)
 
     @property
     def bootstrap(self) -> str:
@@ -254,7 +257,10 @@ class KafkaEventLog:
             topic,
             partitions,
             self.options.replication_factor,
-            topic_configs={"max.message.bytes": str(self.options.max_message_bytes)},
+            topic_configs={
+                "max.message.bytes": str(self.options.max_message_bytes),
+                **kafka_topic_configs(topic, partitions, self.retention),
+            },
         )
         try:
             response = await admin.create_topics([new])

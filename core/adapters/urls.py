@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from core.adapters.log_retention import LogRetention
 from core.errors import InvalidArgument
 from core.model import DEFAULT_TIERS, Tier
 from core.ports import ColdStore, EventLog, HotStore
@@ -30,15 +31,17 @@ def _unsupported(url: str, parameter: str) -> InvalidArgument:
     )
 
 
-def open_event_log(url: str) -> EventLog:
+def open_event_log(url: str, *, retention: LogRetention | None = None) -> EventLog:
+    """`retention` (LogRetention.from_settings): enforced by the embedded log, set as topic
+    configs on Kafka."""
     if url.startswith("sqlite:"):
         from core.adapters.sqlite_event_log import SqliteEventLog
 
-        return SqliteEventLog(sqlite_path(url, parameter="event_log"))
+        return SqliteEventLog(sqlite_path(url, parameter="event_log"), retention=retention)
     if url.startswith("kafka:"):
         from core.adapters.kafka_event_log import KafkaEventLog
 
-        return KafkaEventLog.from_url(url)
+        return KafkaEventLog.from_url(url, retention=retention)
     raise _unsupported(url, "event_log")
 
 
