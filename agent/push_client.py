@@ -189,7 +189,9 @@ def error_from_status(code: grpc.StatusCode, details: str | None, doing: str) ->
     return cls(f"{doing}: {details or code.name.lower()} ({code.name})")
 
 
-class _RetryableStreamError(Exception):
+class _RetryableStreamError(Unavailable):
+    """The stream broke in a way a new stream may mend (the code says how)."""
+
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
         super().__init__(details)
         self.code = code

@@ -81,7 +81,7 @@ class ExpositionSample:
     family_type: str
 
 
-class ExpositionError(ValueError):
+class ExpositionError(InvalidArgument, ValueError):
     """A line of the exposition that cannot be read; the message names the line."""
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from core import validation
+from core.errors import InvalidArgument
 from core.model import Labels, MetricKind
 from core.settings import IngestLimits
 
@@ -68,7 +69,7 @@ class StatsdMetric:
     sample_rate: float = 1.0
 
 
-class StatsdParseError(ValueError):
+class StatsdParseError(InvalidArgument, ValueError):
     """A line that is not valid; the message says why (and names the line's metric)."""
 
 

@@ -157,7 +157,7 @@ def scalar_text(value: object) -> str | None:
     return None
 
 
-class TimestampOutOfRange(ValueError):
+class TimestampOutOfRange(InvalidArgument, ValueError):
     """A timestamp that is a number, but not one of epoch milliseconds in 64 bits."""
 
     def __init__(self, value: object) -> None:

@@ -61,7 +61,7 @@ Exit codes:
 """
 
 
-class _UnusableInput(Exception):
+class _UnusableInput(InvalidArgument):
     """The input cannot be read at all (no metric column, not Parquet, unreadable file)."""
 
 

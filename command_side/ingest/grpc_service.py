@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 from command_side.ingest.accept import BatchAcceptor
 from contracts.argus.ingest.v1 import ingest_pb2
 from core.auth import Authenticator
-from core.errors import ArgusError
+from core.errors import ArgusError, InvalidArgument
 from core.tenancy import tenant_from_metadata
 from core.transport_errors import grpc_code, public_message
 
@@ -83,7 +83,7 @@ class IngestService:
                         request = ingest_pb2.PushRequest.FromString(raw)
                     except DecodeError as exc:
                         await results.put(
-                            ArgusMalformed(f"malformed protobuf PushRequest (message {number} of the stream): {exc}")
+                            InvalidArgument(f"malformed protobuf PushRequest (message {number} of the stream): {exc}")
                         )
                         return
                     task = asyncio.create_task(handle(request))
@@ -96,8 +96,6 @@ class IngestService:
         reader = asyncio.create_task(read_all())
         try:
             while (item := await results.get()) is not None:
-                if isinstance(item, ArgusMalformed):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item))
                 if isinstance(item, BaseException):
                     await context.abort(grpc_code(item), public_message(item))
                 yield item  # type: ignore[misc]
@@ -105,10 +103,6 @@ class IngestService:
             reader.cancel()
             for task in list(pending):
                 task.cancel()
-
-
-class ArgusMalformed(Exception):
-    """A request of the stream did not parse."""
 
 
 def add_to_server(server: grpc.aio.Server, service: IngestService) -> None:
