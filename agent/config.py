@@ -24,6 +24,7 @@ from core import validation
 from core.errors import InvalidArgument
 from core.model import DEFAULT_REGION, Labels
 from core.settings import IngestLimits
+from core.tls import ClientTls
 
 ENV_PREFIX: Final = "ARGUS_AGENT_"
 MODES: Final = ("daemon", "sidecar")
@@ -67,6 +68,17 @@ class AgentConfig:
     scrape: tuple[ScrapeTarget, ...] = ()
     max_series: int = 100_000
     log_level: str = "INFO"
+    # TLS to ingest: on when `tls` or a CA file is given; a client certificate for mutual TLS.
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+    @property
+    def client_tls(self) -> ClientTls | None:
+        return ClientTls.from_files(
+            enabled=self.tls, ca_file=self.tls_ca_file, cert_file=self.tls_cert_file, key_file=self.tls_key_file
+        )
 
     @property
     def source_name(self) -> str:
@@ -125,6 +137,7 @@ class AgentConfig:
         label_problem = validation.labels_problem(list(self.labels), IngestLimits())
         if label_problem is not None:
             raise InvalidArgument(f"labels: {label_problem[0]}", parameter="labels")
+        _ = self.client_tls  # raises InvalidArgument for a certificate without its key
         need(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "log_level",
@@ -266,6 +279,10 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "scrape": _scrape,
     "max_series": _int,
     "log_level": lambda v: _str(v).upper(),
+    "tls": _bool,
+    "tls_ca_file": _str,
+    "tls_cert_file": _str,
+    "tls_key_file": _str,
 }
 KEYS: Final = tuple(f.name for f in fields(AgentConfig))
 assert set(KEYS) == set(_PARSERS), "every config key needs a parser"

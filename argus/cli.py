@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 from rich.panel import Panel
 
-from argus.cli_common import _common_options, _run, _settings, console
+from argus.cli_common import _check_listeners, _common_options, _run, _settings, _tls_options, console
 from argus.container import Container, Runtime, open_runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.runtime import dev_api_key, serve, setup_logging
 from argus.versioned_projectors import VersionedProjectors
 from core.settings import Settings
+from core.tls import ClientTls
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -73,17 +74,29 @@ def _collector(rt: Runtime, ingest: IngestModule, api_key: str) -> Module:
     from argus.collector_module import CollectorModule
 
     settings: Settings = rt.settings
+    server_tls = settings.server_tls()
+    tls = None
+    server_name = ""
+    if server_tls is not None:
+        # It trusts the server's own certificate and, under mutual TLS, presents it too.
+        tls = ClientTls(ca_file=server_tls.cert_file, cert_file=server_tls.cert_file, key_file=server_tls.key_file)
+        host = settings.ingest_addr.rpartition(":")[0].strip("[]")
+        if host and host not in ("0.0.0.0", "::"):
+            server_name = host  # the name the certificate carries; we connect over loopback
     return CollectorModule(
         target=lambda: f"127.0.0.1:{ingest.port}",
         api_key=api_key,
         region=settings.region,
         interval_s=settings.collector_interval_s,
         host=socket.gethostname(),
+        tls=tls,
+        tls_server_name=server_name,
     )
 
 
 @main.command()
 @_common_options
+@_tls_options
 @click.option("--ingest-addr", default=None, help="gRPC ingest listen address [default 127.0.0.1:50051].")
 @click.option("--query-addr", default=None, help="gRPC query listen address [default 127.0.0.1:50052].")
 @click.option("--http-addr", default=None, help="HTTP API listen address [default 127.0.0.1:8080].")
@@ -122,6 +135,7 @@ def up(
     settings = _settings(
         data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
     )
+    _check_listeners(settings, "ingest_addr", "query_addr", "http_addr")
     key = dev_api_key(settings.data_dir, api_key)
     child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
 
@@ -159,11 +173,13 @@ def up(
 
 @main.command()
 @_common_options
+@_tls_options
 @click.option("--ingest-addr", default=None, help="gRPC listen address [default 127.0.0.1:50051].")
 def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> None:
     """Run only the ingest service (gRPC IngestService)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr)
+    _check_listeners(settings, "ingest_addr")
     _run(serve(settings, lambda c: [_ingest(c)]))
 
 
@@ -186,12 +202,14 @@ def project(data_dir: Path | None, log_level: str, projector: str) -> None:
 
 @main.command(name="query-server")
 @_common_options
+@_tls_options
 @click.option("--query-addr", default=None, help="gRPC listen address [default 127.0.0.1:50052].")
 @click.option("--http-addr", default=None, help="HTTP listen address [default 127.0.0.1:8080].")
 def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, http_addr: str | None) -> None:
     """Run only the query service (gRPC QueryService and the HTTP API)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
+    _check_listeners(settings, "query_addr", "http_addr")
     _run(serve(settings, lambda c: [_query(c)]))
 
 

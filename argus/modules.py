@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,11 +23,16 @@ from core.grpc_server import add_health_and_reflection, bind, make_server
 from core.ports import ColdStore, EventLog, HotStore
 from core.read_models import versioned_group
 from core.settings import Settings
+from core.tls import check_bind
 from projectors.cold_archive import ColdArchiveProjector
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
 
 log = logging.getLogger(__name__)
+
+
+Readiness = Callable[[], Awaitable[bool | str]]
+"""True when ready; False or the reason (text) when not (`/readyz` answers 503)."""
 
 
 class Module(Protocol):
@@ -104,7 +109,11 @@ class IngestModule:
         self._tasks.spawn("series-expiry", lambda stop: _every(stop, 60.0, lambda: registry.expire(self._clock_ms())))
         add_ingest(self._server, IngestService(acceptor, self._keys))
         await add_health_and_reflection(self._server, [INGEST_SERVICE])
-        self.port = bind(self._server, self._settings.ingest_addr)
+        settings = self._settings
+        tls = settings.server_tls()
+        insecure_ok = settings.allow_insecure_bind
+        check_bind(settings.ingest_addr, tls=tls, allow_insecure_bind=insecure_ok, setting="ingest_addr")
+        self.port = bind(self._server, settings.ingest_addr, tls)
         await self._server.start()
 
     async def stop(self) -> None:
@@ -200,9 +209,11 @@ class QueryModule:
         api_keys: ApiKeyRegistry,
         clock_ms: Callable[[], int],
         cold_store: ColdStore | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         from query_side.engine import QueryEngine
 
+        self._readiness = readiness
         self._settings = settings
         self._keys = api_keys
         self._clock_ms = clock_ms
@@ -217,14 +228,21 @@ class QueryModule:
         from query_side import grpc_service
         from query_side.http_gateway import make_http_app
 
+        settings = self._settings
+        tls = settings.server_tls()
+        insecure_ok = settings.allow_insecure_bind
+        check_bind(settings.query_addr, tls=tls, allow_insecure_bind=insecure_ok, setting="query_addr")
+        check_bind(settings.http_addr, tls=tls, allow_insecure_bind=insecure_ok, setting="http_addr")
         grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
         await add_health_and_reflection(self._server, [grpc_service.SERVICE_NAME])
-        self.grpc_port = bind(self._server, self._settings.query_addr)
+        self.grpc_port = bind(self._server, settings.query_addr, tls)
         await self._server.start()
-        self._runner = web.AppRunner(make_http_app(self._engine, self._keys, self._clock_ms), access_log=None)
+        self._runner = web.AppRunner(
+            make_http_app(self._engine, self._keys, self._clock_ms, readiness=self._readiness), access_log=None
+        )
         await self._runner.setup()
-        host, port = _host_port(self._settings.http_addr)
-        site = web.TCPSite(self._runner, host, port)
+        host, port = _host_port(settings.http_addr)
+        site = web.TCPSite(self._runner, host, port, ssl_context=tls.ssl_context() if tls is not None else None)
         try:
             await site.start()
         except OSError as exc:
@@ -244,4 +262,5 @@ class QueryModule:
     def endpoints(self) -> dict[str, str]:
         host, _ = _host_port(self._settings.http_addr)
         qhost, _ = _host_port(self._settings.query_addr)
-        return {"query (HTTP)": f"http://{host}:{self.http_port}", "query (gRPC)": f"{qhost}:{self.grpc_port}"}
+        scheme = "https" if self._settings.tls_cert_file else "http"
+        return {"query (HTTP)": f"{scheme}://{host}:{self.http_port}", "query (gRPC)": f"{qhost}:{self.grpc_port}"}

@@ -15,6 +15,7 @@ from pathlib import Path
 from core.errors import InvalidArgument
 from core.events import DEFAULT_SAMPLE_PARTITIONS
 from core.model import DAY_MS, DEFAULT_TIERS, MINUTE_MS, Tier
+from core.tls import ServerTls
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,9 +51,24 @@ class Settings:
     applied_event_memory_ms: int = 7 * DAY_MS
     collector_interval_s: float = 5.0
     region: str = "local"
+    tls_cert_file: str = ""
+    """PEM certificate chain every listener (ingest, query gRPC, HTTP) presents; with
+    `tls_key_file` it turns TLS on. Empty: plaintext (then only loopback addresses may be bound)."""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    """PEM CA bundle: when set, every client must present a certificate it signed (mutual TLS)."""
+    allow_insecure_bind: bool = False
+    """Let a listener bind a non-loopback address without TLS (a proxy in front terminates it)."""
+
+    def server_tls(self) -> ServerTls | None:
+        """The listeners' TLS (None: plaintext); InvalidArgument when half configured."""
+        return ServerTls.from_files(
+            cert_file=self.tls_cert_file, key_file=self.tls_key_file, client_ca_file=self.tls_client_ca_file
+        )
 
     def resolved(self) -> Settings:
-        """Fill URLs that default to files in the data dir."""
+        """Fill URLs that default to files in the data dir; check the TLS files pair up."""
+        self.server_tls()
         # An absolute data dir gives sqlite:////abs/..., a relative one sqlite:///rel/...
         return replace(
             self,
