@@ -7,13 +7,15 @@ Its own module so that commands in argus/commands/ can use it without importing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
+from core import data_dir
+from core.data_dir import RoleLock
 from core.errors import ArgusError, InvalidArgument
 from core.settings import Settings, settings_from_env
 from core.tls import ClientTls, check_bind
@@ -56,6 +58,32 @@ def _check_listeners(settings: Settings, *names: str) -> None:
     except InvalidArgument as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(2) from None
+
+
+def uses_data_dir(settings: Settings) -> bool:
+    """Whether this process keeps anything in the data dir (embedded log or store, cold folder)."""
+    embedded = settings.event_log_url.startswith("sqlite:") or settings.hot_store_url.startswith("sqlite:")
+    return embedded or not settings.cold_store_url.startswith("s3://")
+
+
+def _open_data_dir(settings: Settings, roles: Sequence[str] = (), *, wait_s: float = 0.0) -> list[RoleLock]:
+    """Prepare the data dir (private, format-checked: core/data_dir.py) and take the locks of
+    `roles` (only with the embedded event log, whose data dir is the instance); exit code 2,
+    with the reason, when it cannot be used."""
+    if not uses_data_dir(settings):
+        return []
+    locks: list[RoleLock] = []
+    try:
+        data_dir.prepare(settings.data_dir)
+        if settings.event_log_url.startswith("sqlite:"):
+            for role in roles:
+                locks.append(data_dir.lock_role(settings.data_dir, role, wait_s=wait_s))
+    except data_dir.DataDirError as exc:
+        for lock in locks:
+            lock.release()
+        console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None
+    return locks
 
 
 def _storage_options(func: F) -> F:
@@ -229,6 +257,9 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
     """Run a service; turn start-up failures into one readable line and exit code 1."""
     try:
         asyncio.run(coro)
+    except data_dir.DataDirError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None
     except (OSError, ArgusError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(1) from None
