@@ -10,11 +10,21 @@ from pathlib import Path
 import click
 from rich.panel import Panel
 
-from argus.cli_common import _check_listeners, _common_options, _run, _settings, _tls_options, console
+from argus.cli_common import (
+    _check_listeners,
+    _common_options,
+    _open_data_dir,
+    _run,
+    _settings,
+    _tls_options,
+    console,
+)
 from argus.container import Container, Runtime, open_runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.runtime import dev_api_key, serve, setup_logging
+from argus.supervisor import ORPHAN_EXIT_DEADLINE_S, ProjectorProcess, supervised_name
 from argus.versioned_projectors import VersionedProjectors
+from core.data_dir import RoleLock
 from core.settings import Settings
 from core.tls import ClientTls
 
@@ -44,6 +54,15 @@ def _ingest(rt: Runtime) -> IngestModule:
 ALL_PROJECTORS = ("rollups", "series-index", "cold-archive")
 
 
+def _projector_roles(which: Sequence[str]) -> list[str]:
+    return [f"projector-{name}" for name in which]
+
+
+def _release(locks: Sequence[RoleLock]) -> None:
+    for lock in locks:
+        lock.release()
+
+
 def _projectors(rt: Runtime, which: tuple[str, ...] = ALL_PROJECTORS) -> Module:
     # Re-made on the new store when `argus replay` activates a new read-model version.
     return VersionedProjectors(
@@ -56,17 +75,24 @@ def _projectors(rt: Runtime, which: tuple[str, ...] = ALL_PROJECTORS) -> Module:
             projectors=which,
             version=version,
             cold_store=rt.cold_store,
+            health=rt.health,
         ),
     )
 
 
-def _query(rt: Runtime) -> QueryModule:
+def _query(rt: Runtime, projectors: ProjectorProcess | None = None) -> QueryModule:
+    async def readiness() -> bool | str:
+        # The projectors of this process (single process) or of the child: can they write?
+        reason = rt.health.reason or (projectors.not_ready_reason() if projectors is not None else None)
+        return reason or True
+
     return QueryModule(
         settings=rt.settings,
         hot_store=rt.hot_store,
         api_keys=rt.api_keys,
         clock_ms=rt.clock_ms,
         cold_store=rt.cold_store,
+        readiness=readiness,
     )
 
 
@@ -129,20 +155,20 @@ def up(
     them in this one. Ctrl-C stops everything cleanly; starting it again on the same
     --data-dir continues with nothing lost.
     """
-    from argus.supervisor import ProjectorProcess
-
     setup_logging(log_level)
     settings = _settings(
         data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
     )
     _check_listeners(settings, "ingest_addr", "query_addr", "http_addr")
+    # The projector roles are the child's to lock (it is `argus project`), unless they run here.
+    locks = _open_data_dir(settings, ["ingest", *(_projector_roles(ALL_PROJECTORS) if single_process else ())])
     key = dev_api_key(settings.data_dir, api_key)
     child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
 
     def build(rt: Runtime) -> Sequence[Module]:
         ingest = _ingest(rt)
         projectors = _projectors(rt) if child is None else child.following(rt.hot_store)
-        modules: list[Module] = [ingest, projectors, _query(rt)]
+        modules: list[Module] = [ingest, projectors, _query(rt, child)]
         if not no_collector:
             modules.append(_collector(rt, ingest, key))
         return modules
@@ -169,6 +195,7 @@ def up(
                 await child.stop()  # already stopped unless serve failed to start
 
     _run(run())
+    _release(locks)
 
 
 @main.command()
@@ -180,7 +207,9 @@ def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> No
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr)
     _check_listeners(settings, "ingest_addr")
+    locks = _open_data_dir(settings, ["ingest"])
     _run(serve(settings, lambda c: [_ingest(c)]))
+    _release(locks)
 
 
 @main.command()
@@ -197,7 +226,11 @@ def project(data_dir: Path | None, log_level: str, projector: str) -> None:
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
     which = ALL_PROJECTORS if projector == "all" else (projector,)
+    # Under `argus up`, an orphaned predecessor may still hold the locks while it stops.
+    wait_s = ORPHAN_EXIT_DEADLINE_S + 5.0 if supervised_name() else 0.0
+    locks = _open_data_dir(settings, _projector_roles(which), wait_s=wait_s)
     _run(serve(settings, lambda c: [_projectors(c, which)]))
+    _release(locks)
 
 
 @main.command(name="query-server")
@@ -210,6 +243,7 @@ def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, 
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
     _check_listeners(settings, "query_addr", "http_addr")
+    _open_data_dir(settings)
     _run(serve(settings, lambda c: [_query(c)]))
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dependency_injector import containers, providers
 
+from argus.health import WriteHealth
 from core.adapters.urls import open_event_log
 from core.auth import ApiKeyRegistry
 from core.events import CONFIG_TOPIC, SAMPLES_TOPIC
@@ -78,6 +79,7 @@ class Container(containers.DeclarativeContainer):
     hot_store = providers.Resource(hot_store_resource, settings, event_log)
     api_keys = providers.Resource(api_keys_resource, event_log)
     cold_store = providers.Resource(cold_store_resource, settings)
+    health = providers.Singleton(WriteHealth)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +92,8 @@ class Runtime:
     api_keys: ApiKeyRegistry
     clock_ms: Callable[[], int]
     cold_store: ColdStore | None = None
+    health: WriteHealth = field(default_factory=WriteHealth)
+    """How this process's projectors' writes go (argus/health.py)."""
 
 
 async def open_runtime(container: Container) -> Runtime:
@@ -104,4 +108,5 @@ async def open_runtime(container: Container) -> Runtime:
         api_keys=await container.api_keys(),  # type: ignore[misc]
         clock_ms=container.clock_ms(),
         cold_store=await container.cold_store(),  # type: ignore[misc]
+        health=container.health(),
     )

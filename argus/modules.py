@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from argus.health import WriteHealth, watch_writes
 from command_side.ingest.accept import BatchAcceptor
 from command_side.ingest.grpc_service import SERVICE_NAME as INGEST_SERVICE
 from command_side.ingest.grpc_service import IngestService
@@ -145,7 +146,10 @@ class ProjectorModule:
         projectors: tuple[str, ...] = ("rollups", "series-index"),
         version: int = 1,
         cold_store: ColdStore | None = None,
+        health: WriteHealth | None = None,
     ) -> None:
+        if health is not None:
+            hot_store = watch_writes(hot_store, health)
         # Each version of the hot read model has its own consumer groups (core/read_models.py).
         self.rollups = RollupProjector(
             log=event_log,

@@ -77,6 +77,8 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     container = Container(settings=settings)
     runtime = await open_runtime(container)
+    if parent is not None:
+        runtime.health.on_change(parent.report_health)
     started: list[Module] = []
     try:
         if api_key:
