@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.panel import Panel
 
+from argus import registry
 from argus.cli_common import (
     _check_listeners,
     _common_options,
@@ -19,14 +20,13 @@ from argus.cli_common import (
     _tls_options,
     console,
 )
-from argus.container import Container, Runtime, open_runtime
-from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
+from argus.container import Container, open_runtime
+from argus.modules import Module
+from argus.registry import ALL_PROJECTORS, Wiring
 from argus.runtime import dev_api_key, serve, setup_logging
 from argus.supervisor import ORPHAN_EXIT_DEADLINE_S, ProjectorProcess, supervised_name
-from argus.versioned_projectors import VersionedProjectors
 from core.data_dir import RoleLock
 from core.settings import Settings
-from core.tls import ClientTls
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -45,79 +45,34 @@ def main() -> None:
     """
 
 
-def _ingest(rt: Runtime) -> IngestModule:
-    return IngestModule(
-        settings=rt.settings, event_log=rt.event_log, hot_store=rt.hot_store, api_keys=rt.api_keys, clock_ms=rt.clock_ms
+def _open(settings: Settings, names: Sequence[str], wiring: Wiring, *, wait_s: float = 0.0) -> list[RoleLock]:
+    """Before anything starts: the listeners' TLS rule, then the data dir and its role locks
+    (each exits with code 2 and the reason when refused)."""
+    _check_listeners(settings, *registry.listens(names))
+    return _open_data_dir(settings, registry.locks(names, wiring), wait_s=wait_s)
+
+
+def _serve(
+    settings: Settings,
+    names: Sequence[str],
+    wiring: Wiring,
+    *,
+    api_key: str | None = None,
+    on_ready: Callable[[Sequence[Module]], None] | None = None,
+) -> Coroutine[Any, Any, None]:
+    """Serve the registry's modules `names` on just the resources they need."""
+    return serve(
+        settings,
+        registry.build(names, wiring),
+        api_key=api_key,
+        on_ready=on_ready,
+        needs=registry.needs(names, wiring) | ({"event_log", "api_keys"} if api_key else set()),
     )
-
-
-ALL_PROJECTORS = ("rollups", "series-index", "cold-archive")
-
-
-def _projector_roles(which: Sequence[str]) -> list[str]:
-    return [f"projector-{name}" for name in which]
 
 
 def _release(locks: Sequence[RoleLock]) -> None:
     for lock in locks:
         lock.release()
-
-
-def _projectors(rt: Runtime, which: tuple[str, ...] = ALL_PROJECTORS) -> Module:
-    # Re-made on the new store when `argus replay` activates a new read-model version.
-    return VersionedProjectors(
-        store=rt.hot_store,
-        make=lambda store, version: ProjectorModule(
-            settings=rt.settings,
-            event_log=rt.event_log,
-            hot_store=store,
-            clock_ms=rt.clock_ms,
-            projectors=which,
-            version=version,
-            cold_store=rt.cold_store,
-            health=rt.health,
-        ),
-    )
-
-
-def _query(rt: Runtime, projectors: ProjectorProcess | None = None) -> QueryModule:
-    async def readiness() -> bool | str:
-        # The projectors of this process (single process) or of the child: can they write?
-        reason = rt.health.reason or (projectors.not_ready_reason() if projectors is not None else None)
-        return reason or True
-
-    return QueryModule(
-        settings=rt.settings,
-        hot_store=rt.hot_store,
-        api_keys=rt.api_keys,
-        clock_ms=rt.clock_ms,
-        cold_store=rt.cold_store,
-        readiness=readiness,
-    )
-
-
-def _collector(rt: Runtime, ingest: IngestModule, api_key: str) -> Module:
-    from argus.collector_module import CollectorModule
-
-    settings: Settings = rt.settings
-    server_tls = settings.server_tls()
-    tls = None
-    server_name = ""
-    if server_tls is not None:
-        # It trusts the server's own certificate and, under mutual TLS, presents it too.
-        tls = ClientTls(ca_file=server_tls.cert_file, cert_file=server_tls.cert_file, key_file=server_tls.key_file)
-        host = settings.ingest_addr.rpartition(":")[0].strip("[]")
-        if host and host not in ("0.0.0.0", "::"):
-            server_name = host  # the name the certificate carries; we connect over loopback
-    return CollectorModule(
-        target=lambda: f"127.0.0.1:{ingest.port}",
-        api_key=api_key,
-        region=settings.region,
-        interval_s=settings.collector_interval_s,
-        host=socket.gethostname(),
-        tls=tls,
-        tls_server_name=server_name,
-    )
 
 
 @main.command()
@@ -159,19 +114,15 @@ def up(
     settings = _settings(
         data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
     )
-    _check_listeners(settings, "ingest_addr", "query_addr", "http_addr")
-    # The projector roles are the child's to lock (it is `argus project`), unless they run here.
-    locks = _open_data_dir(settings, ["ingest", *(_projector_roles(ALL_PROJECTORS) if single_process else ())])
-    key = dev_api_key(settings.data_dir, api_key)
+    # The child-placed modules run in a supervised `argus project` (which locks their roles).
     child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
-
-    def build(rt: Runtime) -> Sequence[Module]:
-        ingest = _ingest(rt)
-        projectors = _projectors(rt) if child is None else child.following(rt.hot_store)
-        modules: list[Module] = [ingest, projectors, _query(rt, child)]
-        if not no_collector:
-            modules.append(_collector(rt, ingest, key))
-        return modules
+    names = [*registry.placed("parent"), *registry.placed("child")]
+    if no_collector:
+        names.remove("collector")
+    wiring = Wiring(child=child)
+    locks = _open(settings, names, wiring)
+    key = dev_api_key(settings.data_dir, api_key)
+    wiring.api_key = key
 
     def on_ready(modules: Sequence[Module]) -> None:
         lines = [f"[bold]data dir[/]  {settings.data_dir.resolve()}"]
@@ -189,7 +140,7 @@ def up(
         if child is not None:
             await child.spawn()  # it boots while this process opens its stores
         try:
-            await serve(settings, build, api_key=key, on_ready=on_ready)
+            await _serve(settings, names, wiring, api_key=key, on_ready=on_ready)
         finally:
             if child is not None:
                 await child.stop()  # already stopped unless serve failed to start
@@ -206,9 +157,9 @@ def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> No
     """Run only the ingest service (gRPC IngestService)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr)
-    _check_listeners(settings, "ingest_addr")
-    locks = _open_data_dir(settings, ["ingest"])
-    _run(serve(settings, lambda c: [_ingest(c)]))
+    wiring = Wiring()
+    locks = _open(settings, ["ingest"], wiring)
+    _run(_serve(settings, ["ingest"], wiring))
     _release(locks)
 
 
@@ -225,11 +176,13 @@ def project(data_dir: Path | None, log_level: str, projector: str) -> None:
     """Run the projectors that turn the event log into read models."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
-    which = ALL_PROJECTORS if projector == "all" else (projector,)
-    # Under `argus up`, an orphaned predecessor may still hold the locks while it stops.
+    wiring = Wiring(projectors=ALL_PROJECTORS if projector == "all" else (projector,))
+    # Supervised by `argus up`: every module it places in the child. An orphaned predecessor
+    # may still hold the locks while it stops: wait for it.
+    names = registry.placed("child") if supervised_name() else ("projectors",)
     wait_s = ORPHAN_EXIT_DEADLINE_S + 5.0 if supervised_name() else 0.0
-    locks = _open_data_dir(settings, _projector_roles(which), wait_s=wait_s)
-    _run(serve(settings, lambda c: [_projectors(c, which)]))
+    locks = _open(settings, names, wiring, wait_s=wait_s)
+    _run(_serve(settings, names, wiring))
     _release(locks)
 
 
@@ -242,9 +195,9 @@ def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, 
     """Run only the query service (gRPC QueryService and the HTTP API)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
-    _check_listeners(settings, "query_addr", "http_addr")
-    _open_data_dir(settings)
-    _run(serve(settings, lambda c: [_query(c)]))
+    wiring = Wiring()
+    _open(settings, ["query"], wiring)
+    _run(_serve(settings, ["query"], wiring))
 
 
 @main.group()
@@ -266,7 +219,7 @@ def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str) -
 
     async def create() -> None:
         container = Container(settings=settings)
-        runtime = await open_runtime(container)
+        runtime = await open_runtime(container, needs=("event_log",))  # no key follower for one append
         try:
             await register_key(runtime.event_log, key, tenant=tenant, name=name, now_ms=runtime.clock_ms())
         finally:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any, Final, TypeVar
 
 from dependency_injector import containers, providers
 
 from argus.health import WriteHealth
 from core.adapters.urls import open_event_log
 from core.auth import ApiKeyRegistry
+from core.errors import StorageError
 from core.events import CONFIG_TOPIC, SAMPLES_TOPIC
 from core.ports import ColdStore, EventLog, HotStore
 from core.read_models import VersionedHotStore
@@ -82,31 +83,76 @@ class Container(containers.DeclarativeContainer):
     health = providers.Singleton(WriteHealth)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+RESOURCES: Final = ("event_log", "hot_store", "api_keys", "cold_store")
+"""What a module may need (argus/registry.py `ModuleSpec.needs`); each opens only when needed."""
+
+
 class Runtime:
-    """The initialised resources of a process, handed to the modules it runs."""
+    """The opened resources of a process, handed to the modules it runs. Only the resources
+    its modules need are open (`argus ingest` never opens the cold store); asking for another
+    is a wiring mistake, refused with the resource's name."""
 
-    settings: Settings
-    event_log: EventLog
-    hot_store: HotStore
-    api_keys: ApiKeyRegistry
-    clock_ms: Callable[[], int]
-    cold_store: ColdStore | None = None
-    health: WriteHealth = field(default_factory=WriteHealth)
-    """How this process's projectors' writes go (argus/health.py)."""
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock_ms: Callable[[], int],
+        health: WriteHealth | None = None,
+        event_log: EventLog | None = None,
+        hot_store: HotStore | None = None,
+        api_keys: ApiKeyRegistry | None = None,
+        cold_store: ColdStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock_ms = clock_ms
+        self.health = health or WriteHealth()
+        """How this process's projectors' writes go (argus/health.py)."""
+        self._event_log = event_log
+        self._hot_store = hot_store
+        self._api_keys = api_keys
+        self.cold_store = cold_store
+        """The cold store when a module needs it, else None."""
+
+    @property
+    def event_log(self) -> EventLog:
+        return _opened("event_log", self._event_log)
+
+    @property
+    def hot_store(self) -> HotStore:
+        return _opened("hot_store", self._hot_store)
+
+    @property
+    def api_keys(self) -> ApiKeyRegistry:
+        return _opened("api_keys", self._api_keys)
 
 
-async def open_runtime(container: Container) -> Runtime:
-    """Initialise the container's resources (call `container.shutdown_resources()` after)."""
-    # dependency-injector's stubs type an async Resource provider as returning its value;
-    # at run time it returns an awaitable, hence the ignores.
-    await container.init_resources()  # type: ignore[misc]
+T = TypeVar("T")
+
+
+def _opened(name: str, value: T | None) -> T:
+    if value is None:
+        raise StorageError(f"{name} is not open in this process: add it to the needs of the module that uses it")
+    return value
+
+
+async def open_runtime(container: Container, needs: Collection[str] = RESOURCES) -> Runtime:
+    """Open the resources in `needs` (and what they depend on: the hot store follows the event
+    log); call `container.shutdown_resources()` after, which closes exactly those."""
+    unknown = set(needs) - set(RESOURCES)
+    if unknown:
+        raise ValueError(f"unknown resources {sorted(unknown)} (known: {', '.join(RESOURCES)})")
+
+    async def get(name: str) -> Any:
+        # dependency-injector's stubs type an async Resource provider as returning its value;
+        # at run time calling it opens it (and its dependencies) and returns an awaitable.
+        return await getattr(container, name)() if name in needs else None
+
     return Runtime(
         settings=container.settings(),
-        event_log=await container.event_log(),  # type: ignore[misc]
-        hot_store=await container.hot_store(),  # type: ignore[misc]
-        api_keys=await container.api_keys(),  # type: ignore[misc]
         clock_ms=container.clock_ms(),
-        cold_store=await container.cold_store(),  # type: ignore[misc]
         health=container.health(),
+        event_log=await get("event_log"),
+        hot_store=await get("hot_store"),
+        api_keys=await get("api_keys"),
+        cold_store=await get("cold_store"),
     )
