@@ -64,7 +64,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 class TlsServer:
     """`argus up --no-collector` with TLS on every listener."""
 
-    def __init__(self, work: Path, pki: Pki, *, mutual: bool) -> None:
+    def __init__(self, work: Path, pki: Pki, *, mutual: bool, collector: bool = False) -> None:
         self.pki = pki
         self.mutual = mutual
         self.api_key = "argus_tls_" + secrets.token_hex(12)
@@ -81,9 +81,13 @@ class TlsServer:
             api_key=self.api_key,
             extra=tuple(extra),
         )
+        env = argus_env()
+        if collector:
+            argv.remove("--no-collector")
+            env["ARGUS_COLLECTOR_INTERVAL_S"] = "1"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                argv, cwd=REPO_ROOT, env=argus_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
 
         def ready() -> bool:
@@ -246,6 +250,19 @@ def test_mutual_tls_refuses_clients_without_a_certificate(mtls_server: TlsServer
         interval_s=0.3,
     )
     assert total == 5
+
+
+def test_the_up_collector_pushes_over_mutual_tls(tmp_path: Path, pki: Pki) -> None:
+    server = TlsServer(tmp_path, pki, mutual=True, collector=True)
+    try:
+        wait_for(
+            "this host's metrics, pushed by argus up's collector over mutual TLS",
+            lambda: _total(server.query("host_cpu_percent", "--agg", "count", *server.client_flags())),
+            timeout_s=60,
+            interval_s=0.5,
+        )
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("flag", ["--ingest-addr", "--query-addr", "--http-addr"])
