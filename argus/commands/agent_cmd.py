@@ -96,6 +96,9 @@ bytes, send latency, drops, malformed lines, rejections) and in
 )
 @click.option("--host-metrics/--no-host-metrics", default=None, help="Collect this host's metrics [default on].")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR [default INFO].")
+@click.option("--tls-ca", "tls_ca_file", metavar="FILE", default=None, help="Reach ingest over TLS, trusting this CA.")
+@click.option("--tls-cert", "tls_cert_file", metavar="FILE", default=None, help="Client certificate for mutual TLS.")
+@click.option("--tls-key", "tls_key_file", metavar="FILE", default=None, help="Key of --tls-cert.")
 def agent(
     config_file: Path | None,
     ingest: str | None,
@@ -115,6 +118,9 @@ def agent(
     compression: str | None,
     host_metrics: bool | None,
     log_level: str | None,
+    tls_ca_file: str | None,
+    tls_cert_file: str | None,
+    tls_key_file: str | None,
 ) -> None:
     """Run the host daemon: StatsD, host metrics and Prometheus scrapes, spooled to disk and
     streamed to Argus ingest."""
@@ -137,6 +143,9 @@ def agent(
         "compression": compression,
         "host_metrics": host_metrics,
         "log_level": log_level,
+        "tls_ca_file": tls_ca_file,
+        "tls_cert_file": tls_cert_file,
+        "tls_key_file": tls_key_file,
     }
     try:
         config = load_config(file=config_file, flags=flags)

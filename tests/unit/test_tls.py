@@ -82,5 +82,7 @@ def test_agent_tls_keys(tmp_path: Path) -> None:
     config = load_config(env={"ARGUS_AGENT_TLS_CA_FILE": "/ca.pem"}, flags=base)
     assert config.client_tls == ClientTls(ca_file="/ca.pem")
     assert load_config(env={"ARGUS_AGENT_TLS": "on"}, flags=base).client_tls == ClientTls()
+    flagged = load_config(env={}, flags={**base, "tls_ca_file": "/f.pem", "tls_cert_file": "/c", "tls_key_file": "/k"})
+    assert flagged.client_tls == ClientTls(ca_file="/f.pem", cert_file="/c", key_file="/k")
     with pytest.raises(InvalidArgument):
         load_config(env={"ARGUS_AGENT_TLS_CERT_FILE": "/c.pem"}, flags=base)
