@@ -215,6 +215,7 @@ def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str) -
 
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)  # private and stamped before the first event lands in it
     key = generate_key()
 
     async def create() -> None:

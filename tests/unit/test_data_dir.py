@@ -93,3 +93,16 @@ def test_a_held_role_lock_names_its_pid_and_a_killed_holder_does_not_block(tmp_p
     lock = data_dir.lock_role(tmp_path, "ingest")
     assert (tmp_path / "ingest.lock").read_text().strip() == str(os.getpid())
     lock.release()
+
+
+def test_keys_create_on_a_new_data_dir_leaves_it_usable_by_up(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from argus.cli import main
+
+    target = tmp_path / "fresh"
+    done = CliRunner().invoke(main, ["keys", "create", "--tenant", "t1", "--data-dir", str(target)])
+    assert done.exit_code == 0, done.output
+    assert (target / "events.db").exists()
+    data_dir.prepare(target)  # what `argus up` does first: the dir is stamped, not refused
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
