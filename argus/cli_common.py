@@ -55,6 +55,8 @@ def _check_listeners(settings: Settings, *names: str) -> None:
         tls = settings.server_tls()
         for name in names:
             check_bind(getattr(settings, name), tls=tls, allow_insecure_bind=settings.allow_insecure_bind, setting=name)
+        if tls is not None and names:
+            tls.ssl_context()  # the files exist, parse, and the key is the certificate's
     except InvalidArgument as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(2) from None

@@ -86,3 +86,16 @@ def test_agent_tls_keys(tmp_path: Path) -> None:
     assert flagged.client_tls == ClientTls(ca_file="/f.pem", cert_file="/c", key_file="/k")
     with pytest.raises(InvalidArgument):
         load_config(env={"ARGUS_AGENT_TLS_CERT_FILE": "/c.pem"}, flags=base)
+
+
+def test_up_refuses_unreadable_tls_files_before_starting(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from argus.cli import main
+
+    args = ["ingest", "--data-dir", str(tmp_path / "d"), "--ingest-addr", "0.0.0.0:0"]
+    args += ["--tls-cert", str(tmp_path / "no.pem"), "--tls-key", str(tmp_path / "no.key")]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 2, done.output
+    assert "no.pem" in done.output
+    assert not (tmp_path / "d").exists()
