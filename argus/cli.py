@@ -116,7 +116,7 @@ def up(
     )
     # The child-placed modules run in a supervised `argus project` (which locks their roles).
     child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
-    names = [*registry.placed("parent"), *registry.placed("child")]
+    names = list(registry.REGISTRY)  # every module, in the registry's (start) order
     if no_collector:
         names.remove("collector")
     wiring = Wiring(child=child)

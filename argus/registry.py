@@ -137,6 +137,8 @@ def _projector_needs(wiring: Wiring) -> frozenset[str]:
     return frozenset(needs)
 
 
+# In start order: the projectors before the query API, so `argus up`'s ready panel and
+# /readyz mean the read models are being kept current.
 REGISTRY: Final[Mapping[str, ModuleSpec]] = {
     spec.name: spec
     for spec in (

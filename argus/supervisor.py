@@ -191,7 +191,7 @@ class ProjectorProcess:
         """Why the projectors do not keep the read models current now; None when they do."""
         proc = self._proc
         if proc is None or proc.returncode is not None or not self._ready.is_set():
-            return "the projector process (argus project) is not running; it is being restarted"
+            return "the projector process (argus project) is starting or being restarted"
         return self._health
 
     # -- the child's life ----------------------------------------------------------
