@@ -3,8 +3,11 @@
 The projectors retry a failed write from their committed offsets, so a full disk or a store
 that refuses writes shows only as log lines and a growing lag. `watch_writes` wraps the hot
 store a projector writes through: a write that raises marks that kind of write as failing
-(with the error), and the next write of any kind that succeeds clears it (a store that
-takes writes again is healthy, whichever write comes first). Under `argus up` the projector
+(with the error) until a write of the same kind succeeds; a successful `write_chunks`
+(the rollups' main write, every flush) clears every kind, so a failed rare write (retention,
+every 10 min) does not keep the process unready after the store recovered. Writes that fit
+in pages the store already has may succeed on a full disk: clearing by kind keeps /readyz
+from flapping then. Under `argus up` the projector
 child reports every change over its link to the parent (argus/supervisor.py), whose
 `/readyz` then answers 503 with the reason.
 """
@@ -21,6 +24,7 @@ WRITE_METHODS: Final = frozenset(
 )
 """The HotStore methods that write (core/ports.py); reads failing are the query side's concern."""
 
+MAIN_WRITE: Final = "write_chunks"
 MAX_REASON_CHARS: Final = 300
 
 
@@ -46,14 +50,16 @@ class WriteHealth:
         text = " ".join(str(error).split()) or type(error).__name__
         self._set(what, text)
 
-    def succeeded(self) -> None:
-        if self._failing:
-            self._set(None, None)
+    def succeeded(self, what: str) -> None:
+        if what in self._failing or (what.endswith(MAIN_WRITE) and self._failing):
+            self._set(what if not what.endswith(MAIN_WRITE) else None, None)
 
     def _set(self, what: str | None, error: str | None) -> None:
         before = self.reason
-        if what is None or error is None:
+        if what is None:
             self._failing.clear()
+        elif error is None:
+            self._failing.pop(what, None)
         else:
             self._failing[what] = error
         after = self.reason
@@ -83,7 +89,7 @@ class _WatchedStore:
             except Exception as exc:
                 self._health.failed(what, exc)
                 raise
-            self._health.succeeded()
+            self._health.succeeded(what)
             return result
 
         return watched
