@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from agent.config import ENV_PREFIX, AgentConfig, load_config
 from agent.daemon import AgentDaemon
 from argus.runtime import setup_logging
+from core.data_dir import PRIVATE_UMASK
 from core.errors import ArgusError, InvalidArgument
 
 _EPILOG = f"""\b
@@ -152,6 +154,9 @@ def agent(
     except InvalidArgument as exc:
         raise click.UsageError(str(exc)) from None
     setup_logging(config.log_level)
+    # The spool holds tenants' samples: files for this user only (the StatsD socket is made
+    # world-writable on purpose by the daemon itself).
+    os.umask(PRIVATE_UMASK)
     try:
         asyncio.run(_run(config))
     except (OSError, ArgusError) as exc:

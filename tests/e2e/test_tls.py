@@ -227,6 +227,8 @@ def test_agent_sends_over_tls(tls_server: TlsServer, tmp_path: Path) -> None:
         # The agent's own metrics (self_metrics) are its first batches; accepted means delivered.
         wait_for("the agent's samples accepted", lambda: agent.counter("accepted_samples") >= 1, timeout_s=60)
         assert agent.counter("stream_failures") == 0
+        spooled = [p for p in agent.spool_dir.rglob("*") if p.is_file()]
+        assert spooled and not [p for p in spooled if p.stat().st_mode & 0o077], "the spool is private"
     finally:
         agent.stop()
 
