@@ -23,7 +23,8 @@ from agent.spool import DEFAULT_MAX_BYTES, DEFAULT_SEGMENT_BYTES, Codec
 from core import validation
 from core.errors import InvalidArgument
 from core.model import DEFAULT_REGION, Labels
-from core.settings import IngestLimits
+from core.settings import IngestLimits, layered_values, parse_bool
+from core.tls import ClientTls
 
 ENV_PREFIX: Final = "ARGUS_AGENT_"
 MODES: Final = ("daemon", "sidecar")
@@ -67,6 +68,17 @@ class AgentConfig:
     scrape: tuple[ScrapeTarget, ...] = ()
     max_series: int = 100_000
     log_level: str = "INFO"
+    # TLS to ingest: on when `tls` or a CA file is given; a client certificate for mutual TLS.
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+    @property
+    def client_tls(self) -> ClientTls | None:
+        return ClientTls.from_files(
+            enabled=self.tls, ca_file=self.tls_ca_file, cert_file=self.tls_cert_file, key_file=self.tls_key_file
+        )
 
     @property
     def source_name(self) -> str:
@@ -125,6 +137,7 @@ class AgentConfig:
         label_problem = validation.labels_problem(list(self.labels), IngestLimits())
         if label_problem is not None:
             raise InvalidArgument(f"labels: {label_problem[0]}", parameter="labels")
+        _ = self.client_tls  # raises InvalidArgument for a certificate without its key
         need(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "log_level",
@@ -164,15 +177,7 @@ def parse_labels(text: str) -> Labels:
     return tuple(sorted(out))
 
 
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not true/false")
+_bool = parse_bool  # the server's booleans too (core/settings.py)
 
 
 def _float(value: object) -> float:
@@ -266,6 +271,10 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "scrape": _scrape,
     "max_series": _int,
     "log_level": lambda v: _str(v).upper(),
+    "tls": _bool,
+    "tls_ca_file": _str,
+    "tls_cert_file": _str,
+    "tls_key_file": _str,
 }
 KEYS: Final = tuple(f.name for f in fields(AgentConfig))
 assert set(KEYS) == set(_PARSERS), "every config key needs a parser"
@@ -288,7 +297,7 @@ def load_config(
 
     `mode = "sidecar"` turns host metrics off unless a source sets `host_metrics`
     explicitly (a container sees its host's numbers, which the host's own agent reports)."""
-    values: dict[str, object] = {}
+    data: dict[str, object] = {}
     if file is not None:
         try:
             data = tomllib.loads(file.read_text())
@@ -302,19 +311,19 @@ def load_config(
                 f"config file {file}: unknown key(s) {', '.join(unknown)} (known: {', '.join(KEYS)})",
                 parameter="config",
             )
-        for key, value in data.items():
-            values[key] = _parse(key, value, f"config file {file}: {key}")
-    environ = os.environ if env is None else env
-    for key in KEYS:
-        name = ENV_PREFIX + key.upper()
-        if name in environ:
-            values[key] = _parse(key, environ[name], f"environment {name}")
-    for key, value in (flags or {}).items():
-        if value is None or value == ():
-            continue
+    for key in flags or {}:
         if key not in _PARSERS:
             raise InvalidArgument(f"unknown agent setting {key!r}", parameter=key)
-        values[key] = _parse(key, value, f"--{key.replace('_', '-')}")
+    values = layered_values(
+        keys=KEYS,
+        parse=lambda key, value, where: _parse(key, value, where),
+        file_values=data,
+        file_source=f"config file {file}",
+        env=os.environ if env is None else env,
+        env_prefix=ENV_PREFIX,
+        env_source=lambda name: f"environment {name}",
+        flags=flags,
+    )
     if values.get("mode") == "sidecar" and "host_metrics" not in values:
         values["host_metrics"] = False
     return replace(AgentConfig(), **values).validate()  # type: ignore[arg-type]

@@ -141,6 +141,7 @@ class AgentDaemon:
             timeout_s=config.timeout_s,
             retry=RetryPolicy(max_attempts=1),
             compression=config.wire_compression == "gzip",
+            tls=config.client_tls,
         )
         self._sender = SpoolSender(
             self._spool,

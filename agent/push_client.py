@@ -37,6 +37,7 @@ from core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from core.tls import ClientTls
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,11 @@ class PushClient:
         retry: RetryPolicy | None = None,
         compression: bool = True,
         rng: random.Random | None = None,
+        tls: ClientTls | None = None,
+        tls_server_name: str = "",
     ) -> None:
+        """`tls`: connect over TLS (None: plaintext). `tls_server_name`: the name the server's
+        certificate must carry when it is not the target's host (e.g. connecting to 127.0.0.1)."""
         if max_in_flight < 1:
             raise InvalidArgument("max_in_flight must be >= 1", parameter="max_in_flight")
         self.target = target
@@ -225,6 +230,8 @@ class PushClient:
         self._retry = retry or RetryPolicy()
         self._compression = grpc.Compression.Gzip if compression else grpc.Compression.NoCompression
         self._rng = rng or random.Random()
+        self._tls = tls
+        self._tls_server_name = tls_server_name
         self._channel: grpc.aio.Channel | None = None
         self._stub_: ingest_pb2_grpc.IngestServiceStub | None = None
 
@@ -241,15 +248,19 @@ class PushClient:
 
     def _stub(self) -> ingest_pb2_grpc.IngestServiceStub:
         if self._stub_ is None:
-            self._channel = grpc.aio.insecure_channel(
-                self.target,
-                options=[
-                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                    ("grpc.keepalive_time_ms", 30_000),
-                ],
-                compression=self._compression,
-            )
+            options: list[tuple[str, str | int]] = [
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_time_ms", 30_000),
+            ]
+            if self._tls is None:
+                self._channel = grpc.aio.insecure_channel(self.target, options=options, compression=self._compression)
+            else:
+                if self._tls_server_name:
+                    options.append(("grpc.ssl_target_name_override", self._tls_server_name))
+                self._channel = grpc.aio.secure_channel(
+                    self.target, self._tls.grpc_credentials(), options=options, compression=self._compression
+                )
             self._stub_ = ingest_pb2_grpc.IngestServiceStub(self._channel)  # type: ignore[no-untyped-call]
         return self._stub_
 

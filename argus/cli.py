@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.panel import Panel
 
-from argus.cli_common import _common_options, _run, _settings, console
-from argus.container import Runtime
-from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
+from argus import registry
+from argus.cli_common import (
+    _check_listeners,
+    _common_options,
+    _open_data_dir,
+    _run,
+    _settings,
+    _tls_options,
+    console,
+)
+from argus.modules import Module
+from argus.registry import ALL_PROJECTORS, Wiring
 from argus.runtime import API_KEY_FILE, dev_api_key, serve, setup_logging
-from argus.versioned_projectors import VersionedProjectors
+from argus.supervisor import ORPHAN_EXIT_DEADLINE_S, ProjectorProcess, supervised_name
 from core.auth import hash_key, key_id
+from core.data_dir import RoleLock
 from core.errors import InvalidArgument
 from core.settings import Settings
 
@@ -35,56 +45,39 @@ def main() -> None:
     """
 
 
-def _ingest(rt: Runtime) -> IngestModule:
-    return IngestModule(
-        settings=rt.settings, event_log=rt.event_log, hot_store=rt.hot_store, api_keys=rt.api_keys, clock_ms=rt.clock_ms
-    )
+def _open(settings: Settings, names: Sequence[str], wiring: Wiring, *, wait_s: float = 0.0) -> list[RoleLock]:
+    """Before anything starts: the listeners' TLS rule, then the data dir and its role locks
+    (each exits with code 2 and the reason when refused)."""
+    _check_listeners(settings, *registry.listens(names))
+    return _open_data_dir(settings, registry.locks(names, wiring), wait_s=wait_s)
 
 
-ALL_PROJECTORS = ("rollups", "series-index", "cold-archive")
-
-
-def _projectors(rt: Runtime, which: tuple[str, ...] = ALL_PROJECTORS) -> Module:
-    # Re-made on the new store when `argus replay` activates a new read-model version.
-    return VersionedProjectors(
-        store=rt.hot_store,
-        make=lambda store, version: ProjectorModule(
-            settings=rt.settings,
-            event_log=rt.event_log,
-            hot_store=store,
-            clock_ms=rt.clock_ms,
-            projectors=which,
-            version=version,
-            cold_store=rt.cold_store,
-        ),
-    )
-
-
-def _query(rt: Runtime) -> QueryModule:
-    return QueryModule(
-        settings=rt.settings,
-        hot_store=rt.hot_store,
-        api_keys=rt.api_keys,
-        clock_ms=rt.clock_ms,
-        cold_store=rt.cold_store,
-    )
-
-
-def _collector(rt: Runtime, ingest: IngestModule, api_key: str) -> Module:
-    from argus.collector_module import CollectorModule
-
-    settings: Settings = rt.settings
-    return CollectorModule(
-        target=lambda: f"127.0.0.1:{ingest.port}",
+def _serve(
+    settings: Settings,
+    names: Sequence[str],
+    wiring: Wiring,
+    *,
+    api_key: str | None = None,
+    on_ready: Callable[[Sequence[Module]], None] | None = None,
+) -> Coroutine[Any, Any, None]:
+    """Serve the registry's modules `names` on just the resources they need."""
+    return serve(
+        settings,
+        registry.build(names, wiring),
         api_key=api_key,
-        region=settings.region,
-        interval_s=settings.collector_interval_s,
-        host=socket.gethostname(),
+        on_ready=on_ready,
+        needs=registry.needs(names, wiring) | ({"event_log", "config"} if api_key else set()),
     )
+
+
+def _release(locks: Sequence[RoleLock]) -> None:
+    for lock in locks:
+        lock.release()
 
 
 @main.command()
 @_common_options
+@_tls_options
 @click.option("--ingest-addr", default=None, help="gRPC ingest listen address [default 127.0.0.1:50051].")
 @click.option("--query-addr", default=None, help="gRPC query listen address [default 127.0.0.1:50052].")
 @click.option("--http-addr", default=None, help="HTTP API listen address [default 127.0.0.1:8080].")
@@ -117,25 +110,22 @@ def up(
     them in this one. Ctrl-C stops everything cleanly; starting it again on the same
     --data-dir continues with nothing lost.
     """
-    from argus.supervisor import ProjectorProcess
-
     setup_logging(log_level)
     settings = _settings(
         data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
     )
+    # The child-placed modules run in a supervised `argus project` (which locks their roles).
+    child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
+    names = list(registry.REGISTRY)  # every module, in the registry's (start) order
+    if no_collector:
+        names.remove("collector")
+    wiring = Wiring(child=child)
+    locks = _open(settings, names, wiring)
     try:
         key = dev_api_key(settings.data_dir, api_key)
     except InvalidArgument as exc:
         raise click.UsageError(str(exc)) from None
-    child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
-
-    def build(rt: Runtime) -> Sequence[Module]:
-        ingest = _ingest(rt)
-        projectors = _projectors(rt) if child is None else child.following(rt.hot_store)
-        modules: list[Module] = [ingest, projectors, _query(rt)]
-        if not no_collector:
-            modules.append(_collector(rt, ingest, key))
-        return modules
+    wiring.api_key = key
 
     def on_ready(modules: Sequence[Module]) -> None:
         lines = [f"[bold]data dir[/]  {settings.data_dir.resolve()}"]
@@ -156,22 +146,27 @@ def up(
         if child is not None:
             await child.spawn()  # it boots while this process opens its stores
         try:
-            await serve(settings, build, api_key=key, on_ready=on_ready)
+            await _serve(settings, names, wiring, api_key=key, on_ready=on_ready)
         finally:
             if child is not None:
                 await child.stop()  # already stopped unless serve failed to start
 
     _run(run())
+    _release(locks)
 
 
 @main.command()
 @_common_options
+@_tls_options
 @click.option("--ingest-addr", default=None, help="gRPC listen address [default 127.0.0.1:50051].")
 def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> None:
     """Run only the ingest service (gRPC IngestService)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr)
-    _run(serve(settings, lambda c: [_ingest(c)]))
+    wiring = Wiring()
+    locks = _open(settings, ["ingest"], wiring)
+    _run(_serve(settings, ["ingest"], wiring))
+    _release(locks)
 
 
 @main.command()
@@ -187,19 +182,28 @@ def project(data_dir: Path | None, log_level: str, projector: str) -> None:
     """Run the projectors that turn the event log into read models."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
-    which = ALL_PROJECTORS if projector == "all" else (projector,)
-    _run(serve(settings, lambda c: [_projectors(c, which)]))
+    wiring = Wiring(projectors=ALL_PROJECTORS if projector == "all" else (projector,))
+    # Supervised by `argus up`: every module it places in the child. An orphaned predecessor
+    # may still hold the locks while it stops: wait for it.
+    names = registry.placed("child") if supervised_name() else ("projectors",)
+    wait_s = ORPHAN_EXIT_DEADLINE_S + 5.0 if supervised_name() else 0.0
+    locks = _open(settings, names, wiring, wait_s=wait_s)
+    _run(_serve(settings, names, wiring))
+    _release(locks)
 
 
 @main.command(name="query-server")
 @_common_options
+@_tls_options
 @click.option("--query-addr", default=None, help="gRPC listen address [default 127.0.0.1:50052].")
 @click.option("--http-addr", default=None, help="HTTP listen address [default 127.0.0.1:8080].")
 def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, http_addr: str | None) -> None:
     """Run only the query service (gRPC QueryService and the HTTP API)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
-    _run(serve(settings, lambda c: [_query(c)]))
+    wiring = Wiring()
+    _open(settings, ["query"], wiring)
+    _run(_serve(settings, ["query"], wiring))
 
 
 def _register_optional_commands() -> None:

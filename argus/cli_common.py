@@ -7,15 +7,18 @@ Its own module so that commands in argus/commands/ can use it without importing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
+from core import data_dir
+from core.data_dir import RoleLock
 from core.errors import ArgusError, InvalidArgument
 from core.settings import Settings, settings_from_env
+from core.tls import ClientTls, check_bind
 
 console = Console()
 
@@ -44,6 +47,45 @@ def _settings(**overrides: object) -> Settings:
         return settings_from_env(config_file=config if isinstance(config, Path) else None, **given, **overrides)
     except InvalidArgument as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _check_listeners(settings: Settings, *names: str) -> None:
+    """Refuse, before anything starts, to listen beyond this machine without TLS (core/tls.py)."""
+    try:
+        tls = settings.server_tls()
+        for name in names:
+            check_bind(getattr(settings, name), tls=tls, allow_insecure_bind=settings.allow_insecure_bind, setting=name)
+        if tls is not None and names:
+            tls.ssl_context()  # the files exist, parse, and the key is the certificate's
+    except InvalidArgument as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None
+
+
+def uses_data_dir(settings: Settings) -> bool:
+    """Whether this process keeps anything in the data dir (embedded log or store, cold folder)."""
+    embedded = settings.event_log_url.startswith("sqlite:") or settings.hot_store_url.startswith("sqlite:")
+    return embedded or not settings.cold_store_url.startswith("s3://")
+
+
+def _open_data_dir(settings: Settings, roles: Sequence[str] = (), *, wait_s: float = 0.0) -> list[RoleLock]:
+    """Prepare the data dir (private, format-checked: core/data_dir.py) and take the locks of
+    `roles` (only with the embedded event log, whose data dir is the instance); exit code 2,
+    with the reason, when it cannot be used."""
+    if not uses_data_dir(settings):
+        return []
+    locks: list[RoleLock] = []
+    try:
+        data_dir.prepare(settings.data_dir)
+        if settings.event_log_url.startswith("sqlite:"):
+            for role in roles:
+                locks.append(data_dir.lock_role(settings.data_dir, role, wait_s=wait_s))
+    except data_dir.DataDirError as exc:
+        for lock in locks:
+            lock.release()
+        console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None
+    return locks
 
 
 def _storage_options(func: F) -> F:
@@ -88,6 +130,119 @@ def _storage_options(func: F) -> F:
     return func
 
 
+def _tls_options(func: F) -> F:
+    """TLS of a command's listeners (settings tls_cert_file, tls_key_file, tls_client_ca_file,
+    allow_insecure_bind; docs/configuration.md)."""
+
+    def keep_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:  # absent: the environment or config file decides
+            _remember("allow_insecure_bind")(ctx, param, True)
+
+    options = [
+        click.option(
+            "--tls-cert",
+            metavar="FILE",
+            expose_value=False,
+            callback=_remember("tls_cert_file"),
+            help="PEM certificate (chain) every listener presents; with --tls-key turns TLS on "
+            "[env ARGUS_TLS_CERT_FILE].",
+        ),
+        click.option(
+            "--tls-key",
+            metavar="FILE",
+            expose_value=False,
+            callback=_remember("tls_key_file"),
+            help="PEM private key of --tls-cert [env ARGUS_TLS_KEY_FILE].",
+        ),
+        click.option(
+            "--tls-client-ca",
+            metavar="FILE",
+            expose_value=False,
+            callback=_remember("tls_client_ca_file"),
+            help="Require client certificates signed by this PEM CA (mutual TLS) [env ARGUS_TLS_CLIENT_CA_FILE].",
+        ),
+        click.option(
+            "--allow-insecure-bind",
+            is_flag=True,
+            expose_value=False,
+            callback=keep_flag,
+            help="Allow listening on a non-loopback address without TLS (a proxy terminates TLS) "
+            "[env ARGUS_ALLOW_INSECURE_BIND=true].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+_CLIENT_TLS_META = "argus.client_tls"
+
+
+def _client_tls_options(func: F) -> F:
+    """--tls, --tls-ca, --tls-cert, --tls-key: how a client command reaches a TLS server."""
+
+    def keep(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+        def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+            if value:
+                ctx.meta.setdefault(_CLIENT_TLS_META, {})[name] = value
+
+        return store
+
+    options = [
+        click.option(
+            "--tls",
+            is_flag=True,
+            expose_value=False,
+            callback=keep("enabled"),
+            help="Connect over TLS, trusting the system's CAs (implied by --tls-ca or --tls-cert) [env ARGUS_TLS=1].",
+            envvar="ARGUS_TLS",
+        ),
+        click.option(
+            "--tls-ca",
+            metavar="FILE",
+            expose_value=False,
+            callback=keep("ca_file"),
+            envvar="ARGUS_TLS_CA_FILE",
+            help="Trust the server's certificate by this PEM CA bundle (turns TLS on) [env ARGUS_TLS_CA_FILE].",
+        ),
+        click.option(
+            "--tls-cert",
+            metavar="FILE",
+            expose_value=False,
+            callback=keep("cert_file"),
+            envvar="ARGUS_TLS_CLIENT_CERT_FILE",
+            help="Client certificate (PEM) for servers that require one (mutual TLS) [env ARGUS_TLS_CLIENT_CERT_FILE].",
+        ),
+        click.option(
+            "--tls-key",
+            metavar="FILE",
+            expose_value=False,
+            callback=keep("key_file"),
+            envvar="ARGUS_TLS_CLIENT_KEY_FILE",
+            help="Private key of --tls-cert [env ARGUS_TLS_CLIENT_KEY_FILE].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _client_tls(*, enabled: bool = False) -> ClientTls | None:
+    """The client TLS the command's flags ask for (None: plaintext); `enabled` forces TLS
+    (an https:// URL)."""
+    ctx = click.get_current_context(silent=True)
+    given: dict[str, Any] = dict(ctx.meta.get(_CLIENT_TLS_META, {})) if ctx is not None else {}
+    try:
+        return ClientTls.from_files(
+            enabled=enabled or bool(given.get("enabled")),
+            ca_file=str(given.get("ca_file", "")),
+            cert_file=str(given.get("cert_file", "")),
+            key_file=str(given.get("key_file", "")),
+        )
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def _common_options(func: F) -> F:
     func = _storage_options(func)
     func = click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")(func)
@@ -104,6 +259,9 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
     """Run a service; turn start-up failures into one readable line and exit code 1."""
     try:
         asyncio.run(coro)
+    except data_dir.DataDirError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None
     except (OSError, ArgusError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise SystemExit(1) from None

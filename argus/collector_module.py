@@ -5,28 +5,46 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.collectors.host import LocalCollectorModule
+from agent.collectors.host import HostCollector, LocalCollectorModule
+from agent.push_client import PushClient, RetryPolicy
+from core.tls import ClientTls
 
 
 class CollectorModule:
     name = "collector"
 
-    def __init__(self, *, target: Callable[[], str], api_key: str, region: str, interval_s: float, host: str) -> None:
+    def __init__(
+        self,
+        *,
+        target: Callable[[], str],
+        api_key: str,
+        region: str,
+        interval_s: float,
+        host: str,
+        tls: ClientTls | None = None,
+        tls_server_name: str = "",
+    ) -> None:
         self._target = target
         self._api_key = api_key
         self._region = region
         self._interval_s = interval_s
         self._host = host
+        self._tls = tls
+        self._tls_server_name = tls_server_name
         self._inner: LocalCollectorModule | None = None
 
     async def start(self) -> None:
-        self._inner = LocalCollectorModule.connect(
-            target=self._target(),
-            api_key=self._api_key,
-            host=self._host,
-            region=self._region,
-            interval_s=self._interval_s,
+        # Few quick retries inside a push: the module itself retries with longer backoff.
+        client = PushClient(
+            self._target(),
+            self._api_key,
+            timeout_s=10.0,
+            retry=RetryPolicy(max_attempts=2, initial_backoff_s=0.2),
+            tls=self._tls,
+            tls_server_name=self._tls_server_name,
         )
+        collector = HostCollector(host=self._host, region=self._region, interval_s=self._interval_s)
+        self._inner = LocalCollectorModule(collector=collector, pusher=client, on_close=client.close)
         await self._inner.start()
 
     async def stop(self) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Collection
+from typing import Any, Final, TypeVar
 
 from dependency_injector import containers, providers
 
+from argus.health import WriteHealth
 from core.adapters.log_retention import LogRetention
 from core.adapters.urls import open_event_log
 from core.auth import ApiKeyRegistry
 from core.config_view import ConfigView
+from core.errors import StorageError
 from core.events import CONFIG_TOPIC, SAMPLES_TOPIC
 from core.ports import ColdStore, EventLog, HotStore
 from core.read_models import ReadModelVersions, VersionedHotStore
@@ -81,33 +83,85 @@ class Container(containers.DeclarativeContainer):
     config = providers.Resource(config_resource, event_log)
     hot_store = providers.Resource(hot_store_resource, settings, event_log, config)
     cold_store = providers.Resource(cold_store_resource, settings)
+    health = providers.Singleton(WriteHealth)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+RESOURCES: Final = ("event_log", "hot_store", "config", "cold_store")
+"""What a module may need (argus/registry.py `ModuleSpec.needs`); each opens only when needed.
+`config` is the config view: API keys and read-model versions (the hot store opens it too)."""
+
+
 class Runtime:
-    """The initialised resources of a process, handed to the modules it runs."""
+    """The opened resources of a process, handed to the modules it runs. Only the resources
+    its modules need are open (`argus ingest` never opens the cold store); asking for another
+    is a wiring mistake, refused with the resource's name."""
 
-    settings: Settings
-    event_log: EventLog
-    hot_store: HotStore
-    config: ConfigView
-    api_keys: ApiKeyRegistry  # config's API-key state
-    clock_ms: Callable[[], int]
-    cold_store: ColdStore | None = None
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock_ms: Callable[[], int],
+        health: WriteHealth | None = None,
+        event_log: EventLog | None = None,
+        hot_store: HotStore | None = None,
+        config: ConfigView | None = None,
+        cold_store: ColdStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock_ms = clock_ms
+        self.health = health or WriteHealth()
+        """How this process's projectors' writes go (argus/health.py)."""
+        self._event_log = event_log
+        self._hot_store = hot_store
+        self._config = config
+        self.cold_store = cold_store
+        """The cold store when a module needs it, else None."""
+
+    @property
+    def event_log(self) -> EventLog:
+        return _opened("event_log", self._event_log)
+
+    @property
+    def hot_store(self) -> HotStore:
+        return _opened("hot_store", self._hot_store)
+
+    @property
+    def config(self) -> ConfigView:
+        return _opened("config", self._config)
+
+    @property
+    def api_keys(self) -> ApiKeyRegistry:
+        """The config view's API-key state."""
+        return self.config.state(ApiKeyRegistry)
 
 
-async def open_runtime(container: Container) -> Runtime:
-    """Initialise the container's resources (call `container.shutdown_resources()` after)."""
-    # dependency-injector's stubs type an async Resource provider as returning its value;
-    # at run time it returns an awaitable, hence the ignores.
-    await container.init_resources()  # type: ignore[misc]
-    config: ConfigView = await container.config()  # type: ignore[misc]
+T = TypeVar("T")
+
+
+def _opened(name: str, value: T | None) -> T:
+    if value is None:
+        raise StorageError(f"{name} is not open in this process: add it to the needs of the module that uses it")
+    return value
+
+
+async def open_runtime(container: Container, needs: Collection[str] = RESOURCES) -> Runtime:
+    """Open the resources in `needs` (and what they depend on: the hot store follows the event
+    log); call `container.shutdown_resources()` after, which closes exactly those."""
+    unknown = set(needs) - set(RESOURCES)
+    if unknown:
+        raise ValueError(f"unknown resources {sorted(unknown)} (known: {', '.join(RESOURCES)})")
+
+    async def get(name: str) -> Any:
+        # dependency-injector's stubs type an async Resource provider as returning its value;
+        # at run time calling it opens it (and its dependencies) and returns an awaitable.
+        return await getattr(container, name)() if name in needs else None
+
     return Runtime(
         settings=container.settings(),
-        event_log=await container.event_log(),  # type: ignore[misc]
-        hot_store=await container.hot_store(),  # type: ignore[misc]
-        config=config,
-        api_keys=config.state(ApiKeyRegistry),
         clock_ms=container.clock_ms(),
-        cold_store=await container.cold_store(),  # type: ignore[misc]
+        health=container.health(),
+        event_log=await get("event_log"),
+        hot_store=await get("hot_store"),
+        config=await get("config"),
+        cold_store=await get("cold_store"),
     )

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from argus.health import WriteHealth, watch_writes
 from command_side.ingest.accept import BatchAcceptor
 from command_side.ingest.grpc_service import SERVICE_NAME as INGEST_SERVICE
 from command_side.ingest.grpc_service import IngestService
@@ -23,11 +24,17 @@ from core.grpc_server import add_health_and_reflection, bind, make_server
 from core.ports import ColdStore, EventLog, HotStore
 from core.read_models import versioned_group
 from core.settings import Settings
+from core.tls import check_bind
 from projectors.cold_archive import ColdArchiveProjector
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
+from query_side.admin import QuarantineSource
 
 log = logging.getLogger(__name__)
+
+
+Readiness = Callable[[], Awaitable[bool | str]]
+"""True when ready; False or the reason (text) when not (`/readyz` answers 503)."""
 
 
 class Module(Protocol):
@@ -80,34 +87,36 @@ class IngestModule:
         api_keys: ApiKeyRegistry,
         clock_ms: Callable[[], int],
     ) -> None:
-        self._settings = settings
+        self._config = settings.ingest_settings()
         self._log = event_log
         self._store = hot_store
         self._keys = api_keys
         self._clock_ms = clock_ms
         self._tasks = _Tasks()
-        self._server = make_server(max_message_bytes=settings.limits.max_message_bytes + 64 * 1024)
+        self._server = make_server(max_message_bytes=self._config.limits.max_message_bytes + 64 * 1024)
         self.port = 0
 
     async def start(self) -> None:
-        limits = self._settings.limits
+        config = self._config
         registry = TenantRegistry(
-            max_series_per_tenant=limits.max_series_per_tenant, max_active_series=limits.max_active_series
+            max_series_per_tenant=config.limits.max_series_per_tenant,
+            max_active_series=config.limits.max_active_series,
         )
         await registry.seed(self._store, self._clock_ms())
         partitions = await self._log.partitions(SAMPLES_TOPIC)
         acceptor = BatchAcceptor(
             log_writer=self._log,
             registry=registry,
-            limits=self._settings.limits,
+            limits=config.limits,
             partitions=partitions,
-            retention_ms=max(t.retention_ms for t in self._settings.tiers),
+            retention_ms=config.retention_ms,
             clock_ms=self._clock_ms,
         )
         self._tasks.spawn("series-expiry", lambda stop: _every(stop, 60.0, lambda: registry.expire(self._clock_ms())))
         add_ingest(self._server, IngestService(acceptor, self._keys))
         await add_health_and_reflection(self._server, [INGEST_SERVICE])
-        self.port = bind(self._server, self._settings.ingest_addr)
+        check_bind(config.addr, tls=config.tls, allow_insecure_bind=config.allow_insecure_bind, setting="ingest_addr")
+        self.port = bind(self._server, config.addr, config.tls)
         await self._server.start()
 
     async def stop(self) -> None:
@@ -115,7 +124,7 @@ class IngestModule:
         await self._tasks.close()
 
     def endpoints(self) -> dict[str, str]:
-        host, _ = _host_port(self._settings.ingest_addr)
+        host, _ = _host_port(self._config.addr)
         return {"ingest (gRPC)": f"{host}:{self.port}"}
 
 
@@ -139,23 +148,27 @@ class ProjectorModule:
         projectors: tuple[str, ...] = ("rollups", "series-index"),
         version: int = 1,
         cold_store: ColdStore | None = None,
+        health: WriteHealth | None = None,
     ) -> None:
+        if health is not None:
+            hot_store = watch_writes(hot_store, health)
+        config = settings.projector_settings()
         # Each version of the hot read model has its own consumer groups (core/read_models.py).
         self.rollups = RollupProjector(
             log=event_log,
             store=hot_store,
-            tiers=settings.tiers,
-            flush_interval_ms=settings.flush_interval_ms,
-            tier_flush_interval_ms=settings.tier_flush_interval_ms,
-            retention_check_interval_ms=settings.retention_check_interval_ms,
-            applied_event_memory_ms=settings.applied_event_memory_ms,
+            tiers=config.tiers,
+            flush_interval_ms=config.flush_interval_ms,
+            tier_flush_interval_ms=config.tier_flush_interval_ms,
+            retention_check_interval_ms=config.retention_check_interval_ms,
+            applied_event_memory_ms=config.applied_event_memory_ms,
             clock_ms=clock_ms,
             group=versioned_group("rollups", version),
         )
         self.series_index = SeriesIndexProjector(
             log=event_log,
             index=hot_store,
-            flush_interval_ms=settings.flush_interval_ms,
+            flush_interval_ms=config.flush_interval_ms,
             group=versioned_group("series-index", version),
         )
         # Exports closed periods of the hot tiers to the cold store, on the retention cadence
@@ -165,9 +178,9 @@ class ProjectorModule:
                 chunks=hot_store,
                 index=hot_store,
                 cold=cold_store,
-                tiers=settings.tiers,
+                tiers=config.tiers,
                 clock_ms=clock_ms,
-                interval_ms=settings.retention_check_interval_ms,
+                interval_ms=config.retention_check_interval_ms,
             )
             if cold_store is not None
             else None
@@ -203,17 +216,26 @@ class QueryModule:
         api_keys: ApiKeyRegistry,
         clock_ms: Callable[[], int],
         cold_store: ColdStore | None = None,
+        readiness: Readiness | None = None,
+        quarantine: QuarantineSource | None = None,
     ) -> None:
         from query_side.engine import QueryEngine
         from query_side.limits import QueryLimits
 
-        self._settings = settings
+        self._readiness = readiness
+        self._quarantine = quarantine
+        self._config = settings.query_settings()
         self._keys = api_keys
         self._clock_ms = clock_ms
         self._engine = QueryEngine(
-            hot_store, hot_store, settings.tiers, clock_ms, cold=cold_store, limits=QueryLimits.from_settings(settings)
+            hot_store,
+            hot_store,
+            self._config.tiers,
+            clock_ms,
+            cold=cold_store,
+            limits=QueryLimits.from_settings(settings),
         )
-        self._server = make_server(max_message_bytes=settings.limits.max_message_bytes)
+        self._server = make_server(max_message_bytes=self._config.max_message_bytes)
         self._runner: web.AppRunner | None = None
         self._tasks = _Tasks()
         self.grpc_port = 0
@@ -223,20 +245,28 @@ class QueryModule:
         from query_side import grpc_service
         from query_side.http_gateway import HttpRunner, make_http_app
 
+        config = self._config
+        tls = config.tls
+        insecure_ok = config.allow_insecure_bind
+        check_bind(config.grpc_addr, tls=tls, allow_insecure_bind=insecure_ok, setting="query_addr")
+        check_bind(config.http_addr, tls=tls, allow_insecure_bind=insecure_ok, setting="http_addr")
         grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
         await add_health_and_reflection(self._server, [grpc_service.SERVICE_NAME])
-        self.grpc_port = bind(self._server, self._settings.query_addr)
+        self.grpc_port = bind(self._server, config.grpc_addr, tls)
         await self._server.start()
-        self._runner = HttpRunner(make_http_app(self._engine, self._keys, self._clock_ms), access_log=None)
+        self._runner = HttpRunner(
+            make_http_app(
+                self._engine, self._keys, self._clock_ms, readiness=self._readiness, quarantine=self._quarantine
+            ),
+            access_log=None,
+        )
         await self._runner.setup()
-        host, port = _host_port(self._settings.http_addr)
-        site = web.TCPSite(self._runner, host, port)
+        host, port = _host_port(config.http_addr)
+        site = web.TCPSite(self._runner, host, port, ssl_context=tls.ssl_context() if tls is not None else None)
         try:
             await site.start()
         except OSError as exc:
-            raise OSError(
-                f"cannot listen on {self._settings.http_addr} for HTTP ({exc.strerror}); use --http-addr"
-            ) from exc
+            raise OSError(f"cannot listen on {config.http_addr} for HTTP ({exc.strerror}); use --http-addr") from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
@@ -251,6 +281,7 @@ class QueryModule:
         await self._tasks.close()
 
     def endpoints(self) -> dict[str, str]:
-        host, _ = _host_port(self._settings.http_addr)
-        qhost, _ = _host_port(self._settings.query_addr)
-        return {"query (HTTP)": f"http://{host}:{self.http_port}", "query (gRPC)": f"{qhost}:{self.grpc_port}"}
+        host, _ = _host_port(self._config.http_addr)
+        qhost, _ = _host_port(self._config.grpc_addr)
+        scheme = "https" if self._config.tls is not None else "http"
+        return {"query (HTTP)": f"{scheme}://{host}:{self.http_port}", "query (gRPC)": f"{qhost}:{self.grpc_port}"}

@@ -8,12 +8,12 @@ import logging
 import os
 import signal
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from rich.logging import RichHandler
 
-from argus.container import Container, Runtime, open_runtime
+from argus.container import RESOURCES, Container, Runtime, open_runtime
 from argus.modules import Module
 from argus.supervisor import ParentLink, supervised_name
 from command_side.config.commands import CreateApiKey
@@ -86,8 +86,10 @@ async def serve(
     api_key: str | None = None,
     on_ready: Callable[[Sequence[Module]], None] | None = None,
     stop: asyncio.Event | None = None,
+    needs: Collection[str] = RESOURCES,
 ) -> None:
-    """Start the modules `build` makes from the container; stop on SIGINT/SIGTERM.
+    """Start the modules `build` makes from the container (opening only the resources in
+    `needs`); stop on SIGINT/SIGTERM.
 
     Started by a supervisor (`argus up` runs `argus project` so), the process also stops
     when the supervisor dies, tells it when it is ready, and leaves Ctrl-C to it.
@@ -105,7 +107,9 @@ async def serve(
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     container = Container(settings=settings)
-    runtime = await open_runtime(container)
+    runtime = await open_runtime(container, needs)
+    if parent is not None:
+        runtime.health.on_change(parent.report_health)
     started: list[Module] = []
     try:
         if api_key:

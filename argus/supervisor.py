@@ -7,6 +7,10 @@ the two talk over a socketpair, one line per message:
 
     child -> parent   ready V      projectors started, on version V of the hot read model
                       version V    projectors moved to version V (after `argus replay`)
+                      health ok    the projectors' writes succeed again
+                      health failing REASON
+                                   their writes fail (disk full, store down): the parent's
+                                   /readyz answers 503 with REASON (argus/health.py)
     parent -> child   switched V   the parent's queries read version V too
 
 EOF is the other side's death: the kernel closes the parent's end even on `kill -9`, so an
@@ -113,6 +117,7 @@ class ProjectorProcess:
         self._version_seen = asyncio.Condition()
         self._hot_store: VersionedHotStore | None = None
         self._stopping = asyncio.Event()
+        self._health: str | None = None  # the child's last "health failing" reason
         self.restarts = 0
 
     @property
@@ -181,6 +186,13 @@ class ProjectorProcess:
 
     def endpoints(self) -> dict[str, str]:
         return {"projectors": f"process {self.pid} (argus project)"} if self.pid else {}
+
+    def not_ready_reason(self) -> str | None:
+        """Why the projectors do not keep the read models current now; None when they do."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None or not self._ready.is_set():
+            return "the projector process (argus project) is starting or being restarted"
+        return self._health
 
     # -- the child's life ----------------------------------------------------------
 
@@ -279,8 +291,14 @@ class ProjectorProcess:
     # -- read-model versions -------------------------------------------------------
 
     async def _read_child(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._health = None  # a new child reports afresh
         while line := await reader.readline():
             kind, _, value = line.decode(errors="replace").strip().partition(" ")
+            if kind == "health":
+                state, _, reason = value.partition(" ")
+                self._health = None if state == "ok" else (reason or "the projectors report a failure")
+                log.log(logging.INFO if self._health is None else logging.ERROR, "projector health: %s", value)
+                continue
             if kind not in ("ready", "version") or not value.isdigit():
                 log.warning("projector process sent an unknown message %r", line)
                 continue
@@ -361,6 +379,13 @@ class ParentLink:
             hot_store.on_switch(self._report_switch)
             self._store, version = hot_store, hot_store.version
         await self._send(f"ready {version}")
+
+    def report_health(self, reason: str | None) -> None:
+        """Tell the parent whether the projectors' writes succeed (`reason` None) or fail."""
+        if self._writer is None or self._writer.is_closing():
+            return
+        message = "health ok" if reason is None else "health failing " + " ".join(reason.split())
+        self._writer.write(f"{message}\n".encode())
 
     async def close(self) -> None:
         if self._store is not None:

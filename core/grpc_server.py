@@ -8,6 +8,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.tls import ServerTls
+
 
 def make_server(*, max_message_bytes: int) -> grpc.aio.Server:
     return grpc.aio.server(
@@ -29,10 +31,12 @@ async def add_health_and_reflection(server: grpc.aio.Server, services: Sequence[
     return servicer
 
 
-def bind(server: grpc.aio.Server, addr: str) -> int:
-    """Listen on `addr` (host:port, port 0 = any free port); return the bound port."""
+def bind(server: grpc.aio.Server, addr: str, tls: ServerTls | None = None) -> int:
+    """Listen on `addr` (host:port, port 0 = any free port), over TLS when `tls` is given;
+    return the bound port."""
+    credentials = tls.grpc_credentials() if tls is not None else None
     try:
-        port = server.add_insecure_port(addr)
+        port = server.add_secure_port(addr, credentials) if credentials else server.add_insecure_port(addr)
     except RuntimeError as exc:  # grpc reports a taken port this way
         raise OSError(f"cannot listen on {addr} (in use, or not an address of this host)") from exc
     if port == 0:

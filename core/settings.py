@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from core.errors import InvalidArgument
 from core.events import DEFAULT_SAMPLE_PARTITIONS
 from core.model import DAY_MS, DEFAULT_TIERS, MINUTE_MS, Tier
+from core.tls import ServerTls
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +41,52 @@ class IngestLimits:
     """Per tenant, the bucket's size; 0: max(one second at the rate, max_batch_samples)."""
     identity_cache_bytes: int = 64 * 1024 * 1024
     """Memory ingest may spend remembering validated series identities (estimated bytes)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestSettings:
+    """What the ingest module uses (`Settings.ingest_settings()`)."""
+
+    addr: str
+    limits: IngestLimits
+    retention_ms: int
+    """The longest tier retention: older samples are refused."""
+    tls: ServerTls | None
+    allow_insecure_bind: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectorSettings:
+    """What the projectors use (`Settings.projector_settings()`)."""
+
+    tiers: tuple[Tier, ...]
+    flush_interval_ms: int
+    tier_flush_interval_ms: Mapping[str, int]
+    retention_check_interval_ms: int
+    applied_event_memory_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuerySettings:
+    """What the query module uses (`Settings.query_settings()`)."""
+
+    grpc_addr: str
+    http_addr: str
+    tiers: tuple[Tier, ...]
+    max_message_bytes: int
+    tls: ServerTls | None
+    allow_insecure_bind: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollectorSettings:
+    """What `argus up`'s host collector uses (`Settings.collector_settings()`)."""
+
+    interval_s: float
+    region: str
+    ingest_addr: str
+    tls: ServerTls | None
+    """The server's own TLS: the collector trusts (and, under mutual TLS, presents) it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,9 +121,60 @@ class Settings:
     # embedded log deletes only what every consumer group has committed past.
     event_log_retention_ms: int = 0
     event_log_retention_bytes: int = 0
+    tls_cert_file: str = ""
+    """PEM certificate chain every listener (ingest, query gRPC, HTTP) presents; with
+    `tls_key_file` it turns TLS on. Empty: plaintext (then only loopback addresses may be bound)."""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    """PEM CA bundle: when set, every client must present a certificate it signed (mutual TLS)."""
+    allow_insecure_bind: bool = False
+    """Let a listener bind a non-loopback address without TLS (a proxy in front terminates it)."""
+
+    def server_tls(self) -> ServerTls | None:
+        """The listeners' TLS (None: plaintext); InvalidArgument when half configured."""
+        return ServerTls.from_files(
+            cert_file=self.tls_cert_file, key_file=self.tls_key_file, client_ca_file=self.tls_client_ca_file
+        )
+
+    def ingest_settings(self) -> IngestSettings:
+        return IngestSettings(
+            addr=self.ingest_addr,
+            limits=self.limits,
+            retention_ms=max(t.retention_ms for t in self.tiers),
+            tls=self.server_tls(),
+            allow_insecure_bind=self.allow_insecure_bind,
+        )
+
+    def projector_settings(self) -> ProjectorSettings:
+        return ProjectorSettings(
+            tiers=self.tiers,
+            flush_interval_ms=self.flush_interval_ms,
+            tier_flush_interval_ms=self.tier_flush_interval_ms,
+            retention_check_interval_ms=self.retention_check_interval_ms,
+            applied_event_memory_ms=self.applied_event_memory_ms,
+        )
+
+    def query_settings(self) -> QuerySettings:
+        return QuerySettings(
+            grpc_addr=self.query_addr,
+            http_addr=self.http_addr,
+            tiers=self.tiers,
+            max_message_bytes=self.limits.max_message_bytes,
+            tls=self.server_tls(),
+            allow_insecure_bind=self.allow_insecure_bind,
+        )
+
+    def collector_settings(self) -> CollectorSettings:
+        return CollectorSettings(
+            interval_s=self.collector_interval_s,
+            region=self.region,
+            ingest_addr=self.ingest_addr,
+            tls=self.server_tls(),
+        )
 
     def resolved(self) -> Settings:
-        """Fill URLs that default to files in the data dir."""
+        """Fill URLs that default to files in the data dir; check the TLS files pair up."""
+        self.server_tls()
         # An absolute data dir gives sqlite:////abs/..., a relative one sqlite:///rel/...
         return replace(
             self,
@@ -104,6 +202,57 @@ def _scalar_fields() -> dict[str, object]:
     }
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_bool(value: object) -> bool:
+    """A boolean setting, the same for the server and the agent, from a file, the environment
+    or a flag: true/false, yes/no, on/off, 1/0 (any case); ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError(f"{value!r} is not true/false")
+
+
+Parse = Callable[[str, object, str], object]
+"""parse(key, raw value, where it came from) -> the value; raises InvalidArgument naming both."""
+
+
+def layered_values(
+    *,
+    keys: Iterable[str],
+    parse: Parse,
+    file_values: Mapping[str, object] | None = None,
+    file_source: str = "",
+    env: Mapping[str, str],
+    env_prefix: str,
+    flags: Mapping[str, object] | None = None,
+    env_source: Callable[[str], str] = lambda name: f"environment variable {name}",
+    flag_source: Callable[[str], str] = lambda key: f"--{key.replace('_', '-')}",
+) -> dict[str, object]:
+    """The one precedence of every Argus setting, server and agent alike: defaults (absent
+    here) < config file < environment (`env_prefix` + KEY in upper case) < flags (None or
+    an empty tuple: not given). Every value goes through `parse` with its source."""
+    known = tuple(keys)
+    values: dict[str, object] = {}
+    for key, raw in (file_values or {}).items():
+        values[key] = parse(key, raw, f"{file_source}: {key}" if file_source else key)
+    for key in known:
+        name = env_prefix + key.upper()
+        if name in env:
+            values[key] = parse(key, env[name], env_source(name))
+    for key, raw in (flags or {}).items():
+        if raw is None or raw == ():
+            continue
+        values[key] = parse(key, raw, flag_source(key))
+    return values
+
+
 def _coerce(name: str, default: object, raw: object, *, source: str) -> object:
     """`raw` as the type of `default`; a clear error naming the key and where it came from."""
 
@@ -111,11 +260,10 @@ def _coerce(name: str, default: object, raw: object, *, source: str) -> object:
         return InvalidArgument(f"{source}: {name} must be {expected}, got {raw!r}", parameter=name)
 
     if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "0", "false", "no"):
-            return raw.lower() in ("1", "true", "yes")
-        raise bad("true or false")
+        try:
+            return parse_bool(raw)
+        except ValueError:
+            raise bad("true or false (yes/no, on/off, 1/0)") from None
     if isinstance(default, int):
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
@@ -234,10 +382,14 @@ def settings_from_env(*, config_file: Path | None = None, **overrides: object) -
         config_file = Path(env[CONFIG_ENV])
     if config_file is not None:
         values.update(load_config_file(config_file))
-    for name, default in known.items():
-        key = "ARGUS_" + name.upper()
-        if key in env:
-            values[name] = _coerce(name, default, env[key], source=f"environment variable {key}")
+    values.update(
+        layered_values(
+            keys=known,
+            parse=lambda name, raw, source: _coerce(name, known[name], raw, source=source),
+            env=env,
+            env_prefix="ARGUS_",
+        )
+    )
     tier_key = "ARGUS_" + _SECTION_TIER_FLUSH.upper()
     if tier_key in env:
         values[_SECTION_TIER_FLUSH] = parse_tier_intervals(env[tier_key], source=f"environment variable {tier_key}")

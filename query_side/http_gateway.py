@@ -28,7 +28,8 @@ from query_side.timeparse import parse_range
 
 log = logging.getLogger(__name__)
 
-Readiness = Callable[[], Awaitable[bool]]
+Readiness = Callable[[], Awaitable[bool | str]]
+"""True when ready; False, or the reason as text, when not."""
 
 _QUERY_PARAMS = frozenset({"metric", "start", "end", "period", "agg", "where", "group_by", "region"})
 _JSON = "application/json"
@@ -177,8 +178,10 @@ class _Api:
         return json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self._readiness is not None and not await self._readiness():
-            return json_response({"status": "not ready"}, status=503)
+        verdict = True if self._readiness is None else await self._readiness()
+        if verdict is not True:
+            body = {"status": "not ready", "reason": verdict} if isinstance(verdict, str) else {"status": "not ready"}
+            return json_response(body, status=503)
         return json_response({"status": "ready"})
 
 

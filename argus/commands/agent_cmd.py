@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from agent.config import ENV_PREFIX, AgentConfig, load_config
 from agent.daemon import AgentDaemon
 from argus.runtime import setup_logging
+from core.data_dir import PRIVATE_UMASK
 from core.errors import ArgusError, InvalidArgument
 
 _EPILOG = f"""\b
@@ -96,6 +98,9 @@ bytes, send latency, drops, malformed lines, rejections) and in
 )
 @click.option("--host-metrics/--no-host-metrics", default=None, help="Collect this host's metrics [default on].")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR [default INFO].")
+@click.option("--tls-ca", "tls_ca_file", metavar="FILE", default=None, help="Reach ingest over TLS, trusting this CA.")
+@click.option("--tls-cert", "tls_cert_file", metavar="FILE", default=None, help="Client certificate for mutual TLS.")
+@click.option("--tls-key", "tls_key_file", metavar="FILE", default=None, help="Key of --tls-cert.")
 def agent(
     config_file: Path | None,
     ingest: str | None,
@@ -115,6 +120,9 @@ def agent(
     compression: str | None,
     host_metrics: bool | None,
     log_level: str | None,
+    tls_ca_file: str | None,
+    tls_cert_file: str | None,
+    tls_key_file: str | None,
 ) -> None:
     """Run the host daemon: StatsD, host metrics and Prometheus scrapes, spooled to disk and
     streamed to Argus ingest."""
@@ -137,12 +145,18 @@ def agent(
         "compression": compression,
         "host_metrics": host_metrics,
         "log_level": log_level,
+        "tls_ca_file": tls_ca_file,
+        "tls_cert_file": tls_cert_file,
+        "tls_key_file": tls_key_file,
     }
     try:
         config = load_config(file=config_file, flags=flags)
     except InvalidArgument as exc:
         raise click.UsageError(str(exc)) from None
     setup_logging(config.log_level)
+    # The spool holds tenants' samples: files for this user only (the StatsD socket is made
+    # world-writable on purpose by the daemon itself).
+    os.umask(PRIVATE_UMASK)
     try:
         asyncio.run(_run(config))
     except (OSError, ArgusError) as exc:

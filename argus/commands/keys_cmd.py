@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from argus.cli_common import _common_options, _run, _settings
+from argus.cli_common import _common_options, _open_data_dir, _run, _settings
 from argus.container import event_log_resource, now_ms
 from argus.runtime import setup_logging
 from command_side.config.commands import CreateApiKey, RevokeApiKey
@@ -76,6 +76,7 @@ def keys_create(data_dir: Path | None, log_level: str, tenant: str, name: str, a
     """Create an API key for TENANT and print it (shown only this once; only its hash is kept)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)  # private and stamped before the first event lands in it
     key = generate_key()
     command = CreateApiKey(api_key=key, tenant=tenant, name=name, author=author or default_author())
 

@@ -18,9 +18,11 @@ from rich.text import Text
 
 from agent.push_client import PushClient, PushSummary
 from agent.readers import BatchingOptions, InputFormat, InputStats, SampleReader, detect_format, input_name
+from argus.cli_common import _client_tls, _client_tls_options
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.errors import ArgusError, InvalidArgument, PermissionDenied, Unauthenticated
+from core.tls import ClientTls
 
 EXIT_OK: Final = 0
 EXIT_INCOMPLETE: Final = 1
@@ -164,6 +166,7 @@ class _Progress:
     "compressing only costs CPU.",
 )
 @click.option("--progress/--no-progress", default=None, help="Live progress line [default: on a terminal].")
+@_client_tls_options
 def push(
     file: str,
     fmt: str,
@@ -188,6 +191,7 @@ def push(
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
     key = _api_key(api_key, data_dir)
+    tls = _client_tls()
     stream, label, input_format = _open_input(file, fmt)
     options = BatchingOptions(
         source=source or f"push:{label}",
@@ -200,7 +204,7 @@ def push(
         show_progress = err.is_terminal if progress is None else progress
         summary = asyncio.run(
             _push(reader, target=target, api_key=key, max_in_flight=max_in_flight, label=label,
-                  compress=_compress(compression, target), console=err if show_progress else None)
+                  compress=_compress(compression, target), console=err if show_progress else None, tls=tls)
         )  # fmt: skip
     except (Unauthenticated, PermissionDenied) as exc:
         err.print(f"[red]ingest refused the API key:[/] {exc}")
@@ -265,9 +269,10 @@ async def _push(
     label: str,
     compress: bool,
     console: Console | None,
+    tls: ClientTls | None = None,
 ) -> PushSummary:
     progress = _Progress(started=time.perf_counter())
-    async with PushClient(target, api_key, max_in_flight=max_in_flight, compression=compress) as client:
+    async with PushClient(target, api_key, max_in_flight=max_in_flight, compression=compress, tls=tls) as client:
         if console is None:
             return await client.push_stream(_guarded(reader), on_result=progress.on_result)
         with Live(progress.render(label, reader.stats), console=console, refresh_per_second=4, transient=True) as live:

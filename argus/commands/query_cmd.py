@@ -16,7 +16,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from argus.cli_common import _client_tls, _client_tls_options
 from core.errors import InvalidArgument
+from core.tls import ClientTls
 from query_side.timeparse import parse_duration, parse_time
 
 DEFAULT_HTTP = "http://127.0.0.1:8080"
@@ -97,6 +99,7 @@ class QueryFailed(click.ClickException):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON answer instead of a table.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the answer.")
+@_client_tls_options
 def query(
     metric: str,
     where: tuple[str, ...],
@@ -130,7 +133,10 @@ def query(
     """
     params = _params(metric, where, since, start, end, period, agg, group_by, region)
     key = api_key or _dev_key(data_dir)
-    body = fetch_json(http_url, "/api/v1/query", params, api_key=key, timeout_s=timeout)
+    tls = _client_tls(enabled=http_url.lower().startswith("https://"))
+    if tls is not None and http_url.lower().startswith("http://"):
+        raise click.UsageError(f"TLS options given but --http {http_url} is plain http://; use https://")
+    body = fetch_json(http_url, "/api/v1/query", params, api_key=key, timeout_s=timeout, tls=tls)
     if as_json:
         click.echo(json.dumps(body, indent=2))
         return
@@ -185,14 +191,24 @@ def _dev_key(data_dir: Path | None) -> str:
 
 
 def fetch_json(
-    base_url: str, path: str, params: Sequence[tuple[str, str]], *, api_key: str, timeout_s: float
+    base_url: str,
+    path: str,
+    params: Sequence[tuple[str, str]],
+    *,
+    api_key: str,
+    timeout_s: float,
+    tls: ClientTls | None = None,
 ) -> dict[str, Any]:
     """GET `path` with `params`; the decoded JSON body, or QueryFailed with the server's
     message (and the parameter it blames)."""
     url = base_url.rstrip("/") + path + "?" + urllib.parse.urlencode(params)
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        context = tls.ssl_context() if tls is not None else None
+    except InvalidArgument as exc:
+        raise QueryFailed(str(exc)) from None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=context) as response:
             body: dict[str, Any] = json.loads(response.read())
             return body
     except urllib.error.HTTPError as exc:

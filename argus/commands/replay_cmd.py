@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from argus.cli_common import _common_options, _run, _settings
+from argus.cli_common import _common_options, _open_data_dir, _run, _settings
 from argus.container import event_log_resource, now_ms
 from argus.runtime import setup_logging
 from core.errors import InvalidArgument
@@ -81,6 +81,7 @@ def replay(
         raise click.UsageError("give exactly one of --from-beginning or --since TIME")
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)  # the format check: never replay data of another series identity
     start_ms = None
     if since is not None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,47 @@ def test_a_renamed_flag_would_fail_the_parse() -> None:
         _parse_argus(["ingest", "--ingest-address", "0.0.0.0:1"])
     with pytest.raises(click.BadParameter):
         _parse_argus(["project", "--projector", "nope"])
+
+
+def _listen_settings(args: Sequence[str], env: dict[str, str], config: dict[str, Any]) -> dict[str, object]:
+    """The listen addresses and TLS settings of one command line: flags > env > config file."""
+    flags = {"--ingest-addr": "ingest_addr", "--query-addr": "query_addr", "--http-addr": "http_addr"}
+    flags |= {"--tls-cert": "tls_cert_file", "--tls-key": "tls_key_file"}
+    values: dict[str, object] = {k: v for k, v in config.items() if k in flags.values() or k == "allow_insecure_bind"}
+    for name in [*flags.values(), "allow_insecure_bind"]:
+        if "ARGUS_" + name.upper() in env:
+            values[name] = env["ARGUS_" + name.upper()]
+    for flag, value in zip(args, [*args[1:], ""], strict=False):
+        if flag in flags:
+            values[flags[flag]] = value
+        if flag == "--allow-insecure-bind":
+            values["allow_insecure_bind"] = True
+    return values
+
+
+def test_no_example_listens_beyond_loopback_without_tls() -> None:
+    from core.tls import is_loopback
+
+    configs = {
+        "argus.toml": tomllib.loads(
+            next(o for _, o in _k8s_objects() if o["kind"] == "ConfigMap")["data"]["argus.toml"]
+        ),
+    }
+    example = tomllib.loads((DEPLOY / "argus.example.toml").read_text())
+    checked: list[tuple[str, dict[str, object]]] = [("argus.example.toml", _listen_settings([], {}, example))]
+    services = _compose()["services"]
+    for where, args in _argus_command_lines():
+        env: dict[str, str] = {}
+        if where.startswith("compose "):
+            env = services[where.removeprefix("compose ")].get("environment", {})
+        config = configs["argus.toml"] if "--config" in args else {}
+        checked.append((where, _listen_settings(args, env, config)))
+    exposed = 0
+    for where, values in checked:
+        addrs = [str(values[k]) for k in ("ingest_addr", "query_addr", "http_addr") if k in values]
+        if all(is_loopback(a.rpartition(":")[0]) for a in addrs):
+            continue
+        exposed += 1
+        assert values.get("allow_insecure_bind") is not True, f"{where}: binds {addrs} in plaintext"
+        assert values.get("tls_cert_file") and values.get("tls_key_file"), f"{where}: binds {addrs} without TLS"
+    assert exposed >= 4, "the Dockerfile, compose and k8s examples listen on 0.0.0.0"

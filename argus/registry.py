@@ -1,0 +1,221 @@
+"""Every module a process can run, in one table: its name, the resources it needs, how to
+build it, the addresses it listens on, the data-dir roles it locks, and where `argus up` runs
+it (in its own process, or in the `argus project` child it supervises).
+
+`argus up` is these same modules started together (placement decides the process); each
+`argus <target>` starts a subset. A process opens only the resources its modules need
+(argus/container.py), so `argus ingest` never opens the cold store. Adding a service (alerts,
+dashboards) is one `ModuleSpec` in `REGISTRY` plus, if it wants one, its own command.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from argus.container import RESOURCES, Runtime
+from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
+from argus.supervisor import ProjectorProcess
+from argus.versioned_projectors import VersionedProjectors
+from core.quarantine import QuarantineReport, read_quarantine
+from core.tls import ClientTls
+
+Placement = Literal["parent", "child"]
+
+ALL_PROJECTORS: Final = ("rollups", "series-index", "cold-archive")
+
+
+@dataclass(slots=True, kw_only=True)
+class Wiring:
+    """What one command adds to the registry's recipes: its options, and the modules built so
+    far (a later module may use an earlier one, as the collector uses ingest's port)."""
+
+    projectors: tuple[str, ...] = ALL_PROJECTORS
+    api_key: str = ""
+    child: ProjectorProcess | None = None
+    """`argus up`'s projector process, when the child-placed modules run there."""
+    built: dict[str, Module] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModuleSpec:
+    name: str
+    needs: frozenset[str]
+    """Resources of argus/container.py `RESOURCES` the module uses."""
+    build: Callable[[Runtime, Wiring], Module]
+    placement: Placement
+    """Where `argus up` runs it: `parent` (its own process) or `child` (the supervised
+    `argus project` process, which has a core of its own)."""
+    listens: tuple[str, ...] = ()
+    """Settings naming its listen addresses (checked against TLS before anything starts)."""
+    locks: Callable[[Wiring], tuple[str, ...]] = lambda _wiring: ()
+    """Data-dir roles only one process may run at a time (core/data_dir.py)."""
+    needs_for: Callable[[Wiring], frozenset[str]] | None = None
+    """Needs that depend on the wiring (the cold store only for the cold-archive projector)."""
+
+    def resources(self, wiring: Wiring) -> frozenset[str]:
+        return self.needs_for(wiring) if self.needs_for is not None else self.needs
+
+
+def _ingest(rt: Runtime, _wiring: Wiring) -> Module:
+    return IngestModule(
+        settings=rt.settings, event_log=rt.event_log, hot_store=rt.hot_store, api_keys=rt.api_keys, clock_ms=rt.clock_ms
+    )
+
+
+def _projectors(rt: Runtime, wiring: Wiring) -> Module:
+    if wiring.child is not None:
+        # `argus up`: they run in the child; this process's readers follow its versions.
+        return wiring.child.following(rt.hot_store)
+    # Re-made on the new store when `argus replay` activates a new read-model version.
+    return VersionedProjectors(
+        store=rt.hot_store,
+        make=lambda store, version: ProjectorModule(
+            settings=rt.settings,
+            event_log=rt.event_log,
+            hot_store=store,
+            clock_ms=rt.clock_ms,
+            projectors=wiring.projectors,
+            version=version,
+            cold_store=rt.cold_store,
+            health=rt.health,
+        ),
+    )
+
+
+def _query(rt: Runtime, wiring: Wiring) -> Module:
+    child = wiring.child
+    event_log = rt.event_log
+
+    async def quarantine() -> QuarantineReport:
+        return await read_quarantine(event_log)
+
+    async def readiness() -> bool | str:
+        # The projectors of this process (single process) or of the child: can they write?
+        reason = rt.health.reason or (child.not_ready_reason() if child is not None else None)
+        if reason:
+            return reason
+        # A partition halted on a newer schema version is not being applied: not ready.
+        halted = [h for h in (await quarantine()).halts if h.halted]
+        if halted:
+            h = halted[0]
+            return (
+                f"consumer group {h.group} halted {h.topic} partition {h.partition} "
+                f"at offset {h.offset}: {h.error} (upgrade needed)"
+            )
+        return True
+
+    return QueryModule(
+        settings=rt.settings,
+        hot_store=rt.hot_store,
+        api_keys=rt.api_keys,
+        clock_ms=rt.clock_ms,
+        cold_store=rt.cold_store,
+        readiness=readiness,
+        quarantine=quarantine,
+    )
+
+
+def _collector(rt: Runtime, wiring: Wiring) -> Module:
+    from argus.collector_module import CollectorModule
+
+    ingest = wiring.built["ingest"]
+    assert isinstance(ingest, IngestModule), "the collector pushes through this process's ingest"
+    config = rt.settings.collector_settings()
+    server_tls = config.tls
+    tls = None
+    server_name = ""
+    if server_tls is not None:
+        # It trusts the server's own certificate and, under mutual TLS, presents it too.
+        tls = ClientTls(ca_file=server_tls.cert_file, cert_file=server_tls.cert_file, key_file=server_tls.key_file)
+        host = config.ingest_addr.rpartition(":")[0].strip("[]")
+        if host and host not in ("0.0.0.0", "::"):
+            server_name = host  # the name the certificate carries; we connect over loopback
+    return CollectorModule(
+        target=lambda: f"127.0.0.1:{ingest.port}",
+        api_key=wiring.api_key,
+        region=config.region,
+        interval_s=config.interval_s,
+        host=socket.gethostname(),
+        tls=tls,
+        tls_server_name=server_name,
+    )
+
+
+def _projector_needs(wiring: Wiring) -> frozenset[str]:
+    if wiring.child is not None:
+        return frozenset({"hot_store"})
+    needs = {"event_log", "hot_store"}
+    if "cold-archive" in wiring.projectors:
+        needs.add("cold_store")
+    return frozenset(needs)
+
+
+# In start order: the projectors before the query API, so `argus up`'s ready panel and
+# /readyz mean the read models are being kept current.
+REGISTRY: Final[Mapping[str, ModuleSpec]] = {
+    spec.name: spec
+    for spec in (
+        ModuleSpec(
+            name="ingest",
+            needs=frozenset({"event_log", "hot_store", "config"}),
+            build=_ingest,
+            placement="parent",
+            listens=("ingest_addr",),
+            locks=lambda _wiring: ("ingest",),
+        ),
+        ModuleSpec(
+            name="projectors",
+            needs=frozenset({"event_log", "hot_store", "cold_store"}),
+            needs_for=_projector_needs,
+            build=_projectors,
+            placement="child",
+            locks=lambda wiring: () if wiring.child is not None else tuple(f"projector-{p}" for p in wiring.projectors),
+        ),
+        ModuleSpec(
+            name="query",
+            needs=frozenset({"event_log", "hot_store", "config", "cold_store"}),
+            build=_query,
+            placement="parent",
+            listens=("query_addr", "http_addr"),
+        ),
+        ModuleSpec(name="collector", needs=frozenset(), build=_collector, placement="parent"),
+    )
+}
+assert all(spec.needs <= set(RESOURCES) for spec in REGISTRY.values()), "a module needs an unknown resource"
+
+
+def specs(names: Sequence[str]) -> list[ModuleSpec]:
+    """The specs of `names`, in that order (the start order)."""
+    return [REGISTRY[name] for name in names]
+
+
+def needs(names: Sequence[str], wiring: Wiring) -> frozenset[str]:
+    return frozenset().union(*(spec.resources(wiring) for spec in specs(names)))
+
+
+def listens(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(addr for spec in specs(names) for addr in spec.listens)
+
+
+def locks(names: Sequence[str], wiring: Wiring) -> list[str]:
+    return [role for spec in specs(names) for role in spec.locks(wiring)]
+
+
+def build(names: Sequence[str], wiring: Wiring) -> Callable[[Runtime], list[Module]]:
+    """A builder for `argus.runtime.serve`: the modules of `names`, in order."""
+
+    def make(rt: Runtime) -> list[Module]:
+        wiring.built.clear()
+        for spec in specs(names):
+            wiring.built[spec.name] = spec.build(rt, wiring)
+        return list(wiring.built.values())
+
+    return make
+
+
+def placed(placement: Placement) -> tuple[str, ...]:
+    """The modules `argus up` runs in the parent or in the child."""
+    return tuple(name for name, spec in REGISTRY.items() if spec.placement == placement)
