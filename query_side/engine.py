@@ -41,6 +41,11 @@ _SERIES_CACHE_ENTRIES = 1_024
 _BATCH_MIN_CHUNKS = 8
 """Fewer chunks than this are decoded one by one (`decode_chunks` pays off from about there)."""
 DECODE_BATCH_POINTS = 1_000_000
+# CPU steps of at most this much work (series matched, points decoded, merged or encoded) run
+# on the event loop: they take about a millisecond or less, and a hop to a worker thread and
+# back costs more than that on a loaded machine (the smoke gate's small queries were 25-60 %
+# slower with every step offloaded). Larger steps go to the query workers.
+INLINE_WORK_MAX = 20_000
 """Stored points decoded at once before merging into the running result (~100 MB decoded)."""
 COLD_BATCH_ROWS = 4_000_000
 """Most cold rows one cold-store read may return (~300 MB): fewer, larger Parquet scans."""
@@ -168,21 +173,27 @@ class QueryEngine:
             self._active.discard(token)
             token.cancel()  # whatever ended the query, its worker stops at its next check
 
-    async def offload(self, fn: Callable[..., _T], *args: Any) -> _T:
+    async def offload(self, fn: Callable[..., _T], *args: Any, work: int) -> _T:
         """`fn(*args)` on a query worker: for a transport's CPU work on an answer (e.g. JSON
-        encoding of 100k points), which should not hold up the event loop either."""
+        encoding of 100k points), which should not hold up the event loop either. `work`
+        (points) at most INLINE_WORK_MAX runs right here instead (see there)."""
         if self._closed:
             raise _stopping()
+        if work <= INLINE_WORK_MAX:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    async def _cpu(self, token: QueryToken, fn: Callable[..., _T], *args: Any) -> _T:
-        """`fn(*args)` in a query worker thread, so the event loop keeps serving meanwhile."""
+    async def _cpu(self, token: QueryToken, fn: Callable[..., _T], *args: Any, work: int) -> _T:
+        """`fn(*args)` in a query worker thread, so the event loop keeps serving meanwhile;
+        `work` (series or points) at most INLINE_WORK_MAX runs on the loop (see there)."""
 
         def run() -> _T:
             token.check()  # it may have waited for a worker past its deadline
             return fn(*args)
 
         token.check()  # cancelled meanwhile (e.g. by close(): the executor takes no more work)
+        if work <= INLINE_WORK_MAX:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     async def _query(self, spec: QuerySpec, token: QueryToken) -> QueryResult:
@@ -192,7 +203,7 @@ class QueryEngine:
         # Validates everything but the agg-for-kind before touching the hot store.
         draft = plan(spec, self._tiers, now_ms=now_ms, cold_from_ms=cold_from)
         resolved = await self._resolve(spec.tenant, spec.metric, draft.selector.equal)
-        picked = await self._cpu(token, _pick, resolved.labels, draft.selector)
+        picked = await self._cpu(token, _pick, resolved.labels, draft.selector, work=len(resolved.labels))
         if len(picked) > MAX_SERIES:
             raise ResourceExhausted(
                 f"query matches {len(picked):,} series of {spec.metric}, over the limit of {MAX_SERIES:,} "
@@ -235,13 +246,13 @@ class QueryEngine:
             hot = dataclasses.replace(final, start_ms=boundary)
             stored = await self._read_hot(hot, series_ids, budget, token)
             points, points_read = await self._cpu(
-                token, self._decode_stream, stored, group_by_series, hot, now_ms, token
+                token, self._decode_stream, stored, group_by_series, hot, now_ms, token, work=budget.spent
             )
         cold_read = 0
         if self._cold is not None and final.start_ms < boundary:
             cold_plan = dataclasses.replace(final, end_ms=boundary)
             points, cold_read = await self._read_cold(spec, cold_plan, series_ids, group_of, points, budget, token)
-        series = await self._cpu(token, _aggregate, points, final, group_labels)
+        series = await self._cpu(token, _aggregate, points, final, group_labels, work=len(points))
         return QueryResult(
             tier=tier.name,
             step_ms=tier.step_ms,
@@ -330,7 +341,9 @@ class QueryEngine:
             budget.spend(len(rows))
             read += len(rows)
             if len(rows):
-                points = await self._cpu(token, _merge_regrouped, points, rows, ids, group_of[at : at + size])
+                points = await self._cpu(
+                    token, _merge_regrouped, points, rows, ids, group_of[at : at + size], work=len(points) + len(rows)
+                )
         return points, read
 
     async def _cold_from(self, spec: QuerySpec, now_ms: int) -> dict[str, int] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from core.auth import Authenticator
 from core.errors import InvalidArgument
@@ -62,6 +62,7 @@ class QueryHandlers:
             raise InvalidArgument("label: a label name is required", parameter="label")
         return await self._engine.label_values(tenant, request.label, (request.metric or "").strip() or None)
 
-    async def encode(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run a transport's encoding of an answer off the event loop (query worker threads)."""
-        return await self._engine.offload(fn, *args)
+    async def encode(self, fn: Callable[..., _T], result: QueryResult) -> _T:
+        """Run a transport's encoding of a query answer off the event loop (query worker
+        threads) when it is large enough to matter."""
+        return await self._engine.offload(fn, result, work=sum(len(s.ts) for s in result.series))

@@ -118,3 +118,70 @@ def test_readyz_is_503_with_the_reason_while_the_projectors_cannot_write(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_partition_halted_on_a_newer_schema_version_makes_readyz_503_and_shows_in_the_quarantine(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import dataclasses
+
+    from core.adapters.sqlite_event_log import SqliteEventLog
+    from core.events import SAMPLES_TOPIC, SCHEMA_VERSION, digest
+
+    data_dir = tmp_path / "data"
+    http_port, ingest_port = free_port(), free_port()
+    api_key = "argus_ready_" + secrets.token_hex(12)
+    argv = up_argv(
+        data_dir=data_dir, ingest_port=ingest_port, query_port=free_port(), http_port=http_port, api_key=api_key
+    )
+    with (tmp_path / "up.log").open("ab") as log:
+        proc = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=argus_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_for("argus up ready", lambda: proc.poll() is None and _readyz(http_port)[0] == 200, timeout_s=60)
+        now_ms = int(time.time() * 1000)
+        pushed = run_argus(
+            "push", str(_samples(tmp_path / "a.ndjson", 3, now_ms - 60_000)), "--ingest",
+            f"127.0.0.1:{ingest_port}", "--api-key", api_key,
+        )  # fmt: skip
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+
+        async def append_future_event() -> int:
+            # What a newer Argus writing to the same log would leave: a valid event of schema v+1.
+            events = SqliteEventLog(data_dir / "events.db")
+            await events.start()
+            try:
+                for partition in range(await events.partitions(SAMPLES_TOPIC)):
+                    records = await events.read(SAMPLES_TOPIC, partition, 0, 1)
+                    if records:
+                        future = dataclasses.replace(
+                            records[0].event, event_id=digest("future"), schema_version=SCHEMA_VERSION + 1
+                        )
+                        await events.append(SAMPLES_TOPIC, [(partition, future)])
+                        return partition
+            finally:
+                await events.close()
+            raise AssertionError("no sample event in the log")
+
+        partition = asyncio.run(append_future_event())
+
+        def not_ready() -> dict[str, Any] | None:
+            status, body = _readyz(http_port)
+            return body if status == 503 else None
+
+        body = wait_for("/readyz to say not ready", not_ready, timeout_s=60, interval_s=0.2)
+        assert "upgrade needed" in body["reason"] and f"partition {partition}" in body["reason"], body
+        listed = run_argus("admin", "quarantine", "--data-dir", str(data_dir), "--json")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert f'"partition": {partition}' in listed.stdout and "halted" in listed.stdout, listed.stdout
+        assert proc.poll() is None, "argus up keeps running (ingest and queries go on)"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -508,6 +508,7 @@ async def test_close_stops_running_queries_with_unavailable_and_refuses_new_ones
 async def test_close_ends_a_query_in_its_worker_with_unavailable(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     _dense(world, series=4, days=2)
     monkeypatch.setattr(engine_module, "DECODE_BATCH_POINTS", 1)  # a check before every chunk
+    monkeypatch.setattr(engine_module, "INLINE_WORK_MAX", 0)  # small as it is, decode in a worker
     engine = _engine(world)
     entered = threading.Event()
     release = threading.Event()
@@ -525,3 +526,24 @@ async def test_close_ends_a_query_in_its_worker_with_unavailable(world: World, m
     release.set()
     with pytest.raises(Unavailable, match="stopping"):
         await asyncio.wait_for(task, 10)
+
+
+async def test_small_steps_run_on_the_loop_and_large_ones_in_a_worker(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _dense(world, series=4, days=2)
+    engine = _engine(world)
+    threads: list[str] = []
+    original = engine_module._aggregate
+
+    def spy(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(*args)
+
+    monkeypatch.setattr(engine_module, "_aggregate", spy)
+    small = await engine.query(spec("dense", start_ago=2 * DAY, period="1m"))
+    monkeypatch.setattr(engine_module, "INLINE_WORK_MAX", 0)
+    large = await engine.query(spec("dense", start_ago=2 * DAY, period="1m"))
+    assert threads[0] == threading.main_thread().name
+    assert threads[1] != threading.main_thread().name
+    assert [list(s.values) for s in small.series] == [list(s.values) for s in large.series]
