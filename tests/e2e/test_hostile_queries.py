@@ -29,6 +29,7 @@ from argus.launch import REPO_ROOT
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from contracts.argus.query.v1 import query_pb2
+from core import data_dir as argus_data_dir
 from core.adapters.sqlite_hot_store import SqliteHotStore
 from core.chunks import encode_chunks
 from core.model import DAY_MS, TIER_BY_NAME, MetricKind, series_id
@@ -261,6 +262,7 @@ def test_health_and_ingest_answer_during_a_heavy_query_and_sigterm_stops_the_ser
     server = server_factory()
     days, series = 30, 450  # 450 x 43,200 = 19.4M stored points: under the default budget, seconds of CPU
     server.data_dir.mkdir(parents=True)
+    argus_data_dir.prepare(server.data_dir)  # stamped as this release's, as argus up would have left it
     asyncio.run(_seed_dense(server.data_dir, series=series, days=days, now_ms=_now_ms()))
     server.start()
     params = [("metric", "e2e_dense"), ("start", f"-{days + 1}d"), ("period", "1m"), ("agg", "count")]

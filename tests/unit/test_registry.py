@@ -39,8 +39,8 @@ def _open(tmp_path: Path, needs: frozenset[str]) -> list[str]:
         container = Container(settings=settings)
         runtime = await open_runtime(container, needs)
         try:
-            if "api_keys" not in needs:
-                with pytest.raises(StorageError, match="api_keys"):
+            if "config" not in needs:
+                with pytest.raises(StorageError, match="config"):
                     _ = runtime.api_keys
         finally:
             await container.shutdown_resources()  # type: ignore[misc]
