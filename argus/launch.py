@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from core.errors import Unavailable
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
@@ -85,7 +87,7 @@ def wait_for(
         time.sleep(interval_s)
 
 
-class AgentExited(RuntimeError):
+class AgentExited(Unavailable):
     """`argus agent` ended before it was ready; the message carries its log tail."""
 
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from argus.cli_common import _client_tls, _client_tls_options
-from core.errors import InvalidArgument
+from core.errors import ArgusError, InvalidArgument
 from core.tls import ClientTls
 from query_side.timeparse import parse_duration, parse_time
 
@@ -28,7 +28,7 @@ API_KEY_FILE = "api_key"
 MAX_SERIES_COLUMNS = 6
 
 
-class QueryFailed(click.ClickException):
+class QueryFailed(ArgusError, click.ClickException):
     """An error the server (or the connection) reported; printed without a traceback."""
 
     def __init__(self, message: str, *, parameter: str | None = None, status: int | None = None) -> None:
