@@ -138,6 +138,10 @@ class _Watch:
         return self.rule.window_ms + self.rule.condition.over_ms + self.step_ms
 
 
+_Made = tuple[_Watch, tuple[tuple[str, str], ...], InstanceState, Transition]
+"""A transition made by an evaluation, with the instance's state after it."""
+
+
 def _watch(tenant: str, rule: AlertRule, *, ready_at_ms: int) -> _Watch:
     window = rule.window_ms
     route = STREAMING if window <= MAX_STREAMING_WINDOW_MS else QUERY_ENGINE
@@ -394,7 +398,8 @@ class AlertEvaluator:
         if not self._started:
             await self.start()
         self._refresh_rules(now_ms)
-        made: list[tuple[_Watch, tuple[tuple[str, str], ...], InstanceState, Transition]] = []
+        made: list[_Made] = []
+        evaluated: list[tuple[_Watch, int]] = []
         for watch in self._watches.values():
             interval = max(watch.rule.interval_ms, 1)
             tick = now_ms - now_ms % interval
@@ -403,27 +408,28 @@ class AlertEvaluator:
             if watch.route != STREAMING or watch.error or tick < watch.ready_at_ms:
                 continue
             made.extend(self._evaluate_rule(watch, tick))
-            watch.last_tick_ms = tick
-        if not made:
-            return []
-        events = []
-        for watch, _labels, _state, transition in made:
-            events.append(self._event(watch, transition))
-        result = await self._log.append(ALERTS_TOPIC, events)
-        self.transitions_appended += len(events) - result.duplicates
-        # Only now (durable) do the instances move on.
+            evaluated.append((watch, tick))
+        if made:
+            events = [self._event(watch, transition) for watch, _, _, transition in made]
+            result = await self._log.append(ALERTS_TOPIC, events)
+            self.transitions_appended += len(events) - result.duplicates
+        # Only now (durable) do the instances and ticks move on: a failed append is retried.
         for watch, labels, state, _ in made:
             watch.instances[labels] = state
+        for watch, tick in evaluated:
+            watch.last_tick_ms = tick
         return [t for _, _, _, t in made]
+
+    def positions(self) -> dict[int, int]:
+        """Per partition, the next offset after the last record applied or skipped."""
+        return dict(self._next)
 
     def values(self, tenant: str, rule: str, now_ms: int) -> dict[tuple[tuple[str, str], ...], float]:
         """The rule's value per instance over [now - window, now): what `evaluate` compares."""
         watch = self._watches[(tenant, rule)]
         return self._window_values(watch, now_ms - watch.rule.window_ms, now_ms)
 
-    def _evaluate_rule(
-        self, watch: _Watch, tick: int
-    ) -> list[tuple[_Watch, tuple[tuple[str, str], ...], InstanceState, Transition]]:
+    def _evaluate_rule(self, watch: _Watch, tick: int) -> list[_Made]:
         rule = watch.rule
         self._compact(watch, tick)
         current = self._window_values(watch, tick - rule.window_ms, tick)
