@@ -4,6 +4,7 @@ follow the lifecycle, tenants are apart, and a crash and restart re-creates the 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,7 +191,8 @@ def seeded_feed(rng: np.random.Generator) -> Feed:
     for h in range(6):
         labels = {"host": f"h{h}", "team": "web" if h % 2 else "db"}
         region = "eu" if h < 3 else "us"
-        ts = sorted({NOW - MINUTE - 10 * S, NOW - MINUTE, NOW - 1, NOW, *rng.integers(NOW - 90 * S, NOW, 30).tolist()})
+        edges = {NOW - MINUTE - 10 * S, NOW - MINUTE, NOW - 10 * MINUTE, NOW - 10 * MINUTE - 1, NOW - 1, NOW}
+        ts = sorted({*edges, *rng.integers(NOW - 11 * MINUTE, NOW, 30).tolist()})
         # Quarter steps: float sums are exact whatever the merge order.
         values = (rng.integers(0, 400, len(ts)) / 4).tolist()
         feed.add("cpu", MetricKind.GAUGE, labels, ts, values=values, region=region)
@@ -219,25 +221,26 @@ def seeded_feed(rng: np.random.Generator) -> Feed:
     ("group_by", "where"),
     [((), ()), (("region",), ()), (("team",), ("host=~h[0-4]",)), (("*",), ("team!=db",))],
 )
+@pytest.mark.parametrize("window_ms", [MINUTE, 10 * MINUTE])
 async def test_value_is_exactly_what_the_query_engine_returns(
-    metric: str, agg: str, group_by: tuple[str, ...], where: tuple[str, ...]
+    metric: str, agg: str, group_by: tuple[str, ...], where: tuple[str, ...], window_ms: int
 ) -> None:
-    feed = seeded_feed(np.random.default_rng(hash((metric, agg, group_by)) % 2**32))
+    feed = seeded_feed(np.random.default_rng(zlib.crc32(repr((metric, agg, group_by, where)).encode())))
     clock = [NOW]
     log = MemoryEventLog()
     await append(log, feed)
-    r = rule(metric=metric, agg=agg, group_by=group_by, where=where)
+    r = rule(metric=metric, agg=agg, group_by=group_by, where=where, window_ms=window_ms)
     harness = Harness(log, {TENANT: [r]}, clock)
     await harness.start()
     await harness.at(NOW)
     got = harness.evaluator.values(TENANT, r.name, NOW)
 
-    engine = await query_engine_over(feed, MINUTE, clock)
+    engine = await query_engine_over(feed, window_ms, clock)
     result = await engine.query(
         QuerySpec(
             tenant=TENANT,
             metric=metric,
-            start_ms=NOW - MINUTE,
+            start_ms=NOW - window_ms,
             end_ms=NOW,
             period="w",
             agg=agg,
@@ -247,7 +250,7 @@ async def test_value_is_exactly_what_the_query_engine_returns(
     )
     expected = {}
     for series in result.series:
-        assert series.ts.tolist() == [NOW - MINUTE]  # one bucket: the window
+        assert series.ts.tolist() == [NOW - window_ms]  # one bucket: the window
         expected[tuple(sorted(series.labels.items()))] = float(series.values[0])
     assert expected, "the query found nothing: the test would prove nothing"
     assert got.keys() == expected.keys()
