@@ -32,6 +32,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -45,7 +46,7 @@ from contracts.argus.events.v1 import events_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.alerting.lifecycle import AlertState, InstanceKey, InstanceState, Transition, restore, step
 from core.alerting.model import AlertRule
-from core.consumer import Delivery
+from core.consumer import ConsumerRunner, Delivery
 from core.errors import ArgusError
 from core.events import ALERTS_TOPIC, decode_record, make_event
 from core.model import MetricKind
@@ -610,3 +611,15 @@ def _query_url(rule: AlertRule) -> str:
     params += [("where", w) for w in query.where]
     params += [("group_by", g) for g in query.group_by]
     return "/api/v1/query?" + urlencode(params)
+
+
+async def run_evaluator(
+    evaluator: AlertEvaluator, runner: ConsumerRunner[events_pb2.SampleBatchAccepted], stop: asyncio.Event
+) -> None:
+    """The service loop of one evaluator: restore instances from the alerts topic, catch up
+    with the samples topic from the group's commit (rebuilding the windows), then evaluate
+    due rules on every turn of the runner until `stop` is set."""
+    await evaluator.start()
+    await runner.catch_up(force=False)
+    evaluator.start_evaluating()
+    await runner.run(stop)

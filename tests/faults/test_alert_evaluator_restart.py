@@ -18,7 +18,7 @@ from core.alerting.model import AlertRule
 from core.consumer import ConsumerRunner
 from core.events import ALERTS_TOPIC, SAMPLES_TOPIC
 from core.model import MetricKind
-from query_side.alerts.evaluator import EVALUATOR_GROUP, AlertEvaluator
+from query_side.alerts.evaluator import EVALUATOR_GROUP, AlertEvaluator, run_evaluator
 from tests.unit.test_alert_evaluator import NOW, PARTITIONS, TENANT, Feed, Harness, alert_events, append, rule
 
 S = 1_000
@@ -69,10 +69,7 @@ class Member:
     async def start(self) -> None:
         await self.log.start()
         await self.log.ensure_topic(SAMPLES_TOPIC, PARTITIONS)
-        await self.evaluator.start()
-        await self.runner.catch_up(idle_timeout_s=0.05, force=False)
-        self.evaluator.start_evaluating()
-        self.task = asyncio.create_task(self.runner.run(self.stop))
+        self.task = asyncio.create_task(run_evaluator(self.evaluator, self.runner, self.stop))
 
     async def step(self, feed: Feed, tick: int) -> None:
         """Append the samples up to `tick`, wait until applied, then let the clock reach it and
