@@ -411,3 +411,27 @@ async def test_crash_and_restart_recreates_the_same_transition_ids() -> None:
         (e.sequence, e.to_state, e.evaluated_at_ms) for _, e in expected
     ]
     assert got[0][1].annotations["s"] == "95"
+
+
+async def test_change_condition_compares_with_the_window_over_ms_earlier() -> None:
+    log = MemoryEventLog()
+    clock = [NOW]
+    r = AlertRule(
+        name="jump",
+        query=RuleQuery(metric="cpu", agg="avg"),
+        window_ms=10 * S,
+        condition=Condition(op=ConditionOp.CHANGE, threshold=50.0, over_ms=10 * S),
+        interval_ms=5 * S,
+    )
+    harness = Harness(log, {TENANT: [r]}, clock)
+    await harness.start()
+    feed = Feed()
+    for t in range(0, 40, 5):
+        feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [NOW + t * S], values=[95.0 if t >= 20 else 10.0])
+    await append(log, feed)
+    moves = []
+    for tick in range(5, 45, 5):
+        moves += [(tick, t.to_state) for t in await harness.at(NOW + tick * S)]
+    # At 30 s: [20, 30) averages 95 against 10 over [10, 20). At 25 s and 35 s one window
+    # straddles the jump (52.5): a change of 42.5, not over 50.
+    assert moves == [(30, AlertState.FIRING), (35, AlertState.RESOLVED)]
