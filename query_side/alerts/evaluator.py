@@ -38,6 +38,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -602,8 +603,6 @@ def render(template: str, *, rule: AlertRule, labels: Mapping[str, str], value: 
 
 
 def _query_url(rule: AlertRule) -> str:
-    from urllib.parse import urlencode
-
     query = rule.query
     params: list[tuple[str, str]] = [("metric", query.metric), ("agg", query.agg), ("start", f"-{rule.window_ms}ms")]
     if query.region:
