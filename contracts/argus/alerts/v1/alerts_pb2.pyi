@@ -1,0 +1,74 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AlertState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ALERT_STATE_UNSPECIFIED: _ClassVar[AlertState]
+    ALERT_STATE_INACTIVE: _ClassVar[AlertState]
+    ALERT_STATE_PENDING: _ClassVar[AlertState]
+    ALERT_STATE_FIRING: _ClassVar[AlertState]
+    ALERT_STATE_RESOLVED: _ClassVar[AlertState]
+ALERT_STATE_UNSPECIFIED: AlertState
+ALERT_STATE_INACTIVE: AlertState
+ALERT_STATE_PENDING: AlertState
+ALERT_STATE_FIRING: AlertState
+ALERT_STATE_RESOLVED: AlertState
+
+class AlertStateChanged(_message.Message):
+    __slots__ = ("tenant", "rule", "instance_labels", "from_state", "to_state", "value", "evaluated_at_ms", "since_ms", "reason", "sequence", "annotations", "rule_labels", "severity", "instance_id")
+    class InstanceLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class AnnotationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class RuleLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATE_FIELD_NUMBER: _ClassVar[int]
+    TO_STATE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    RULE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    rule: str
+    instance_labels: _containers.ScalarMap[str, str]
+    from_state: AlertState
+    to_state: AlertState
+    value: float
+    evaluated_at_ms: int
+    since_ms: int
+    reason: str
+    sequence: int
+    annotations: _containers.ScalarMap[str, str]
+    rule_labels: _containers.ScalarMap[str, str]
+    severity: str
+    instance_id: str
+    def __init__(self, tenant: _Optional[str] = ..., rule: _Optional[str] = ..., instance_labels: _Optional[_Mapping[str, str]] = ..., from_state: _Optional[_Union[AlertState, str]] = ..., to_state: _Optional[_Union[AlertState, str]] = ..., value: _Optional[float] = ..., evaluated_at_ms: _Optional[int] = ..., since_ms: _Optional[int] = ..., reason: _Optional[str] = ..., sequence: _Optional[int] = ..., annotations: _Optional[_Mapping[str, str]] = ..., rule_labels: _Optional[_Mapping[str, str]] = ..., severity: _Optional[str] = ..., instance_id: _Optional[str] = ...) -> None: ...

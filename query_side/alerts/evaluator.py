@@ -1,0 +1,624 @@
+"""The streaming alert evaluator: samples topic -> rule windows in memory -> lifecycle
+transitions on the alerts topic (docs/decisions/0024-streaming-alert-evaluation.md).
+
+Guarantees:
+
+- **Same number as the query API.** A rule's value at evaluation time `t` is its `agg` read
+  off the merge (core/points semantics) of every point of its selected series in the window
+  `[t - window, t)`, widened to whole steps like `planner.align`, per group_by combination:
+  what `/api/v1/query` returns for that range on a tier whose step is the window (one
+  bucket; `rate` is the sum per second of the window). Matchers are the query's
+  (`planner.parse_matcher` / `compile_selector`, RE2), group_by is the query's
+  (`validate_group_by`, `*` = every series apart).
+- **Seen as soon as applied.** Samples are bucketed into the rule's windows as the runner
+  applies them, not after the read models flush; each rule is evaluated every
+  `interval_ms` at the tick `t = now - now % interval_ms` (the same ticks in every process).
+- **Only what the rules need.** Per rule: the points of its selected series within
+  `window + over_ms` (change conditions) before now, at a 5 s step (1 m for windows over
+  5 min that are whole minutes, 1 s for windows that are not whole 5 s). At most
+  `max_series_per_rule` series per rule: a rule over the cap is not evaluated and its status
+  says so (its instances keep their state: no false resolve).
+- **Tenants isolated.** A rule only sees series of batches of its own tenant.
+- **Crash-safe, no duplicates.** Offsets are committed only up to the first record whose
+  samples may still fall into a window, so a restart re-reads exactly the windows from the
+  log; instance states are restored from their last transition on the alerts topic. Every
+  transition's event id is SHA-256 over (tenant, rule, instance labels, sequence): the same
+  transition re-created after a crash is dropped on append (embedded log) or by readers (ids).
+  A transition is appended before the instance's state moves on: a failed append loses
+  nothing, the next tick makes it again.
+- Rules with windows over `MAX_STREAMING_WINDOW_MS` (1 h) are not evaluated here
+  (`RuleStatus.route == "query_engine"`): they belong on the query engine's coarser tiers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
+
+import numpy as np
+
+from contracts.argus.alerts.v1 import alerts_pb2
+from contracts.argus.events.v1 import events_pb2
+from contracts.argus.metrics.v1 import metrics_pb2
+from core.alerting.lifecycle import AlertState, InstanceKey, InstanceState, Transition, restore, step
+from core.alerting.model import AlertRule
+from core.consumer import ConsumerRunner, Delivery
+from core.errors import ArgusError
+from core.events import ALERTS_TOPIC, decode_record, make_event
+from core.model import MetricKind
+from core.points import Points, merge, read_agg
+from core.ports import Event, EventLog, LogRecord
+from core.samples import SampleBuffer, decode_sample_batch
+from query_side.planner import (
+    REGION_LABEL,
+    Selector,
+    align,
+    compile_selector,
+    parse_matcher,
+    validate_agg,
+    validate_group_by,
+)
+
+log = logging.getLogger(__name__)
+
+RulesSource = Callable[[], Mapping[str, Sequence[AlertRule]]]
+"""The current rules per tenant (the config view; tests pass them directly)."""
+
+EVALUATOR_GROUP = "alert-evaluator"
+ALERT_PARTITIONS = 4
+"""Partitions the evaluator creates the alerts topic with (if it does not exist)."""
+MAX_STREAMING_WINDOW_MS = 3_600_000
+DEFAULT_MAX_SERIES_PER_RULE = 10_000
+"""As many series as one query may match (planner.MAX_SERIES)."""
+
+STREAMING = "streaming"
+QUERY_ENGINE = "query_engine"
+
+_STATE_TO_PROTO = {
+    AlertState.INACTIVE: alerts_pb2.ALERT_STATE_INACTIVE,
+    AlertState.PENDING: alerts_pb2.ALERT_STATE_PENDING,
+    AlertState.FIRING: alerts_pb2.ALERT_STATE_FIRING,
+    AlertState.RESOLVED: alerts_pb2.ALERT_STATE_RESOLVED,
+}
+_STATE_FROM_PROTO = {v: k for k, v in _STATE_TO_PROTO.items()}
+
+
+def step_for(window_ms: int) -> int:
+    """The bucket step a rule's window is kept at (see the module docstring)."""
+    if window_ms > 300_000 and window_ms % 60_000 == 0:
+        return 60_000
+    if window_ms % 5_000 == 0:
+        return 5_000
+    return 1_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleStatus:
+    """What the evaluator says about one rule (admin views, readiness)."""
+
+    tenant: str
+    rule: str
+    route: str
+    """`streaming` (here) or `query_engine` (window over 1 h: not evaluated here)."""
+    step_ms: int
+    series: int
+    instances: int
+    last_evaluated_ms: int | None
+    error: str = ""
+    """Why the rule is not evaluated (over the series cap, an agg its metric has not, warming
+    up); empty when it is."""
+
+
+@dataclass(slots=True)
+class _Watch:
+    """One rule's state: its selected series, their points, its instances."""
+
+    tenant: str
+    rule: AlertRule
+    selector: Selector
+    group_by: tuple[str, ...] | None
+    step_ms: int
+    route: str
+    ready_at_ms: int
+    agg: str = ""
+    error: str = ""
+    over_cap: bool = False
+    series: dict[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """Selected series id -> its group's labels."""
+    rejected: set[int] = field(default_factory=set)
+    parts: list[Points] = field(default_factory=list)
+    instances: dict[tuple[tuple[str, str], ...], InstanceState] = field(default_factory=dict)
+    last_tick_ms: int | None = None
+
+    @property
+    def horizon_ms(self) -> int:
+        return self.rule.window_ms + self.rule.condition.over_ms + self.step_ms
+
+
+_Made = tuple[_Watch, tuple[tuple[str, str], ...], InstanceState, Transition]
+"""A transition made by an evaluation, with the instance's state after it."""
+
+
+def _watch(tenant: str, rule: AlertRule, *, ready_at_ms: int) -> _Watch:
+    window = rule.window_ms
+    route = STREAMING if window <= MAX_STREAMING_WINDOW_MS else QUERY_ENGINE
+    error = ""
+    selector = Selector()
+    group_by: tuple[str, ...] | None = ()
+    try:
+        selector = compile_selector([parse_matcher(w) for w in rule.query.where], region=rule.query.region or None)
+        group_by = validate_group_by(rule.query.group_by)
+    except ArgusError as exc:
+        error = str(exc)
+    if route == QUERY_ENGINE:
+        error = error or "window over 1 h: evaluated on the query engine, not streaming"
+    return _Watch(
+        tenant=tenant,
+        rule=rule,
+        selector=selector,
+        group_by=group_by,
+        step_ms=step_for(window),
+        route=route,
+        ready_at_ms=ready_at_ms,
+        error=error,
+    )
+
+
+class AlertEvaluator:
+    """A ConsumerHandler of the samples topic (core/consumer.py) that evaluates alert rules.
+
+    Drive it with a ConsumerRunner (group EVALUATOR_GROUP): `catch_up` first, then
+    `start_evaluating()`, then `run` (its `housekeeping` evaluates due rules). Or call
+    `evaluate(now_ms)` directly (tests, backtests)."""
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        rules: RulesSource,
+        clock_ms: Callable[[], int],
+        max_series_per_rule: int = DEFAULT_MAX_SERIES_PER_RULE,
+        alert_partitions: int = ALERT_PARTITIONS,
+    ) -> None:
+        self._log = log
+        self._rules = rules
+        self._clock = clock_ms
+        self._max_series = max_series_per_rule
+        self._alert_partitions = alert_partitions
+        self._watches: dict[tuple[str, str], _Watch] = {}
+        self._by_metric: dict[tuple[str, str], list[_Watch]] = {}
+        self._restored: dict[tuple[str, str], dict[tuple[tuple[str, str], ...], InstanceState]] = {}
+        self._started = False
+        self._evaluating = False
+        # Per partition: (offset, newest sample ts) of applied records that may still be
+        # needed, and the next offset after the last one applied or skipped.
+        self._held: dict[int, list[tuple[int, int]]] = {}
+        self._next: dict[int, int] = {}
+        self._seen: dict[bytes, int] = {}
+        self._partition_of: dict[int, int] = {}
+        self.transitions_appended = 0
+        self.duplicates_dropped = 0
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the alerts topic if needed and restore every instance's state from its last
+        transition there. Call before consuming."""
+        self._alert_partitions = await self._log.ensure_topic(ALERTS_TOPIC, self._alert_partitions)
+        last: dict[str, Transition] = {}
+        for partition in range(self._alert_partitions):
+            offset = 0
+            while records := await self._log.read(ALERTS_TOPIC, partition, offset, 1000):
+                for record in records:
+                    transition = _read_transition(record)
+                    if transition is None:
+                        continue
+                    instance = transition.key.instance_id
+                    held = last.get(instance)
+                    if held is None or held.sequence < transition.sequence:
+                        last[instance] = transition
+                offset = records[-1].offset + 1
+        self._restored = {}
+        for transition in last.values():
+            key = transition.key
+            self._restored.setdefault((key.tenant, key.rule), {})[key.labels] = restore(transition)
+        self._started = True
+        self._refresh_rules(self._clock(), initial=True)
+
+    def start_evaluating(self) -> None:
+        """From now on `housekeeping` evaluates due rules (call once caught up with the log)."""
+        self._evaluating = True
+
+    # -- rules ----------------------------------------------------------------------------
+
+    def _refresh_rules(self, now_ms: int, *, initial: bool = False) -> None:
+        current = self._rules()
+        wanted: dict[tuple[str, str], AlertRule] = {
+            (tenant, rule.name): rule for tenant, rules in current.items() for rule in rules
+        }
+        changed = False
+        for key in [k for k in self._watches if k not in wanted]:
+            del self._watches[key]
+            changed = True
+        for key, rule in wanted.items():
+            held = self._watches.get(key)
+            if held is not None and held.rule == rule:
+                continue
+            # A rule that appears (or changes) after start has no history: it waits a window.
+            ready = now_ms if initial else now_ms + rule.window_ms + rule.condition.over_ms
+            watch = _watch(key[0], rule, ready_at_ms=ready)
+            if held is not None:
+                watch.instances = held.instances
+            else:
+                watch.instances = dict(self._restored.get(key, {}))
+            self._watches[key] = watch
+            changed = True
+        if changed:
+            self._by_metric = {}
+            for watch in self._watches.values():
+                if watch.route == STREAMING:
+                    self._by_metric.setdefault((watch.tenant, watch.rule.query.metric), []).append(watch)
+
+    # -- ConsumerHandler ------------------------------------------------------------------
+
+    def decode(self, record: LogRecord) -> events_pb2.SampleBatchAccepted:
+        return decode_sample_batch(record)
+
+    async def apply(self, deliveries: Sequence[Delivery[events_pb2.SampleBatchAccepted]]) -> None:
+        if not self._started:
+            await self.start()
+        now_ms = self._clock()
+        horizon = max((w.horizon_ms for w in self._watches.values()), default=0)
+        buffer = SampleBuffer()
+        wanted: dict[int, list[_Watch]] = {}
+        for delivery in deliveries:
+            record, batch = delivery.record, delivery.value
+            partition, offset = record.partition, record.offset
+            self._next[partition] = offset + 1
+            event_id = record.event.event_id
+            if event_id in self._seen:
+                self.duplicates_dropped += 1
+                continue
+            newest = max((max(s.timestamps_ms, default=0) for s in batch.series), default=0)
+            if newest < now_ms - horizon:
+                continue  # nothing of it can fall into a window any more
+            self._seen[event_id] = newest
+            self._held.setdefault(partition, []).append((offset, newest))
+            selected = events_pb2.SampleBatchAccepted(tenant=batch.tenant)
+            for sid, series in zip(batch.series_ids, batch.series, strict=True):
+                watches = self._select(batch.tenant, sid, series)
+                if watches:
+                    selected.series.append(series)
+                    selected.series_ids.append(sid)
+                    wanted.setdefault(sid, []).extend(watches)
+                    self._partition_of[sid] = partition
+            if selected.series:
+                buffer.add(selected, partition, offset)
+        if not wanted:
+            return
+        by_step: dict[int, Points] = {}
+        for columns in buffer.drain():
+            for step_ms in {w.step_ms for ws in wanted.values() for w in ws}:
+                points = columns.to_points(None, step_ms)
+                by_step[step_ms] = merge(by_step[step_ms], points) if step_ms in by_step else points
+        for watch in {id(w): w for ws in wanted.values() for w in ws}.values():
+            found = by_step.get(watch.step_ms)
+            if found is None:
+                continue
+            points = found
+            keep = np.isin(points.key, np.fromiter(watch.series, dtype=np.int64, count=len(watch.series)))
+            keep &= points.ts >= now_ms - watch.horizon_ms
+            if keep.any():
+                watch.parts.append(points.take(keep))
+
+    def _select(self, tenant: str, sid: int, series: metrics_pb2.SeriesSamples) -> list[_Watch]:
+        """The streaming rules of `tenant` that watch this series (selecting it on first sight)."""
+        metric: str = series.metric
+        watches = self._by_metric.get((tenant, metric))
+        if not watches:
+            return []
+        out = []
+        labels: dict[str, str] | None = None
+        for watch in watches:
+            if sid in watch.series:
+                out.append(watch)
+                continue
+            if sid in watch.rejected or watch.over_cap:
+                continue
+            if labels is None:
+                labels = {label.name: label.value for label in series.labels}
+                labels[REGION_LABEL] = series.region
+            if not watch.selector.matches(labels):
+                watch.rejected.add(sid)
+                continue
+            if len(watch.series) >= self._max_series:
+                watch.over_cap = True
+                watch.error = (
+                    f"rule {watch.rule.name} selects more than {self._max_series:,} series of "
+                    f"{metric}; it is not evaluated (narrow it with where= matchers or a region)"
+                )
+                log.warning("alert rule over its series cap", extra={"tenant": tenant, "rule": watch.rule.name})
+                continue
+            if not watch.series and not watch.error:
+                kind = int(series.kind)
+                try:
+                    watch.agg = validate_agg(watch.rule.query.agg, MetricKind(kind))
+                except (ArgusError, ValueError) as exc:
+                    watch.error = str(exc)
+            watch.series[sid] = _group_of(labels, watch.group_by)
+            out.append(watch)
+        return out
+
+    def skip(self, partition: int, offset: int) -> None:
+        self._next[partition] = offset + 1
+
+    def buffer_full(self) -> bool:
+        return False
+
+    async def settle(self, *, force: bool) -> Mapping[int, int]:
+        """Per partition, the first offset whose samples may still be in a window (all after
+        it are re-read after a restart), else the next offset: what is safe to commit."""
+        now_ms = self._clock()
+        horizon = max((w.horizon_ms for w in self._watches.values()), default=0)
+        out: dict[int, int] = {}
+        for partition, next_offset in self._next.items():
+            held = [(o, ts) for o, ts in self._held.get(partition, []) if ts >= now_ms - horizon]
+            self._held[partition] = held
+            out[partition] = held[0][0] if held else next_offset
+        self._seen = {e: ts for e, ts in self._seen.items() if ts >= now_ms - horizon}
+        return out
+
+    def reset(self) -> None:
+        for watch in self._watches.values():
+            watch.parts = []
+        self._held, self._next, self._seen = {}, {}, {}
+
+    async def reassigned(self, partitions: frozenset[int]) -> None:
+        lost = {sid for sid, p in self._partition_of.items() if p not in partitions}
+        if lost:
+            drop = np.fromiter(lost, dtype=np.int64, count=len(lost))
+            for watch in self._watches.values():
+                watch.parts = [p.take(~np.isin(p.key, drop)) for p in watch.parts]
+        for partition in [p for p in self._next if p not in partitions]:
+            del self._next[partition]
+            self._held.pop(partition, None)
+
+    async def housekeeping(self) -> None:
+        if self._evaluating:
+            await self.evaluate(self._clock())
+
+    # -- evaluation -----------------------------------------------------------------------
+
+    async def evaluate(self, now_ms: int) -> list[Transition]:
+        """Evaluate every rule due at `now_ms` (at its tick `now - now % interval`) and append
+        the transitions to the alerts topic. Returns them (appended or already there)."""
+        if not self._started:
+            await self.start()
+        self._refresh_rules(now_ms)
+        made: list[_Made] = []
+        evaluated: list[tuple[_Watch, int]] = []
+        for watch in self._watches.values():
+            interval = max(watch.rule.interval_ms, 1)
+            tick = now_ms - now_ms % interval
+            if watch.last_tick_ms is not None and tick <= watch.last_tick_ms:
+                continue
+            if watch.route != STREAMING or watch.error or tick < watch.ready_at_ms:
+                continue
+            made.extend(self._evaluate_rule(watch, tick))
+            evaluated.append((watch, tick))
+        if made:
+            events = [self._event(watch, transition) for watch, _, _, transition in made]
+            result = await self._log.append(ALERTS_TOPIC, events)
+            self.transitions_appended += len(events) - result.duplicates
+        # Only now (durable) do the instances and ticks move on: a failed append is retried.
+        for watch, labels, state, _ in made:
+            watch.instances[labels] = state
+        for watch, tick in evaluated:
+            watch.last_tick_ms = tick
+        return [t for _, _, _, t in made]
+
+    def positions(self) -> dict[int, int]:
+        """Per partition, the next offset after the last record applied or skipped."""
+        return dict(self._next)
+
+    def values(self, tenant: str, rule: str, now_ms: int) -> dict[tuple[tuple[str, str], ...], float]:
+        """The rule's value per instance over [now - window, now): what `evaluate` compares."""
+        watch = self._watches[(tenant, rule)]
+        return self._window_values(watch, now_ms - watch.rule.window_ms, now_ms)
+
+    def _evaluate_rule(self, watch: _Watch, tick: int) -> list[_Made]:
+        rule = watch.rule
+        self._compact(watch, tick)
+        current = self._window_values(watch, tick - rule.window_ms, tick)
+        over = rule.condition.over_ms
+        earlier = self._window_values(watch, tick - over - rule.window_ms, tick - over) if over > 0 else {}
+        instances = set(watch.instances) | set(current)
+        if watch.group_by == ():
+            instances.add(())
+        out = []
+        for labels in sorted(instances):
+            state = watch.instances.get(labels, InstanceState())
+            key = InstanceKey(tenant=watch.tenant, rule=rule.name, labels=labels)
+            new, transition = step(
+                rule, key, state, value=current.get(labels), now_ms=tick, earlier=earlier.get(labels)
+            )
+            if transition is not None:
+                out.append((watch, labels, new, transition))
+            elif new != state:
+                watch.instances[labels] = new
+            elif labels not in current and new.sequence == 0 and labels != ():
+                watch.instances.pop(labels, None)  # never transitioned and gone: forget it
+        return out
+
+    def _compact(self, watch: _Watch, tick: int) -> None:
+        """Merge the rule's parts into one and drop points older than its horizon."""
+        if not watch.parts:
+            return
+        points = merge(*watch.parts)
+        keep = points.ts >= tick - watch.horizon_ms
+        watch.parts = [points if keep.all() else points.take(keep)]
+
+    def _window_values(self, watch: _Watch, start_ms: int, end_ms: int) -> dict[tuple[tuple[str, str], ...], float]:
+        """Per group: `agg` of the merge of every point in [start, end) widened to steps."""
+        if not watch.parts or watch.error:
+            return {}
+        lo, hi = align(start_ms, end_ms, watch.step_ms)
+        points = watch.parts[0] if len(watch.parts) == 1 else merge(*watch.parts)
+        inside = points.take((points.ts >= lo) & (points.ts < hi))
+        if len(inside) == 0:
+            return {}
+        groups: dict[tuple[tuple[str, str], ...], int] = {}
+        group_ids = np.fromiter(
+            (groups.setdefault(watch.series[sid], len(groups)) for sid in inside.key.tolist()),
+            dtype=np.int64,
+            count=len(inside),
+        )
+        collapsed = merge(replace(inside.with_key(group_ids), ts=np.full(len(inside), lo, dtype=np.int64)))
+        values = read_agg(collapsed, watch.agg, hi - lo)
+        labels_of = {gid: labels for labels, gid in groups.items()}
+        return {labels_of[int(k)]: float(v) for k, v in zip(collapsed.key.tolist(), values.tolist(), strict=True)}
+
+    def _event(self, watch: _Watch, transition: Transition) -> tuple[int, Event]:
+        rule = watch.rule
+        key = transition.key
+        instance_id = key.instance_id
+        labels = dict(key.labels)
+        message = alerts_pb2.AlertStateChanged(
+            tenant=key.tenant,
+            rule=key.rule,
+            instance_labels=labels,
+            from_state=_STATE_TO_PROTO[transition.from_state],
+            to_state=_STATE_TO_PROTO[transition.to_state],
+            value=transition.value,
+            evaluated_at_ms=transition.evaluated_at_ms,
+            since_ms=transition.since_ms,
+            reason=transition.reason,
+            sequence=transition.sequence,
+            annotations={
+                name: render(template, rule=rule, labels=labels, value=transition.value)
+                for name, template in rule.annotations.items()
+            },
+            rule_labels=dict(rule.labels),
+            severity=rule.severity,
+            instance_id=instance_id,
+        )
+        event = make_event(
+            message,
+            identity=transition.event_id_identity,
+            partition_key=bytes.fromhex(instance_id),
+            time_ms=transition.evaluated_at_ms,
+        )
+        partition = int.from_bytes(bytes.fromhex(instance_id)[:8], "big") % self._alert_partitions
+        return partition, event
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> list[RuleStatus]:
+        now_ms = self._clock()
+        out = []
+        for (tenant, name), watch in sorted(self._watches.items()):
+            error = watch.error
+            if not error and now_ms < watch.ready_at_ms:
+                error = "warming up: a rule added after start waits one window before it is evaluated"
+            out.append(
+                RuleStatus(
+                    tenant=tenant,
+                    rule=name,
+                    route=watch.route,
+                    step_ms=watch.step_ms,
+                    series=len(watch.series),
+                    instances=len(watch.instances),
+                    last_evaluated_ms=watch.last_tick_ms,
+                    error=error,
+                )
+            )
+        return out
+
+    def instance_state(self, tenant: str, rule: str, labels: Mapping[str, str] | None = None) -> InstanceState:
+        watch = self._watches[(tenant, rule)]
+        return watch.instances.get(tuple(sorted((labels or {}).items())), InstanceState())
+
+
+def _group_of(labels: Mapping[str, str], group_by: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
+    """The instance labels of a series, as the query groups it (a missing label is "")."""
+    if group_by is None:
+        return tuple(sorted(labels.items()))
+    return tuple(sorted((name, labels.get(name, "")) for name in group_by))
+
+
+def _read_transition(record: LogRecord) -> Transition | None:
+    """A transition from an alerts-topic record (None for other event types: the topic also
+    carries acknowledgements, notifications ...)."""
+    if record.event.type != alerts_pb2.AlertStateChanged.DESCRIPTOR.full_name:
+        return None
+    try:
+        message = decode_record(record, alerts_pb2.AlertStateChanged)
+    except ArgusError as exc:
+        log.warning(
+            "skipping an unreadable alert transition at %s/%d@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            exc,
+        )
+        return None
+    return Transition(
+        key=InstanceKey.of(message.tenant, message.rule, dict(message.instance_labels)),
+        from_state=_STATE_FROM_PROTO.get(message.from_state, AlertState.INACTIVE),
+        to_state=_STATE_FROM_PROTO.get(message.to_state, AlertState.INACTIVE),
+        value=message.value,
+        evaluated_at_ms=message.evaluated_at_ms,
+        since_ms=message.since_ms,
+        reason=message.reason,
+        sequence=message.sequence,
+    )
+
+
+_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+
+
+def render(template: str, *, rule: AlertRule, labels: Mapping[str, str], value: float) -> str:
+    """`{{ value }}`, `{{ rule }}`, `{{ labels.NAME }}` (instance labels, then the rule's; a
+    missing one renders empty), `{{ query_url }}`; anything else is left as written."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "value":
+            return "no data" if math.isnan(value) else f"{value:g}"
+        if name == "rule":
+            return rule.name
+        if name == "query_url":
+            return _query_url(rule)
+        if name.startswith("labels."):
+            label = name.removeprefix("labels.")
+            return labels.get(label, rule.labels.get(label, ""))
+        return match.group(0)
+
+    return _TEMPLATE.sub(one, template)
+
+
+def _query_url(rule: AlertRule) -> str:
+    query = rule.query
+    params: list[tuple[str, str]] = [("metric", query.metric), ("agg", query.agg), ("start", f"-{rule.window_ms}ms")]
+    if query.region:
+        params.append(("region", query.region))
+    params += [("where", w) for w in query.where]
+    params += [("group_by", g) for g in query.group_by]
+    return "/api/v1/query?" + urlencode(params)
+
+
+async def run_evaluator(
+    evaluator: AlertEvaluator, runner: ConsumerRunner[events_pb2.SampleBatchAccepted], stop: asyncio.Event
+) -> None:
+    """The service loop of one evaluator: restore instances from the alerts topic, catch up
+    with the samples topic from the group's commit (rebuilding the windows), then evaluate
+    due rules on every turn of the runner until `stop` is set."""
+    await evaluator.start()
+    await runner.catch_up(force=False)
+    evaluator.start_evaluating()
+    await runner.run(stop)

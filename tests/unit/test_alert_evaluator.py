@@ -1,0 +1,437 @@
+"""The streaming alert evaluator: its values are the query engine's numbers, its transitions
+follow the lifecycle, tenants are apart, and a crash and restart re-creates the same ids."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from contracts.argus.alerts.v1 import alerts_pb2
+from contracts.argus.events.v1 import events_pb2
+from core.adapters.memory_event_log import MemoryEventLog
+from core.adapters.memory_hot_store import MemoryHotStore
+from core.alerting.lifecycle import AlertState
+from core.alerting.model import AlertRule, Condition, ConditionOp, NoDataPolicy, RuleQuery
+from core.chunks import encode_chunk
+from core.consumer import ConsumerRunner
+from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_payload, digest, make_event
+from core.model import MetricKind, Tier, partition_of, series_id
+from core.ports import Event, EventLog, SeriesRecord, StoredChunk
+from core.samples import SampleBuffer
+from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator
+from query_side.engine import QueryEngine
+from query_side.planner import QuerySpec, parse_matcher
+
+S = 1_000
+MINUTE = 60 * S
+NOW = 1_764_072_000_000  # on every step boundary
+TENANT = "acme"
+PARTITIONS = 3
+
+
+# ------------------------------------------------------------------------------ samples
+
+
+@dataclass
+class Feed:
+    """Sample batches as ingest appends them (one batch per call, partitioned by series)."""
+
+    batches: list[events_pb2.SampleBatchAccepted] = field(default_factory=list)
+
+    def add(
+        self,
+        metric: str,
+        kind: MetricKind,
+        labels: Mapping[str, str],
+        ts: Sequence[int],
+        *,
+        values: Sequence[float] = (),
+        observations: Sequence[Sequence[float]] = (),
+        region: str = "eu",
+        tenant: str = TENANT,
+    ) -> None:
+        batch = events_pb2.SampleBatchAccepted(tenant=tenant, source="test", batch_id=f"b{len(self.batches)}")
+        s = batch.series.add(metric=metric, kind=kind, region=region, timestamps_ms=list(ts))
+        for name, value in sorted(labels.items()):
+            s.labels.add(name=name, value=value)
+        if kind == MetricKind.TIMER:
+            s.observation_counts.extend(len(o) for o in observations)
+            s.observations.extend(x for o in observations for x in o)
+        else:
+            s.values.extend(values)
+        batch.series_ids.append(series_id(tenant, region, metric, tuple(sorted(labels.items()))))
+        self.batches.append(batch)
+
+    def events(self, start: int = 0) -> list[tuple[int, Event]]:
+        out = []
+        for n, batch in enumerate(self.batches[start:], start):
+            partition = partition_of(batch.series_ids[0], PARTITIONS)
+            out.append((partition, make_event(batch, identity=digest(str(n)), partition_key=b"k", time_ms=NOW)))
+        return out
+
+
+async def append(log: EventLog, feed: Feed, start: int = 0) -> None:
+    await log.ensure_topic(SAMPLES_TOPIC, PARTITIONS)
+    await log.append(SAMPLES_TOPIC, feed.events(start))
+
+
+async def query_engine_over(feed: Feed, window_ms: int, clock: list[int]) -> QueryEngine:
+    """A query engine over the same samples, with a tier whose step is the window (so one
+    query bucket is one evaluation window) beside the 5 s tier."""
+    tiers = (
+        Tier(name="5s", step_ms=5 * S, chunk_span_ms=3_600_000, retention_ms=7 * 86_400_000),
+        Tier(name="w", step_ms=window_ms, chunk_span_ms=window_ms * 64, retention_ms=7 * 86_400_000),
+    )
+    store = MemoryHotStore(tiers=tiers)
+    buffer = SampleBuffer()
+    records = []
+    for batch in feed.batches:
+        buffer.add(batch, 0, 0)
+        for sid, s in zip(batch.series_ids, batch.series, strict=True):
+            labels = tuple(sorted((label.name, label.value) for label in s.labels))
+            records.append(
+                SeriesRecord(
+                    tenant=batch.tenant,
+                    series_id=sid,
+                    metric=s.metric,
+                    kind=int(s.kind),
+                    region=s.region,
+                    labels=labels,
+                    first_seen_ms=0,
+                    last_seen_ms=NOW,
+                )
+            )
+    kinds = dict(buffer.kinds)
+    await store.upsert_series(records)
+    for columns in buffer.drain():
+        for tier in tiers:
+            points = columns.to_points(None, tier.step_ms)
+            for sid in np.unique(points.key).tolist():
+                mine = points.take(points.key == sid)
+                starts = mine.ts - mine.ts % tier.chunk_span_ms
+                chunks = []
+                for start in np.unique(starts).tolist():
+                    part = mine.take(starts == start)
+                    data = encode_chunk(part, kind=MetricKind(kinds[sid]), step_ms=tier.step_ms, chunk_start_ms=start)
+                    chunks.append(
+                        StoredChunk(series_id=sid, chunk_start_ms=start, data=data, partition=0, applied_offset=1)
+                    )
+                await store.write_chunks(tier.name, chunks)
+    return QueryEngine(store, store, tiers, clock=lambda: clock[0])
+
+
+def rule(
+    name: str = "r",
+    *,
+    metric: str = "cpu",
+    agg: str = "avg",
+    window_ms: int = MINUTE,
+    group_by: tuple[str, ...] = (),
+    where: tuple[str, ...] = (),
+    op: ConditionOp = ConditionOp.ABOVE,
+    threshold: float = 90.0,
+    **kw: Any,
+) -> AlertRule:
+    return AlertRule(
+        name=name,
+        query=RuleQuery(metric=metric, agg=agg, group_by=group_by, where=where),
+        window_ms=window_ms,
+        condition=Condition(op=op, threshold=threshold),
+        **kw,
+    )
+
+
+class Harness:
+    """An evaluator on a log, driven by hand: append, catch up, evaluate at a time."""
+
+    def __init__(self, log: EventLog, rules: Mapping[str, Sequence[AlertRule]], clock: list[int]) -> None:
+        self.log = log
+        self.clock = clock
+        self.evaluator = AlertEvaluator(log=log, rules=lambda: rules, clock_ms=lambda: clock[0])
+        self.runner: ConsumerRunner[events_pb2.SampleBatchAccepted] = ConsumerRunner(
+            name="alert-evaluator",
+            log=log,
+            topic=SAMPLES_TOPIC,
+            group=EVALUATOR_GROUP,
+            handler=self.evaluator,
+            clock_ms=lambda: clock[0],
+        )
+
+    async def start(self) -> None:
+        await self.log.ensure_topic(SAMPLES_TOPIC, PARTITIONS)
+        await self.evaluator.start()
+
+    async def at(self, now_ms: int) -> list[Any]:
+        self.clock[0] = now_ms
+        await self.runner.catch_up(idle_timeout_s=0.01)
+        return await self.evaluator.evaluate(now_ms)
+
+
+async def alert_events(log: EventLog) -> list[tuple[bytes, alerts_pb2.AlertStateChanged]]:
+    out = []
+    for partition in range(await log.partitions(ALERTS_TOPIC)):
+        for record in await log.read(ALERTS_TOPIC, partition, 0, 10_000):
+            out.append((record.event.event_id, decode_payload(record.event, alerts_pb2.AlertStateChanged)))
+    return sorted(out, key=lambda e: (e[1].evaluated_at_ms, e[1].rule, sorted(e[1].instance_labels.items())))
+
+
+# ------------------------------------------------------------------------------ exactness
+
+
+def seeded_feed(rng: np.random.Generator) -> Feed:
+    """Gauges, counters and timers of 6 hosts in 2 regions around [NOW - 1 min, NOW), another
+    tenant with the same names, samples before and after the window and on its edges."""
+    feed = Feed()
+    for h in range(6):
+        labels = {"host": f"h{h}", "team": "web" if h % 2 else "db"}
+        region = "eu" if h < 3 else "us"
+        edges = {NOW - MINUTE - 10 * S, NOW - MINUTE, NOW - 10 * MINUTE, NOW - 10 * MINUTE - 1, NOW - 1, NOW}
+        ts = sorted({*edges, *rng.integers(NOW - 11 * MINUTE, NOW, 30).tolist()})
+        # Quarter steps: float sums are exact whatever the merge order.
+        values = (rng.integers(0, 400, len(ts)) / 4).tolist()
+        feed.add("cpu", MetricKind.GAUGE, labels, ts, values=values, region=region)
+        feed.add(
+            "requests", MetricKind.COUNTER, labels, ts, values=rng.integers(0, 50, len(ts)).tolist(), region=region
+        )
+        obs = [(rng.integers(1, 2_000, rng.integers(1, 20)) / 4).tolist() for _ in ts]
+        feed.add("latency", MetricKind.TIMER, labels, ts, observations=obs, region=region)
+        feed.add("cpu", MetricKind.GAUGE, labels, ts, values=[1e6] * len(ts), region=region, tenant="other")
+    return feed
+
+
+@pytest.mark.parametrize(
+    ("metric", "agg"),
+    [
+        ("cpu", "avg"),
+        ("cpu", "max"),
+        ("cpu", "count"),
+        ("requests", "sum"),
+        ("requests", "rate"),
+        ("latency", "p99"),
+        ("latency", "count"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("group_by", "where"),
+    [((), ()), (("region",), ()), (("team",), ("host=~h[0-4]",)), (("*",), ("team!=db",))],
+)
+@pytest.mark.parametrize("window_ms", [MINUTE, 10 * MINUTE])
+async def test_value_is_exactly_what_the_query_engine_returns(
+    metric: str, agg: str, group_by: tuple[str, ...], where: tuple[str, ...], window_ms: int
+) -> None:
+    feed = seeded_feed(np.random.default_rng(zlib.crc32(repr((metric, agg, group_by, where)).encode())))
+    clock = [NOW]
+    log = MemoryEventLog()
+    await append(log, feed)
+    r = rule(metric=metric, agg=agg, group_by=group_by, where=where, window_ms=window_ms)
+    harness = Harness(log, {TENANT: [r]}, clock)
+    await harness.start()
+    await harness.at(NOW)
+    got = harness.evaluator.values(TENANT, r.name, NOW)
+
+    engine = await query_engine_over(feed, window_ms, clock)
+    result = await engine.query(
+        QuerySpec(
+            tenant=TENANT,
+            metric=metric,
+            start_ms=NOW - window_ms,
+            end_ms=NOW,
+            period="w",
+            agg=agg,
+            group_by=group_by,
+            matchers=tuple(parse_matcher(w) for w in where),
+        )
+    )
+    expected = {}
+    for series in result.series:
+        assert series.ts.tolist() == [NOW - window_ms]  # one bucket: the window
+        expected[tuple(sorted(series.labels.items()))] = float(series.values[0])
+    assert expected, "the query found nothing: the test would prove nothing"
+    assert got.keys() == expected.keys()
+    for labels, value in expected.items():
+        assert got[labels] == value or (math.isnan(value) and math.isnan(got[labels])), labels
+
+
+async def test_rules_over_an_hour_are_left_to_the_query_engine() -> None:
+    clock = [NOW]
+    harness = Harness(MemoryEventLog(), {TENANT: [rule(window_ms=2 * 3_600_000)]}, clock)
+    await harness.start()
+    [status] = harness.evaluator.status()
+    assert status.route == QUERY_ENGINE and status.error
+
+
+# ------------------------------------------------------------------------------ lifecycle
+
+
+async def run_timeline(
+    log: EventLog, r: AlertRule, values: Mapping[int, float], ticks: Sequence[int], *, tenant_rules: Any = None
+) -> list[tuple[int, AlertState]]:
+    """Gauge `cpu` of host a: value values[t] at each time t (seconds after NOW); evaluate at
+    each tick (seconds after NOW). Returns (tick, to_state) of every transition."""
+    clock = [NOW]
+    harness = Harness(log, tenant_rules or {TENANT: [r]}, clock)
+    await harness.start()
+    feed = Feed()
+    out = []
+    for tick in ticks:
+        fresh = len(feed.batches)
+        for t, v in values.items():
+            if (tick - 5) < t <= tick:  # samples arrive as time passes
+                feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [NOW + t * S - 1], values=[v])
+        await append(log, feed, fresh)
+        for transition in await harness.at(NOW + tick * S):
+            out.append((tick, transition.to_state))
+    return out
+
+
+async def test_pending_then_firing_after_for_then_resolved() -> None:
+    r = rule(window_ms=10 * S, for_ms=20 * S, interval_ms=5 * S, threshold=90.0)
+    values = {t: (95.0 if 10 <= t <= 40 else 10.0) for t in range(5, 80, 5)}
+    got = await run_timeline(MemoryEventLog(), r, values, range(5, 80, 5))
+    # The avg over [5 s, 15 s) is the first above 90 (at 10 s it is (10 + 95) / 2); firing 20 s
+    # later; at 45 s the window holds 95 and 10 again.
+    assert got == [(15, AlertState.PENDING), (35, AlertState.FIRING), (45, AlertState.RESOLVED)]
+
+
+async def test_keep_firing_for_delays_the_resolve() -> None:
+    r = rule(window_ms=10 * S, interval_ms=5 * S, keep_firing_for_ms=20 * S)
+    values = {t: (95.0 if 10 <= t <= 20 else 10.0) for t in range(5, 80, 5)}
+    got = await run_timeline(MemoryEventLog(), r, values, range(5, 80, 5))
+    # Breached at 15 s and 20 s only (windows holding just 95s); resolved 20 s after the last.
+    assert got == [(15, AlertState.FIRING), (40, AlertState.RESOLVED)]
+
+
+async def test_no_data_alert_fires_after_the_timeout() -> None:
+    r = rule(window_ms=10 * S, interval_ms=5 * S, no_data=NoDataPolicy.ALERT, no_data_timeout_ms=20 * S)
+    values = {t: 10.0 for t in range(5, 25, 5)}
+    got = await run_timeline(MemoryEventLog(), r, values, range(5, 70, 5))
+    # Last sample at 19.999 s: the window [20, 30) of the 30 s evaluation is the first without
+    # data; 20 s later the instance fires.
+    assert got == [(50, AlertState.FIRING)]
+
+
+async def test_a_rule_sees_only_its_own_tenants_series() -> None:
+    log = MemoryEventLog()
+    clock = [NOW]
+    r = rule(window_ms=10 * S, interval_ms=5 * S, no_data=NoDataPolicy.ALERT, no_data_timeout_ms=10 * S)
+    harness = Harness(log, {TENANT: [r], "other": [rule(window_ms=10 * S, interval_ms=5 * S)]}, clock)
+    await harness.start()
+    feed = Feed()
+    # Only tenant "other" breaches; acme has no cpu series at all.
+    for t in range(0, 30, 5):
+        feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [NOW + t * S], values=[99.0], tenant="other")
+    await append(log, feed)
+    transitions = []
+    for tick in range(5, 35, 5):
+        transitions += await harness.at(NOW + tick * S)
+    by_tenant = {(t.key.tenant, t.to_state, t.reason) for t in transitions}
+    assert by_tenant == {("other", AlertState.FIRING, "breached"), ("acme", AlertState.FIRING, "no data")}
+    assert math.isnan(harness.evaluator.values(TENANT, "r", NOW + 30 * S).get((), math.nan))
+
+
+async def test_series_cap_stops_the_rule_with_a_clear_status() -> None:
+    log = MemoryEventLog()
+    clock = [NOW]
+    harness = Harness(log, {TENANT: [rule(window_ms=10 * S, interval_ms=5 * S, threshold=0.0)]}, clock)
+    harness.evaluator = AlertEvaluator(
+        log=log,
+        rules=lambda: {TENANT: [rule(window_ms=10 * S, interval_ms=5 * S, threshold=0.0)]},
+        clock_ms=lambda: clock[0],
+        max_series_per_rule=3,
+    )
+    harness.runner = ConsumerRunner(
+        name="e",
+        log=log,
+        topic=SAMPLES_TOPIC,
+        group=EVALUATOR_GROUP,
+        handler=harness.evaluator,
+        clock_ms=lambda: clock[0],
+    )
+    await harness.start()
+    feed = Feed()
+    for h in range(5):
+        feed.add("cpu", MetricKind.GAUGE, {"host": f"h{h}"}, [NOW + S], values=[50.0])
+    await append(log, feed)
+    assert await harness.at(NOW + 5 * S) == []
+    [status] = harness.evaluator.status()
+    assert status.series == 3 and "more than 3 series" in status.error
+
+
+# ------------------------------------------------------------------------------ restart
+
+
+async def test_crash_and_restart_recreates_the_same_transition_ids() -> None:
+    r = rule(window_ms=10 * S, for_ms=10 * S, interval_ms=5 * S, group_by=("host",), annotations={"s": "{{ value }}"})
+    values = {t: (95.0 if 10 <= t <= 40 else 10.0) for t in range(5, 80, 5)}
+    ticks = list(range(5, 80, 5))
+
+    whole = MemoryEventLog()
+    await run_timeline(whole, r, values, ticks)
+    expected = await alert_events(whole)
+    assert [e.to_state for _, e in expected] == [
+        alerts_pb2.ALERT_STATE_PENDING,
+        alerts_pb2.ALERT_STATE_FIRING,
+        alerts_pb2.ALERT_STATE_RESOLVED,
+    ]
+
+    # Same timeline, the evaluator dies after the pending transition and a new one goes on.
+    log = MemoryEventLog()
+    clock = [NOW]
+    feed = Feed()
+    first = Harness(log, {TENANT: [r]}, clock)
+    await first.start()
+    for tick in ticks[:3]:
+        fresh = len(feed.batches)
+        for t, v in values.items():
+            if (tick - 5) < t <= tick:
+                feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [NOW + t * S - 1], values=[v])
+        await append(log, feed, fresh)
+        await first.at(NOW + tick * S)
+    await first.runner.close()  # no final settle or commit: a crash
+    second = Harness(log, {TENANT: [r]}, clock)
+    await second.start()
+    # Re-evaluating the last tick of the dead one re-creates what it appended: dropped.
+    for tick in ticks[2:]:
+        fresh = len(feed.batches)
+        if tick != ticks[2]:
+            for t, v in values.items():
+                if (tick - 5) < t <= tick:
+                    feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [NOW + t * S - 1], values=[v])
+            await append(log, feed, fresh)
+        await second.at(NOW + tick * S)
+    got = await alert_events(log)
+    assert [i for i, _ in got] == [i for i, _ in expected]
+    assert [(e.sequence, e.to_state, e.evaluated_at_ms) for _, e in got] == [
+        (e.sequence, e.to_state, e.evaluated_at_ms) for _, e in expected
+    ]
+    assert got[0][1].annotations["s"] == "95"
+
+
+async def test_change_condition_compares_with_the_window_over_ms_earlier() -> None:
+    log = MemoryEventLog()
+    clock = [NOW]
+    r = AlertRule(
+        name="jump",
+        query=RuleQuery(metric="cpu", agg="avg"),
+        window_ms=10 * S,
+        condition=Condition(op=ConditionOp.CHANGE, threshold=50.0, over_ms=10 * S),
+        interval_ms=5 * S,
+    )
+    harness = Harness(log, {TENANT: [r]}, clock)
+    await harness.start()
+    feed = Feed()
+    for t in range(0, 40, 5):
+        feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [NOW + t * S], values=[95.0 if t >= 20 else 10.0])
+    await append(log, feed)
+    moves = []
+    for tick in range(5, 45, 5):
+        moves += [(tick, t.to_state) for t in await harness.at(NOW + tick * S)]
+    # At 30 s: [20, 30) averages 95 against 10 over [10, 20). At 25 s and 35 s one window
+    # straddles the jump (52.5): a change of 42.5, not over 50.
+    assert moves == [(30, AlertState.FIRING), (35, AlertState.RESOLVED)]
