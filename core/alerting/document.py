@@ -110,7 +110,7 @@ class _Parser:
 
     def error(self, node: Node | None, path: str, message: str) -> None:
         line = node.start_mark.line + 1 if node is not None else 1
-        self.errors.append((line, path, message))
+        self.errors.append((line, path or "document", message))
 
     def attempt(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """Run one field's parse; record its error and carry on with the others."""

@@ -175,6 +175,11 @@ rules:
     assert any(line == 8 and field == "rules[2].name" and "twice" in msg for line, field, msg in found)
 
 
+def test_a_document_that_is_not_a_mapping_says_so() -> None:
+    assert errors("- rules\n") == [(1, "document", "expected a mapping (key: value)")]
+    assert errors("rules: null\n") == [(1, "rules", "expected a list")]
+
+
 def test_the_root_route_has_no_matchers() -> None:
     doc = (
         MINIMAL
