@@ -5,6 +5,7 @@ follower rebuilds from the log is the applied document."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from argus.container import config_resource
 from command_side.config.alerts import (
     ApplyAlertConfig,
     CreateSilence,
@@ -265,3 +267,9 @@ async def test_deleting_what_does_not_exist_is_rejected_by_every_follower(log: E
     with pytest.raises(NotFound, match="ghost"):
         await view.append_change(event)
     assert view.state(AlertConfigState).generation == 0
+
+
+async def test_every_service_view_follows_the_alerting_configuration(log: EventLog) -> None:
+    await apply(new_view(log), example())
+    async with contextlib.asynccontextmanager(config_resource)(log) as view:
+        assert view.state(AlertConfigState).config("acme") == example()
