@@ -49,7 +49,7 @@ from core.alerting.model import (
     WebhookTarget,
 )
 from core.alerting.secrets import parse_secret_ref
-from core.durations import parse_duration_ms
+from core.durations import format_duration_ms, parse_duration_ms
 from core.errors import InvalidArgument
 from core.regex import compile_full_match
 
@@ -337,10 +337,11 @@ def parse_document(text: str | bytes, *, source: str = "alerts.yaml") -> AlertCo
     else:
         config = _document(parser, _Field(root, ""))
     if parser.errors or config is None:
-        shown = sorted(parser.errors)[:MAX_ERRORS]
+        unique = sorted(set(parser.errors))  # a node checked twice (shape, then references) reports once
+        shown = unique[:MAX_ERRORS]
         lines = [f"{source}:{line}: {path}: {message}" for line, path, message in shown]
-        if len(parser.errors) > MAX_ERRORS:
-            lines.append(f"... and {len(parser.errors) - MAX_ERRORS} more errors")
+        if len(unique) > MAX_ERRORS:
+            lines.append(f"... and {len(unique) - MAX_ERRORS} more errors")
         first_path = shown[0][1] if shown else "document"
         raise InvalidArgument("\n".join(lines), parameter=first_path)
     return config
@@ -457,7 +458,7 @@ class _Skip(_Invalid):
 def _bounded(p: _Parser, f: _Field, low: int, high: int) -> int:
     ms = p.duration(f, allow_zero=False)
     if not low <= ms <= high:
-        raise _Invalid(f.node, f.path, f"must be from {low // 1000}s to {high // 86_400_000}d")
+        raise _Invalid(f.node, f.path, f"must be from {format_duration_ms(low)} to {format_duration_ms(high)}")
     return ms
 
 

@@ -104,6 +104,7 @@ def test_an_empty_document_is_an_empty_configuration() -> None:
         ("window: 5m", "window: 500ms", "rules[0].window", "1s to 1d"),
         ("interval: 10s", "interval: 500ms", "rules[0].interval", "1s"),
         ("for: 2m", "for: two minutes", "rules[0].for", "duration"),
+        ("timeout: 5s", "timeout: 11m", "receivers[3].webhook[0].timeout", "from 1ms to 10m"),
         ("agg: avg", "agg: median", "rules[0].query.agg", "expected one of"),
         ("agg: p99", "agg: p101", "rules[1].query.agg", "expected one of"),
         ("- name: high_cpu", "- name: 9cpu", "rules[0].name", "not a name"),
@@ -178,6 +179,7 @@ rules:
 def test_a_document_that_is_not_a_mapping_says_so() -> None:
     assert errors("- rules\n") == [(1, "document", "expected a mapping (key: value)")]
     assert errors("rules: null\n") == [(1, "rules", "expected a list")]
+    assert errors("escalation_policies: 5\n") == [(1, "escalation_policies", "expected a list")]
 
 
 def test_the_root_route_has_no_matchers() -> None:
