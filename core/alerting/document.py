@@ -76,7 +76,9 @@ _TEMPLATE_FIELD: Final = re.compile(r"value|rule|query_url|labels\.[a-zA-Z_][a-z
 TEMPLATE_FIELDS: Final = "{{ value }}, {{ labels.NAME }}, {{ rule }}, {{ query_url }}"
 _WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TIME_RANGE: Final = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
-_CORE_TAGS: Final = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq"))
+_CORE_TAGS: Final = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")
+)
 
 # libyaml's composer when PyYAML has it (4x faster: 1,000 rules in ~0.1 s instead of ~0.4 s).
 _LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -161,13 +163,11 @@ class _Parser:
 
     def text(self, f: _Field, *, allow_empty: bool = False) -> str:
         value = self.scalar(f)
-        if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        if not isinstance(value, str):
             if value is None and allow_empty:
                 return ""
-            # `on`, `no`, `1e3` would otherwise silently become booleans and numbers.
+            # `no`, `1e3`, `2026-01-01` would otherwise silently become booleans, numbers, dates.
             raise _Invalid(f.node, f.path, "expected text (quote it)")
-        if not isinstance(value, str):
-            raise _Invalid(f.node, f.path, "expected text")
         if not value and not allow_empty:
             raise _Invalid(f.node, f.path, "must not be empty")
         if len(value) > MAX_TEXT_CHARS:
