@@ -500,8 +500,10 @@ def _query(p: _Parser, f: _Field) -> RuleQuery:
 
 
 def _where(p: _Parser, f: _Field) -> str:
-    p.matcher(f)  # checks it (RE2 syntax too); the query keeps the text as written
-    return p.text(f).strip()
+    """A matcher in the canonical text `/api/v1/query` parses (`name` `op` value verbatim):
+    quotes and surrounding spaces the document may use are gone."""
+    m = p.matcher(f)
+    return f"{m.name}{m.op}{m.value}"
 
 
 def _agg(p: _Parser, f: _Field) -> str:

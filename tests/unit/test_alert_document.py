@@ -228,6 +228,11 @@ def test_an_oversized_document_is_refused_before_parsing() -> None:
         parse_document("#" * (MAX_DOCUMENT_BYTES + 1))
 
 
+def test_where_matchers_are_kept_in_the_query_apis_canonical_form() -> None:
+    doc = MINIMAL.replace("metric: cpu", "metric: cpu, where: ['host =~ \"web-.*\"', \"env!='a b'\"]")
+    assert parse_document(doc).rules["cpu"].query.where == ("host=~web-.*", "env!=a b")
+
+
 def test_label_matchers_parse_quotes_and_check_re2() -> None:
     assert parse_label_matcher('host=~"web-.*"', parameter="m") == LabelMatcher(name="host", op="=~", value="web-.*")
     assert parse_label_matcher("env!=prod", parameter="m") == LabelMatcher(name="env", op="!=", value="prod")
