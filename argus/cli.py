@@ -207,7 +207,7 @@ def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, 
 
 
 def _register_optional_commands() -> None:
-    from argus.commands import admin_cmd, agent_cmd, keys_cmd, push_cmd, query_cmd, replay_cmd
+    from argus.commands import admin_cmd, agent_cmd, alerts_cmd, keys_cmd, push_cmd, query_cmd, replay_cmd
 
     main.add_command(push_cmd.push)
     main.add_command(query_cmd.query)
@@ -215,6 +215,7 @@ def _register_optional_commands() -> None:
     main.add_command(agent_cmd.agent)
     main.add_command(keys_cmd.keys)
     main.add_command(admin_cmd.admin)
+    main.add_command(alerts_cmd.alerts)
 
 
 _register_optional_commands()

@@ -1,0 +1,315 @@
+"""`argus alerts apply | rules | silence | silences | expire-silence`: the alerting
+configuration through its command handlers (command_side/config/alerts.py).
+
+Like `argus keys`, only the event log is opened: each command reads the config topic once
+into a `ConfigView`, validates, appends and confirms. Errors go to standard error as plain
+text (they quote user input, which must not be read as console markup); exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from argus.cli_common import _common_options, _open_data_dir, _settings
+from argus.commands.keys_cmd import default_author
+from argus.container import event_log_resource, now_ms
+from argus.runtime import setup_logging
+from command_side.config.alerts import (
+    AlertConfigPlan,
+    ApplyAlertConfig,
+    CreateSilence,
+    ExpireSilence,
+    apply_alert_config,
+    create_silence,
+    expire_silence,
+)
+from core import data_dir
+from core.alerting.document import MAX_DOCUMENT_BYTES, parse_document, parse_label_matcher
+from core.alerting.model import AlertRule, Condition, ConditionOp, LabelMatcher, Silence
+from core.alerting.state import AlertConfigState
+from core.config_view import ConfigView
+from core.durations import format_duration_ms, parse_duration_ms
+from core.errors import ArgusError, InvalidArgument
+from core.settings import Settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _execute(settings: Settings, use: Callable[[ConfigView], Awaitable[None]]) -> None:
+    async def run() -> None:
+        async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
+            view = ConfigView(events, [AlertConfigState()])
+            await view.refresh()
+            await use(view)
+
+    try:
+        asyncio.run(run())
+    except data_dir.DataDirError as exc:
+        _fail(str(exc), 2)
+    except (OSError, ArgusError) as exc:
+        _fail(str(exc))
+
+
+def _time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition_text(c: Condition) -> str:
+    """A condition as the document writes it."""
+    match c.op:
+        case ConditionOp.OUTSIDE | ConditionOp.INSIDE:
+            return f"{c.op.value} {c.low:g}..{c.high:g}"
+        case ConditionOp.CHANGE | ConditionOp.PERCENT_CHANGE:
+            return f"{c.op.value} > {c.threshold:g} over {format_duration_ms(c.over_ms)}"
+        case _:
+            return f"{c.op.value} {c.threshold:g}"
+
+
+def _matcher_text(m: LabelMatcher) -> str:
+    return f"{m.name}{m.op}{m.value}"
+
+
+@click.group()
+def alerts() -> None:
+    """Alerting configuration: rules, receivers, routes (one YAML document) and silences.
+
+    \b
+      argus alerts apply alerts.yaml --tenant acme --dry-run
+      argus alerts apply alerts.yaml --tenant acme
+      argus alerts rules --tenant acme
+      argus alerts silence --tenant acme --match alertname=host_down --for 2h --comment "reboots"
+      argus alerts silences --tenant acme
+      argus alerts expire-silence 3f9a1c0d2b7e4a55 --tenant acme
+
+    The document format: docs/alerting.md.
+    """
+
+
+@alerts.command(name="apply")
+@_common_options
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--tenant", required=True, help="Tenant whose configuration the document becomes.")
+@click.option("--dry-run", is_flag=True, help="Validate and print what would change; change nothing.")
+@click.option("--author", default=None, help="Who makes the change [default user@host].")
+def alerts_apply(
+    data_dir: Path | None, log_level: str, file: Path, tenant: str, dry_run: bool, author: str | None
+) -> None:
+    """Make TENANT's alerting configuration what FILE says (a YAML document, docs/alerting.md).
+
+    The whole document is validated first (every error with its line and field); then only
+    what changed is appended: rules and receivers created, updated or deleted, and the
+    routing. Applying the same file twice changes nothing.
+
+    \b
+      argus alerts apply alerts.yaml --tenant acme --dry-run
+      argus alerts apply alerts.yaml --tenant acme --author alice
+    """
+    setup_logging(log_level)
+    try:
+        with file.open("rb") as f:
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)  # never more: parse_document refuses what is longer
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror}")
+    try:
+        config = parse_document(raw, source=str(file))
+    except InvalidArgument as exc:
+        _fail(f"{file} is not a valid alerting document:\n{exc}")
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)  # private and stamped before the log is created in it
+    command = ApplyAlertConfig(tenant=tenant, config=config, author=author or default_author())
+    plans: list[AlertConfigPlan] = []
+
+    async def apply(view: ConfigView) -> None:
+        plans.append(await apply_alert_config(command, view=view, clock_ms=now_ms, dry_run=dry_run))
+
+    _execute(settings, apply)
+    plan = plans[0]
+    for change in plan.changes:
+        verb = {"created": "create", "updated": "update", "deleted": "delete"}[change.action.value]
+        click.echo(f"{'would ' + verb if dry_run else change.action.value} {change.kind} {change.name}")
+    if plan.empty:
+        click.echo(f"no changes for tenant {tenant}")
+    else:
+        count = f"{len(plan.changes)} change{'s' if len(plan.changes) != 1 else ''}"
+        click.echo(
+            f"{count} would be applied to tenant {tenant} (dry run)"
+            if dry_run
+            else f"{count} applied to tenant {tenant}"
+        )
+
+
+def _rule_json(rule: AlertRule) -> dict[str, Any]:
+    row = dataclasses.asdict(rule)
+    row["condition_text"] = condition_text(rule.condition)
+    return row
+
+
+@alerts.command(name="rules")
+@_common_options
+@click.option("--tenant", required=True, help="Whose rules.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule (NDJSON).")
+def alerts_rules(data_dir: Path | None, log_level: str, tenant: str, as_json: bool) -> None:
+    """List TENANT's alert rules: name, query, window, condition, for, interval, severity."""
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)  # opening the log creates it: stamp the data dir first
+    found: list[AlertRule] = []
+
+    async def read(view: ConfigView) -> None:
+        found.extend(view.state(AlertConfigState).config(tenant).rules.values())
+
+    _execute(settings, read)
+    rules = sorted(found, key=lambda r: r.name)
+    if as_json:
+        for rule in rules:
+            click.echo(json.dumps(_rule_json(rule), sort_keys=True))
+        return
+    if not rules:
+        click.echo(f"no alert rules for tenant {tenant}", err=True)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("RULE", "QUERY", "WINDOW", "CONDITION", "FOR", "INTERVAL", "SEVERITY"):
+        table.add_column(column)
+    for r in rules:
+        q = r.query
+        query = f"{q.agg}({q.metric}{'{' + ','.join(q.where) + '}' if q.where else ''})"
+        if q.group_by:
+            query += f" by {','.join(q.group_by)}"
+        cells = (
+            r.name,
+            query,
+            format_duration_ms(r.window_ms),
+            condition_text(r.condition),
+            format_duration_ms(r.for_ms) if r.for_ms else "0s",
+            format_duration_ms(r.interval_ms),
+            r.severity,
+        )
+        table.add_row(*(escape(c) for c in cells))
+    Console(width=200).print(table)
+
+
+@alerts.command(name="silence")
+@_common_options
+@click.option("--tenant", required=True, help="Whose alerts to silence.")
+@click.option(
+    "--match",
+    "matches",
+    multiple=True,
+    required=True,
+    help="A label matcher (label=value, label!=value, label=~re2, label!~re2); repeat: all must match.",
+)
+@click.option("--for", "duration", required=True, help="How long from now, e.g. 30m, 2h, 1d.")
+@click.option("--comment", required=True, help="Why (shown with the silence).")
+@click.option("--author", default=None, help="Who silences [default user@host].")
+def alerts_silence(
+    data_dir: Path | None,
+    log_level: str,
+    tenant: str,
+    matches: tuple[str, ...],
+    duration: str,
+    comment: str,
+    author: str | None,
+) -> None:
+    """Silence TENANT's alerts matching every --match, from now for --for; prints the silence id.
+
+    \b
+      argus alerts silence --tenant acme --match alertname=host_down --match 'host=~web-.*' \\
+          --for 2h --comment "rebooting the web tier"
+    """
+    setup_logging(log_level)
+    try:
+        matchers = tuple(parse_label_matcher(m, parameter=f"--match {m}") for m in matches)
+        length_ms = parse_duration_ms(duration, parameter="--for")
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    now = now_ms()
+    command = CreateSilence(
+        tenant=tenant,
+        matchers=matchers,
+        starts_ms=now,
+        ends_ms=now + length_ms,
+        comment=comment,
+        author=author or default_author(),
+    )
+    made: list[Silence] = []
+
+    async def create(view: ConfigView) -> None:
+        made.append(await create_silence(command, view=view, clock_ms=lambda: now))
+
+    _execute(settings, create)
+    silence = made[0]
+    click.echo(f"silenced until {_time(silence.ends_ms)}: {', '.join(map(_matcher_text, silence.matchers))}", err=True)
+    click.echo(silence.id)
+
+
+@alerts.command(name="silences")
+@_common_options
+@click.option("--tenant", required=True, help="Whose silences.")
+@click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per silence (NDJSON).")
+def alerts_silences(data_dir: Path | None, log_level: str, tenant: str, show_all: bool, as_json: bool) -> None:
+    """List TENANT's active and upcoming silences (--all: expired ones too)."""
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    found: list[Silence] = []
+
+    async def read(view: ConfigView) -> None:
+        found.extend(view.state(AlertConfigState).silences(tenant))
+
+    _execute(settings, read)
+    now = now_ms()
+    shown = [s for s in found if show_all or s.ends_ms > now]
+    if as_json:
+        for s in shown:
+            row = dataclasses.asdict(s)
+            row["active"] = s.starts_ms <= now < s.ends_ms
+            click.echo(json.dumps(row, sort_keys=True))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "MATCHERS", "STARTS", "ENDS", "STATE", "AUTHOR", "COMMENT"):
+        table.add_column(column)
+    for s in shown:
+        state = "active" if s.starts_ms <= now < s.ends_ms else ("expired" if s.ends_ms <= now else "pending")
+        cells = (s.id, " ".join(map(_matcher_text, s.matchers)), _time(s.starts_ms), _time(s.ends_ms), state)
+        table.add_row(*(escape(c) for c in (*cells, s.author, s.comment)))
+    Console(width=200).print(table)
+
+
+@alerts.command(name="expire-silence")
+@_common_options
+@click.argument("silence_id", metavar="ID")
+@click.option("--tenant", required=True, help="Whose silence.")
+@click.option("--author", default=None, help="Who expires it [default user@host].")
+def alerts_expire_silence(
+    data_dir: Path | None, log_level: str, silence_id: str, tenant: str, author: str | None
+) -> None:
+    """End TENANT's silence ID now (the id `argus alerts silence` printed)."""
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    command = ExpireSilence(tenant=tenant, silence_id=silence_id, author=author or default_author())
+    changed: list[bool] = []
+
+    async def expire(view: ConfigView) -> None:
+        changed.append((await expire_silence(command, view=view, clock_ms=now_ms)).changed)
+
+    _execute(settings, expire)
+    click.echo(f"expired silence {silence_id}" if changed[0] else f"silence {silence_id} had already ended", err=True)
