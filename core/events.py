@@ -13,6 +13,8 @@ from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
+from contracts.argus.alerts.v1 import alerts_pb2
+from contracts.argus.alerts.v1 import config_pb2 as alert_config_pb2
 from contracts.argus.events.v1 import events_pb2, quarantine_pb2
 from core.errors import CorruptData, UpgradeNeeded
 from core.ports import Event, EventLog, LogRecord
@@ -40,6 +42,14 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
         quarantine_pb2.RecordQuarantined,
         quarantine_pb2.PartitionHalted,
         quarantine_pb2.PartitionResumed,
+        alert_config_pb2.AlertRuleSaved,
+        alert_config_pb2.AlertRuleDeleted,
+        alert_config_pb2.ReceiverSaved,
+        alert_config_pb2.ReceiverDeleted,
+        alert_config_pb2.AlertRoutingSaved,
+        alert_config_pb2.SilenceCreated,
+        alert_config_pb2.SilenceExpired,
+        alerts_pb2.AlertStateChanged,
     )
 }
 
