@@ -192,7 +192,7 @@ class Notification:
     def message_id_local(self) -> str:
         """The left part of the email Message-ID: derived from `id` (a digest, since an id
         may hold characters a Message-ID may not)."""
-        return "argus." + hashlib.sha256(self.id.encode()).hexdigest()[:40]
+        return "argus." + hashlib.sha256(self.id.encode()).hexdigest()[:32]
 
 
 def notification_id(*parts: str) -> str:

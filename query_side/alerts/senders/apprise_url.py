@@ -11,9 +11,11 @@ silently drop the default `info`.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Final
 
 import apprise
+from apprise.plugins import N_MGR
 
 from core.alerting.model import AppriseTarget
 from core.alerting.secrets import resolve_secret
@@ -28,6 +30,11 @@ _HTTP_STATUS: Final = re.compile(r"error=(\d{3})\b")
 class AppriseSender:
     def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._timeout_s = timeout_s
+        # apprise imports its plugins on first use, and one of them the deprecated `imghdr`
+        # (apprise/utils/pgp.py): load them here, once, at start, without that warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            N_MGR.load_modules()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
         return None

@@ -94,6 +94,10 @@ class EmailSender:
             except OSError as exc:
                 await _quit(conn)
                 raise ReceiverUnavailable(f"{where}: {type(exc).__name__}: {exc.strerror or exc}") from exc
+            except asyncio.CancelledError:
+                # Cut mid-transaction (delivery's timeout): the session's state is unknown.
+                _drop(conn)
+                raise
 
     async def _send_on(
         self, conn: _Connection, target: EmailTarget, password: str | None, message: EmailMessage
@@ -121,11 +125,20 @@ class EmailSender:
 
 async def _quit(conn: _Connection) -> None:
     smtp, conn.smtp = conn.smtp, None
-    if smtp is None or not smtp.is_connected:
+    if smtp is None:
+        return
+    if not smtp.is_connected:
+        smtp.close()  # a half-open connect may still hold its transport
         return
     try:
         await smtp.quit(timeout=2.0)
     except (aiosmtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _drop(conn: _Connection) -> None:
+    smtp, conn.smtp = conn.smtp, None
+    if smtp is not None:
         smtp.close()
 
 
