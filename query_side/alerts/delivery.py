@@ -184,7 +184,11 @@ class Deliverer:
                 await on_attempt(attempt)
 
         legs = legs_of(receiver)
-        await asyncio.gather(*(self._leg(notification, receiver.name, leg, record) for leg in legs))
+        # Legs never raise (outcomes are recorded); only `on_attempt` can, and then the
+        # TaskGroup stops the other legs and hands its error to the caller.
+        async with asyncio.TaskGroup() as group:
+            for leg in legs:
+                group.create_task(self._leg(notification, receiver.name, leg, record))
         return DeliveryReport(notification_id=notification.id, receiver=receiver.name, attempts=tuple(attempts))
 
     async def _leg(

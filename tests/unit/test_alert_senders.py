@@ -42,6 +42,7 @@ from query_side.alerts.notification import (
 )
 from query_side.alerts.senders import NotificationRejected, ReceiverUnavailable, Senders
 from query_side.alerts.senders.base import parse_retry_after
+from query_side.alerts.senders.registry import Target
 
 SECRET_VALUE = "whsec-9f8e7d6c5b4a"
 SMTP_PASSWORD = "smtp-pw-1a2b3c"
@@ -399,6 +400,37 @@ async def test_retry_after_is_honoured(hooks: WebhookServer, senders: Senders) -
     assert [a.outcome for a in report.attempts] == [Outcome.TRANSIENT, Outcome.OK]
     assert clock.sleeps == [7000]
     assert len(hooks.of("retry429")) == 2
+
+
+async def test_a_retry_after_beyond_the_budget_ends_the_leg_at_once(hooks: WebhookServer, senders: Senders) -> None:
+    clock = FakeClock()
+    policy = RetryPolicy(max_total_ms=5_000)  # the server asks for 7 s
+    receiver = Receiver(name="busy", webhook=(WebhookTarget(url=hooks.url("retry429")),))
+    report = await Deliverer(senders, policy=policy, clock=clock).deliver(group_notification(1), receiver)
+    [attempt] = report.attempts
+    assert attempt.outcome is Outcome.TRANSIENT and attempt.final and "HTTP 429" in attempt.error
+    assert clock.sleeps == []
+
+
+class BuggySender:
+    """A sender with a bug on one channel, a working one on the others."""
+
+    def __init__(self, real: Senders) -> None:
+        self.real = real
+
+    async def send(self, notification: Notification, target: Target) -> None:
+        if isinstance(target, WebhookTarget) and target.url.endswith("/bug"):
+            raise KeyError("oops")
+        await self.real.send(notification, target)
+
+
+async def test_a_sender_bug_is_recorded_and_stops_nothing_else(hooks: WebhookServer, senders: Senders) -> None:
+    receiver = Receiver(name="r", webhook=(WebhookTarget(url=hooks.url("bug")), WebhookTarget(url=hooks.url("ok"))))
+    report = await Deliverer(BuggySender(senders), clock=FakeClock()).deliver(group_notification(1), receiver)
+    outcomes = {a.target.rsplit("/", 1)[-1]: (a.outcome, a.error) for a in report.attempts}
+    assert outcomes["ok"] == (Outcome.OK, "")
+    assert outcomes["bug"][0] is Outcome.PERMANENT and "unexpected KeyError" in outcomes["bug"][1]
+    assert len(report.attempts) == 2
 
 
 async def test_a_rejected_webhook_is_not_retried(hooks: WebhookServer, senders: Senders) -> None:
