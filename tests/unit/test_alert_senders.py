@@ -691,3 +691,27 @@ async def test_apprise_failures_are_read_from_the_result(
     assert "token-abc123" not in str(bad.value)
     assert "env:ARGUS_TEST_APPRISE_URL" in str(transient.value)
     assert len(hooks.of("fail500")) == 1 and len(hooks.of("fail400")) == 1
+
+
+async def test_email_over_implicit_tls(tls: Tls, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = MailBox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), ssl_context=tls.server)
+    controller.start()
+    try:
+        async with Senders(tls_context=tls.client) as senders:
+            target = EmailTarget(
+                to=("oncall@example.com",),
+                from_addr="argus@example.com",
+                smtp_host="127.0.0.1",
+                smtp_port=controller.port,
+                starttls=False,
+                implicit_tls=True,
+            )
+            await senders.send(group_notification(1), target)
+            # An untrusted certificate is refused: the connection is not used.
+            async with Senders() as untrusting:
+                with pytest.raises(ReceiverUnavailable):
+                    await untrusting.send(group_notification(1), target)
+    finally:
+        controller.stop()
+    assert len(box.messages) == 1

@@ -77,17 +77,14 @@ class EmailSender:
         async with conn.lock:
             reused = conn.smtp is not None and conn.smtp.is_connected
             try:
-                await self._send_on(conn, target, password, message)
-            except aiosmtplib.SMTPServerDisconnected as exc:
-                await _quit(conn)
-                if not reused:
-                    raise ReceiverUnavailable(f"{where}: server closed the connection") from exc
-                # The server dropped our idle connection: a fresh one, once.
                 try:
                     await self._send_on(conn, target, password, message)
-                except aiosmtplib.SMTPException as again:
-                    await _quit(conn)
-                    raise _translate(where, again) from again
+                except aiosmtplib.SMTPServerDisconnected:
+                    if not reused:
+                        raise
+                    # The server dropped our idle connection: a fresh one, once.
+                    _drop(conn)
+                    await self._send_on(conn, target, password, message)
             except aiosmtplib.SMTPException as exc:
                 await _quit(conn)
                 raise _translate(where, exc) from exc

@@ -91,6 +91,8 @@ class WebhookSender:
             response = await self._http().post(
                 target.url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
             )
+        except httpx.UnsupportedProtocol as exc:
+            raise NotificationRejected(f"{where}: unsupported URL scheme") from exc
         except httpx.TimeoutException as exc:
             raise ReceiverUnavailable(f"{where}: no answer within {timeout:g} s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
