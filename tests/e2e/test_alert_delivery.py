@@ -110,7 +110,12 @@ def notification(n: int, *, id: str) -> Notification:
 async def test_sms_reaches_every_number_and_a_bad_number_fails_alone(moto: Moto, senders: Senders) -> None:
     receiver = Receiver(
         name="phones",
-        sms=(SmsTarget(phone_numbers=("+15550100001", "555-CALL-ME", "+15550100002"), endpoint_url=moto.url),),
+        # moto: numbers ending in 99 have opted out.
+        sms=(
+            SmsTarget(
+                phone_numbers=("+15550100001", "555-CALL-ME", "+15550100099", "+15550100002"), endpoint_url=moto.url
+            ),
+        ),
     )
     big = notification(300, id="sms-300")
     report = await Deliverer(senders, policy=RetryPolicy(max_attempts=3)).deliver(big, receiver)
@@ -118,6 +123,7 @@ async def test_sms_reaches_every_number_and_a_bad_number_fails_alone(moto: Moto,
     assert finals["+15550100001"].outcome is Outcome.OK
     assert finals["+15550100002"].outcome is Outcome.OK
     assert finals["555-CALL-ME"].outcome is Outcome.PERMANENT and "InvalidParameter" in finals["555-CALL-ME"].error
+    assert finals["+15550100099"].outcome is Outcome.PERMANENT and "OptedOut" in finals["+15550100099"].error
     assert len([a for a in report.attempts if a.target == "555-CALL-ME"]) == 1, "a permanent failure is not retried"
     sent = [r for r in moto.sms() if big.title in json.dumps(r)]
     numbers = sorted(n for r in sent for n in (r.get("phone_number"), r.get("PhoneNumber")) if n)

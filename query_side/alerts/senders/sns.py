@@ -87,7 +87,12 @@ class SnsSender:
     async def send_sms(self, notification: Notification, target: SmsTarget) -> None:
         client = await self._client(target.region, target.endpoint_url)
         for number in target.phone_numbers:
-            await _publish(
+            # SNS accepts a publish to an opted-out number and drops it silently: ask first, so
+            # the failure is visible (one cheap call per page).
+            answer = await _call(f"sms {number}", client.check_if_phone_number_is_opted_out(phoneNumber=number))
+            if answer.get("isOptedOut"):
+                raise NotificationRejected(f"sms {number}: the number has opted out of SMS (OptedOut)")
+            await _call(
                 f"sms {number}",
                 client.publish(
                     PhoneNumber=number,
@@ -100,12 +105,12 @@ class SnsSender:
         client = await self._client(target.region, target.endpoint_url)
         message = push_message(notification)
         for arn in target.target_arns:
-            await _publish(f"push {arn}", client.publish(TargetArn=arn, MessageStructure="json", Message=message))
+            await _call(f"push {arn}", client.publish(TargetArn=arn, MessageStructure="json", Message=message))
 
 
-async def _publish(where: str, call: Any) -> None:
+async def _call(where: str, call: Any) -> Any:
     try:
-        await call
+        return await call
     except ClientError as exc:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
