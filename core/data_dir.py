@@ -27,12 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-import core.model as _model
 from core.errors import ArgusError
-
-SERIES_ID_VERSION: Final[int] = int(getattr(_model, "SERIES_ID_VERSION", 2))
-"""The series identity encoding of this release (core/model.py's, when it defines one): 2 is
-the length-prefixed encoding; 1, the `name=value\\0` pairs of earlier releases."""
+from core.model import SERIES_ID_VERSION  # 2: length-prefixed; 1: `name=value\\0` pairs (earlier releases)
 
 FORMAT_FILE: Final = "FORMAT"
 DATA_FILES: Final = ("events.db", "hot.db")
