@@ -128,7 +128,7 @@ def transition(
     rule: str,
     labels: dict[str, str],
     sequence: int,
-    state: int,
+    state: alerts_pb2.AlertState,
     at_ms: int,
     *,
     rule_labels: dict[str, str] | None = None,
@@ -200,9 +200,10 @@ async def recorded(log: EventLog) -> list[alerts_pb2.NotificationSent | alerts_p
     out: list[alerts_pb2.NotificationSent | alerts_pb2.NotificationFailed] = []
     for partition in range(4):
         for record in await log.read(ALERTS_TOPIC, partition, 0, 100_000):
-            for kind in (alerts_pb2.NotificationSent, alerts_pb2.NotificationFailed):
-                if record.event.type == kind.DESCRIPTOR.full_name:
-                    out.append(decode_payload(record.event, kind))
+            if record.event.type == alerts_pb2.NotificationSent.DESCRIPTOR.full_name:
+                out.append(decode_payload(record.event, alerts_pb2.NotificationSent))
+            elif record.event.type == alerts_pb2.NotificationFailed.DESCRIPTOR.full_name:
+                out.append(decode_payload(record.event, alerts_pb2.NotificationFailed))
     return out
 
 
