@@ -159,6 +159,7 @@ class AlertNotifier:
         self._ticking = False
         self.notifications_sent = 0
         self.notifications_failed = 0
+        self.ticks = 0
 
     # -- start ------------------------------------------------------------------------------
 
@@ -267,6 +268,7 @@ class AlertNotifier:
 
     async def tick(self, now_ms: int) -> None:
         """Route every alert and start the notifications that are due at `now_ms`."""
+        self.ticks += 1
         for tenant, alerts in self._alerts.items():
             config = self._config(tenant)
             if config.route is None:
