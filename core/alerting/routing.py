@@ -105,7 +105,7 @@ def inhibited(labels: Mapping[str, str], firing: Sequence[Mapping[str, str]], ru
         if not matches_all(rule.target, labels):
             continue
         for source in firing:
-            if source is labels or dict(source) == dict(labels):
+            if source is labels or source == labels:
                 continue
             if matches_all(rule.source, source) and all(
                 source.get(name, "") == labels.get(name, "") for name in rule.equal

@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 NOTIFIER_GROUP = "alert-notifier"
 DEFAULT_MAX_CONCURRENT = 32
 """Group deliveries in flight at once."""
+DEFAULT_TICK_INTERVAL_MS = 1_000
+"""`housekeeping` ticks when the topic brought something new, else at most this often."""
+FAILED_RECORD_HOLD_MS = 60_000
+"""A group whose outcome could not be recorded tries again after this (same id)."""
 
 ConfigSource = Callable[[str], AlertConfig]
 """A tenant's alerting configuration (AlertConfigState.config)."""
@@ -115,6 +119,7 @@ class _Group:
     """Fingerprints that fired in this group and were not yet told resolved."""
     first_due_ms: int | None = None
     in_flight: bool = False
+    hold_until_ms: int = 0
 
     @property
     def key_text(self) -> str:
@@ -142,6 +147,7 @@ class AlertNotifier:
         silences: SilenceSource,
         clock_ms: Callable[[], int],
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+        tick_interval_ms: int = DEFAULT_TICK_INTERVAL_MS,
     ) -> None:
         self._log = log
         self._deliverer = deliverer
@@ -160,6 +166,10 @@ class AlertNotifier:
         self.notifications_sent = 0
         self.notifications_failed = 0
         self.ticks = 0
+        self._tick_interval_ms = tick_interval_ms
+        self._last_tick_ms: int | None = None
+        self._dirty = True
+        self._by_tenant: dict[str, dict[tuple[str, str, str], _Group]] = {}
 
     # -- start ------------------------------------------------------------------------------
 
@@ -195,6 +205,7 @@ class AlertNotifier:
     async def apply(self, deliveries: Sequence[Delivery[Decoded]]) -> None:
         for d in deliveries:
             self._take(d.value)
+            self._dirty = True
             self._next[d.record.partition] = d.record.offset + 1
 
     def skip(self, partition: int, offset: int) -> None:
@@ -214,8 +225,11 @@ class AlertNotifier:
         self._next = {p: o for p, o in self._next.items() if p in partitions}
 
     async def housekeeping(self) -> None:
-        if self._ticking:
-            await self.tick(self._clock())
+        if not self._ticking:
+            return
+        now_ms = self._clock()
+        if self._dirty or self._last_tick_ms is None or now_ms - self._last_tick_ms >= self._tick_interval_ms:
+            await self.tick(now_ms)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -269,6 +283,8 @@ class AlertNotifier:
     async def tick(self, now_ms: int) -> None:
         """Route every alert and start the notifications that are due at `now_ms`."""
         self.ticks += 1
+        self._dirty = False
+        self._last_tick_ms = now_ms
         for tenant, alerts in self._alerts.items():
             config = self._config(tenant)
             if config.route is None:
@@ -282,9 +298,9 @@ class AlertNotifier:
                 for match in route_alert(config.route, alert.labels):
                     group = self._group(tenant, match.path_text, group_key(match.route, alert.labels))
                     group.members.add(alert.fingerprint)
-            for (t, path, _), group in list(self._groups.items()):
-                route = routes.get(path)
-                if t != tenant or route is None or group.in_flight:
+            for group in list(self._by_tenant.get(tenant, {}).values()):
+                route = routes.get(group.path)
+                if route is None or group.in_flight or now_ms < group.hold_until_ms:
                     continue
                 self._consider(group, route, config, alerts, silences, firing_labels, now_ms)
 
@@ -298,6 +314,7 @@ class AlertNotifier:
                 group.told = told
                 group.members = set(told.firing)
             self._groups[ident] = group
+            self._by_tenant.setdefault(tenant, {})[ident] = group
         return group
 
     def _consider(
@@ -378,6 +395,7 @@ class AlertNotifier:
             group.members -= told.resolved
             group.first_due_ms = None
         except Exception:
+            group.hold_until_ms = now_ms + FAILED_RECORD_HOLD_MS
             log.exception(
                 "notifying group %s %s of tenant %s failed; retried next tick", group.path, group.key_text, group.tenant
             )
