@@ -343,8 +343,6 @@ class AlertNotifier:
                 resolved.append(alert)
             else:
                 group.members.discard(fp)
-        if muted(route, config.time_intervals, now_ms):
-            return
         firing_set = frozenset(a.fingerprint for a in firing)
         if not firing and not resolved:
             group.first_due_ms = None
@@ -359,7 +357,8 @@ class AlertNotifier:
             due = told.sent_ms + route.group_interval_ms
         else:
             due = told.sent_ms + route.repeat_interval_ms
-        if now_ms < due:
+        # Muted: held, not rescheduled (group_wait keeps counting from the group's start).
+        if now_ms < due or muted(route, config.time_intervals, now_ms):
             return
         group.in_flight = True
         task = asyncio.create_task(self._notify(group, route, config, firing, resolved, now_ms))

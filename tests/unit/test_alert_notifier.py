@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +24,8 @@ from core.alerting.model import (
     Receiver,
     Route,
     Silence,
+    TimeInterval,
+    TimeRange,
     WebhookTarget,
 )
 from core.consumer import ConsumerRunner
@@ -396,3 +399,20 @@ async def test_a_receiver_failing_forever_is_recorded_and_blocks_no_other_group(
     assert failed[0].receiver == "broken" and failed[0].channel == "webhook" and failed[0].attempt == 3
     assert "500" in failed[0].error and failed[0].route_path == "0"
     assert sent[0].receiver == "ops"
+
+
+async def test_a_mute_interval_holds_the_route_until_it_ends(
+    log: SqliteEventLog, hooks: Hooks, deliverer: Deliverer
+) -> None:
+    start = datetime.fromtimestamp(T0 / 1000, tz=UTC)
+    minute = start.hour * 60 + start.minute
+    window = TimeInterval(name="deploys", times=(TimeRange(start_minute=minute, end_minute=minute + 10),))
+    route = replace(config_for(hooks).route or Route(receiver="ops"), mute_time_intervals=("deploys",))
+    s = Setup(log, deliverer, config_for(hooks, route=route, time_intervals={"deploys": window}))
+    await log.append(ALERTS_TOPIC, [transition("HighCpu", {"host": "a"}, 1, FIRING, T0)])
+    notifier, runner = await s.notifier()
+    for t in (T0, T0 + WAIT, T0 + 9 * 60_000):
+        await s.at(notifier, runner, t)
+    assert hooks.requests == []
+    await s.at(notifier, runner, T0 + 10 * 60_000 - start.second * 1000)
+    assert [b["status"] for b in hooks.of("ops")] == ["firing"]
