@@ -50,6 +50,8 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
         alert_config_pb2.SilenceCreated,
         alert_config_pb2.SilenceExpired,
         alerts_pb2.AlertStateChanged,
+        alerts_pb2.NotificationSent,
+        alerts_pb2.NotificationFailed,
     )
 }
 

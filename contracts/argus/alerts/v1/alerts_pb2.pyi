@@ -2,7 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -72,3 +72,63 @@ class AlertStateChanged(_message.Message):
     severity: str
     instance_id: str
     def __init__(self, tenant: _Optional[str] = ..., rule: _Optional[str] = ..., instance_labels: _Optional[_Mapping[str, str]] = ..., from_state: _Optional[_Union[AlertState, str]] = ..., to_state: _Optional[_Union[AlertState, str]] = ..., value: _Optional[float] = ..., evaluated_at_ms: _Optional[int] = ..., since_ms: _Optional[int] = ..., reason: _Optional[str] = ..., sequence: _Optional[int] = ..., annotations: _Optional[_Mapping[str, str]] = ..., rule_labels: _Optional[_Mapping[str, str]] = ..., severity: _Optional[str] = ..., instance_id: _Optional[str] = ...) -> None: ...
+
+class NotificationSent(_message.Message):
+    __slots__ = ("tenant", "notification_id", "receiver", "route_path", "group_key", "group_sequence", "firing", "resolved", "channel", "target", "attempt", "created_ms")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_PATH_FIELD_NUMBER: _ClassVar[int]
+    GROUP_KEY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FIRING_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    notification_id: str
+    receiver: str
+    route_path: str
+    group_key: str
+    group_sequence: int
+    firing: _containers.RepeatedScalarFieldContainer[str]
+    resolved: _containers.RepeatedScalarFieldContainer[str]
+    channel: str
+    target: str
+    attempt: int
+    created_ms: int
+    def __init__(self, tenant: _Optional[str] = ..., notification_id: _Optional[str] = ..., receiver: _Optional[str] = ..., route_path: _Optional[str] = ..., group_key: _Optional[str] = ..., group_sequence: _Optional[int] = ..., firing: _Optional[_Iterable[str]] = ..., resolved: _Optional[_Iterable[str]] = ..., channel: _Optional[str] = ..., target: _Optional[str] = ..., attempt: _Optional[int] = ..., created_ms: _Optional[int] = ...) -> None: ...
+
+class NotificationFailed(_message.Message):
+    __slots__ = ("tenant", "notification_id", "receiver", "route_path", "group_key", "group_sequence", "firing", "resolved", "channel", "target", "attempt", "created_ms", "error", "outcome")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_PATH_FIELD_NUMBER: _ClassVar[int]
+    GROUP_KEY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FIRING_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    notification_id: str
+    receiver: str
+    route_path: str
+    group_key: str
+    group_sequence: int
+    firing: _containers.RepeatedScalarFieldContainer[str]
+    resolved: _containers.RepeatedScalarFieldContainer[str]
+    channel: str
+    target: str
+    attempt: int
+    created_ms: int
+    error: str
+    outcome: str
+    def __init__(self, tenant: _Optional[str] = ..., notification_id: _Optional[str] = ..., receiver: _Optional[str] = ..., route_path: _Optional[str] = ..., group_key: _Optional[str] = ..., group_sequence: _Optional[int] = ..., firing: _Optional[_Iterable[str]] = ..., resolved: _Optional[_Iterable[str]] = ..., channel: _Optional[str] = ..., target: _Optional[str] = ..., attempt: _Optional[int] = ..., created_ms: _Optional[int] = ..., error: _Optional[str] = ..., outcome: _Optional[str] = ...) -> None: ...
