@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from argus.launch import REPO_ROOT, argus_argv, argus_env, up_argv
-from core.data_dir import FORMAT_FILE, SERIES_ID_VERSION
+from core.data_dir import FORMAT_FILE
+from core.model import SERIES_ID_VERSION
 from tests.e2e.conftest import ArgusServer, free_port
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from core import data_dir
-from core.data_dir import FORMAT_FILE, SERIES_ID_VERSION, DataDirError
+from core.data_dir import FORMAT_FILE, DataDirError
+from core.model import SERIES_ID_VERSION
 
 
 @pytest.fixture(autouse=True)
