@@ -19,11 +19,13 @@ from tests.e2e.conftest import ArgusServer, measured, run_argus, wait_for
 pytestmark = pytest.mark.e2e
 
 TENANT = "default"  # the tenant of `argus up`'s own key
+# `last` over 10 s: one cool sample resolves it at the next tick, and once firing it stays so
+# (no new sample) long enough for every check below.
 RULE = """\
 rules:
   - name: hot_room
-    query: {metric: e2e_room_temp, group_by: [room], agg: max}
-    window: 2s
+    query: {metric: e2e_room_temp, group_by: [room], agg: last}
+    window: 10s
     condition: "> 50"
     interval: 1s
     severity: page
@@ -65,12 +67,14 @@ def lab_alert(server: ArgusServer, state: str) -> Callable[[], dict[str, Any] | 
 
 
 def test_a_rule_fires_and_resolves_in_argus_up(server_factory: Callable[[], ArgusServer], tmp_path: Path) -> None:
-    server = server_factory().start()
+    # Applied before start: a rule added while the evaluator runs waits one window first.
+    server = server_factory()
     data = str(server.data_dir)
     document = tmp_path / "alerts.yaml"
     document.write_text(RULE)
     applied = run_argus("alerts", "apply", str(document), "--data-dir", data, "--tenant", TENANT)
     assert applied.returncode == 0, applied.stderr
+    server.start()
 
     hot = tmp_path / "hot.ndjson"
     hot.write_text(sample_line(90.0) + "\n")
