@@ -58,7 +58,8 @@ class AlertsModule:
         clock_ms: Callable[[], int],
         services: Sequence[Module] = (),
     ) -> None:
-        self.evaluator = AlertEvaluator(log=event_log, rules=ConfigRules(config), clock_ms=clock_ms)
+        self._rules = ConfigRules(config)
+        self.evaluator = AlertEvaluator(log=event_log, rules=self._rules, clock_ms=clock_ms)
         self._runner = ConsumerRunner(
             name="alert-evaluator",
             log=event_log,
@@ -100,11 +101,12 @@ class AlertsModule:
         return self.evaluator.status()
 
     def endpoints(self) -> dict[str, str]:
-        rules = self.status()
-        errors = sum(1 for r in rules if r.error)
-        text = f"{len(rules)} rule{'s' if len(rules) != 1 else ''} evaluated"
+        # From the configuration: at start the evaluator may still be restoring its instances.
+        rules = sum(len(r) for r in self._rules().values())
+        text = f"evaluating {rules} rule{'s' if rules != 1 else ''}"
+        errors = sum(1 for r in self.status() if r.error)
         if errors:
-            text += f", {errors} not evaluated (argus alerts rules)"
+            text += f" ({errors} not evaluated now: warming up or over a limit)"
         out = {"alerts": text}
         for service in self.services:
             out.update(service.endpoints())

@@ -93,7 +93,7 @@ async def test_module_runs_the_evaluator_and_its_services_and_stops_cleanly() ->
     [status] = module.status()
     assert (status.tenant, status.rule, status.error) == ("a", "cpu", "")
     assert await log.partitions(ALERTS_TOPIC) > 0  # the evaluator made its topic
-    assert module.endpoints() == {"alerts": "1 rule evaluated", "one": "running", "two": "running"}
+    assert module.endpoints() == {"alerts": "evaluating 1 rule", "one": "running", "two": "running"}
     await asyncio.wait_for(module.stop(), 10.0)
     assert calls == ["start one", "start two", "stop two", "stop one"]
     await module.stop()  # stopping twice is harmless
