@@ -85,6 +85,11 @@ def _release(locks: Sequence[RoleLock]) -> None:
 @click.option("--no-collector", is_flag=True, help="Do not collect this host's metrics.")
 @click.option("--region", default=None, help="Region label of this host's metrics [default local].")
 @click.option(
+    "--no-alerts",
+    is_flag=True,
+    help="Do not evaluate alert rules in this process (setting alerts_enabled) [env ARGUS_ALERTS_ENABLED=false].",
+)
+@click.option(
     "--single-process",
     is_flag=True,
     envvar="ARGUS_UP_SINGLE_PROCESS",
@@ -99,11 +104,13 @@ def up(
     api_key: str | None,
     no_collector: bool,
     region: str | None,
+    no_alerts: bool,
     single_process: bool,
 ) -> None:
     """Run the whole platform on this machine on embedded storage.
 
-    Starts ingest, the projectors (rollups, series index, cold archive) and the query API, plus a
+    Starts ingest, the projectors (rollups, series index, cold archive), the alert evaluator
+    (--no-alerts: not) and the query API, plus a
     collector that pushes this host's CPU, memory, disk and network metrics every 5 s
     through the real ingest path. The projectors run in a child process (`argus project`,
     restarted if it dies) so that they have a core of their own; --single-process keeps
@@ -112,13 +119,20 @@ def up(
     """
     setup_logging(log_level)
     settings = _settings(
-        data_dir=data_dir, ingest_addr=ingest_addr, query_addr=query_addr, http_addr=http_addr, region=region
+        data_dir=data_dir,
+        ingest_addr=ingest_addr,
+        query_addr=query_addr,
+        http_addr=http_addr,
+        region=region,
+        alerts_enabled=False if no_alerts else None,
     )
     # The child-placed modules run in a supervised `argus project` (which locks their roles).
     child = None if single_process else ProjectorProcess(settings=settings, log_level=log_level)
     names = list(registry.REGISTRY)  # every module, in the registry's (start) order
     if no_collector:
         names.remove("collector")
+    if not settings.alerts_enabled:
+        names.remove("alerts")
     wiring = Wiring(child=child)
     locks = _open(settings, names, wiring)
     try:

@@ -29,6 +29,7 @@ from projectors.cold_archive import ColdArchiveProjector
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
 from query_side.admin import QuarantineSource
+from query_side.alerts.http import AlertsApi
 
 log = logging.getLogger(__name__)
 
@@ -218,12 +219,14 @@ class QueryModule:
         cold_store: ColdStore | None = None,
         readiness: Readiness | None = None,
         quarantine: QuarantineSource | None = None,
+        alerts: AlertsApi | None = None,
     ) -> None:
         from query_side.engine import QueryEngine
         from query_side.limits import QueryLimits
 
         self._readiness = readiness
         self._quarantine = quarantine
+        self._alerts = alerts
         self._config = settings.query_settings()
         self._keys = api_keys
         self._clock_ms = clock_ms
@@ -250,13 +253,21 @@ class QueryModule:
         insecure_ok = config.allow_insecure_bind
         check_bind(config.grpc_addr, tls=tls, allow_insecure_bind=insecure_ok, setting="query_addr")
         check_bind(config.http_addr, tls=tls, allow_insecure_bind=insecure_ok, setting="http_addr")
+        if self._alerts is not None:
+            await self._alerts.active.refresh()  # serve the alerts the topic holds from the first request
+            self._tasks.spawn("active-alerts", self._alerts.active.run)
         grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
         await add_health_and_reflection(self._server, [grpc_service.SERVICE_NAME])
         self.grpc_port = bind(self._server, config.grpc_addr, tls)
         await self._server.start()
         self._runner = HttpRunner(
             make_http_app(
-                self._engine, self._keys, self._clock_ms, readiness=self._readiness, quarantine=self._quarantine
+                self._engine,
+                self._keys,
+                self._clock_ms,
+                readiness=self._readiness,
+                quarantine=self._quarantine,
+                alerts=self._alerts,
             ),
             access_log=None,
         )

@@ -19,8 +19,11 @@ from argus.container import RESOURCES, Runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.supervisor import ProjectorProcess
 from argus.versioned_projectors import VersionedProjectors
+from core.alerting.state import AlertConfigState
 from core.quarantine import QuarantineReport, read_quarantine
 from core.tls import ClientTls
+from query_side.alerts.active import ActiveAlerts
+from query_side.alerts.http import AlertsApi
 
 Placement = Literal["parent", "child"]
 
@@ -115,6 +118,7 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
         cold_store=rt.cold_store,
         readiness=readiness,
         quarantine=quarantine,
+        alerts=AlertsApi(active=ActiveAlerts(event_log), config=rt.config.state(AlertConfigState)),
     )
 
 
@@ -142,6 +146,13 @@ def _collector(rt: Runtime, wiring: Wiring) -> Module:
         tls=tls,
         tls_server_name=server_name,
     )
+
+
+def _alerts(rt: Runtime, _wiring: Wiring) -> Module:
+    from argus.alerts_module import AlertsModule
+
+    # The notifier joins as one of `services` (started after the evaluator, stopped before it).
+    return AlertsModule(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[])
 
 
 def _projector_needs(wiring: Wiring) -> frozenset[str]:
@@ -173,6 +184,14 @@ REGISTRY: Final[Mapping[str, ModuleSpec]] = {
             build=_projectors,
             placement="child",
             locks=lambda wiring: () if wiring.child is not None else tuple(f"projector-{p}" for p in wiring.projectors),
+        ),
+        ModuleSpec(
+            name="alerts",
+            needs=frozenset({"event_log", "config"}),
+            build=_alerts,
+            placement="parent",
+            # One evaluator per data dir: `argus alerts serve` next to `argus up` is refused.
+            locks=lambda _wiring: ("alert-evaluator",),
         ),
         ModuleSpec(
             name="query",

@@ -110,6 +110,8 @@ class Settings:
     retention_check_interval_ms: int = 10 * MINUTE_MS
     applied_event_memory_ms: int = 7 * DAY_MS
     collector_interval_s: float = 5.0
+    alerts_enabled: bool = True
+    """Whether `argus up` runs the alerts module (the evaluator and what alerting runs beside it)."""
     region: str = "local"
     # Query limits (query_side/limits.py, docs/decisions/0014): each query's wall-time limit,
     # the stored points it may read (refused before decoding past it), and the worker

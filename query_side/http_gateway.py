@@ -21,6 +21,7 @@ from core.auth import Authenticator
 from core.errors import ArgusError, InvalidArgument
 from core.transport_errors import http_error, is_server_fault
 from query_side.admin import QuarantineSource, add_admin_routes
+from query_side.alerts.http import AlertsApi, add_alert_routes
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
 from query_side.handlers import LabelValuesRequest, QueryHandlers
 from query_side.planner import AUTO, QuerySpec, parse_matcher
@@ -44,6 +45,7 @@ def make_http_app(
     *,
     readiness: Readiness | None = None,
     quarantine: QuarantineSource | None = None,
+    alerts: AlertsApi | None = None,
 ) -> web.Application:
     """The query HTTP API. `readiness` (optional) decides `/readyz`; without it the app is
     ready as soon as it serves."""
@@ -55,6 +57,7 @@ def make_http_app(
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     add_admin_routes(app, authenticator, quarantine)  # query_side/admin.py
+    add_alert_routes(app, authenticator, alerts)  # query_side/alerts/http.py
     return app
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,12 +38,14 @@ from command_side.config.alerts import (
 )
 from core import data_dir
 from core.alerting.document import MAX_DOCUMENT_BYTES, parse_document, parse_label_matcher
+from core.alerting.lifecycle import AlertState
 from core.alerting.model import AlertRule, Condition, ConditionOp, LabelMatcher, Silence
 from core.alerting.state import AlertConfigState
 from core.config_view import ConfigView
 from core.durations import format_duration_ms, parse_duration_ms
 from core.errors import ArgusError, InvalidArgument
 from core.settings import Settings
+from query_side.alerts.active import STATE_FILTERS, ActiveAlerts, AlertInstance, state_filter
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -95,8 +98,10 @@ def alerts() -> None:
       argus alerts silence --tenant acme --match alertname=host_down --for 2h --comment "reboots"
       argus alerts silences --tenant acme
       argus alerts expire-silence 3f9a1c0d2b7e4a55 --tenant acme
+      argus alerts list --tenant acme
+      argus alerts serve
 
-    The document format: docs/alerting.md.
+    The document format and running alerting: docs/alerting.md.
     """
 
 
@@ -313,3 +318,76 @@ def alerts_expire_silence(
 
     _execute(settings, expire)
     click.echo(f"expired silence {silence_id}" if changed[0] else f"silence {silence_id} had already ended", err=True)
+
+
+@alerts.command(name="serve")
+@_common_options
+def alerts_serve(data_dir: Path | None, log_level: str) -> None:
+    """Run only alerting: the rule evaluator over the samples topic (the `alerts` module of
+    `argus up`, which then runs with --no-alerts or alerts_enabled = false)."""
+    from argus.cli import _open, _release, _serve
+    from argus.cli_common import _run
+    from argus.registry import Wiring
+
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    wiring = Wiring()
+    locks = _open(settings, ["alerts"], wiring)
+    _run(_serve(settings, ["alerts"], wiring))
+    _release(locks)
+
+
+def _read_alerts(settings: Settings, tenant: str, states: frozenset[AlertState]) -> list[AlertInstance]:
+    """The tenant's instances in `states`, read from the alerts topic once."""
+    found: list[AlertInstance] = []
+
+    async def read() -> None:
+        async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
+            view = ActiveAlerts(events)
+            await view.refresh()
+            found.extend(view.instances(tenant, states))
+
+    try:
+        asyncio.run(read())
+    except data_dir.DataDirError as exc:
+        _fail(str(exc), 2)
+    except (OSError, ArgusError) as exc:
+        _fail(str(exc))
+    return found
+
+
+@alerts.command(name="list")
+@_common_options
+@click.option("--tenant", required=True, help="Whose alerts.")
+@click.option(
+    "--state",
+    type=click.Choice(list(STATE_FILTERS)),
+    default="active",
+    show_default=True,
+    help="Which instances: active = pending and firing.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per alert instance (NDJSON).")
+def alerts_list(data_dir: Path | None, log_level: str, tenant: str, state: str, as_json: bool) -> None:
+    """List TENANT's alert instances and their states, read from the alerts topic (whether
+    Argus runs or not)."""
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    found = _read_alerts(settings, tenant, state_filter(state))
+    if as_json:
+        for i in found:
+            click.echo(json.dumps(i.to_json(), sort_keys=True))
+        return
+    if not found:
+        click.echo(f"no {state} alerts for tenant {tenant}", err=True)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("RULE", "LABELS", "STATE", "SINCE", "VALUE", "SEVERITY"):
+        table.add_column(column)
+    for i in found:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(i.labels.items()))
+        value = "no data" if math.isnan(i.value) else f"{i.value:g}"
+        cells = (i.rule, labels, i.state.value, _time(i.since_ms), value, i.severity)
+        style = "red" if i.state is AlertState.FIRING else ""
+        table.add_row(*(escape(c) for c in cells), style=style)
+    Console(width=200).print(table)

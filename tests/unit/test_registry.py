@@ -15,9 +15,12 @@ from core.settings import settings_from_env
 
 
 def test_every_module_has_one_entry_and_a_placement() -> None:
-    assert set(REGISTRY) == {"ingest", "projectors", "query", "collector"}
+    assert set(REGISTRY) == {"ingest", "projectors", "alerts", "query", "collector"}
     assert registry.placed("child") == ("projectors",)
-    assert set(registry.placed("parent")) == {"ingest", "query", "collector"}
+    assert set(registry.placed("parent")) == {"ingest", "alerts", "query", "collector"}
+    # Alerting starts after the projectors, before the query API.
+    order = list(REGISTRY)
+    assert order.index("projectors") < order.index("alerts") < order.index("query")
     assert registry.listens(["ingest", "query"]) == ("ingest_addr", "query_addr", "http_addr")
 
 
@@ -26,6 +29,8 @@ def test_needs_are_the_modules_own() -> None:
     assert "cold_store" not in registry.needs(["projectors"], Wiring(projectors=("rollups",)))
     assert "cold_store" in registry.needs(["projectors"], Wiring())
     assert registry.needs(["collector"], Wiring()) == frozenset()
+    assert registry.needs(["alerts"], Wiring()) == frozenset({"event_log", "config"})
+    assert registry.locks(["alerts"], Wiring()) == ["alert-evaluator"]
 
 
 def test_locks_follow_where_the_projectors_run() -> None:

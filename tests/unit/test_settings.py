@@ -140,3 +140,11 @@ def test_bad_tier_flush_intervals_in_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ARGUS_TIER_FLUSH_INTERVAL_MS", "1w=1")
     with pytest.raises(InvalidArgument, match=r"unknown tier"):
         settings_from_env()
+
+
+def test_alerts_enabled_by_default_and_off_from_the_environment_or_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_from_env().alerts_enabled is True
+    assert settings_from_env(alerts_enabled=False).alerts_enabled is False  # `argus up --no-alerts`
+    assert settings_from_env(alerts_enabled=None).alerts_enabled is True  # flag absent
+    monkeypatch.setenv("ARGUS_ALERTS_ENABLED", "false")
+    assert settings_from_env().alerts_enabled is False

@@ -1,0 +1,113 @@
+"""Alerting as a module of `argus up` (and of `argus alerts serve`): the streaming evaluator
+(query_side/alerts/evaluator.py) on a consumer runner over the samples topic, with every
+tenant's rules taken from the config view, plus the sub-services alerting runs beside it.
+
+Sub-services (`services`) are other modules started after the evaluator and stopped before
+it: the notifier plugs in there (argus/registry.py `_alerts`), without a module of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from argus.modules import Module
+from core.alerting.model import AlertRule
+from core.alerting.state import AlertConfigState
+from core.config_view import ConfigView
+from core.consumer import ConsumerRunner
+from core.events import SAMPLES_TOPIC
+from core.ports import EventLog
+from query_side.alerts.evaluator import EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
+
+log = logging.getLogger(__name__)
+
+EVALUATOR_FLUSH_INTERVAL_MS = 200
+"""How often the runner hands the evaluator a turn (`housekeeping` evaluates due rules): well
+under the shortest rule interval, so a 1 s rule is evaluated on time."""
+
+
+class ConfigRules:
+    """Every tenant's alert rules as the config view has them, re-read only when the
+    alerting configuration changed (the evaluator asks on every turn)."""
+
+    def __init__(self, config: ConfigView) -> None:
+        self._state = config.state(AlertConfigState)
+        self._generation = -1
+        self._rules: Mapping[str, Sequence[AlertRule]] = {}
+
+    def __call__(self) -> Mapping[str, Sequence[AlertRule]]:
+        state = self._state
+        if state.generation != self._generation:
+            self._generation = state.generation
+            self._rules = {
+                tenant: tuple(rules.values()) for tenant in state.tenants() if (rules := state.config(tenant).rules)
+            }
+        return self._rules
+
+
+class AlertsModule:
+    name = "alerts"
+
+    def __init__(
+        self,
+        *,
+        event_log: EventLog,
+        config: ConfigView,
+        clock_ms: Callable[[], int],
+        services: Sequence[Module] = (),
+    ) -> None:
+        self._rules = ConfigRules(config)
+        self.evaluator = AlertEvaluator(log=event_log, rules=self._rules, clock_ms=clock_ms)
+        self._runner = ConsumerRunner(
+            name="alert-evaluator",
+            log=event_log,
+            topic=SAMPLES_TOPIC,
+            group=EVALUATOR_GROUP,
+            handler=self.evaluator,
+            clock_ms=clock_ms,
+            flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,
+        )
+        self.services = list(services)
+        """Started after the evaluator, stopped before it (the notifier goes here)."""
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # The evaluator restores its instances and catches up in its task: start returns at once.
+        self._task = asyncio.create_task(
+            run_evaluator(self.evaluator, self._runner, self._stop), name="alert-evaluator"
+        )
+        for service in self.services:
+            await service.start()
+
+    async def stop(self) -> None:
+        for service in reversed(self.services):
+            await service.stop()
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(task, 30.0)
+        except TimeoutError:
+            log.error("the alert evaluator did not stop within 30 s; cancelled")
+        except Exception as exc:  # it already ended with this: say so, stopping goes on
+            log.error("the alert evaluator ended with %r", exc)
+
+    def status(self) -> list[RuleStatus]:
+        """Per evaluated rule: its route, series, instances, last evaluation, error."""
+        return self.evaluator.status()
+
+    def endpoints(self) -> dict[str, str]:
+        # From the configuration: at start the evaluator may still be restoring its instances.
+        rules = sum(len(r) for r in self._rules().values())
+        text = f"evaluating {rules} rule{'s' if rules != 1 else ''}"
+        errors = sum(1 for r in self.status() if r.error)
+        if errors:
+            text += f" ({errors} not evaluated now: warming up or over a limit)"
+        out = {"alerts": text}
+        for service in self.services:
+            out.update(service.endpoints())
+        return out

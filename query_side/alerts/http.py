@@ -1,0 +1,72 @@
+"""The alerts HTTP API, on the query API's app (query_side/http_gateway.make_http_app).
+
+- `GET /api/v1/alerts[?state=active|pending|firing|resolved|all]`: the caller's tenant's alert
+  instances in those states (default active: pending and firing), firing first.
+- `GET /api/v1/alerts/rules`: the tenant's rules, each with its instances' current states.
+
+The tenant is the API key's; nothing of another tenant is ever read. The states come from the
+alerts topic (query_side/alerts/active.py), the rules from the config view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+from core.alerting.lifecycle import AlertState
+from core.alerting.state import AlertConfigState
+from core.auth import Authenticator, bearer_token
+from query_side.alerts.active import ActiveAlerts, state_filter
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertsApi:
+    """What the alerts routes read: the instances' states and the rules."""
+
+    active: ActiveAlerts
+    config: AlertConfigState
+
+
+def add_alert_routes(app: web.Application, authenticator: Authenticator, alerts: AlertsApi | None) -> None:
+    """Register the alerts routes on `app` (none when `alerts` is None)."""
+    if alerts is None:
+        return
+    routes = _AlertRoutes(authenticator, alerts)
+    app.router.add_get("/api/v1/alerts", routes.alerts)
+    app.router.add_get("/api/v1/alerts/rules", routes.rules)
+
+
+def _json(body: object) -> web.Response:
+    # orjson writes NaN as null (a rule without data).
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+class _AlertRoutes:
+    def __init__(self, authenticator: Authenticator, alerts: AlertsApi) -> None:
+        self._auth = authenticator
+        self._alerts = alerts
+
+    def _tenant(self, request: web.Request) -> str:
+        return self._auth.tenant_for(bearer_token(request.headers.get("Authorization")))
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        states = state_filter(request.query.get("state"))
+        found = self._alerts.active.instances(tenant, states)
+        return _json({"alerts": [i.to_json() for i in found]})
+
+    async def rules(self, request: web.Request) -> web.Response:
+        tenant = self._tenant(request)
+        config = self._alerts.config.config(tenant)
+        rules = []
+        for name in sorted(config.rules):
+            rule = dataclasses.asdict(config.rules[name])
+            instances = self._alerts.active.instances(tenant, frozenset(AlertState), rule=name)
+            rule["instances"] = [i.to_json() for i in instances]
+            rule["firing"] = sum(1 for i in instances if i.state is AlertState.FIRING)
+            rule["pending"] = sum(1 for i in instances if i.state is AlertState.PENDING)
+            rules.append(rule)
+        return _json({"rules": rules})
