@@ -3,7 +3,7 @@
 tenant's rules taken from the config view, plus the sub-services alerting runs beside it.
 
 Sub-services (`services`) are other modules started after the evaluator and stopped before
-it: the notifier plugs in there (argus/registry.py `_alerts`), without a module of its own.
+it: the notifier (`NotifierService`, below) runs there, without a module of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from core.alerting.model import AlertRule
 from core.alerting.state import AlertConfigState
 from core.config_view import ConfigView
 from core.consumer import ConsumerRunner
-from core.events import SAMPLES_TOPIC
+from core.events import ALERTS_TOPIC, SAMPLES_TOPIC
 from core.ports import EventLog
 from query_side.alerts.evaluator import EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
 
@@ -111,3 +111,58 @@ class AlertsModule:
         for service in self.services:
             out.update(service.endpoints())
         return out
+
+
+class NotifierService:
+    """The notifier (query_side/alerts/notifier.py) as a sub-service of the alerts module: it
+    follows the alerts topic in its own consumer group, routes and groups the alerts of each
+    tenant's configuration, and delivers through long-lived senders (closed at stop)."""
+
+    name = "alert-notifier"
+
+    def __init__(self, *, event_log: EventLog, config: ConfigView, clock_ms: Callable[[], int]) -> None:
+        from query_side.alerts.delivery import Deliverer
+        from query_side.alerts.notifier import NOTIFIER_GROUP, AlertNotifier
+        from query_side.alerts.senders import Senders
+
+        state = config.state(AlertConfigState)
+        self._senders = Senders()
+        self.notifier = AlertNotifier(
+            log=event_log,
+            deliverer=Deliverer(self._senders),
+            config=state.config,
+            silences=state.silences,
+            clock_ms=clock_ms,
+        )
+        self._runner = ConsumerRunner(
+            name="alert-notifier",
+            log=event_log,
+            topic=ALERTS_TOPIC,
+            group=NOTIFIER_GROUP,
+            handler=self.notifier,
+            clock_ms=clock_ms,
+            flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,
+        )
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from query_side.alerts.notifier import run_notifier
+
+        self._task = asyncio.create_task(run_notifier(self.notifier, self._runner, self._stop), name=self.name)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                await asyncio.wait_for(task, 30.0)
+        except TimeoutError:
+            log.error("the alert notifier did not stop within 30 s; cancelled")
+        except Exception as exc:  # it already ended with this: say so, stopping goes on
+            log.error("the alert notifier ended with %r", exc)
+        finally:
+            await self._senders.aclose()
+
+    def endpoints(self) -> dict[str, str]:
+        return {}

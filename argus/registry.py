@@ -149,10 +149,11 @@ def _collector(rt: Runtime, wiring: Wiring) -> Module:
 
 
 def _alerts(rt: Runtime, _wiring: Wiring) -> Module:
-    from argus.alerts_module import AlertsModule
+    from argus.alerts_module import AlertsModule, NotifierService
 
-    # The notifier joins as one of `services` (started after the evaluator, stopped before it).
-    return AlertsModule(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[])
+    # The notifier runs beside the evaluator (started after it, stopped before it).
+    notifier = NotifierService(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms)
+    return AlertsModule(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[notifier])
 
 
 def _projector_needs(wiring: Wiring) -> frozenset[str]:

@@ -1,12 +1,17 @@
 """Alerting running end to end in a real `argus up`: a rule applied with `argus alerts apply`
 fires on samples pushed with `argus push` and resolves when they recover; the state is seen
-on `GET /api/v1/alerts`, `GET /api/v1/alerts/rules` and `argus alerts list`."""
+on `GET /api/v1/alerts`, `GET /api/v1/alerts/rules` and `argus alerts list`; with a route to
+a webhook, the breach is one signed notification and the recovery one resolved notification."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +114,102 @@ def test_a_rule_fires_and_resolves_in_argus_up(server_factory: Callable[[], Argu
     assert server.http_get("/api/v1/alerts").body["alerts"] == []
     table = run_argus("alerts", "list", "--data-dir", data, "--tenant", TENANT, "--state", "resolved")
     assert table.returncode == 0 and "hot_room" in table.stdout and "resolved" in table.stdout, table.stdout
+
+
+class WebhookReceiver:
+    """A local webhook endpoint that checks each request's HMAC signature and keeps the
+    verified bodies (and their Idempotency-Key)."""
+
+    def __init__(self, secret: str) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.bad_signatures = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stamp = self.headers.get("X-Argus-Timestamp", "")
+                expected = (
+                    "sha256=" + hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+                )
+                if hmac.compare_digest(expected, self.headers.get("X-Argus-Signature", "")):
+                    outer.received.append((self.headers.get("Idempotency-Key", ""), json.loads(body)))
+                    self.send_response(200)
+                else:
+                    outer.bad_signatures += 1
+                    self.send_response(401)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_a_breach_pages_a_signed_webhook_once_and_its_recovery_sends_resolved(
+    server_factory: Callable[[], ArgusServer], tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "hook.secret"
+    secret_file.write_text("e2e-hook-secret\n")
+    receiver = WebhookReceiver("e2e-hook-secret")
+    try:
+        document = tmp_path / "alerts.yaml"
+        document.write_text(
+            RULE
+            + f"""\
+receivers:
+  - name: hook
+    webhook:
+      - url: {receiver.url}
+        secret: file:{secret_file}
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+"""
+        )
+        server = server_factory()
+        applied = run_argus("alerts", "apply", str(document), "--data-dir", str(server.data_dir), "--tenant", TENANT)
+        assert applied.returncode == 0, applied.stderr
+        server.start()
+
+        push_now(server, 90.0)
+        started = time.monotonic()
+
+        def firing() -> dict[str, Any] | None:
+            got = [body for _, body in receiver.received if body["status"] == "firing"]
+            if not got:
+                push_now(server, 90.0)  # keeps the window fed until it fires
+            return got[0] if got else None
+
+        page = wait_for("a firing notification", firing, timeout_s=ALERT_TIMEOUT_S, interval_s=0.3)
+        measured("alert_webhook_after_push_s", round(time.monotonic() - started, 2))
+        assert page["receiver"] == "hook" and page["tenant"] == TENANT
+        assert [a["labels"].get("room") for a in page["alerts"]] == ["lab"]
+
+        def resolved() -> dict[str, Any] | None:
+            got = [body for _, body in receiver.received if body["status"] == "resolved"]
+            if not got:
+                push_now(server, 20.0)
+            return got[0] if got else None
+
+        done = wait_for("a resolved notification", resolved, timeout_s=ALERT_TIMEOUT_S, interval_s=0.3)
+        assert [a["status"] for a in done["alerts"]] == ["resolved"]
+        keys = [key for key, _ in receiver.received]
+        assert len(keys) == len(set(keys)), f"one notification per group change, none twice: {keys}"
+        assert receiver.bad_signatures == 0
+        firing_pages = [body for _, body in receiver.received if body["status"] == "firing"]
+        assert len(firing_pages) == 1, "the unchanged firing group is not repeated within repeat_interval"
+    finally:
+        receiver.close()
