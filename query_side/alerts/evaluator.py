@@ -38,6 +38,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Final
 from urllib.parse import urlencode
 
 import numpy as np
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 RulesSource = Callable[[], Mapping[str, Sequence[AlertRule]]]
 """The current rules per tenant (the config view; tests pass them directly)."""
 
+_NOTHING_WANTED: Final = events_pb2.SampleBatchAccepted()
+"""What `decode` hands over while no rule watches anything (read-only: never mutated)."""
 EVALUATOR_GROUP = "alert-evaluator"
 ALERT_PARTITIONS = 4
 """Partitions the evaluator creates the alerts topic with (if it does not exist)."""
@@ -267,6 +270,10 @@ class AlertEvaluator:
     # -- ConsumerHandler ------------------------------------------------------------------
 
     def decode(self, record: LogRecord) -> events_pb2.SampleBatchAccepted:
+        if self._started and not self._by_metric:
+            # No streaming rule wants any sample: skip the parse (every batch passes through
+            # here, rules or not). A rule added later waits a window anyway.
+            return _NOTHING_WANTED
         return decode_sample_batch(record)
 
     async def apply(self, deliveries: Sequence[Delivery[events_pb2.SampleBatchAccepted]]) -> None:

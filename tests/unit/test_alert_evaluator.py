@@ -435,3 +435,35 @@ async def test_change_condition_compares_with_the_window_over_ms_earlier() -> No
     # At 30 s: [20, 30) averages 95 against 10 over [10, 20). At 25 s and 35 s one window
     # straddles the jump (52.5): a change of 42.5, not over 50.
     assert moves == [(30, AlertState.FIRING), (35, AlertState.RESOLVED)]
+
+
+async def test_without_rules_batches_are_not_parsed_and_a_new_rule_sees_new_samples() -> None:
+    log = MemoryEventLog()
+    clock = [NOW]
+    rules: dict[str, list[AlertRule]] = {}
+    harness = Harness(log, rules, clock)
+    await harness.start()
+    parsed = 0
+    original = harness.evaluator.decode
+
+    def counting(record: Any) -> events_pb2.SampleBatchAccepted:
+        nonlocal parsed
+        batch = original(record)
+        parsed += bool(batch.series)
+        return batch
+
+    harness.evaluator.decode = counting  # type: ignore[method-assign]
+    feed = Feed()
+    feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [NOW - 1_000], values=[99.0])
+    await append(log, feed)
+    await harness.at(NOW)
+    assert parsed == 0, "no rule watches anything: the batch is passed over unparsed"
+
+    rules[TENANT] = [rule(window_ms=MINUTE, threshold=90.0)]
+    later = NOW + 2 * MINUTE  # a rule added while running waits one window
+    await harness.at(later)
+    feed.add("cpu", MetricKind.GAUGE, {"host": "a"}, [later - 1_000], values=[99.0])
+    await append(log, feed, start=1)
+    await harness.at(later + 1_000)
+    assert parsed == 1
+    assert harness.evaluator.values(TENANT, "r", later + 1_000) == {(): 99.0}
