@@ -38,6 +38,19 @@ Readiness = Callable[[], Awaitable[bool | str]]
 """True when ready; False or the reason (text) when not (`/readyz` answers 503)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryExtension:
+    """What the composition adds to the query API that query_side cannot build itself
+    (routes on command_side handlers) or that it adds beside QueryService: HTTP routes, a
+    gRPC service (returns its full name, for reflection) and a view to follow."""
+
+    http: Callable[[web.Application], None] | None = None
+    grpc: Callable[[Any], str] | None = None
+    follow: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+    prime: Callable[[], Awaitable[None]] | None = None
+    """Run before serving (read the view's log once)."""
+
+
 class Module(Protocol):
     name: str
 
@@ -220,6 +233,7 @@ class QueryModule:
         readiness: Readiness | None = None,
         quarantine: QuarantineSource | None = None,
         alerts: AlertsApi | None = None,
+        extensions: tuple[QueryExtension, ...] = (),
     ) -> None:
         from query_side.engine import QueryEngine
         from query_side.limits import QueryLimits
@@ -227,6 +241,7 @@ class QueryModule:
         self._readiness = readiness
         self._quarantine = quarantine
         self._alerts = alerts
+        self._extensions = extensions
         self._config = settings.query_settings()
         self._keys = api_keys
         self._clock_ms = clock_ms
@@ -256,21 +271,30 @@ class QueryModule:
         if self._alerts is not None:
             await self._alerts.active.refresh()  # serve the alerts the topic holds from the first request
             self._tasks.spawn("active-alerts", self._alerts.active.run)
+        services = [grpc_service.SERVICE_NAME]
+        for i, ext in enumerate(self._extensions):
+            if ext.prime is not None:
+                await ext.prime()
+            if ext.follow is not None:
+                self._tasks.spawn(f"query-extension-{i}", ext.follow)
+            if ext.grpc is not None:
+                services.append(ext.grpc(self._server))
         grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
-        await add_health_and_reflection(self._server, [grpc_service.SERVICE_NAME])
+        await add_health_and_reflection(self._server, services)
         self.grpc_port = bind(self._server, config.grpc_addr, tls)
         await self._server.start()
-        self._runner = HttpRunner(
-            make_http_app(
-                self._engine,
-                self._keys,
-                self._clock_ms,
-                readiness=self._readiness,
-                quarantine=self._quarantine,
-                alerts=self._alerts,
-            ),
-            access_log=None,
+        app = make_http_app(
+            self._engine,
+            self._keys,
+            self._clock_ms,
+            readiness=self._readiness,
+            quarantine=self._quarantine,
+            alerts=self._alerts,
         )
+        for ext in self._extensions:
+            if ext.http is not None:
+                ext.http(app)
+        self._runner = HttpRunner(app, access_log=None)
         await self._runner.setup()
         host, port = _host_port(config.http_addr)
         site = web.TCPSite(self._runner, host, port, ssl_context=tls.ssl_context() if tls is not None else None)

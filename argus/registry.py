@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from argus.alerts_api import alerts_api
 from argus.container import RESOURCES, Runtime
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.supervisor import ProjectorProcess
@@ -110,6 +111,7 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
             )
         return True
 
+    active = ActiveAlerts(event_log)
     return QueryModule(
         settings=rt.settings,
         hot_store=rt.hot_store,
@@ -118,7 +120,10 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
         cold_store=rt.cold_store,
         readiness=readiness,
         quarantine=quarantine,
-        alerts=AlertsApi(active=ActiveAlerts(event_log), config=rt.config.state(AlertConfigState)),
+        alerts=AlertsApi(active=active, config=rt.config.state(AlertConfigState)),
+        extensions=(
+            alerts_api(event_log=event_log, keys=rt.api_keys, view=rt.config, active=active, clock_ms=rt.clock_ms),
+        ),
     )
 
 
