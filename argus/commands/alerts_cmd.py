@@ -46,6 +46,7 @@ from core.durations import format_duration_ms, parse_duration_ms
 from core.errors import ArgusError, InvalidArgument
 from core.settings import Settings
 from query_side.alerts.active import STATE_FILTERS, ActiveAlerts, AlertInstance, state_filter
+from query_side.alerts.history import MAX_PAGE, AlertHistory, HistoryEntry
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -391,3 +392,115 @@ def alerts_list(data_dir: Path | None, log_level: str, tenant: str, state: str, 
         style = "red" if i.state is AlertState.FIRING else ""
         table.add_row(*(escape(c) for c in cells), style=style)
     Console(width=200).print(table)
+
+
+def _read_history(settings: Settings, tenant: str, since_ms: int, rule: str | None) -> list[HistoryEntry]:
+    """The tenant's history entries, read from the alerts topic once, oldest first."""
+    found: list[HistoryEntry] = []
+
+    async def read() -> None:
+        async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
+            view = AlertHistory(events)
+            await view.refresh()
+            cursor = ""
+            while True:
+                page = view.page(tenant, since_ms=since_ms, rule=rule, cursor=cursor, limit=MAX_PAGE)
+                found.extend(page.entries)
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+
+    try:
+        asyncio.run(read())
+    except data_dir.DataDirError as exc:
+        _fail(str(exc), 2)
+    except (OSError, ArgusError) as exc:
+        _fail(str(exc))
+    return found
+
+
+@alerts.command(name="history")
+@_common_options
+@click.option("--tenant", required=True, help="Whose alerts.")
+@click.option("--since", default=None, help="Only entries this far back (e.g. 1h, 2d) or since epoch ms.")
+@click.option("--rule", default=None, help="Only this rule's entries.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True, help="At most this many (newest)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry (NDJSON), oldest first.")
+def alerts_history(
+    data_dir: Path | None, log_level: str, tenant: str, since: str | None, rule: str | None, limit: int, as_json: bool
+) -> None:
+    """TENANT's alert timeline from the alerts topic: state changes and notifications sent or
+    failed (receiver, channel, attempt), oldest first."""
+    from query_side.alerts.history import since_ms
+
+    setup_logging(log_level)
+    try:
+        start = since_ms(since, now_ms())
+    except InvalidArgument as exc:
+        raise click.UsageError(str(exc)) from None
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    found = _read_history(settings, tenant, start, rule)
+    shown = found[-limit:]
+    if as_json:
+        for e in shown:
+            click.echo(json.dumps(e.to_json(), sort_keys=True))
+        return
+    if not shown:
+        click.echo(f"no alert history for tenant {tenant}", err=True)
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("TIME", "RULE", "EVENT", "DETAIL"):
+        table.add_column(column)
+    for e in shown:
+        d = e.detail
+        if e.kind == "state":
+            labels = d.get("labels")
+            shown_labels = ",".join(f"{k}={v}" for k, v in sorted(labels.items())) if isinstance(labels, dict) else ""
+            what, detail = f"{d['from']} -> {d['to']}", shown_labels
+        else:
+            what = f"notification {e.kind}"
+            detail = f"{d['receiver']} {d['channel']} attempt {d['attempt']}"
+            if e.kind == "failed":
+                detail += f": {d['error']}"
+        table.add_row(*(escape(str(c)) for c in (_time(e.time_ms), ",".join(e.rules), what, detail)))
+    Console(width=200).print(table)
+
+
+@alerts.command(name="test")
+@_common_options
+@click.argument("receiver")
+@click.option("--tenant", required=True, help="Whose receiver.")
+def alerts_test(data_dir: Path | None, log_level: str, receiver: str, tenant: str) -> None:
+    """Send a test notification (marked [TEST], alertname ArgusTestNotification) to TENANT's
+    RECEIVER on every channel; prints each channel's result. Exit code 1 if any failed."""
+    from query_side.alerts.delivery import Deliverer, DeliveryReport, RetryPolicy, send_test_notification
+    from query_side.alerts.senders import Senders
+
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    reports: list[DeliveryReport] = []
+
+    async def send(view: ConfigView) -> None:
+        config = view.state(AlertConfigState).config(tenant)
+        found = config.receivers.get(receiver)
+        if found is None:
+            known = ", ".join(sorted(config.receivers)) or "none"
+            raise InvalidArgument(f"tenant {tenant} has no receiver {receiver!r} (receivers: {known})")
+        async with Senders() as senders:
+            # An operator at a terminal wants the answer now: one retry, not the notifier's minutes.
+            deliverer = Deliverer(senders, policy=RetryPolicy(max_attempts=2, base_delay_ms=200, max_total_ms=5_000))
+            reports.append(await send_test_notification(found, deliverer=deliverer, tenant=tenant))
+
+    _execute(settings, send)
+    report = reports[0]
+    for a in report.finals:
+        result = "ok" if not a.error else f"{a.outcome.value}: {a.error}"
+        click.echo(f"{a.channel} {a.target}: {result} (attempt {a.attempt}, {a.elapsed_ms} ms)")
+    if not report.finals:
+        _fail(f"receiver {receiver} has no channels")
+    if not report.ok:
+        raise SystemExit(1)
