@@ -169,3 +169,50 @@ async def test_list_and_history_are_the_keys_tenant_only(served: Served) -> None
     [only] = await read(stream, 1)
     stream.cancel()
     assert only.event.state_changed.tenant == B
+
+
+async def test_the_query_module_serves_the_alerts_api() -> None:
+    """The composition: QueryModule with argus/alerts_api.py's extension serves AlertService
+    on its gRPC port and the silence routes on its HTTP port."""
+    import aiohttp
+
+    from argus.alerts_api import alerts_api
+    from argus.modules import QueryModule
+    from core.adapters.memory_hot_store import MemoryHotStore
+    from core.alerting.state import AlertConfigState
+    from core.settings import Settings
+    from query_side.alerts.http import AlertsApi
+
+    log = MemoryEventLog()
+    await log.ensure_topic(CONFIG_TOPIC, 1)
+    view = ConfigView(log, [ApiKeyRegistry(), AlertConfigState()])
+    await view.refresh()
+    key = generate_key()
+    await create_api_key(CreateApiKey(api_key=key, tenant=A, author="t"), view=view, clock_ms=lambda: 1)
+    await log.ensure_topic(ALERTS_TOPIC, 4)
+    await log.append(ALERTS_TOPIC, [(1, changed(A, "cpu", {"host": "h"}, AlertState.FIRING, 1))])
+    active = ActiveAlerts(log)
+    keys = view.state(ApiKeyRegistry)
+    module = QueryModule(
+        settings=Settings(query_addr="127.0.0.1:0", http_addr="127.0.0.1:0"),
+        hot_store=MemoryHotStore(),
+        api_keys=keys,
+        clock_ms=lambda: 10_000,
+        alerts=AlertsApi(active=active, config=view.state(AlertConfigState)),
+        extensions=(alerts_api(event_log=log, keys=keys, view=view, active=active, clock_ms=lambda: 10_000),),
+    )
+    await module.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{module.grpc_port}") as channel:
+            stub = service_pb2_grpc.AlertServiceStub(channel)  # type: ignore[no-untyped-call]
+            listed = await stub.ListAlerts(service_pb2.ListAlertsRequest(), metadata=md(key))
+            assert [a.rule for a in listed.alerts] == ["cpu"]
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
+            base = f"http://127.0.0.1:{module.http_port}"
+            body = {"matchers": ["alertname=cpu"], "for": "1h", "comment": "wiring"}
+            async with http.post(f"{base}/api/v1/silences", json=body) as r:
+                assert r.status == 201
+            async with http.get(f"{base}/api/v1/alerts/history") as r:
+                assert [e["rules"] for e in (await r.json())["entries"]] == [["cpu"]]
+    finally:
+        await module.stop()
