@@ -6,8 +6,8 @@ command side (.importlinter)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+import grpc
 from aiohttp import web
 
 from argus.modules import QueryExtension
@@ -28,7 +28,7 @@ def alerts_api(
         add_silence_routes(app, keys=keys, view=view, clock_ms=clock_ms)
         add_history_routes(app, keys, history, clock_ms)
 
-    def grpc(server: Any) -> str:
+    def add_grpc(server: grpc.aio.Server) -> str:
         from query_side.alerts import grpc_service
 
         grpc_service.add_to_server(
@@ -36,4 +36,4 @@ def alerts_api(
         )
         return grpc_service.SERVICE_NAME
 
-    return QueryExtension(http=http, grpc=grpc, follow=history.run, prime=history.refresh)
+    return QueryExtension(http=http, grpc=add_grpc, follow=history.run, prime=history.refresh)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import grpc
 from aiohttp import web
 
 from argus.health import WriteHealth, watch_writes
@@ -45,7 +46,7 @@ class QueryExtension:
     gRPC service (returns its full name, for reflection) and a view to follow."""
 
     http: Callable[[web.Application], None] | None = None
-    grpc: Callable[[Any], str] | None = None
+    grpc: Callable[[grpc.aio.Server], str] | None = None
     follow: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
     prime: Callable[[], Awaitable[None]] | None = None
     """Run before serving (read the view's log once)."""

@@ -123,7 +123,8 @@ class _SilenceRoutes:
         tenant, author = self._caller(request)
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise InvalidArgument(f"body: at most {MAX_BODY_BYTES} bytes", parameter="body")
-        raw = await request.content.read(MAX_BODY_BYTES + 1)
+        # A body without Content-Length is bounded by the app's client_max_size (aiohttp).
+        raw = await request.read()
         if len(raw) > MAX_BODY_BYTES:
             raise InvalidArgument(f"body: at most {MAX_BODY_BYTES} bytes", parameter="body")
         try:

@@ -209,3 +209,11 @@ async def test_history_filters_and_pages(api: Api) -> None:
     for query, parameter in (("?limit=0", "limit"), ("?limit=5000", "limit"), ("?cursor=%21%21", "cursor")):
         r = await api.client.get(f"/api/v1/alerts/history{query}", headers=auth(api.key_a))
         assert r.status == 400 and (await r.json())["parameter"] == parameter
+
+
+async def test_unreadable_and_oversized_bodies_are_400(api: Api) -> None:
+    r = await api.client.post("/api/v1/silences", data=b"{not json", headers=auth(api.key_a))
+    assert r.status == 400 and (await r.json())["parameter"] == "body"
+    huge = {"matchers": ["a=b"], "for": "1h", "comment": "x" * 70_000}
+    r = await api.client.post("/api/v1/silences", json=huge, headers=auth(api.key_a))
+    assert r.status == 400 and (await r.json())["parameter"] == "body"
