@@ -37,6 +37,7 @@ from command_side.config.alerts import (
     expire_silence,
 )
 from core import data_dir
+from core.alerting.acks import Ack, acknowledge, unacknowledge
 from core.alerting.document import MAX_DOCUMENT_BYTES, parse_document, parse_label_matcher
 from core.alerting.lifecycle import AlertState
 from core.alerting.model import AlertRule, Condition, ConditionOp, LabelMatcher, Silence
@@ -44,6 +45,7 @@ from core.alerting.state import AlertConfigState
 from core.config_view import ConfigView
 from core.durations import format_duration_ms, parse_duration_ms
 from core.errors import ArgusError, InvalidArgument
+from core.ports import EventLog
 from core.settings import Settings
 from query_side.alerts.active import STATE_FILTERS, ActiveAlerts, AlertInstance, state_filter
 from query_side.alerts.history import MAX_PAGE, AlertHistory, HistoryEntry
@@ -504,3 +506,61 @@ def alerts_test(data_dir: Path | None, log_level: str, receiver: str, tenant: st
         _fail(f"receiver {receiver} has no channels")
     if not report.ok:
         raise SystemExit(1)
+
+
+def _ack_command(use: Callable[[EventLog], Awaitable[Ack]], settings: Settings) -> Ack:
+    done: list[Ack] = []
+
+    async def run() -> None:
+        async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
+            done.append(await use(events))
+
+    try:
+        asyncio.run(run())
+    except data_dir.DataDirError as exc:
+        _fail(str(exc), 2)
+    except (OSError, ArgusError) as exc:
+        _fail(str(exc))
+    return done[0]
+
+
+@alerts.command(name="ack")
+@_common_options
+@click.argument("instance_id", metavar="ID")
+@click.option("--tenant", required=True, help="Whose alert.")
+@click.option("--comment", default="", help="Why, or who is on it.")
+@click.option("--author", default=None, help="Who acknowledges [default user@host].")
+def alerts_ack(
+    data_dir: Path | None, log_level: str, instance_id: str, tenant: str, comment: str, author: str | None
+) -> None:
+    """Acknowledge TENANT's pending or firing alert ID (`instance_id` of `argus alerts list
+    --json`): no repeats and no escalation for it until it resolves or is un-acked."""
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    who = author or default_author()
+    ack = _ack_command(
+        lambda events: acknowledge(
+            events, tenant=tenant, instance_id=instance_id, author=who, comment=comment, now_ms=now_ms()
+        ),
+        settings,
+    )
+    click.echo(f"acknowledged {instance_id} (by {ack.author} at {_time(ack.time_ms)})", err=True)
+
+
+@alerts.command(name="unack")
+@_common_options
+@click.argument("instance_id", metavar="ID")
+@click.option("--tenant", required=True, help="Whose alert.")
+@click.option("--author", default=None, help="Who takes the ack back [default user@host].")
+def alerts_unack(data_dir: Path | None, log_level: str, instance_id: str, tenant: str, author: str | None) -> None:
+    """Take back the acknowledgement of TENANT's alert ID: repeats and escalation resume."""
+    setup_logging(log_level)
+    settings = _settings(data_dir=data_dir)
+    _open_data_dir(settings)
+    who = author or default_author()
+    _ack_command(
+        lambda events: unacknowledge(events, tenant=tenant, instance_id=instance_id, author=who, now_ms=now_ms()),
+        settings,
+    )
+    click.echo(f"un-acknowledged {instance_id}", err=True)

@@ -2,9 +2,10 @@
 
 It follows the alerts topic (`argus.alerts.v1`, docs/formats/alerts-topic.md) from offset 0
 of every partition and keeps, per instance, the AlertStateChanged with the highest
-`sequence`: a transition read again (a duplicate append, a restarted evaluator re-making
+`sequence` and its latest ack or un-ack (core/alerting/acks.py; shown while it holds):
+a transition read again (a duplicate append, a restarted evaluator re-making
 it) or out of order never moves an instance back. Other event types on the topic
-(notifications, acknowledgements, kinds of a newer build) are skipped, as are records that
+(notifications, escalations, kinds of a newer build) are skipped, as are records that
 do not decode (logged). Like the config view (core/config_view.py) it is in memory and
 rebuilt from the log at start; `run` keeps it current.
 """
@@ -16,9 +17,10 @@ import contextlib
 import logging
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from contracts.argus.alerts.v1 import alerts_pb2
+from core.alerting.acks import Ack, ack_from, decode_ack, holds, newer
 from core.alerting.lifecycle import AlertState
 from core.errors import ArgusError, InvalidArgument
 from core.events import ALERTS_TOPIC, decode_record
@@ -76,8 +78,11 @@ class AlertInstance:
     severity: str
     annotations: Mapping[str, str]
     rule_labels: Mapping[str, str]
+    acknowledged: Ack | None = None
+    """The ack that holds for the instance's current episode, if any."""
 
     def to_json(self) -> dict[str, object]:
+        ack = self.acknowledged
         return {
             "rule": self.rule,
             "instance_id": self.instance_id,
@@ -91,6 +96,7 @@ class AlertInstance:
             "severity": self.severity,
             "annotations": dict(self.annotations),
             "rule_labels": dict(self.rule_labels),
+            "acknowledged": None if ack is None else {"by": ack.author, "at_ms": ack.time_ms, "comment": ack.comment},
         }
 
 
@@ -121,6 +127,9 @@ class ActiveAlerts:
         self._next: dict[int, int] = {}
         self._partitions = 0
         self._by_tenant: dict[str, dict[str, AlertInstance]] = {}
+        self._acks: dict[tuple[str, str], Ack] = {}
+        self._episodes: dict[tuple[str, str], int] = {}
+        """(tenant, instance) -> the transition that began its current pending/firing episode."""
         self._lock = asyncio.Lock()
         self.skipped = 0
         """Records skipped: other event types, or undecodable."""
@@ -138,9 +147,28 @@ class ActiveAlerts:
                     offset = records[-1].offset + 1
                     self._next[partition] = offset
 
+    @property
+    def events(self) -> EventLog:
+        """The event log it follows (the ack routes append to it)."""
+        return self._events
+
     def apply(self, record: LogRecord) -> None:
-        """Keep the record's transition if it is its instance's newest; skip anything else."""
-        if record.unreadable is not None or record.event.type != _ALERT_STATE_CHANGED:
+        """Keep the record's transition if it is its instance's newest, and the newest ack;
+        skip anything else."""
+        if record.unreadable is None and record.event.type != _ALERT_STATE_CHANGED:
+            try:
+                acked = decode_ack(record)
+            except ArgusError as exc:
+                acked = None
+                log.warning("active alerts: skipping an unreadable ack at %s: %s", record.offset, exc)
+            if acked is None:
+                self.skipped += 1
+            else:
+                ack = ack_from(acked)
+                if newer(self._acks.get((acked.tenant, acked.instance_id)), ack):
+                    self._acks[(acked.tenant, acked.instance_id)] = ack
+            return
+        if record.unreadable is not None:
             self.skipped += 1
             return
         try:
@@ -159,6 +187,11 @@ class ActiveAlerts:
         held = instances.get(message.instance_id)
         if held is None or held.sequence < message.sequence:
             instances[message.instance_id] = _instance(message)
+            key = (message.tenant, message.instance_id)
+            if message.to_state not in (alerts_pb2.ALERT_STATE_PENDING, alerts_pb2.ALERT_STATE_FIRING):
+                self._episodes.pop(key, None)
+            else:
+                self._episodes.setdefault(key, message.sequence)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the alerts topic until `stop` is set (keeps what it has on errors)."""
@@ -181,4 +214,15 @@ class ActiveAlerts:
             if i.state in states and (rule is None or i.rule == rule)
         ]
         order = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.RESOLVED: 2, AlertState.INACTIVE: 3}
+        found = [self._with_ack(i) for i in found]
         return sorted(found, key=lambda i: (order[i.state], i.rule, sorted(i.labels.items())))
+
+    def _with_ack(self, instance: AlertInstance) -> AlertInstance:
+        key = (instance.tenant, instance.instance_id)
+        episode = self._episodes.get(key, 0)
+        ack = self._acks.get(key)
+        return (
+            replace(instance, acknowledged=ack)
+            if holds(ack, active=episode > 0, episode_sequence=episode)
+            else instance
+        )

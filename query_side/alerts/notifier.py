@@ -21,6 +21,15 @@ Guarantees:
   and what they last told from the topic. A notifier restarted after a recorded send sends
   nothing again; after a send it could not record it sends the same id once more (receivers
   drop it by id).
+- **Acknowledgements** (core/alerting/acks.py): a group whose firing members are all acked
+  sends no repeats and runs no escalation; an un-ack, a new member or the alert resolving
+  (the ack holds for one episode) ends that.
+- **Escalation**: a route with `escalation: POLICY` runs the policy's steps; step k goes to its
+  receivers once `after` has passed since the group's earliest firing member started firing,
+  while some member is unacked, once per episode. Its id is
+  `notification_id(tenant, route path, group key, "escalation\0<episode_ms>\0<k>")`; the
+  AlertEscalated record and the step's legs are appended together, so a restart neither
+  repeats nor skips a step.
 - **A failing receiver blocks nobody.** Each group delivers in its own task (at most
   `max_concurrent` at once); a group with a delivery in flight is left alone until it ends.
 """
@@ -30,12 +39,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from contracts.argus.alerts.v1 import alerts_pb2
-from core.alerting.model import AlertConfig, Route, Silence
+from core.alerting.acks import ACTIVE, Ack, ack_from, holds, newer
+from core.alerting.model import AlertConfig, EscalationPolicy, Route, Silence
 from core.alerting.routing import (
     GroupKey,
     group_key,
@@ -67,12 +77,25 @@ ConfigSource = Callable[[str], AlertConfig]
 SilenceSource = Callable[[str], Sequence[Silence]]
 """A tenant's silences, active or not (AlertConfigState.silences)."""
 
-Decoded: TypeAlias = alerts_pb2.AlertStateChanged | alerts_pb2.NotificationSent | alerts_pb2.NotificationFailed | None
-_TYPES: Mapping[
-    str, type[alerts_pb2.AlertStateChanged | alerts_pb2.NotificationSent | alerts_pb2.NotificationFailed]
-] = {
+_Message: TypeAlias = (
+    alerts_pb2.AlertStateChanged
+    | alerts_pb2.NotificationSent
+    | alerts_pb2.NotificationFailed
+    | alerts_pb2.AlertAcknowledged
+    | alerts_pb2.AlertUnacknowledged
+    | alerts_pb2.AlertEscalated
+)
+Decoded: TypeAlias = _Message | None
+_TYPES: Mapping[str, type[_Message]] = {
     t.DESCRIPTOR.full_name: t
-    for t in (alerts_pb2.AlertStateChanged, alerts_pb2.NotificationSent, alerts_pb2.NotificationFailed)
+    for t in (
+        alerts_pb2.AlertStateChanged,
+        alerts_pb2.NotificationSent,
+        alerts_pb2.NotificationFailed,
+        alerts_pb2.AlertAcknowledged,
+        alerts_pb2.AlertUnacknowledged,
+        alerts_pb2.AlertEscalated,
+    )
 }
 
 
@@ -86,6 +109,8 @@ class _Alert:
     ends_ms: int
     firing: bool
     sequence: int
+    episode_sequence: int = 0
+    """The transition that began the current pending/firing episode (acks hold from it)."""
 
     def member(self) -> AlertMember:
         return AlertMember(
@@ -170,6 +195,10 @@ class AlertNotifier:
         self._last_tick_ms: int | None = None
         self._dirty = True
         self._by_tenant: dict[str, dict[tuple[str, str, str], _Group]] = {}
+        self._acks: dict[tuple[str, str], Ack] = {}
+        self._escalated: set[tuple[str, str, str, int, int]] = set()
+        """(tenant, route path, group key, episode_ms, step) of every recorded step."""
+        self.escalations = 0
 
     # -- start ------------------------------------------------------------------------------
 
@@ -237,6 +266,17 @@ class AlertNotifier:
         match message:
             case alerts_pb2.AlertStateChanged():
                 self._take_transition(message)
+            case alerts_pb2.AlertAcknowledged() | alerts_pb2.AlertUnacknowledged():
+                ack = ack_from(message)
+                if newer(self._acks.get((message.tenant, message.instance_id)), ack):
+                    self._acks[(message.tenant, message.instance_id)] = ack
+            case alerts_pb2.AlertEscalated():
+                self._recorded.add(message.notification_id)
+                self._escalated.add(
+                    (message.tenant, message.route_path, message.group_key, message.episode_ms, message.step)
+                )
+            case alerts_pb2.NotificationSent() | alerts_pb2.NotificationFailed() if message.escalation_step:
+                self._recorded.add(message.notification_id)
             case alerts_pb2.NotificationSent() | alerts_pb2.NotificationFailed():
                 self._recorded.add(message.notification_id)
                 key = (message.tenant, message.route_path, message.group_key)
@@ -263,6 +303,12 @@ class AlertNotifier:
             return
         firing = message.to_state == alerts_pb2.ALERT_STATE_FIRING
         was_firing = held is not None and held.firing
+        if message.to_state not in ACTIVE:
+            episode = 0
+        elif held is not None and held.episode_sequence:
+            episode = held.episode_sequence
+        else:
+            episode = message.sequence
         alerts[message.instance_id] = _Alert(
             fingerprint=message.instance_id,
             labels=alert_labels(message),
@@ -272,6 +318,18 @@ class AlertNotifier:
             ends_ms=0 if firing else (message.evaluated_at_ms if was_firing else (held.ends_ms if held else 0)),
             firing=firing,
             sequence=message.sequence,
+            episode_sequence=episode,
+        )
+
+    def acked(self, tenant: str, fingerprint: str) -> bool:
+        """Whether an ack holds for the tenant's instance now (it is firing, in the acked episode)."""
+        alert = self._alerts.get(tenant, {}).get(fingerprint)
+        if alert is None:
+            return False
+        return holds(
+            self._acks.get((tenant, fingerprint)),
+            active=alert.episode_sequence > 0,
+            episode_sequence=alert.episode_sequence,
         )
 
     def active_alerts(self, tenant: str) -> list[AlertMember]:
@@ -355,15 +413,100 @@ class AlertNotifier:
             due = group.first_due_ms
         elif firing_set != told.firing or resolved:
             due = told.sent_ms + route.group_interval_ms
+        elif all(self.acked(group.tenant, a.fingerprint) for a in firing):
+            due = None  # every member acked: no repeats until one is un-acked or the group changes
         else:
             due = told.sent_ms + route.repeat_interval_ms
         # Muted: held, not rescheduled (group_wait keeps counting from the group's start).
-        if now_ms < due or muted(route, config.time_intervals, now_ms):
+        if muted(route, config.time_intervals, now_ms):
             return
+        if due is not None and now_ms >= due:
+            self._spawn(group, self._notify(group, route, config, firing, resolved, now_ms))
+            return
+        step = self._escalation_due(group, route, config, firing, now_ms)
+        if step is not None:
+            self._spawn(group, self._escalate(group, route, config, firing, *step, now_ms))
+
+    def _spawn(self, group: _Group, work: Coroutine[None, None, None]) -> None:
         group.in_flight = True
-        task = asyncio.create_task(self._notify(group, route, config, firing, resolved, now_ms))
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _escalation_due(
+        self, group: _Group, route: Route, config: AlertConfig, firing: Sequence[_Alert], now_ms: int
+    ) -> tuple[EscalationPolicy, int, int] | None:
+        """(policy, step index, episode_ms) of the group's next due escalation step, if any.
+
+        The episode starts when the group's earliest firing member started firing; each step
+        runs once per episode, only while some firing member is unacked."""
+        policy = config.escalation_policies.get(route.escalation) if route.escalation else None
+        if policy is None or not firing or all(self.acked(group.tenant, a.fingerprint) for a in firing):
+            return None
+        episode_ms = min(a.starts_ms for a in firing)
+        for index, step in enumerate(policy.steps):
+            if (group.tenant, group.path, group.key_text, episode_ms, index) in self._escalated:
+                continue
+            return (policy, index, episode_ms) if now_ms >= episode_ms + step.after_ms else None
+        return None
+
+    async def _escalate(
+        self,
+        group: _Group,
+        route: Route,
+        config: AlertConfig,
+        firing: list[_Alert],
+        policy: EscalationPolicy,
+        index: int,
+        episode_ms: int,
+        now_ms: int,
+    ) -> None:
+        step = policy.steps[index]
+        mark = (group.tenant, group.path, group.key_text, episode_ms, index)
+        try:
+            nid = notification_id(group.tenant, group.path, group.key_text, f"escalation\0{episode_ms}\0{index}")
+            told = _Told(sequence=group.told.sequence, firing=frozenset(a.fingerprint for a in firing), sent_ms=now_ms)
+            if nid not in self._recorded:
+                escalated = alerts_pb2.AlertEscalated(
+                    tenant=group.tenant,
+                    route_path=group.path,
+                    group_key=group.key_text,
+                    policy=policy.name,
+                    step=index,
+                    receivers=step.receivers,
+                    episode_ms=episode_ms,
+                    notification_id=nid,
+                    firing=sorted(told.firing),
+                    created_ms=now_ms,
+                )
+                partition, partition_key = self._partition(group)
+                events = [
+                    (
+                        partition,
+                        make_event(escalated, identity=nid.encode(), partition_key=partition_key, time_ms=now_ms),
+                    )
+                ]
+                async with self._slots:
+                    for receiver in step.receivers:
+                        events += await self._deliver(
+                            group, receiver, config, firing, [], nid, told, escalation_step=index + 1
+                        )
+                # AlertEscalated and its legs in one append: a restart sees the step whole or not at all.
+                await self._log.append(ALERTS_TOPIC, events)
+                self._recorded.add(nid)
+                self.escalations += 1
+            self._escalated.add(mark)
+        except Exception:
+            group.hold_until_ms = now_ms + FAILED_RECORD_HOLD_MS
+            log.exception(
+                "escalating group %s %s of tenant %s failed; retried later", group.path, group.key_text, group.tenant
+            )
+        finally:
+            group.in_flight = False
+
+    def _partition(self, group: _Group) -> tuple[int, bytes]:
+        partition_key = hashlib.sha256(f"{group.tenant}\0{group.path}\0{group.key_text}".encode()).digest()
+        return int.from_bytes(partition_key[:8], "big") % self._partitions, partition_key
 
     async def _notify(
         self,
@@ -385,7 +528,7 @@ class AlertNotifier:
             )
             if nid not in self._recorded:
                 async with self._slots:
-                    events = await self._deliver(group, route, config, firing, resolved, nid, told)
+                    events = await self._deliver(group, route.receiver, config, firing, resolved, nid, told)
                 await self._log.append(ALERTS_TOPIC, events)
                 self._recorded.add(nid)
             # Recorded: only now does the group move on.
@@ -404,41 +547,43 @@ class AlertNotifier:
     async def _deliver(
         self,
         group: _Group,
-        route: Route,
+        receiver_name: str,
         config: AlertConfig,
         firing: list[_Alert],
         resolved: list[_Alert],
         nid: str,
         told: _Told,
+        *,
+        escalation_step: int = 0,
     ) -> list[tuple[int, Event]]:
         notification = make_notification(
             id=nid,
             tenant=group.tenant,
-            receiver=route.receiver,
+            receiver=receiver_name,
             group_labels=dict(group.key),
             alerts=[a.member() for a in (*firing, *resolved)],
             created_ms=told.sent_ms or 0,
         )
-        receiver = config.receivers.get(route.receiver)
+        receiver = config.receivers.get(receiver_name)
         if receiver is None:
-            finals: Sequence[DeliveryAttempt | tuple[str, str]] = [("", f"receiver {route.receiver!r} does not exist")]
+            finals: Sequence[DeliveryAttempt | tuple[str, str]] = [("", f"receiver {receiver_name!r} does not exist")]
         else:
             report = await self._deliverer.deliver(notification, receiver)
-            finals = list(report.finals) or [("", f"receiver {route.receiver!r} has no channels")]
+            finals = list(report.finals) or [("", f"receiver {receiver_name!r} has no channels")]
 
         def fill(message: alerts_pb2.NotificationSent | alerts_pb2.NotificationFailed) -> None:
             message.tenant = group.tenant
             message.notification_id = nid
-            message.receiver = route.receiver
+            message.receiver = receiver_name
             message.route_path = group.path
             message.group_key = group.key_text
             message.group_sequence = told.sequence
             message.firing.extend(sorted(told.firing))
             message.resolved.extend(sorted(told.resolved))
             message.created_ms = told.sent_ms or 0
+            message.escalation_step = escalation_step
 
-        partition_key = hashlib.sha256(f"{group.tenant}\0{group.path}\0{group.key_text}".encode()).digest()
-        partition = int.from_bytes(partition_key[:8], "big") % self._partitions
+        partition, partition_key = self._partition(group)
         events: list[tuple[int, Event]] = []
         for final in finals:
             message: alerts_pb2.NotificationSent | alerts_pb2.NotificationFailed
@@ -462,8 +607,11 @@ class AlertNotifier:
                 self.notifications_sent += 1
             else:
                 self.notifications_failed += 1
-                log.warning("notification %s to %s failed: %s", nid, route.receiver, message.error)
+                log.warning("notification %s to %s failed: %s", nid, receiver_name, message.error)
             identity = nid.encode() + b"\0" + leg
+            if escalation_step:
+                # Several receivers per step: the receiver is part of the leg.
+                identity += b"\0" + receiver_name.encode()
             events.append(
                 (
                     partition,

@@ -10,6 +10,7 @@ import hmac
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -213,3 +214,31 @@ route:
         assert len(firing_pages) == 1, "the unchanged firing group is not repeated within repeat_interval"
     finally:
         receiver.close()
+
+
+def test_a_firing_alert_acked_over_http_shows_its_ack(
+    server_factory: Callable[[], ArgusServer], tmp_path: Path
+) -> None:
+    server = server_factory()
+    document = tmp_path / "alerts.yaml"
+    document.write_text(RULE)
+    applied = run_argus("alerts", "apply", str(document), "--data-dir", str(server.data_dir), "--tenant", TENANT)
+    assert applied.returncode == 0, applied.stderr
+    server.start()
+    push_now(server, 90.0)
+    firing = wait_for("the lab alert to fire", lab_alert(server, "firing"), timeout_s=ALERT_TIMEOUT_S, interval_s=0.3)
+    assert firing["acknowledged"] is None
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.http_port}/api/v1/alerts/{firing['instance_id']}/ack",
+        data=json.dumps({"comment": "looking"}).encode(),
+        headers={"Authorization": f"Bearer {server.api_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30.0) as response:
+        assert response.status == 200
+        assert json.loads(response.read())["acknowledged"] is True
+
+    (shown,) = server.http_get("/api/v1/alerts").body["alerts"]
+    assert shown["instance_id"] == firing["instance_id"]
+    assert shown["acknowledged"]["comment"] == "looking" and shown["acknowledged"]["by"].startswith("key:")

@@ -210,3 +210,45 @@ async def test_http_refuses_no_key_and_a_bad_state(http: TestClient[Any, Any]) -
     response = await http.get("/api/v1/alerts?state=burning", headers={"Authorization": "Bearer key-a"})
     assert response.status == 400
     assert (await response.json())["parameter"] == "state"
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_http_ack_shows_in_the_view_and_unack_clears_it(http: TestClient[Any, Any]) -> None:
+    (h1,) = (await get(http, "/api/v1/alerts", "key-a"))["alerts"]
+    assert h1["acknowledged"] is None
+    response = await http.post(
+        f"/api/v1/alerts/{h1['instance_id']}/ack", json={"comment": "on it"}, headers=auth("key-a")
+    )
+    assert response.status == 200, await response.text()
+    (acked,) = (await get(http, "/api/v1/alerts", "key-a"))["alerts"]
+    assert acked["acknowledged"]["comment"] == "on it"
+    assert acked["acknowledged"]["by"].startswith("key:")  # the key's id, never the key
+    assert "key-a" not in acked["acknowledged"]["by"]
+    again = await http.post(f"/api/v1/alerts/{h1['instance_id']}/ack", headers=auth("key-a"))
+    assert again.status == 200  # idempotent
+    response = await http.delete(f"/api/v1/alerts/{h1['instance_id']}/ack", headers=auth("key-a"))
+    assert response.status == 200, await response.text()
+    (cleared,) = (await get(http, "/api/v1/alerts", "key-a"))["alerts"]
+    assert cleared["acknowledged"] is None
+    second = await http.delete(f"/api/v1/alerts/{h1['instance_id']}/ack", headers=auth("key-a"))
+    assert second.status == 400  # FailedPrecondition
+    assert "not acknowledged" in (await second.json())["error"]
+
+
+async def test_http_tenant_b_cannot_ack_tenant_a_alert(http: TestClient[Any, Any]) -> None:
+    (h1,) = (await get(http, "/api/v1/alerts", "key-a"))["alerts"]
+    foreign = await http.post(f"/api/v1/alerts/{h1['instance_id']}/ack", json={}, headers=auth("key-b"))
+    unknown = await http.post(f"/api/v1/alerts/{'0' * 64}/ack", json={}, headers=auth("key-b"))
+    assert (foreign.status, unknown.status) == (404, 404)
+    # The same answer as for an id that does not exist: nothing says A's id is real.
+    assert (await foreign.json())["error"].replace(h1["instance_id"], "ID") == (await unknown.json())["error"].replace(
+        "0" * 64, "ID"
+    )
+    (still,) = (await get(http, "/api/v1/alerts", "key-a"))["alerts"]
+    assert still["acknowledged"] is None
+    assert (await http.post(f"/api/v1/alerts/{h1['instance_id']}/ack")).status == 401
+    bad = await http.post(f"/api/v1/alerts/{h1['instance_id']}/ack", data=b"{", headers=auth("key-a"))
+    assert bad.status == 400
