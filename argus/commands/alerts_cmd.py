@@ -462,6 +462,13 @@ def alerts_history(
             labels = d.get("labels")
             shown_labels = ",".join(f"{k}={v}" for k, v in sorted(labels.items())) if isinstance(labels, dict) else ""
             what, detail = f"{d['from']} -> {d['to']}", shown_labels
+        elif e.kind in ("acknowledged", "unacknowledged"):
+            what = e.kind
+            detail = f"by {d['author']}" + (f": {d['comment']}" if d["comment"] else "")
+        elif e.kind == "escalated":
+            receivers = d["receivers"]
+            what = f"escalated (step {int(str(d['step'])) + 1} of {d['policy']})"
+            detail = ", ".join(map(str, receivers)) if isinstance(receivers, list) else ""
         else:
             what = f"notification {e.kind}"
             detail = f"{d['receiver']} {d['channel']} attempt {d['attempt']}"

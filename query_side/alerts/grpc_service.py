@@ -45,6 +45,12 @@ def alert_event(entry: HistoryEntry) -> service_pb2.AlertEvent:
         event.notification_sent.CopyFrom(m)
     elif isinstance(m, alerts_pb2.NotificationFailed):
         event.notification_failed.CopyFrom(m)
+    elif isinstance(m, alerts_pb2.AlertAcknowledged):
+        event.acknowledged.CopyFrom(m)
+    elif isinstance(m, alerts_pb2.AlertUnacknowledged):
+        event.unacknowledged.CopyFrom(m)
+    elif isinstance(m, alerts_pb2.AlertEscalated):
+        event.escalated.CopyFrom(m)
     return event
 
 

@@ -45,7 +45,10 @@ _READ_BATCH = 1000
 _STATE_CHANGED = alerts_pb2.AlertStateChanged.DESCRIPTOR.full_name
 _SENT = alerts_pb2.NotificationSent.DESCRIPTOR.full_name
 _FAILED = alerts_pb2.NotificationFailed.DESCRIPTOR.full_name
-HISTORY_TYPES = frozenset({_STATE_CHANGED, _SENT, _FAILED})
+_ACKED = alerts_pb2.AlertAcknowledged.DESCRIPTOR.full_name
+_UNACKED = alerts_pb2.AlertUnacknowledged.DESCRIPTOR.full_name
+_ESCALATED = alerts_pb2.AlertEscalated.DESCRIPTOR.full_name
+HISTORY_TYPES = frozenset({_STATE_CHANGED, _SENT, _FAILED, _ACKED, _UNACKED, _ESCALATED})
 """The event types history (and Subscribe) shows; others on the topic are skipped."""
 
 
@@ -53,7 +56,7 @@ HISTORY_TYPES = frozenset({_STATE_CHANGED, _SENT, _FAILED})
 class HistoryEntry:
     tenant: str
     kind: str
-    """`state`, `sent` or `failed`."""
+    """`state`, `sent`, `failed`, `acknowledged`, `unacknowledged` or `escalated`."""
     time_ms: int
     partition: int
     offset: int
@@ -111,6 +114,36 @@ def entry_of(record: LogRecord, rule_of: Mapping[str, str]) -> HistoryEntry | No
                     "severity": s.severity,
                 },
                 message=s,
+            )
+        if kind in (_ACKED, _UNACKED):
+            a: alerts_pb2.AlertAcknowledged | alerts_pb2.AlertUnacknowledged
+            if kind == _ACKED:
+                a = decode_record(record, alerts_pb2.AlertAcknowledged)
+            else:
+                a = decode_record(record, alerts_pb2.AlertUnacknowledged)
+            return HistoryEntry(
+                tenant=a.tenant,
+                kind="acknowledged" if kind == _ACKED else "unacknowledged",
+                time_ms=a.time_ms or record.event.time_ms,
+                partition=record.partition,
+                offset=record.offset,
+                rules=(rule_of[a.instance_id],) if a.instance_id in rule_of else (),
+                instances=(a.instance_id,),
+                detail={"author": a.author, "comment": a.comment, "revision": a.revision},
+                message=a,
+            )
+        if kind == _ESCALATED:
+            e = decode_record(record, alerts_pb2.AlertEscalated)
+            return HistoryEntry(
+                tenant=e.tenant,
+                kind="escalated",
+                time_ms=e.created_ms or record.event.time_ms,
+                partition=record.partition,
+                offset=record.offset,
+                rules=tuple(sorted({rule_of[i] for i in e.firing if i in rule_of})),
+                instances=tuple(sorted(e.firing)),
+                detail={"policy": e.policy, "step": e.step, "receivers": list(e.receivers)},
+                message=e,
             )
         n: alerts_pb2.NotificationSent | alerts_pb2.NotificationFailed
         if kind == _SENT:

@@ -217,3 +217,36 @@ async def test_unreadable_and_oversized_bodies_are_400(api: Api) -> None:
     huge = {"matchers": ["a=b"], "for": "1h", "comment": "x" * 70_000}
     r = await api.client.post("/api/v1/silences", json=huge, headers=auth(api.key_a))
     assert r.status == 400 and (await r.json())["parameter"] == "body"
+
+
+async def test_history_and_subscribe_events_show_acks_and_escalations() -> None:
+    from core.alerting.lifecycle import InstanceKey
+    from query_side.alerts.grpc_service import alert_event
+    from query_side.alerts.history import AlertHistory
+
+    log = MemoryEventLog()
+    await log.ensure_topic(ALERTS_TOPIC, 4)
+    instance = InstanceKey.of("acme", "hot", {"host": "a"}).instance_id
+    ack = alerts_pb2.AlertAcknowledged(
+        tenant="acme", instance_id=instance, author="key:1234", comment="on it", time_ms=5_000, revision=1
+    )
+    step = alerts_pb2.AlertEscalated(
+        tenant="acme", policy="page-then-team", step=1, receivers=["team"], firing=[instance], created_ms=9_000
+    )
+    await log.append(
+        ALERTS_TOPIC,
+        [
+            (0, changed("acme", "hot", {"host": "a"}, AlertState.FIRING, 1)),
+            (0, make_event(ack, identity=b"ack", partition_key=b"k", time_ms=5_000)),
+            (0, make_event(step, identity=b"esc", partition_key=b"k", time_ms=9_000)),
+        ],
+    )
+    history = AlertHistory(log)
+    await history.refresh()
+    page = history.page("acme", since_ms=0, rule=None, cursor="", limit=10)
+    kinds = [(e.kind, e.rules) for e in page.entries]
+    assert kinds == [("state", ("hot",)), ("acknowledged", ("hot",)), ("escalated", ("hot",))]
+    assert page.entries[1].detail["author"] == "key:1234"
+    assert alert_event(page.entries[1]).WhichOneof("event") == "acknowledged"
+    assert alert_event(page.entries[2]).escalated.receivers == ["team"]
+    assert history.page("other", since_ms=0, rule=None, cursor="", limit=10).entries == []

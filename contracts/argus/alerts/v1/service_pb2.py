@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from contracts.argus.alerts.v1 import alerts_pb2 as argus_dot_alerts_dot_v1_dot_alerts__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61rgus/alerts/v1/service.proto\x12\x0f\x61rgus.alerts.v1\x1a\x1c\x61rgus/alerts/v1/alerts.proto\"=\n\x11ListAlertsRequest\x12\x14\n\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\"P\n\x12ListAlertsResponse\x12:\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\".argus.alerts.v1.AlertStateChangedR\x06\x61lerts\"m\n\x0eHistoryRequest\x12\x19\n\x08since_ms\x18\x01 \x01(\x03R\x07sinceMs\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\x12\x16\n\x06\x63ursor\x18\x03 \x01(\tR\x06\x63ursor\x12\x14\n\x05limit\x18\x04 \x01(\rR\x05limit\"\xa0\x02\n\nAlertEvent\x12I\n\rstate_changed\x18\x01 \x01(\x0b\x32\".argus.alerts.v1.AlertStateChangedH\x00R\x0cstateChanged\x12P\n\x11notification_sent\x18\x02 \x01(\x0b\x32!.argus.alerts.v1.NotificationSentH\x00R\x10notificationSent\x12V\n\x13notification_failed\x18\x03 \x01(\x0b\x32#.argus.alerts.v1.NotificationFailedH\x00R\x12notificationFailed\x12\x14\n\x05rules\x18\x04 \x03(\tR\x05rulesB\x07\n\x05\x65vent\"g\n\x0fHistoryResponse\x12\x33\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x06\x65vents\x12\x1f\n\x0bnext_cursor\x18\x02 \x01(\tR\nnextCursor\"*\n\x10SubscribeRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"^\n\x11SubscribeResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x05\x65vent\x12\x16\n\x06\x63ursor\x18\x02 \x01(\tR\x06\x63ursor2\x89\x02\n\x0c\x41lertService\x12U\n\nListAlerts\x12\".argus.alerts.v1.ListAlertsRequest\x1a#.argus.alerts.v1.ListAlertsResponse\x12L\n\x07History\x12\x1f.argus.alerts.v1.HistoryRequest\x1a .argus.alerts.v1.HistoryResponse\x12T\n\tSubscribe\x12!.argus.alerts.v1.SubscribeRequest\x1a\".argus.alerts.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61rgus/alerts/v1/service.proto\x12\x0f\x61rgus.alerts.v1\x1a\x1c\x61rgus/alerts/v1/alerts.proto\"=\n\x11ListAlertsRequest\x12\x14\n\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\"P\n\x12ListAlertsResponse\x12:\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\".argus.alerts.v1.AlertStateChangedR\x06\x61lerts\"m\n\x0eHistoryRequest\x12\x19\n\x08since_ms\x18\x01 \x01(\x03R\x07sinceMs\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\x12\x16\n\x06\x63ursor\x18\x03 \x01(\tR\x06\x63ursor\x12\x14\n\x05limit\x18\x04 \x01(\rR\x05limit\"\xfb\x03\n\nAlertEvent\x12I\n\rstate_changed\x18\x01 \x01(\x0b\x32\".argus.alerts.v1.AlertStateChangedH\x00R\x0cstateChanged\x12P\n\x11notification_sent\x18\x02 \x01(\x0b\x32!.argus.alerts.v1.NotificationSentH\x00R\x10notificationSent\x12V\n\x13notification_failed\x18\x03 \x01(\x0b\x32#.argus.alerts.v1.NotificationFailedH\x00R\x12notificationFailed\x12H\n\x0c\x61\x63knowledged\x18\x05 \x01(\x0b\x32\".argus.alerts.v1.AlertAcknowledgedH\x00R\x0c\x61\x63knowledged\x12N\n\x0eunacknowledged\x18\x06 \x01(\x0b\x32$.argus.alerts.v1.AlertUnacknowledgedH\x00R\x0eunacknowledged\x12?\n\tescalated\x18\x07 \x01(\x0b\x32\x1f.argus.alerts.v1.AlertEscalatedH\x00R\tescalated\x12\x14\n\x05rules\x18\x04 \x03(\tR\x05rulesB\x07\n\x05\x65vent\"g\n\x0fHistoryResponse\x12\x33\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x06\x65vents\x12\x1f\n\x0bnext_cursor\x18\x02 \x01(\tR\nnextCursor\"*\n\x10SubscribeRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"^\n\x11SubscribeResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x05\x65vent\x12\x16\n\x06\x63ursor\x18\x02 \x01(\tR\x06\x63ursor2\x89\x02\n\x0c\x41lertService\x12U\n\nListAlerts\x12\".argus.alerts.v1.ListAlertsRequest\x1a#.argus.alerts.v1.ListAlertsResponse\x12L\n\x07History\x12\x1f.argus.alerts.v1.HistoryRequest\x1a .argus.alerts.v1.HistoryResponse\x12T\n\tSubscribe\x12!.argus.alerts.v1.SubscribeRequest\x1a\".argus.alerts.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HISTORYREQUEST']._serialized_start=225
   _globals['_HISTORYREQUEST']._serialized_end=334
   _globals['_ALERTEVENT']._serialized_start=337
-  _globals['_ALERTEVENT']._serialized_end=625
-  _globals['_HISTORYRESPONSE']._serialized_start=627
-  _globals['_HISTORYRESPONSE']._serialized_end=730
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=732
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=774
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=776
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=870
-  _globals['_ALERTSERVICE']._serialized_start=873
-  _globals['_ALERTSERVICE']._serialized_end=1138
+  _globals['_ALERTEVENT']._serialized_end=844
+  _globals['_HISTORYRESPONSE']._serialized_start=846
+  _globals['_HISTORYRESPONSE']._serialized_end=949
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=951
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=993
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=995
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1089
+  _globals['_ALERTSERVICE']._serialized_start=1092
+  _globals['_ALERTSERVICE']._serialized_end=1357
 # @@protoc_insertion_point(module_scope)

@@ -34,16 +34,22 @@ class HistoryRequest(_message.Message):
     def __init__(self, since_ms: _Optional[int] = ..., rule: _Optional[str] = ..., cursor: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class AlertEvent(_message.Message):
-    __slots__ = ("state_changed", "notification_sent", "notification_failed", "rules")
+    __slots__ = ("state_changed", "notification_sent", "notification_failed", "acknowledged", "unacknowledged", "escalated", "rules")
     STATE_CHANGED_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_SENT_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_FAILED_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
+    UNACKNOWLEDGED_FIELD_NUMBER: _ClassVar[int]
+    ESCALATED_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
     state_changed: _alerts_pb2.AlertStateChanged
     notification_sent: _alerts_pb2.NotificationSent
     notification_failed: _alerts_pb2.NotificationFailed
+    acknowledged: _alerts_pb2.AlertAcknowledged
+    unacknowledged: _alerts_pb2.AlertUnacknowledged
+    escalated: _alerts_pb2.AlertEscalated
     rules: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, state_changed: _Optional[_Union[_alerts_pb2.AlertStateChanged, _Mapping]] = ..., notification_sent: _Optional[_Union[_alerts_pb2.NotificationSent, _Mapping]] = ..., notification_failed: _Optional[_Union[_alerts_pb2.NotificationFailed, _Mapping]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, state_changed: _Optional[_Union[_alerts_pb2.AlertStateChanged, _Mapping]] = ..., notification_sent: _Optional[_Union[_alerts_pb2.NotificationSent, _Mapping]] = ..., notification_failed: _Optional[_Union[_alerts_pb2.NotificationFailed, _Mapping]] = ..., acknowledged: _Optional[_Union[_alerts_pb2.AlertAcknowledged, _Mapping]] = ..., unacknowledged: _Optional[_Union[_alerts_pb2.AlertUnacknowledged, _Mapping]] = ..., escalated: _Optional[_Union[_alerts_pb2.AlertEscalated, _Mapping]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HistoryResponse(_message.Message):
     __slots__ = ("events", "next_cursor")
