@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from contracts.argus.events.v1 import events_pb2
 from core.adapters.memory_event_log import MemoryEventLog
 from core.alerting.lifecycle import AlertState, Transition
 from core.alerting.model import AlertRule, Condition, ConditionOp, RuleQuery
 from core.consumer import ConsumerRunner
+from core.errors import StorageError
 from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, digest, make_event
 from core.model import MetricKind, partition_of, series_id
 from core.ports import EventLog
@@ -21,14 +23,14 @@ TENANT = "acme"
 PARTITIONS = 3
 
 
-def rule(**kw: int) -> AlertRule:
+def rule(for_ms: int = 0) -> AlertRule:
     return AlertRule(
         name="hot",
         query=RuleQuery(metric="cpu", agg="avg", group_by=("host",)),
         window_ms=10 * S,
         condition=Condition(op=ConditionOp.ABOVE, threshold=90.0),
         interval_ms=5 * S,
-        **kw,
+        for_ms=for_ms,
     )
 
 
@@ -129,3 +131,66 @@ def test_ticks_merge_the_rules_intervals() -> None:
         ),
     )
     assert list(ticks([a, b], 1 * S, 15 * S)) == [3 * S, 5 * S, 6 * S, 9 * S, 10 * S, 12 * S, 15 * S]
+
+
+def test_cli_backtest_prints_the_transitions_of_a_document(tmp_path: Path) -> None:
+    """`argus alerts backtest` on a data dir's event log: NDJSON transitions, nothing written."""
+    import asyncio
+    import contextlib
+    import json
+
+    from click.testing import CliRunner
+
+    from argus.cli import main
+    from argus.cli_common import _open_data_dir, _settings
+    from argus.container import event_log_resource, now_ms
+
+    data = tmp_path / "data"
+    settings = _settings(data_dir=data)
+    _open_data_dir(settings)
+    start = now_ms() - 10 * 60 * S
+    start -= start % (5 * S)
+
+    async def write() -> None:
+        async with contextlib.asynccontextmanager(event_log_resource)(settings) as log:
+            events = []
+            for n in range(0, 300):  # one sample per second for 5 min; hot from 60 s to 120 s
+                value = 95.0 if 60 <= n < 120 else 10.0
+                partition, b = batch("a", start + n * S, value, n)
+                events.append(
+                    (
+                        partition % await log.partitions(SAMPLES_TOPIC),
+                        make_event(b, identity=digest(str(n)), partition_key=b"k", time_ms=start),
+                    )
+                )
+            await log.append(SAMPLES_TOPIC, events)
+
+    asyncio.run(write())
+    document = tmp_path / "alerts.yaml"
+    document.write_text(
+        "rules:\n  - name: hot\n    query: {metric: cpu, agg: avg, group_by: [host]}\n"
+        '    window: 10s\n    condition: "> 90"\n    for: 10s\n    interval: 5s\n'
+    )
+    done = CliRunner().invoke(
+        main,
+        ["alerts", "backtest", str(document), "--data-dir", str(data), "--tenant", TENANT, "--since", "15m", "--json"],
+    )
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["to"], r["at_ms"] - start) for r in rows] == [
+        ("pending", 70 * S),  # the first window [60 s, 70 s) all 95
+        ("firing", 80 * S),
+        ("resolved", 125 * S),  # [115 s, 125 s): half 95, half 10
+    ]
+    assert rows[1]["labels"] == {"host": "a"} and rows[1]["value"] == 95.0
+    assert "3 transitions of 1 rules" in done.stderr
+
+    async def alerts_written() -> int:
+        async with contextlib.asynccontextmanager(event_log_resource)(settings) as log:
+            try:
+                partitions = await log.partitions(ALERTS_TOPIC)
+            except StorageError:
+                return 0  # the backtest did not even create the topic
+            return sum([await log.end_offset(ALERTS_TOPIC, p) for p in range(partitions)])
+
+    assert asyncio.run(alerts_written()) == 0
