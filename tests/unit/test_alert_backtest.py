@@ -184,6 +184,15 @@ def test_cli_backtest_prints_the_transitions_of_a_document(tmp_path: Path) -> No
     ]
     assert rows[1]["labels"] == {"host": "a"} and rows[1]["value"] == 95.0
     assert "3 transitions of 1 rules" in done.stderr
+    table = CliRunner().invoke(
+        main, ["alerts", "backtest", str(document), "--data-dir", str(data), "--tenant", TENANT, "--since", "15m"]
+    )
+    assert table.exit_code == 0, table.output
+    assert [line.split()[3:5] for line in table.stdout.splitlines()[1:]] == [
+        ["pending", "95"],
+        ["firing", "95"],
+        ["resolved", "52.5"],
+    ]
 
     async def alerts_written() -> int:
         async with contextlib.asynccontextmanager(event_log_resource)(settings) as log:
