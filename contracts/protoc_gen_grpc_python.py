@@ -20,7 +20,10 @@ from grpc_tools import protoc
 
 def main() -> int:
     request = plugin_pb2.CodeGeneratorRequest.FromString(sys.stdin.buffer.read())
-    response = plugin_pb2.CodeGeneratorResponse()
+    # The gRPC generator only reads services, so proto3 `optional` fields are no concern of it.
+    response = plugin_pb2.CodeGeneratorResponse(
+        supported_features=plugin_pb2.CodeGeneratorResponse.FEATURE_PROTO3_OPTIONAL
+    )
     with tempfile.TemporaryDirectory() as tmp:
         descriptors = Path(tmp) / "descriptors.binpb"
         descriptors.write_bytes(descriptor_pb2.FileDescriptorSet(file=request.proto_file).SerializeToString())
