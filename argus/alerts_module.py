@@ -2,13 +2,16 @@
 (query_side/alerts/evaluator.py) on a consumer runner over the samples topic, with every
 tenant's rules taken from the config view, plus the sub-services alerting runs beside it.
 
-Sub-services (`services`) are other modules started after the evaluator and stopped before
-it: the notifier (`NotifierService`, below) runs there, without a module of its own.
+Sub-services (`services`) are other modules started with the evaluator and stopped after it:
+the notifier (`NotifierService`, below) runs there, without a module of its own. Both start
+only once some tenant has a rule: until then alerting reads neither the samples topic nor the
+alerts topic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
@@ -23,6 +26,8 @@ from query_side.alerts.evaluator import EVALUATOR_GROUP, AlertEvaluator, RuleSta
 
 log = logging.getLogger(__name__)
 
+RULES_CHECK_INTERVAL_S = 1.0
+"""How soon a first rule applied while `argus up` runs starts the evaluator."""
 EVALUATOR_FLUSH_INTERVAL_MS = 200
 """How often the runner hands the evaluator a turn (`housekeeping` evaluates due rules): well
 under the shortest rule interval, so a 1 s rule is evaluated on time."""
@@ -70,31 +75,45 @@ class AlertsModule:
             flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,
         )
         self.services = list(services)
-        """Started after the evaluator, stopped before it (the notifier goes here)."""
+        """Started with the evaluator once some tenant has a rule, stopped after it (the notifier)."""
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._started: list[Module] = []
 
     async def start(self) -> None:
         # The evaluator restores its instances and catches up in its task: start returns at once.
-        self._task = asyncio.create_task(
-            run_evaluator(self.evaluator, self._runner, self._stop), name="alert-evaluator"
-        )
+        self._task = asyncio.create_task(self._run_once_configured(), name="alert-evaluator")
+
+    async def _run_once_configured(self) -> None:
+        """Run the evaluator and the sub-services (the notifier) from the first moment some
+        tenant has a rule. Until then nothing reads the samples or alerts topics: a second full
+        reader of every batch cost `argus up` about as much CPU as ingest itself (the smoke
+        gate saw server CPU per sample double), for nothing. Once started they keep running."""
+        while not self._rules():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), RULES_CHECK_INTERVAL_S)
+            if self._stop.is_set():
+                return
+        log.info("alert rules configured: the evaluator starts reading the samples topic")
         for service in self.services:
             await service.start()
+            self._started.append(service)
+        await run_evaluator(self.evaluator, self._runner, self._stop)
 
     async def stop(self) -> None:
-        for service in reversed(self.services):
-            await service.stop()
+        # The evaluator first (its task may still be starting the services), then the services.
         self._stop.set()
         task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(task, 30.0)
-        except TimeoutError:
-            log.error("the alert evaluator did not stop within 30 s; cancelled")
-        except Exception as exc:  # it already ended with this: say so, stopping goes on
-            log.error("the alert evaluator ended with %r", exc)
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, 30.0)
+            except TimeoutError:
+                log.error("the alert evaluator did not stop within 30 s; cancelled")
+            except Exception as exc:  # it already ended with this: say so, stopping goes on
+                log.error("the alert evaluator ended with %r", exc)
+        for service in reversed(self._started):
+            await service.stop()
+        self._started.clear()
 
     def status(self) -> list[RuleStatus]:
         """Per evaluated rule: its route, series, instances, last evaluation, error."""

@@ -7,6 +7,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import pytest
+
 from argus.alerts_module import AlertsModule, ConfigRules
 from command_side.config.alerts import ApplyAlertConfig, apply_alert_config
 from core.adapters.memory_event_log import MemoryEventLog
@@ -86,7 +88,8 @@ async def test_module_runs_the_evaluator_and_its_services_and_stops_cleanly() ->
         services=[Recorder("one", calls), Recorder("two", calls)],
     )
     await module.start()
-    assert calls == ["start one", "start two"]
+    # Started with the evaluator once a rule exists (here at once: the rule is configured).
+    await wait_until("the services started", lambda: calls == ["start one", "start two"])
 
     # The runner drives the evaluator: the rule is evaluated at its 1 s ticks.
     await wait_until("the rule evaluated", lambda: any(s.last_evaluated_ms for s in module.status()))
@@ -97,3 +100,29 @@ async def test_module_runs_the_evaluator_and_its_services_and_stops_cleanly() ->
     await asyncio.wait_for(module.stop(), 10.0)
     assert calls == ["start one", "start two", "stop two", "stop one"]
     await module.stop()  # stopping twice is harmless
+
+
+async def test_without_rules_alerting_reads_nothing_until_the_first_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argus.alerts_module as alerts_module
+
+    monkeypatch.setattr(alerts_module, "RULES_CHECK_INTERVAL_S", 0.02)
+    log = MemoryEventLog()
+    await log.ensure_topic(SAMPLES_TOPIC, 2)
+    view = await config_with(log, {})
+    calls: list[str] = []
+    module = AlertsModule(
+        event_log=log,
+        config=view,
+        clock_ms=lambda: time.time_ns() // 1_000_000,
+        services=[Recorder("notifier", calls)],
+    )
+    await module.start()
+    await asyncio.sleep(0.2)  # several rule checks: nothing may start meanwhile
+    assert calls == []
+    assert log.committed_offsets("alert-evaluator", SAMPLES_TOPIC) == {}, "the samples topic is not read"
+
+    await apply(view, "a", [rule("cpu")])
+    await wait_until("the notifier started", lambda: calls == ["start notifier"])
+    await wait_until("the rule evaluated", lambda: any(s.last_evaluated_ms for s in module.status()))
+    await asyncio.wait_for(module.stop(), 10.0)
+    assert calls == ["start notifier", "stop notifier"]
