@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from argus.modules import Module
 from core.alerting.model import AlertRule
@@ -140,39 +140,43 @@ class NotifierService:
     name = "alert-notifier"
 
     def __init__(self, *, event_log: EventLog, config: ConfigView, clock_ms: Callable[[], int]) -> None:
-        from query_side.alerts.delivery import Deliverer
-        from query_side.alerts.notifier import NOTIFIER_GROUP, AlertNotifier
-        from query_side.alerts.senders import Senders
-
-        state = config.state(AlertConfigState)
-        self._senders = Senders()
-        self.notifier = AlertNotifier(
-            log=event_log,
-            deliverer=Deliverer(self._senders),
-            config=state.config,
-            silences=state.silences,
-            clock_ms=clock_ms,
-        )
-        self._runner = ConsumerRunner(
-            name="alert-notifier",
-            log=event_log,
-            topic=ALERTS_TOPIC,
-            group=NOTIFIER_GROUP,
-            handler=self.notifier,
-            clock_ms=clock_ms,
-            flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,
-        )
+        self._event_log = event_log
+        self._state = config.state(AlertConfigState)
+        self._clock_ms = clock_ms
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._close: Callable[[], Awaitable[None]] | None = None
 
     async def start(self) -> None:
-        from query_side.alerts.notifier import run_notifier
+        # Built here, not in __init__: its senders hold network clients, opened only when it runs.
+        from query_side.alerts.delivery import Deliverer
+        from query_side.alerts.notifier import NOTIFIER_GROUP, AlertNotifier, Decoded, run_notifier
+        from query_side.alerts.senders import Senders
 
-        self._task = asyncio.create_task(run_notifier(self.notifier, self._runner, self._stop), name=self.name)
+        senders = Senders()
+        self._close = senders.aclose
+        notifier = AlertNotifier(
+            log=self._event_log,
+            deliverer=Deliverer(senders),
+            config=self._state.config,
+            silences=self._state.silences,
+            clock_ms=self._clock_ms,
+        )
+        runner: ConsumerRunner[Decoded] = ConsumerRunner(
+            name="alert-notifier",
+            log=self._event_log,
+            topic=ALERTS_TOPIC,
+            group=NOTIFIER_GROUP,
+            handler=notifier,
+            clock_ms=self._clock_ms,
+            flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,
+        )
+        self._task = asyncio.create_task(run_notifier(notifier, runner, self._stop), name=self.name)
 
     async def stop(self) -> None:
         self._stop.set()
         task, self._task = self._task, None
+        close, self._close = self._close, None
         try:
             if task is not None:
                 await asyncio.wait_for(task, 30.0)
@@ -181,7 +185,8 @@ class NotifierService:
         except Exception as exc:  # it already ended with this: say so, stopping goes on
             log.error("the alert notifier ended with %r", exc)
         finally:
-            await self._senders.aclose()
+            if close is not None:
+                await close()
 
     def endpoints(self) -> dict[str, str]:
         return {}
