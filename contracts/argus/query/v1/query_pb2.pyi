@@ -122,3 +122,31 @@ class ListLabelValuesResponse(_message.Message):
     VALUES_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("queries", "min_interval_ms")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    MIN_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[QueryRequest]
+    min_interval_ms: int
+    def __init__(self, queries: _Optional[_Iterable[_Union[QueryRequest, _Mapping]]] = ..., min_interval_ms: _Optional[int] = ...) -> None: ...
+
+class WatchUpdate(_message.Message):
+    __slots__ = ("query_index", "tier", "series", "error", "snapshot")
+    QUERY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    query_index: int
+    tier: str
+    series: _containers.RepeatedCompositeFieldContainer[ResultSeries]
+    error: str
+    snapshot: bool
+    def __init__(self, query_index: _Optional[int] = ..., tier: _Optional[str] = ..., series: _Optional[_Iterable[_Union[ResultSeries, _Mapping]]] = ..., error: _Optional[str] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+
+class WatchResponse(_message.Message):
+    __slots__ = ("updates",)
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    updates: _containers.RepeatedCompositeFieldContainer[WatchUpdate]
+    def __init__(self, updates: _Optional[_Iterable[_Union[WatchUpdate, _Mapping]]] = ...) -> None: ...

@@ -51,6 +51,11 @@ class QueryServiceStub:
                 request_serializer=argus_dot_query_dot_v1_dot_query__pb2.ListLabelValuesRequest.SerializeToString,
                 response_deserializer=argus_dot_query_dot_v1_dot_query__pb2.ListLabelValuesResponse.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/argus.query.v1.QueryService/Watch',
+                request_serializer=argus_dot_query_dot_v1_dot_query__pb2.WatchRequest.SerializeToString,
+                response_deserializer=argus_dot_query_dot_v1_dot_query__pb2.WatchResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -81,6 +86,17 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Watch streams queries live: first each query's points over its range, then, as the
+        projectors make them queryable, the buckets that changed (only deltas). One stream
+        carries all of a page's queries (a browser has ~6 connections per origin). Viewers of
+        the same query in the same tenant share one server-side subscription, so N viewers do
+        not cost N queries per second. The range slides: end_ms 0 means "now, and follow".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +114,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ListLabelValues,
                     request_deserializer=argus_dot_query_dot_v1_dot_query__pb2.ListLabelValuesRequest.FromString,
                     response_serializer=argus_dot_query_dot_v1_dot_query__pb2.ListLabelValuesResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=argus_dot_query_dot_v1_dot_query__pb2.WatchRequest.FromString,
+                    response_serializer=argus_dot_query_dot_v1_dot_query__pb2.WatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +204,33 @@ class QueryService:
             '/argus.query.v1.QueryService/ListLabelValues',
             argus_dot_query_dot_v1_dot_query__pb2.ListLabelValuesRequest.SerializeToString,
             argus_dot_query_dot_v1_dot_query__pb2.ListLabelValuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/argus.query.v1.QueryService/Watch',
+            argus_dot_query_dot_v1_dot_query__pb2.WatchRequest.SerializeToString,
+            argus_dot_query_dot_v1_dot_query__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
