@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -88,6 +88,14 @@ def _open_data_dir(settings: Settings, roles: Sequence[str] = (), *, wait_s: flo
     return locks
 
 
+def _apply(options: Sequence[Callable[[Any], Any]], func: F) -> F:
+    """Decorate `func` with `options`, the first listed shown first in --help."""
+    decorated: Any = func
+    for option in reversed(options):
+        decorated = option(decorated)
+    return cast(F, decorated)
+
+
 def _storage_options(func: F) -> F:
     """--config, --event-log, --store, --cold: where a service finds its log and stores."""
     options = [
@@ -125,9 +133,7 @@ def _storage_options(func: F) -> F:
             "s3://bucket/prefix?endpoint=http://host:9000 [env ARGUS_COLD_STORE_URL].",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _apply(options, func)
 
 
 def _tls_options(func: F) -> F:
@@ -170,9 +176,7 @@ def _tls_options(func: F) -> F:
             "[env ARGUS_ALLOW_INSECURE_BIND=true].",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _apply(options, func)
 
 
 _CLIENT_TLS_META = "argus.client_tls"
@@ -222,9 +226,7 @@ def _client_tls_options(func: F) -> F:
             help="Private key of --tls-cert [env ARGUS_TLS_CLIENT_KEY_FILE].",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return _apply(options, func)
 
 
 def _client_tls(*, enabled: bool = False) -> ClientTls | None:
