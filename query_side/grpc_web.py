@@ -308,9 +308,11 @@ class _GrpcWeb:
             limit = limit * 4 // 3 + 4
         if request.content_length is not None and request.content_length > limit:
             raise _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {self._max_bytes} bytes")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {self._max_bytes} bytes")
+        body = b""
+        while not request.content.at_eof():  # read(n) answers what has arrived, up to n
+            body += await request.content.read(limit + 1 - len(body))
+            if len(body) > limit:
+                raise _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {self._max_bytes} bytes")
         if text:
             body = _b64decode(body)
         return _single_frame(body)

@@ -334,3 +334,17 @@ async def test_the_query_module_serves_every_servicer_of_its_grpc_server_over_gr
                 assert r.status == 200
     finally:
         await module.stop()
+
+
+async def test_a_request_body_arriving_in_pieces_is_read_whole(served: Served) -> None:
+    body = frame(q("m" * 60_000))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), 7_000):
+            yield body[at : at + 7_000]
+            await asyncio.sleep(0)
+
+    async with served.http.post(served.url + QUERY, data=pieces(), headers=request_headers(KEY)) as r:
+        got = [(flag, payload) async for flag, payload in frames(r)]
+    assert query_pb2.QueryResponse.FromString(got[0][1]).tier == "m" * 60_000 + ":False"
+    assert parse_trailer(got[1][1])["grpc-status"] == "0"
