@@ -357,8 +357,10 @@ class _Output:
         fields = [("grpc-status", str(status.code.value[0])), ("grpc-message", _percent_encode(status.details))]
         fields.extend(status.trailing)
         if self._response is None:
-            # Trailers-only: the status is readable from the headers too.
-            await self._start({k: v for k, v in fields if k.startswith("grpc-")})
+            # An error before any message: the status is readable from the headers too. Not
+            # an OK one: connect-web then refuses the trailer frame that follows.
+            failed = status.code != grpc.StatusCode.OK
+            await self._start({k: v for k, v in fields if failed and k.startswith("grpc-")})
         block = "".join(f"{k}: {v}\r\n" for k, v in fields).encode()
         await self._write(_FRAME_HEADER.pack(_TRAILER, len(block)) + block)
         assert self._response is not None

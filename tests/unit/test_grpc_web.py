@@ -78,13 +78,15 @@ class Servicer(query_pb2_grpc.QueryServiceServicer):
         await self._auth(context)
         mode = request.queries[0].metric
         try:
-            for i in range(3):
+            for i in range(0 if mode == "empty" else 3):
                 yield query_pb2.WatchResponse(updates=[query_pb2.WatchUpdate(query_index=i)])
                 if mode == "lockstep":  # the next one only once the test saw this one
                     await self.probe.next_message.wait()
                     self.probe.next_message.clear()
             if mode == "fail-after-3":
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many updates")
+            if mode == "empty":
+                return
             if mode == "block":
                 self.probe.started.set()
                 await asyncio.Event().wait()
@@ -237,6 +239,19 @@ async def test_a_stream_error_before_any_message_is_in_the_headers_too(served: S
     got = await call(served.http, served.url + WATCH, w("x"), headers=request_headers("wrong"))
     assert got.code == grpc.StatusCode.UNAUTHENTICATED.value[0] and got.messages == []
     assert got.headers["grpc-status"] == str(grpc.StatusCode.UNAUTHENTICATED.value[0])
+
+
+async def test_a_stream_without_messages_ends_ok_in_the_trailer_only(served: Served) -> None:
+    got = await call(served.http, served.url + WATCH, w("empty"), headers=request_headers(KEY))
+    assert got.messages == [] and got.code == 0
+    assert "grpc-status" not in got.headers  # connect-web reads an OK status in headers as "no body"
+
+
+@pytest.mark.parametrize("text", [False, True])
+async def test_stream_frames_arrive_in_both_encodings(served: Served, text: bool) -> None:
+    got = await call(served.http, served.url + WATCH, w("fail-after-3"), headers=request_headers(KEY, text=text))
+    assert [m.updates[0].query_index for m in got.decoded(query_pb2.WatchResponse)] == [0, 1, 2]
+    assert got.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
 
 
 async def test_a_client_that_goes_away_cancels_the_stream(served: Served) -> None:
