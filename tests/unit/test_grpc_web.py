@@ -363,3 +363,11 @@ async def test_a_request_body_arriving_in_pieces_is_read_whole(served: Served) -
         got = [(flag, payload) async for flag, payload in frames(r)]
     assert query_pb2.QueryResponse.FromString(got[0][1]).tier == "m" * 60_000 + ":False"
     assert parse_trailer(got[1][1])["grpc-status"] == "0"
+
+
+def test_cors_origins_setting_is_a_comma_separated_list() -> None:
+    from core.settings import Settings
+
+    settings = Settings(cors_origins=" http://localhost:5173/, https://dash.example ,")
+    assert settings.query_settings().cors_origins == ("http://localhost:5173", "https://dash.example")
+    assert Settings().query_settings().cors_origins == ()
