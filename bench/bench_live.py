@@ -46,7 +46,8 @@ def tree_cpu_s(root: psutil.Process) -> float:
     return total
 
 
-def pusher(server: ArgusUp, interval_s: float, stop: threading.Event) -> None:
+def pusher(server: ArgusUp, interval_s: float, stop: threading.Event, acked: dict[float, float]) -> None:
+    """Push sample n (value n) every `interval_s`; `acked[n]` = when the ingest acknowledged it."""
     channel = grpc.insecure_channel(server.ingest_target)
     stub = ingest_pb2_grpc.IngestServiceStub(channel)  # type: ignore[no-untyped-call]
     metadata = (("authorization", f"Bearer {server.api_key}"),)
@@ -58,31 +59,67 @@ def pusher(server: ArgusUp, interval_s: float, stop: threading.Event) -> None:
             s = batch.series.add(metric=METRIC, kind=metrics_pb2.METRIC_KIND_GAUGE)
             s.labels.add(name="room", value="lab")
             s.timestamps_ms.append(time.time_ns() // 1_000_000)
-            s.values.append(float(n % 100))
+            s.values.append(float(n))
             result = stub.PushBatch(ingest_pb2.PushBatchRequest(batch=batch), metadata=metadata, timeout=10).result
             if result.status != ingest_pb2.BATCH_STATUS_ACCEPTED:
                 raise RuntimeError(f"push refused: {result}")
+            acked[float(n)] = time.monotonic()
     finally:
         channel.close()
 
 
-async def viewer(http: aiohttp.ClientSession, url: str, key: str, received: list[int], index: int) -> None:
-    request = query_pb2.WatchRequest(queries=[query_pb2.QueryRequest(metric=METRIC, period="5s", agg="max")])
+async def viewer(
+    http: aiohttp.ClientSession, url: str, key: str, received: list[int], index: int, seen: dict[float, float] | None
+) -> None:
+    """One live panel; `seen[v]` (when given) = when value v first arrived (agg=last: each
+    pushed sample changes its bucket)."""
+    request = query_pb2.WatchRequest(queries=[query_pb2.QueryRequest(metric=METRIC, period="5s", agg="last")])
     async with http.post(url, data=frame(request), headers=request_headers(key)) as response:
         async for flag, payload in frames(response):
             if flag & 0x80:
                 raise RuntimeError(f"viewer {index} ended: {parse_trailer(payload)}")
             received[index] += 1
+            if seen is not None:
+                now = time.monotonic()
+                for update in query_pb2.WatchResponse.FromString(payload).updates:
+                    for series in update.series:
+                        for value in series.values:
+                            seen.setdefault(value, now)
 
 
-async def measure(server: ArgusUp, root: psutil.Process, viewers: int, seconds: float) -> tuple[float, int]:
+def delays(acked: dict[float, float], seen: dict[float, float], since: float) -> str:
+    """Ingest ack -> the first update showing that sample or a later one (a later sample in
+    the same bucket replaces it under agg=last), p50/p99, for samples pushed after `since`."""
+    shown = sorted(seen.items())
+    got = []
+    for n, t in sorted(acked.items()):
+        if t < since:
+            continue
+        times = [at for value, at in shown if value >= n]
+        if times:
+            got.append(max(0.0, min(times) - t))
+    if not got:
+        return "no pushed sample seen"
+    got.sort()
+    p50, p99 = got[len(got) // 2], got[min(len(got) - 1, int(len(got) * 0.99))]
+    return f"ack->update p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms ({len(got)} samples)"
+
+
+async def measure(
+    server: ArgusUp, root: psutil.Process, viewers: int, seconds: float, acked: dict[float, float]
+) -> tuple[float, int]:
     """CPU seconds of the server over `seconds` with `viewers` open, and messages received."""
     url = f"http://127.0.0.1:{server.http_port}{WATCH}"
     received = [0] * viewers
+    seen: dict[float, float] = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as http:
-        tasks = [asyncio.create_task(viewer(http, url, server.api_key, received, i)) for i in range(viewers)]
+        tasks = [
+            asyncio.create_task(viewer(http, url, server.api_key, received, i, seen if i == 0 else None))
+            for i in range(viewers)
+        ]
         await asyncio.sleep(WARMUP_S)  # benchmark pacing: every viewer has its snapshot
+        since = time.monotonic()
         before_msgs = sum(received)
         before = tree_cpu_s(root)
         await asyncio.sleep(seconds)
@@ -91,6 +128,7 @@ async def measure(server: ArgusUp, root: psutil.Process, viewers: int, seconds: 
         if viewers:
             per = sorted(received)
             print(f"  messages per viewer (incl. warm-up): min {per[0]}, median {per[len(per) // 2]}, max {per[-1]}")
+            print(f"  {delays(acked, seen, since)}")
         failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
         if failed:
             raise RuntimeError(f"{len(failed)} of {viewers} viewers failed, e.g. {failed[0]}")
@@ -106,13 +144,14 @@ async def run(args: argparse.Namespace) -> None:
         server = ArgusUp(Path(tmp) / "data", api_key="argus_bench_" + secrets.token_hex(12))
         server.start()
         stop = threading.Event()
-        thread = threading.Thread(target=pusher, args=(server, args.push_interval, stop), daemon=True)
+        acked: dict[float, float] = {}
+        thread = threading.Thread(target=pusher, args=(server, args.push_interval, stop, acked), daemon=True)
         thread.start()
         try:
             root = psutil.Process(server.pid)
             results: dict[int, tuple[float, int]] = {}
             for n in [0, *counts]:
-                results[n] = await measure(server, root, n, args.seconds)
+                results[n] = await measure(server, root, n, args.seconds, acked)
                 used, msgs = results[n]
                 print(
                     f"viewers {n:>4}: server CPU {used:6.2f} s over {args.seconds:.0f} s "
