@@ -107,8 +107,9 @@ def delays(acked: dict[float, float], seen: dict[float, float], since: float) ->
 
 async def measure(
     server: ArgusUp, root: psutil.Process, viewers: int, seconds: float, acked: dict[float, float]
-) -> tuple[float, int]:
-    """CPU seconds of the server over `seconds` with `viewers` open, and messages received."""
+) -> tuple[float, int, str]:
+    """CPU seconds of the server over `seconds` with `viewers` open, messages received, and
+    what the viewers saw (messages per viewer, delays)."""
     url = f"http://127.0.0.1:{server.http_port}{WATCH}"
     received = [0] * viewers
     seen: dict[float, float] = {}
@@ -125,17 +126,20 @@ async def measure(
         await asyncio.sleep(seconds)
         used = tree_cpu_s(root) - before
         msgs = sum(received) - before_msgs
+        detail = ""
         if viewers:
             per = sorted(received)
-            print(f"  messages per viewer (incl. warm-up): min {per[0]}, median {per[len(per) // 2]}, max {per[-1]}")
-            print(f"  {delays(acked, seen, since)}")
+            detail = (
+                f"\n  messages per viewer (incl. warm-up): min {per[0]}, median {per[len(per) // 2]}, max {per[-1]}"
+                f"\n  {delays(acked, seen, since)}"
+            )
         failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
         if failed:
             raise RuntimeError(f"{len(failed)} of {viewers} viewers failed, e.g. {failed[0]}")
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return used, msgs
+    return used, msgs, detail
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -149,13 +153,13 @@ async def run(args: argparse.Namespace) -> None:
         thread.start()
         try:
             root = psutil.Process(server.pid)
-            results: dict[int, tuple[float, int]] = {}
+            results: dict[int, tuple[float, int, str]] = {}
             for n in [0, *counts]:
                 results[n] = await measure(server, root, n, args.seconds, acked)
-                used, msgs = results[n]
+                used, msgs, detail = results[n]
                 print(
                     f"viewers {n:>4}: server CPU {used:6.2f} s over {args.seconds:.0f} s "
-                    f"({100 * used / args.seconds:5.1f} % of a core); {msgs} messages received",
+                    f"({100 * used / args.seconds:5.1f} % of a core); {msgs} messages received{detail}",
                     flush=True,
                 )
             if 1 in results and max(counts) > 1:
