@@ -294,6 +294,9 @@ class _GrpcWeb:
         except asyncio.CancelledError:
             cancelled = True  # the client went away (aiohttp cancels the request's task)
             raise
+        except ConnectionResetError:
+            cancelled = True  # the client went away while a message was being written
+            return out.abandoned()
         except _Status as ended:
             status = ended
         except Exception as exc:
@@ -349,6 +352,13 @@ class _Output:
     async def _write(self, frame: bytes) -> None:
         response = self._response or await self._start({})
         await response.write(base64.b64encode(frame) if self._text else frame)
+
+    def abandoned(self) -> web.StreamResponse:
+        """What the handler returns for a client that is gone (nothing more is written)."""
+        if self._response is not None:
+            self._response.force_close()
+            return self._response
+        return web.Response(status=499)
 
     async def message(self, payload: bytes) -> None:
         await self._write(_FRAME_HEADER.pack(_DATA, len(payload)) + payload)

@@ -77,6 +77,13 @@ class Servicer(query_pb2_grpc.QueryServiceServicer):
     ) -> AsyncIterator[query_pb2.WatchResponse]:
         await self._auth(context)
         mode = request.queries[0].metric
+        if mode == "flood":  # large messages for as long as the client reads
+            try:
+                big = query_pb2.WatchUpdate(tier="x" * 200_000)
+                while True:
+                    yield query_pb2.WatchResponse(updates=[big])
+            finally:
+                self.probe.cancelled.set()
         try:
             for i in range(0 if mode == "empty" else 3):
                 yield query_pb2.WatchResponse(updates=[query_pb2.WatchUpdate(query_index=i)])
@@ -259,6 +266,16 @@ async def test_a_client_that_goes_away_cancels_the_stream(served: Served) -> Non
         await asyncio.wait_for(served.probe.started.wait(), DEADLINE_S)
         r.close()
     await asyncio.wait_for(served.probe.cancelled.wait(), DEADLINE_S)
+
+
+async def test_a_client_that_goes_away_mid_write_ends_the_stream_quietly(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with served.http.post(served.url + WATCH, data=frame(w("flood")), headers=request_headers(KEY)) as r:
+        await r.content.readexactly(100_000)
+        r.close()
+    await asyncio.wait_for(served.probe.cancelled.wait(), DEADLINE_S)
+    assert not [rec for rec in caplog.records if rec.levelname == "ERROR"]
 
 
 async def test_a_stream_deadline_ends_it_and_cancels_the_generator(served: Served) -> None:
