@@ -238,6 +238,7 @@ class QueryModule:
     ) -> None:
         from query_side.engine import QueryEngine
         from query_side.limits import QueryLimits
+        from query_side.live import LiveHub
 
         self._readiness = readiness
         self._quarantine = quarantine
@@ -254,6 +255,8 @@ class QueryModule:
             cold=cold_store,
             limits=QueryLimits.from_settings(settings),
         )
+        self.live = LiveHub(self._engine, clock_ms)
+        """The live queries (QueryService.Watch) of this server, shared by all its viewers."""
         self._server = make_server(max_message_bytes=self._config.max_message_bytes)
         self._runner: web.AppRunner | None = None
         self._tasks = _Tasks()
@@ -262,6 +265,7 @@ class QueryModule:
 
     async def start(self) -> None:
         from query_side import grpc_service
+        from query_side.grpc_web import MethodTable, add_grpc_web_routes
         from query_side.http_gateway import HttpRunner, make_http_app
 
         config = self._config
@@ -272,6 +276,10 @@ class QueryModule:
         if self._alerts is not None:
             await self._alerts.active.refresh()  # serve the alerts the topic holds from the first request
             self._tasks.spawn("active-alerts", self._alerts.active.run)
+        # Every servicer registered through `server` is served over gRPC also as gRPC-web on
+        # the HTTP port (query_side/grpc_web.py): register here, nowhere else.
+        web_methods = MethodTable()
+        server = web_methods.recording(self._server)
         services = [grpc_service.SERVICE_NAME]
         for i, ext in enumerate(self._extensions):
             if ext.prime is not None:
@@ -279,8 +287,9 @@ class QueryModule:
             if ext.follow is not None:
                 self._tasks.spawn(f"query-extension-{i}", ext.follow)
             if ext.grpc is not None:
-                services.append(ext.grpc(self._server))
-        grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
+                services.append(ext.grpc(server))
+        servicer = grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms, live=self.live)
+        grpc_service.add_to_server(server, servicer)
         await add_health_and_reflection(self._server, services)
         self.grpc_port = bind(self._server, config.grpc_addr, tls)
         await self._server.start()
@@ -295,6 +304,9 @@ class QueryModule:
         for ext in self._extensions:
             if ext.http is not None:
                 ext.http(app)
+        add_grpc_web_routes(
+            app, web_methods, cors_origins=config.cors_origins, max_message_bytes=config.max_message_bytes
+        )
         self._runner = HttpRunner(app, access_log=None)
         await self._runner.setup()
         host, port = _host_port(config.http_addr)
@@ -310,6 +322,7 @@ class QueryModule:
     async def stop(self) -> None:
         # Running queries end first (Unavailable), so the listeners' graceful stop does not
         # wait up to a query timeout for them.
+        self.live.close()
         self._engine.close()
         if self._runner is not None:
             await self._runner.cleanup()
