@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from core.events import CONFIG_TOPIC
 T = "default"
 _clock = itertools.count(5_000)
 
-DOC = {
+DOC: dict[str, Any] = {
     "uid": "web",
     "title": "Web",
     "panels": [
@@ -61,7 +62,8 @@ def test_hostile_yaml_is_refused() -> None:
 
 
 def test_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
-    bad = dict(DOC, panels=[dict(DOC["panels"][0], targets=[{}])])  # type: ignore[call-overload]
+    bad = json.loads(json.dumps(DOC))
+    bad["panels"][0]["targets"] = [{}]
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(InvalidArgument) as info:
         read_dashboard_file(tmp_path / "bad.json")
