@@ -161,7 +161,7 @@ def dashboards_get(data_dir: Path | None, log_level: str, tenant: str, uid: str,
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
     default=None,
     help="A folder (one <uid>.json per dashboard; it exists or ends in /) or a file [default: standard output].",
 )
@@ -172,7 +172,7 @@ def dashboards_export(
     tenant: str,
     uids: tuple[str, ...],
     export_all: bool,
-    output: Path | None,
+    output: str | None,
     fmt: str,
 ) -> None:
     """Write dashboards as files that `argus dashboards import` and --dashboards-dir read back.
@@ -191,12 +191,14 @@ def dashboards_export(
         found.extend(state.dashboards(tenant) if export_all else [state.get(tenant, uid) for uid in uids])
 
     _execute(_open(data_dir), read)
-    to_folder = output is not None and (output.is_dir() or str(output).endswith("/"))
+    # A Path drops a trailing "/": decide on the text.
+    to_folder = output is not None and (Path(output).is_dir() or output.endswith("/"))
     if to_folder:
         assert output is not None
-        output.mkdir(parents=True, exist_ok=True)
+        folder = Path(output)
+        folder.mkdir(parents=True, exist_ok=True)
         for d in found:
-            path = output / f"{d.uid}.{fmt}"
+            path = folder / f"{d.uid}.{fmt}"
             path.write_bytes(_encode(document(d), fmt))
         click.echo(f"exported {len(found)} dashboard{'s' if len(found) != 1 else ''} to {output}", err=True)
         return
@@ -205,7 +207,7 @@ def dashboards_export(
     if output is None:
         click.echo(raw.decode(), nl=False)
     else:
-        output.write_bytes(raw)
+        Path(output).write_bytes(raw)
         click.echo(f"exported {len(found)} dashboard{'s' if len(found) != 1 else ''} to {output}", err=True)
 
 
