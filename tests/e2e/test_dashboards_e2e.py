@@ -113,7 +113,7 @@ def test_dashboards_end_to_end(server: DashboardsServer, tmp_path: Path) -> None
     assert current.version == 2 and json.loads(current.spec_json)["refresh"] == "10s"
     with pytest.raises(grpc.RpcError) as info:
         stub.SaveDashboard(pb.SaveDashboardRequest(dashboard=current, expected_version=1), metadata=auth, timeout=30)
-    assert info.value.code() == grpc.StatusCode.ABORTED  # type: ignore[attr-defined]
+    assert info.value.code() == grpc.StatusCode.ABORTED
     history = stub.DashboardHistory(pb.DashboardHistoryRequest(uid=uid), metadata=auth, timeout=30)
     assert [e.dashboard.version for e in history.entries] == [2, 1]
     restored = stub.RestoreDashboard(
