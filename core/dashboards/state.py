@@ -81,9 +81,10 @@ class DashboardState:
         """Number of dashboard events applied so far (grows whenever the state changes)."""
         return self._generation
 
-    def dashboards(self, tenant: str) -> list[DashboardVersion]:
-        """The tenant's live (not deleted) dashboards, sorted by folder, title, uid."""
-        found = [d.latest for d in self._tenants.get(tenant, {}).values() if not d.latest.deleted]
+    def dashboards(self, tenant: str, *, include_deleted: bool = False) -> list[DashboardVersion]:
+        """The tenant's live dashboards (and with `include_deleted`, the deletes of deleted
+        ones), sorted by folder, title, uid."""
+        found = [d.latest for d in self._tenants.get(tenant, {}).values() if include_deleted or not d.latest.deleted]
         return sorted(found, key=lambda d: (d.folder.lower(), d.title.lower(), d.uid))
 
     def count(self, tenant: str) -> int:

@@ -43,6 +43,7 @@ class ListRequest:
     search: str = ""
     folder: str = ""
     tags: tuple[str, ...] = ()
+    include_deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +94,7 @@ class DashboardHandlers:
         needle = request.search.strip().lower()
         folder = request.folder.strip("/")
         found = []
-        for d in self._state.dashboards(caller.tenant):
+        for d in self._state.dashboards(caller.tenant, include_deleted=request.include_deleted):
             if folder and d.folder != folder and not d.folder.startswith(folder + "/"):
                 continue
             if request.tags and not set(request.tags) <= set(d.tags):

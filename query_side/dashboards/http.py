@@ -1,6 +1,6 @@
 """Dashboards over HTTP JSON, on the query gateway (the same handlers as the gRPC service).
 
-- `GET /api/v1/dashboards[?search=&folder=&tag=...]`: `{"dashboards": [...]}` (no specs).
+- `GET /api/v1/dashboards[?search=&folder=&tag=...&deleted=true]`: `{"dashboards": [...]}` (no specs).
 - `POST /api/v1/dashboards`: body `{"dashboard": {uid?, title, folder?, tags?, spec}, "message"?}`;
   creates (201). Without a uid one is derived from the title.
 - `GET /api/v1/dashboards/{uid}[?version=N]`: `{"dashboard": {..., "spec": {...}}}`.
@@ -137,6 +137,7 @@ class _Routes:
                 search=request.query.get("search", ""),
                 folder=request.query.get("folder", ""),
                 tags=tuple(request.query.getall("tag", [])),
+                include_deleted=request.query.get("deleted", "").lower() in ("1", "true", "yes"),
             ),
         )
         return _json({"dashboards": [dashboard_json(d, with_spec=False) for d in found]})
