@@ -27,7 +27,7 @@ from core.dashboards.state import DashboardVersion
 from core.errors import InvalidArgument
 from query_side.dashboards.handlers import DashboardHandlers, ListRequest, SaveRequest
 
-MAX_BODY_BYTES: Final = MAX_SPEC_BYTES + 64 * 1024
+MAX_BODY_BYTES: Final = 2 * MAX_SPEC_BYTES + 64 * 1024  # an indented spec, and the envelope
 
 
 def add_dashboard_routes(app: web.Application, handlers: DashboardHandlers) -> None:
