@@ -41,6 +41,8 @@ class Wiring:
     child: ProjectorProcess | None = None
     """`argus up`'s projector process, when the child-placed modules run there."""
     built: dict[str, Module] = field(default_factory=dict)
+    alerts_replica: str = ""
+    """`argus alerts serve --replica`: this replica's own consumer groups (decision 0030)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,12 +155,27 @@ def _collector(rt: Runtime, wiring: Wiring) -> Module:
     )
 
 
-def _alerts(rt: Runtime, _wiring: Wiring) -> Module:
+def _alerts(rt: Runtime, wiring: Wiring) -> Module:
     from argus.alerts_module import AlertsModule, NotifierService
+    from query_side.alerts.evaluator import ALERT_PARTITIONS
+    from query_side.alerts.ownership import Ownership
 
-    # The notifier runs beside the evaluator (started after it, stopped before it).
-    notifier = NotifierService(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms)
-    return AlertsModule(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[notifier])
+    # The notifier runs beside the evaluator (started after it, stopped before it); both act
+    # only on the shards this replica owns (decision 0030).
+    ownership = Ownership(shards=ALERT_PARTITIONS)
+    replica = wiring.alerts_replica
+    notifier = NotifierService(
+        event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, ownership=ownership, replica=replica
+    )
+    return AlertsModule(
+        event_log=rt.event_log,
+        config=rt.config,
+        clock_ms=rt.clock_ms,
+        services=[notifier],
+        ownership=ownership,
+        replica=replica,
+        watchdog=True,
+    )
 
 
 def _projector_needs(wiring: Wiring) -> frozenset[str]:
