@@ -552,6 +552,14 @@ class AlertNotifier:
                 sent_ms=now_ms,
             )
             if nid not in self._recorded:
+                log.info(
+                    "sending notification %s (group %s of tenant %s, sequence %d) to %s",
+                    nid,
+                    group.key_text,
+                    group.tenant,
+                    sequence,
+                    route.receiver,
+                )
                 async with self._slots:
                     events = await self._deliver(group, route.receiver, config, firing, resolved, nid, told)
                 await self._log.append(ALERTS_TOPIC, events)
