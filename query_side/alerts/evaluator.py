@@ -50,7 +50,7 @@ from core.alerting.lifecycle import AlertState, InstanceKey, InstanceState, Tran
 from core.alerting.model import AlertRule
 from core.consumer import ConsumerRunner, Delivery
 from core.errors import ArgusError
-from core.events import ALERTS_TOPIC, decode_record, make_event
+from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_record, make_event
 from core.model import MetricKind
 from core.points import Points, merge, read_agg
 from core.ports import Event, EventLog, LogRecord
@@ -138,6 +138,8 @@ class _Watch:
     parts: list[Points] = field(default_factory=list)
     instances: dict[tuple[tuple[str, str], ...], InstanceState] = field(default_factory=dict)
     last_tick_ms: int | None = None
+    standby_tick_ms: int | None = None
+    """The last tick its window was trimmed at while another replica owned it."""
 
     @property
     def horizon_ms(self) -> int:
@@ -418,6 +420,14 @@ class AlertEvaluator:
         self._held, self._next, self._seen = {}, {}, {}
 
     async def reassigned(self, partitions: frozenset[int]) -> None:
+        if self._ownership is not None and partitions and len(partitions) < await self._log.partitions(SAMPLES_TOPIC):
+            # Each replica must read every samples partition (decision 0030): another member
+            # in this group means two replicas share a name, and windows would be partial.
+            log.error(
+                "the alert evaluator was given samples partitions %s only: another replica uses the same "
+                "--replica name; rule values would be partial",
+                sorted(partitions),
+            )
         lost = {sid for sid, p in self._partition_of.items() if p not in partitions}
         if lost:
             drop = np.fromiter(lost, dtype=np.int64, count=len(lost))
@@ -443,10 +453,15 @@ class AlertEvaluator:
         made: list[_Made] = []
         evaluated: list[tuple[_Watch, int]] = []
         for watch in self._watches.values():
-            if not self._owns(watch):
-                continue  # another replica's shard: its windows are kept here, for a takeover
             interval = max(watch.rule.interval_ms, 1)
             tick = now_ms - now_ms % interval
+            if not self._owns(watch):
+                # Another replica's shard: its window is kept here for a takeover, and
+                # trimmed at the rule's ticks as the owner's is.
+                if watch.standby_tick_ms is None or tick > watch.standby_tick_ms:
+                    watch.standby_tick_ms = tick
+                    self._compact(watch, tick)
+                continue
             if watch.last_tick_ms is not None and tick <= watch.last_tick_ms:
                 continue
             if watch.route != STREAMING or watch.error or tick < watch.ready_at_ms:

@@ -112,6 +112,10 @@ async def test_each_rule_is_evaluated_by_the_replica_owning_its_shard_and_a_take
         [(one.name, alerts_pb2.ALERT_STATE_FIRING, 1), (two.name, alerts_pb2.ALERT_STATE_FIRING, 1)]
     )
     assert (a.evaluator.transitions_appended, b.evaluator.transitions_appended) == (1, 1)
+    # B keeps A's rule's window for a takeover, trimmed at its ticks like the owner's.
+    standby = b.evaluator._watches[(TENANT, one.name)]
+    assert len(standby.parts) == 1 and standby.standby_tick_ms == NOW + 10 * S
+    assert standby.parts[0].ts.min() >= NOW + 10 * S - standby.horizon_ms
 
     # A dies: B is assigned every shard and goes on from A's firing transition.
     await b.ownership.reassigned(frozenset(range(ALERT_PARTITIONS)))
