@@ -6,6 +6,7 @@ and nothing recorded is sent again. Also the default watchdog rule (core/alertin
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from contracts.argus.alerts.v1 import alerts_pb2
 from contracts.argus.events.v1 import events_pb2
@@ -240,3 +241,13 @@ async def test_the_watchdog_fires_within_two_seconds_and_stays_firing() -> None:
     events = [e for _, e in await alert_events(event_log) if e.rule == WATCHDOG_RULE]
     assert [(e.to_state, e.evaluated_at_ms) for e in events] == [(alerts_pb2.ALERT_STATE_FIRING, NOW + 1 * S)]
     assert evaluator.instance_state(TENANT, WATCHDOG_RULE).state is AlertState.FIRING
+
+
+def test_a_replica_name_must_be_plain(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from argus.cli import main
+
+    for bad in ("two words", "a/b", "x" * 65, "dot..ok?"):
+        done = CliRunner().invoke(main, ["alerts", "serve", "--data-dir", str(tmp_path), "--replica", bad])
+        assert done.exit_code == 2 and "--replica" in done.output, (bad, done.output)
