@@ -6,6 +6,11 @@ Sub-services (`services`) are other modules started with the evaluator and stopp
 the notifier (`NotifierService`, below) runs there, without a module of its own. Both start
 only once some tenant has a rule: until then alerting reads neither the samples topic nor the
 alerts topic.
+
+Several replicas (`argus alerts serve --replica NAME`) split the work: a member of consumer
+group `alert-owners` tells each which shards (alerts-topic partitions) are its own, and the
+evaluator and notifier act only on the rules and groups of those (query_side/alerts/
+ownership.py, docs/decisions/0030-alerting-high-availability.md). One process owns them all.
 """
 
 from __future__ import annotations
