@@ -251,3 +251,18 @@ def test_a_replica_name_must_be_plain(tmp_path: Path) -> None:
     for bad in ("two words", "a/b", "x" * 65, "dot..ok?"):
         done = CliRunner().invoke(main, ["alerts", "serve", "--data-dir", str(tmp_path), "--replica", bad])
         assert done.exit_code == 2 and "--replica" in done.output, (bad, done.output)
+
+
+async def test_ownership_counts_changes_and_a_revoked_member_owns_nothing_at_once() -> None:
+    ownership = Ownership(shards=4)
+    assert not any(ownership.owns(s) for s in range(4))  # nothing before the first assignment
+    await ownership.reassigned(frozenset({1, 3}))
+    first = ownership.generation
+    assert [ownership.owns(s) for s in range(4)] == [False, True, False, True]
+    await ownership.reassigned(frozenset({1, 3}))
+    assert ownership.generation == first  # the same shards again: nothing to re-read
+    live: frozenset[int] = frozenset({1, 3})
+    ownership.follow(lambda: live)
+    live = frozenset()  # the consumer's revocation, before the handler hears the next assignment
+    assert not ownership.owns(1)
+    assert {shard_of(f"k{i}", 4) for i in range(64)} == {0, 1, 2, 3}
