@@ -6,6 +6,11 @@ Sub-services (`services`) are other modules started with the evaluator and stopp
 the notifier (`NotifierService`, below) runs there, without a module of its own. Both start
 only once some tenant has a rule: until then alerting reads neither the samples topic nor the
 alerts topic.
+
+Several replicas (`argus alerts serve --replica NAME`) split the work: a member of consumer
+group `alert-owners` tells each which shards (alerts-topic partitions) are its own, and the
+evaluator and notifier act only on the rules and groups of those (query_side/alerts/
+ownership.py, docs/decisions/0030-alerting-high-availability.md). One process owns them all.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from argus.modules import Module
 from core.alerting.model import AlertRule
 from core.alerting.state import AlertConfigState
+from core.alerting.watchdog import with_watchdog
 from core.config_view import ConfigView
 from core.consumer import ConsumerRunner
 from core.events import ALERTS_TOPIC, SAMPLES_TOPIC
 from core.ports import EventLog
-from query_side.alerts.evaluator import EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
+from query_side.alerts.evaluator import ALERT_PARTITIONS, EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
+from query_side.alerts.ownership import OWNERS_GROUP, Ownership
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +40,18 @@ EVALUATOR_FLUSH_INTERVAL_MS = 200
 under the shortest rule interval, so a 1 s rule is evaluated on time."""
 
 
-class ConfigRules:
-    """Every tenant's alert rules as the config view has them, re-read only when the
-    alerting configuration changed (the evaluator asks on every turn)."""
+def replica_group(group: str, replica: str) -> str:
+    """The consumer group of a replica's own full reader of a topic (`group` with no replica)."""
+    return f"{group}.{replica}" if replica else group
 
-    def __init__(self, config: ConfigView) -> None:
+
+class ConfigRules:
+    """Every tenant's alert rules as the config view has them (plus the default watchdog),
+    re-read only when the alerting configuration changed (the evaluator asks on every turn)."""
+
+    def __init__(self, config: ConfigView, *, watchdog: bool = False) -> None:
         self._state = config.state(AlertConfigState)
+        self._watchdog = watchdog
         self._generation = -1
         self._rules: Mapping[str, Sequence[AlertRule]] = {}
 
@@ -46,9 +59,9 @@ class ConfigRules:
         state = self._state
         if state.generation != self._generation:
             self._generation = state.generation
-            self._rules = {
-                tenant: tuple(rules.values()) for tenant in state.tenants() if (rules := state.config(tenant).rules)
-            }
+            rules = {tenant: tuple(r.values()) for tenant in state.tenants() if (r := state.config(tenant).rules)}
+            # Every tenant with rules also has the default watchdog (core/alerting/watchdog.py).
+            self._rules = with_watchdog(rules) if self._watchdog else rules
         return self._rules
 
 
@@ -62,14 +75,34 @@ class AlertsModule:
         config: ConfigView,
         clock_ms: Callable[[], int],
         services: Sequence[Module] = (),
+        ownership: Ownership | None = None,
+        replica: str = "",
+        watchdog: bool = False,
     ) -> None:
-        self._rules = ConfigRules(config)
-        self.evaluator = AlertEvaluator(log=event_log, rules=self._rules, clock_ms=clock_ms)
+        self._event_log = event_log
+        self._rules = ConfigRules(config, watchdog=watchdog)
+        self.ownership = ownership if ownership is not None else Ownership(shards=ALERT_PARTITIONS)
+        self.evaluator = AlertEvaluator(log=event_log, rules=self._rules, clock_ms=clock_ms, ownership=self.ownership)
+        # Membership only: the rules and groups of the shards (alerts-topic partitions) this
+        # member is assigned are this replica's to evaluate and notify (decision 0030).
+        self._owners: ConsumerRunner[None] = ConsumerRunner(
+            name="alert-owners",
+            log=event_log,
+            topic=ALERTS_TOPIC,
+            group=OWNERS_GROUP,
+            handler=self.ownership,
+            clock_ms=clock_ms,
+            flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,
+        )
+        owners = self._owners
+        self.ownership.follow(lambda: owners.consumer.assigned if owners.consumer is not None else frozenset())
         self._runner = ConsumerRunner(
             name="alert-evaluator",
             log=event_log,
             topic=SAMPLES_TOPIC,
-            group=EVALUATOR_GROUP,
+            # Every replica reads every samples partition (a rule's series are spread over
+            # them), so each has a group of its own; one replica keeps today's group name.
+            group=replica_group(EVALUATOR_GROUP, replica),
             handler=self.evaluator,
             clock_ms=clock_ms,
             flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,
@@ -78,6 +111,8 @@ class AlertsModule:
         """Started with the evaluator once some tenant has a rule, stopped after it (the notifier)."""
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._owners_task: asyncio.Task[None] | None = None
+        self._owners_stop = asyncio.Event()
         self._started: list[Module] = []
 
     async def start(self) -> None:
@@ -95,6 +130,9 @@ class AlertsModule:
             if self._stop.is_set():
                 return
         log.info("alert rules configured: the evaluator starts reading the samples topic")
+        # The topic must exist before a group can be assigned its partitions.
+        self.ownership.shards = await self._event_log.ensure_topic(ALERTS_TOPIC, ALERT_PARTITIONS)
+        self._owners_task = asyncio.create_task(self._owners.run(self._owners_stop), name="alert-owners")
         for service in self.services:
             await service.start()
             self._started.append(service)
@@ -114,6 +152,16 @@ class AlertsModule:
         for service in reversed(self._started):
             await service.stop()
         self._started.clear()
+        owners, self._owners_task = self._owners_task, None
+        self._owners_stop.set()
+        if owners is not None:
+            # Last: the group keeps our shards until the evaluator and notifier have stopped.
+            try:
+                await asyncio.wait_for(owners, 30.0)
+            except TimeoutError:
+                log.error("the alert shard membership did not stop within 30 s; cancelled")
+            except Exception as exc:
+                log.error("the alert shard membership ended with %r", exc)
 
     def status(self) -> list[RuleStatus]:
         """Per evaluated rule: its route, series, instances, last evaluation, error."""
@@ -139,8 +187,18 @@ class NotifierService:
 
     name = "alert-notifier"
 
-    def __init__(self, *, event_log: EventLog, config: ConfigView, clock_ms: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        *,
+        event_log: EventLog,
+        config: ConfigView,
+        clock_ms: Callable[[], int],
+        ownership: Ownership | None = None,
+        replica: str = "",
+    ) -> None:
         self._event_log = event_log
+        self._ownership = ownership
+        self._replica = replica
         self._state = config.state(AlertConfigState)
         self._clock_ms = clock_ms
         self._stop = asyncio.Event()
@@ -161,12 +219,14 @@ class NotifierService:
             config=self._state.config,
             silences=self._state.silences,
             clock_ms=self._clock_ms,
+            ownership=self._ownership,
         )
         runner: ConsumerRunner[Decoded] = ConsumerRunner(
             name="alert-notifier",
             log=self._event_log,
             topic=ALERTS_TOPIC,
-            group=NOTIFIER_GROUP,
+            # Every replica follows every partition (a group's members are spread over them).
+            group=replica_group(NOTIFIER_GROUP, self._replica),
             handler=notifier,
             clock_ms=self._clock_ms,
             flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,

@@ -49,6 +49,8 @@ class Wiring:
     dashboards_tenant: str = DEFAULT_TENANT
     default_dashboards: bool = True
     """Add the shipped dashboards (This host) for `dashboards_tenant` when absent (`argus up`)."""
+    alerts_replica: str = ""
+    """`argus alerts serve --replica`: this replica's own consumer groups (decision 0030)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,12 +164,27 @@ def _collector(rt: Runtime, wiring: Wiring) -> Module:
     )
 
 
-def _alerts(rt: Runtime, _wiring: Wiring) -> Module:
+def _alerts(rt: Runtime, wiring: Wiring) -> Module:
     from argus.alerts_module import AlertsModule, NotifierService
+    from query_side.alerts.evaluator import ALERT_PARTITIONS
+    from query_side.alerts.ownership import Ownership
 
-    # The notifier runs beside the evaluator (started after it, stopped before it).
-    notifier = NotifierService(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms)
-    return AlertsModule(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[notifier])
+    # The notifier runs beside the evaluator (started after it, stopped before it); both act
+    # only on the shards this replica owns (decision 0030).
+    ownership = Ownership(shards=ALERT_PARTITIONS)
+    replica = wiring.alerts_replica
+    notifier = NotifierService(
+        event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, ownership=ownership, replica=replica
+    )
+    return AlertsModule(
+        event_log=rt.event_log,
+        config=rt.config,
+        clock_ms=rt.clock_ms,
+        services=[notifier],
+        ownership=ownership,
+        replica=replica,
+        watchdog=True,
+    )
 
 
 def _dashboards(rt: Runtime, wiring: Wiring) -> Module:

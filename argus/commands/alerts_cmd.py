@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -325,16 +326,33 @@ def alerts_expire_silence(
 
 @alerts.command(name="serve")
 @_common_options
-def alerts_serve(data_dir: Path | None, log_level: str) -> None:
-    """Run only alerting: the rule evaluator over the samples topic (the `alerts` module of
-    `argus up`, which then runs with --no-alerts or alerts_enabled = false)."""
+@click.option(
+    "--replica",
+    envvar="ARGUS_ALERTS_REPLICA",
+    default=None,
+    help="This replica's name, unique among the replicas sharing one event log: it names its own "
+    "consumer groups [env ARGUS_ALERTS_REPLICA; default the host name on Kafka, none on the embedded log].",
+)
+def alerts_serve(data_dir: Path | None, log_level: str, replica: str | None) -> None:
+    """Run only alerting: the rule evaluator over the samples topic and the notifier (the
+    `alerts` module of `argus up`, which then runs with --no-alerts or alerts_enabled = false).
+
+    Run several on Kafka for high availability: the rules and notification groups are split
+    between them by the consumer group `alert-owners`, and a replica that dies is replaced by
+    the others (docs/alerting.md, "High availability")."""
+    import socket
+
     from argus.cli import _open, _release, _serve
     from argus.cli_common import _run
     from argus.registry import Wiring
 
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
-    wiring = Wiring()
+    if replica is None:
+        replica = "" if settings.event_log_url.startswith("sqlite:") else socket.gethostname()
+    if replica and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", replica):
+        raise click.BadParameter("letters, digits, '_', '.' and '-' only (at most 64)", param_hint="--replica")
+    wiring = Wiring(alerts_replica=replica)
     locks = _open(settings, ["alerts"], wiring)
     _run(_serve(settings, ["alerts"], wiring))
     _release(locks)

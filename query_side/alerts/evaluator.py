@@ -50,11 +50,12 @@ from core.alerting.lifecycle import AlertState, InstanceKey, InstanceState, Tran
 from core.alerting.model import AlertRule
 from core.consumer import ConsumerRunner, Delivery
 from core.errors import ArgusError
-from core.events import ALERTS_TOPIC, decode_record, make_event
+from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_record, make_event
 from core.model import MetricKind
 from core.points import Points, merge, read_agg
 from core.ports import Event, EventLog, LogRecord
 from core.samples import SampleBuffer, decode_sample_batch
+from query_side.alerts.ownership import Ownership, rule_shard_key
 from query_side.planner import (
     REGION_LABEL,
     Selector,
@@ -137,6 +138,8 @@ class _Watch:
     parts: list[Points] = field(default_factory=list)
     instances: dict[tuple[tuple[str, str], ...], InstanceState] = field(default_factory=dict)
     last_tick_ms: int | None = None
+    standby_tick_ms: int | None = None
+    """The last tick its window was trimmed at while another replica owned it."""
 
     @property
     def horizon_ms(self) -> int:
@@ -187,8 +190,13 @@ class AlertEvaluator:
         clock_ms: Callable[[], int],
         max_series_per_rule: int = DEFAULT_MAX_SERIES_PER_RULE,
         alert_partitions: int = ALERT_PARTITIONS,
+        ownership: Ownership | None = None,
     ) -> None:
         self._log = log
+        self._ownership = ownership
+        """Which rules this replica evaluates (None: all of them): query_side/alerts/ownership.py."""
+        self._ownership_generation = -1
+        self._owned: set[tuple[str, str]] = set()
         self._rules = rules
         self._clock = clock_ms
         self._max_series = max_series_per_rule
@@ -213,6 +221,14 @@ class AlertEvaluator:
         """Create the alerts topic if needed and restore every instance's state from its last
         transition there. Call before consuming."""
         self._alert_partitions = await self._log.ensure_topic(ALERTS_TOPIC, self._alert_partitions)
+        self._restored = await self._read_restored()
+        self._started = True
+        self._refresh_rules(self._clock(), initial=True)
+
+    async def _read_restored(
+        self,
+    ) -> dict[tuple[str, str], dict[tuple[tuple[str, str], ...], InstanceState]]:
+        """Every instance's state as its last transition on the alerts topic has it."""
         last: dict[str, Transition] = {}
         for partition in range(self._alert_partitions):
             offset = 0
@@ -226,12 +242,30 @@ class AlertEvaluator:
                     if held is None or held.sequence < transition.sequence:
                         last[instance] = transition
                 offset = records[-1].offset + 1
-        self._restored = {}
+        restored: dict[tuple[str, str], dict[tuple[tuple[str, str], ...], InstanceState]] = {}
         for transition in last.values():
             key = transition.key
-            self._restored.setdefault((key.tenant, key.rule), {})[key.labels] = restore(transition)
-        self._started = True
-        self._refresh_rules(self._clock(), initial=True)
+            restored.setdefault((key.tenant, key.rule), {})[key.labels] = restore(transition)
+        return restored
+
+    def _owns(self, watch: _Watch) -> bool:
+        return self._ownership is None or self._ownership.owns_key(rule_shard_key(watch.tenant, watch.rule.name))
+
+    async def _follow_ownership(self) -> None:
+        """After the shards moved: rules this replica just took over continue from the last
+        transitions their previous owner appended (re-read from the alerts topic)."""
+        ownership = self._ownership
+        if ownership is None or ownership.generation == self._ownership_generation:
+            return
+        self._ownership_generation = ownership.generation
+        owned = {key for key, watch in self._watches.items() if self._owns(watch)}
+        gained = owned - self._owned
+        self._owned = owned
+        if gained:
+            self._restored = await self._read_restored()
+            for key in gained:
+                self._watches[key].instances = dict(self._restored.get(key, {}))
+            log.info("alert rules taken over: %d", len(gained))
 
     def start_evaluating(self) -> None:
         """From now on `housekeeping` evaluates due rules (call once caught up with the log)."""
@@ -386,6 +420,14 @@ class AlertEvaluator:
         self._held, self._next, self._seen = {}, {}, {}
 
     async def reassigned(self, partitions: frozenset[int]) -> None:
+        if self._ownership is not None and partitions and len(partitions) < await self._log.partitions(SAMPLES_TOPIC):
+            # Each replica must read every samples partition (decision 0030): another member
+            # in this group means two replicas share a name, and windows would be partial.
+            log.error(
+                "the alert evaluator was given samples partitions %s only: another replica uses the same "
+                "--replica name; rule values would be partial",
+                sorted(partitions),
+            )
         lost = {sid for sid, p in self._partition_of.items() if p not in partitions}
         if lost:
             drop = np.fromiter(lost, dtype=np.int64, count=len(lost))
@@ -407,11 +449,19 @@ class AlertEvaluator:
         if not self._started:
             await self.start()
         self._refresh_rules(now_ms)
+        await self._follow_ownership()
         made: list[_Made] = []
         evaluated: list[tuple[_Watch, int]] = []
         for watch in self._watches.values():
             interval = max(watch.rule.interval_ms, 1)
             tick = now_ms - now_ms % interval
+            if not self._owns(watch):
+                # Another replica's shard: its window is kept here for a takeover, and
+                # trimmed at the rule's ticks as the owner's is.
+                if watch.standby_tick_ms is None or tick > watch.standby_tick_ms:
+                    watch.standby_tick_ms = tick
+                    self._compact(watch, tick)
+                continue
             if watch.last_tick_ms is not None and tick <= watch.last_tick_ms:
                 continue
             if watch.route != STREAMING or watch.error or tick < watch.ready_at_ms:

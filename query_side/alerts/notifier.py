@@ -61,6 +61,7 @@ from core.events import ALERTS_TOPIC, decode_record, make_event
 from core.ports import Event, EventLog, LogRecord
 from query_side.alerts.delivery import Deliverer, DeliveryAttempt, Outcome
 from query_side.alerts.notification import AlertMember, NotificationStatus, make_notification, notification_id
+from query_side.alerts.ownership import Ownership
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,13 @@ class AlertNotifier:
         clock_ms: Callable[[], int],
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         tick_interval_ms: int = DEFAULT_TICK_INTERVAL_MS,
+        ownership: Ownership | None = None,
     ) -> None:
         self._log = log
+        self._ownership = ownership
+        """Which groups this replica notifies (None: all): query_side/alerts/ownership.py."""
+        self._ownership_generation = -1
+        self._read_to: dict[int, int] = {}
         self._deliverer = deliverer
         self._config = config
         self._silences = silences
@@ -205,12 +211,29 @@ class AlertNotifier:
     async def start(self) -> None:
         """Rebuild alerts, recorded notifications and group states from the whole topic."""
         self._partitions = await self._log.ensure_topic(ALERTS_TOPIC, 4)
+        await self._read_topic()
+
+    async def _read_topic(self) -> None:
+        """Take every record of the topic past what was read (or applied) so far."""
         for partition in range(self._partitions):
-            offset = 0
+            offset = max(self._read_to.get(partition, 0), self._next.get(partition, 0))
             while records := await self._log.read(ALERTS_TOPIC, partition, offset, 1000):
                 for record in records:
                     self._take(self._decode_or_none(record))
                 offset = records[-1].offset + 1
+            self._read_to[partition] = offset
+
+    async def _follow_ownership(self) -> None:
+        """After the groups moved between replicas: read what their previous owner recorded
+        (its last NotificationSent may not have reached this replica's consumer yet) before
+        acting on them, so a takeover re-sends only what was not recorded."""
+        ownership = self._ownership
+        if ownership is not None and ownership.generation != self._ownership_generation:
+            self._ownership_generation = ownership.generation
+            await self._read_topic()
+
+    def _owns(self, group: _Group) -> bool:
+        return self._ownership is None or self._ownership.owns(self._partition(group)[0])
 
     def start_ticking(self) -> None:
         """From now on `housekeeping` ticks (call once caught up with the topic)."""
@@ -339,7 +362,9 @@ class AlertNotifier:
     # -- ticking ------------------------------------------------------------------------------
 
     async def tick(self, now_ms: int) -> None:
-        """Route every alert and start the notifications that are due at `now_ms`."""
+        """Route every alert and start the notifications that are due at `now_ms` (of the groups
+        this replica owns)."""
+        await self._follow_ownership()
         self.ticks += 1
         self._dirty = False
         self._last_tick_ms = now_ms
@@ -358,7 +383,7 @@ class AlertNotifier:
                     group.members.add(alert.fingerprint)
             for group in list(self._by_tenant.get(tenant, {}).values()):
                 route = routes.get(group.path)
-                if route is None or group.in_flight or now_ms < group.hold_until_ms:
+                if route is None or group.in_flight or now_ms < group.hold_until_ms or not self._owns(group):
                     continue
                 self._consider(group, route, config, alerts, silences, firing_labels, now_ms)
 
@@ -527,6 +552,14 @@ class AlertNotifier:
                 sent_ms=now_ms,
             )
             if nid not in self._recorded:
+                log.info(
+                    "sending notification %s (group %s of tenant %s, sequence %d) to %s",
+                    nid,
+                    group.key_text,
+                    group.tenant,
+                    sequence,
+                    route.receiver,
+                )
                 async with self._slots:
                     events = await self._deliver(group, route.receiver, config, firing, resolved, nid, told)
                 await self._log.append(ALERTS_TOPIC, events)
