@@ -107,6 +107,10 @@ class CumulativeDeltas(Generic[K]):
                     self._remember(missing[raw], state)
         return Conversion(self)
 
+    def begin_memory(self) -> Conversion[K]:
+        """A conversion over the states in memory only (no store is read)."""
+        return Conversion(self)
+
     def update(self, current: Mapping[K, float], ts_ms: int, *, forget_missing: bool = False) -> dict[K, float]:
         """In-memory form for one reading of many counters at `ts_ms` (agent collectors):
         deltas of the keys that have one; states applied at once. `forget_missing`: the
