@@ -114,7 +114,7 @@ remote_write:
 
         def ready() -> bool:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as response:
-                return response.status == 200
+                return bool(response.status == 200)
 
         process.start(ready)
         return port
