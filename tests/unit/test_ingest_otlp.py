@@ -225,3 +225,22 @@ async def test_export_without_a_known_key_is_unauthenticated(served: Served) -> 
         await _export_grpc(served, reader, key="nope")
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert served.log.series() == []
+
+
+async def test_hostile_exponential_histograms_and_bodies_are_answered_not_crashed(served: Served) -> None:
+    request = otlp_service.ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="hostile")
+    histogram = metric.exponential_histogram
+    histogram.aggregation_temporality = 1  # delta
+    for scale, offset in ((-20, 2**31 - 1), (20, -(2**31)), (-10, 0)):
+        point = histogram.data_points.add(scale=scale, count=3, time_unix_nano=time.time_ns())
+        point.positive.offset = offset
+        point.positive.bucket_counts.extend([1, 2])
+    response = await _export_grpc(served, request)
+    stored = sum(sum(s.sketch_counts) for s in _series(served.log, "hostile"))
+    assert stored + response.partial_success.rejected_data_points >= 1
+    async with grpc.aio.insecure_channel(served.grpc_target) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await export(b"\xff\xff\xff", metadata=(("authorization", f"Bearer {KEY}"),))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

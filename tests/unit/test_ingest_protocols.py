@@ -245,6 +245,12 @@ async def test_influx_v2_and_v1_with_precision_gzip_and_their_error_shapes(
     body = await bad.json()
     assert bad.status == 400 and body["code"] == "invalid"
     assert body["message"].startswith("partial write: ") and "line 2" in body["message"] and "line 3" in body["message"]
+    huge = await client.post("/api/v2/write", data=f"cpu value=1 {10**30}\n", headers=token)
+    assert huge.status == 400 and "out of range" in (await huge.json())["message"]
+    escaped = 'we\\,ird\\ m,t\\=ag=v\\=al f\\ ield=1,s="a \\"quoted\\" = b" ' + str(NOW)
+    assert (await client.post("/api/v2/write?precision=ms", data=escaped, headers=token)).status == 204
+    assert log.total("we_ird_m_f_ield") == 1.0
+    assert any(("t_ag", "v=al") in [(lb.name, lb.value) for lb in s.labels] for _, s, _ in log.series())
     bad_v1 = await client.post("/write?precision=fortnight", data="cpu value=1\n", headers=token)
     assert bad_v1.status == 400 and "precision" in (await bad_v1.json())["error"]
     unauthorized = await client.post("/api/v2/write", data="cpu value=1\n")

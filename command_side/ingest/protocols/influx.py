@@ -84,6 +84,11 @@ def parse(body: str, *, unit_ns: int, now_ms: int) -> ParsedLines:
                 out.errors.append(f"line {number}: {exc}")
             continue
         ts_ms = now_ms if ts is None else (ts * unit_ns) // 1_000_000
+        if not -(2**63) <= ts_ms < 2**63:
+            out.bad_points += 1
+            if len(out.errors) < MAX_REPORTED_ERRORS:
+                out.errors.append(f"line {number}: timestamp {ts} is out of range")
+            continue
         labels = tuple(sorted((label_name(k), v) for k, v in tags.items() if v))
         for field_name, value in fields:
             metric = metric_name(measurement if field_name == "value" else f"{measurement}_{field_name}")

@@ -166,7 +166,9 @@ def _explicit_buckets(point: otlp.HistogramDataPoint) -> dict[int, int]:
 
 
 def _exponential_buckets(point: otlp.ExponentialHistogramDataPoint) -> dict[int, int]:
-    base = 2.0 ** (2.0**-point.scale)
+    # Bucket i covers (2**(i * 2**-scale), 2**((i + 1) * 2**-scale)]: computed in the
+    # exponent, clamped, so hostile scales and offsets cannot overflow.
+    width = 2.0 ** max(min(-point.scale, 1000), -1000)
     keyed: dict[int, int] = {}
     if point.zero_count:
         keyed[0] = int(point.zero_count)
@@ -174,13 +176,8 @@ def _exponential_buckets(point: otlp.ExponentialHistogramDataPoint) -> dict[int,
         for i, count in enumerate(side.bucket_counts):
             if count == 0:
                 continue
-            index = side.offset + i
-            try:
-                middle = sign * base ** (index + 0.5)
-            except OverflowError:
-                middle = sign * math.inf
-            if not math.isfinite(middle):
-                middle = sign * 1e300
+            exponent = (side.offset + i + 0.5) * width
+            middle = sign * 2.0 ** max(min(exponent, 1000.0), -1000.0)
             key = int(ddsketch_keys([middle])[0])
             keyed[key] = keyed.get(key, 0) + int(count)
     return keyed
