@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp_metrics
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, MetricExportResult
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
@@ -231,7 +232,7 @@ async def test_hostile_exponential_histograms_and_bodies_are_answered_not_crashe
     request = otlp_service.ExportMetricsServiceRequest()
     metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="hostile")
     histogram = metric.exponential_histogram
-    histogram.aggregation_temporality = 1  # delta
+    histogram.aggregation_temporality = otlp_metrics.AGGREGATION_TEMPORALITY_DELTA
     for scale, offset in ((-20, 2**31 - 1), (20, -(2**31)), (-10, 0)):
         point = histogram.data_points.add(scale=scale, count=3, time_unix_nano=time.time_ns())
         point.positive.offset = offset
