@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcOtlpExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp_metrics
@@ -245,3 +246,20 @@ async def test_hostile_exponential_histograms_and_bodies_are_answered_not_crashe
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await export(b"\xff\xff\xff", metadata=(("authorization", f"Bearer {KEY}"),))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_sdks_own_grpc_exporter_writes_through_export(served: Served) -> None:
+    reader = InMemoryMetricReader()
+    counter = _provider(reader).get_meter("m").create_counter("grpc_orders")
+    counter.add(7)
+    exporter = GrpcOtlpExporter(
+        endpoint=served.grpc_target, insecure=True, headers=(("authorization", f"Bearer {KEY}"),)
+    )
+    data = reader.get_metrics_data()
+    assert data is not None
+    try:
+        for _ in range(2):  # a resend of the same export
+            assert await asyncio.to_thread(exporter.export, data) is MetricExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert sum(sum(s.values) for s in _series(served.log, "grpc_orders")) == 7.0

@@ -3,6 +3,7 @@ under retries and restarts, error shapes, one identity rule across paths."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
@@ -280,3 +281,39 @@ async def test_tenants_are_isolated_by_key_including_converter_state(
     per_tenant = {tenant: sum(s.values) for tenant, s, _ in log.series()}
     assert per_tenant == {"acme": 2.0, "other": 1.0}
     assert json.dumps(per_tenant)  # plain numbers
+
+
+async def test_the_influxdb_client_writes_through_the_v2_api(served: Served) -> None:
+    from influxdb_client.client.influxdb_client import InfluxDBClient
+    from influxdb_client.client.write.point import Point
+    from influxdb_client.client.write_api import SYNCHRONOUS
+    from influxdb_client.domain.write_precision import WritePrecision
+    from influxdb_client.rest import ApiException
+
+    client, log = served
+    url = str(client.make_url("/")).rstrip("/")
+
+    def write(records: list[Point] | str) -> None:
+        with InfluxDBClient(url=url, token=KEY, org="acme-org", enable_gzip=True) as influx:
+            influx.write_api(write_options=SYNCHRONOUS).write(
+                bucket="b", record=records, write_precision=WritePrecision.MS
+            )
+
+    points = [
+        Point("http")  # type: ignore[no-untyped-call]  # the client has no type hints
+        .tag("host", "a")
+        .field("latency_ms", 12.5)
+        .field("status", "ok")
+        .time(NOW - 1000, WritePrecision.MS),
+        Point("http").tag("host", "a").field("latency_ms", 13.0).time(NOW, WritePrecision.MS),  # type: ignore[no-untyped-call]
+    ]
+    await asyncio.to_thread(write, points)
+    [series] = log.series()
+    assert (series[1].metric, list(series[1].timestamps_ms), list(series[1].values)) == (
+        "http_latency_ms",
+        [NOW - 1000, NOW],
+        [12.5, 13.0],
+    )
+    with pytest.raises(ApiException) as caught:
+        await asyncio.to_thread(write, "http,host=a latency_ms=oops")
+    assert caught.value.status == 400 and "not a number" in json.loads(caught.value.body)["message"]
