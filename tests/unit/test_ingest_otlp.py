@@ -18,7 +18,7 @@ from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp_service
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp_metrics
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, MetricExportResult
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
@@ -263,3 +263,13 @@ async def test_the_sdks_own_grpc_exporter_writes_through_export(served: Served) 
     finally:
         exporter.shutdown()
     assert sum(sum(s.values) for s in _series(served.log, "grpc_orders")) == 7.0
+
+
+async def test_a_non_monotonic_delta_sum_is_the_signed_change_as_a_gauge(served: Served) -> None:
+    reader = InMemoryMetricReader(preferred_temporality={UpDownCounter: AggregationTemporality.DELTA})
+    queue = _provider(reader).get_meter("m").create_up_down_counter("queue_change")
+    queue.add(-4)
+    response = await _export_grpc(served, reader)
+    assert response.partial_success.rejected_data_points == 0
+    [series] = _series(served.log, "queue_change")
+    assert (series.kind, list(series.values)) == (metrics_pb2.METRIC_KIND_GAUGE, [-4.0])

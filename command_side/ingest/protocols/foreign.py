@@ -16,6 +16,7 @@ partition), so a resent request maps to the same events.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,7 +92,10 @@ class ForeignIngest:
         nan = 0
         baselines = 0
         keyed = [(s, _key(tenant, s)) for s in series]
-        async with self.deltas.lock:
+        # Only requests with cumulative series need the converter's states held across the
+        # append (gauges and deltas go straight through: no lock, no state).
+        stateful = extra is not None or any(s.temporality is Temporality.CUMULATIVE for s in series)
+        async with self.deltas.lock if stateful else contextlib.nullcontext():
             conversion = await self.deltas.begin(k for s, k in keyed if s.temporality is Temporality.CUMULATIVE)
             for one, key in keyed:
                 out, skipped, base = _convert(one, key, conversion)

@@ -10,8 +10,8 @@ Mapping (docs/ingest-protocols.md):
   become `_`; a `region` label is the Argus region (foreign.py).
 - Gauge -> gauge. Sum: monotonic delta -> counter; monotonic cumulative -> counter through
   the cumulative converter (a point whose start time is within the converter's TTL counts
-  whole the first time); non-monotonic -> gauge (a level), except a non-monotonic delta,
-  which is a counter of signed increments.
+  whole the first time); non-monotonic -> gauge (cumulative: the level; delta: the signed
+  change over the point's interval, as Argus counters cannot go down).
 - Histogram and exponential histogram -> timer sketches (core/sketches.py): each bucket's
   count goes to the DDSketch key of a value standing for the bucket (explicit buckets: the
   middle of the bucket, the recorded min/max for the open-ended ones; exponential: the
@@ -210,7 +210,7 @@ def _metric(out: _Request, metric: otlp.Metric, scope: dict[str, str]) -> None:
         data = metric.gauge if which == "gauge" else metric.sum
         if which == "gauge":
             temporality = Temporality.GAUGE
-        elif metric.sum.aggregation_temporality == DELTA:
+        elif metric.sum.aggregation_temporality == DELTA and metric.sum.is_monotonic:
             temporality = Temporality.DELTA
         elif metric.sum.is_monotonic:
             temporality = Temporality.CUMULATIVE
