@@ -54,8 +54,6 @@ class ForeignSeries:
     values: list[float] = field(default_factory=list)
     start_ms: list[int] = field(default_factory=list)
     """Per point, when its cumulative run started (OTLP), or empty."""
-    observations: list[list[float]] | None = None
-    """Timers (OTLP histograms): per point, the observations (ms) it stands for."""
 
 
 @dataclass(slots=True)
@@ -125,36 +123,37 @@ def _convert(
     """(series to send or None, points skipped as NaN, baselines)."""
     _, metric, region, labels = key
     kind = metrics_pb2.METRIC_KIND_GAUGE if one.temporality is Temporality.GAUGE else metrics_pb2.METRIC_KIND_COUNTER
-    if one.observations is not None:
-        kind = metrics_pb2.METRIC_KIND_TIMER
     out = metrics_pb2.SeriesSamples(metric=metric, kind=kind, region=region)
     for name, text in labels:
         out.labels.add(name=name, value=text)
+    if one.temporality is not Temporality.CUMULATIVE:
+        # No state: copied whole (the acceptor checks order and values), NaN left out.
+        kept = [i for i, value in enumerate(one.values) if not math.isnan(value)]
+        if len(kept) == len(one.values):
+            out.timestamps_ms.extend(one.timestamps_ms)
+            out.values.extend(one.values)
+        else:
+            out.timestamps_ms.extend(one.timestamps_ms[i] for i in kept)
+            out.values.extend(one.values[i] for i in kept)
+        skipped = len(one.values) - len(kept)
+        return (out if kept else None), skipped, 0
     skipped = 0
     baselines = 0
     order = sorted(range(len(one.timestamps_ms)), key=one.timestamps_ms.__getitem__)
     for i in order:
         ts_ms = one.timestamps_ms[i]
-        if one.observations is not None:
-            obs = one.observations[i]
-            out.timestamps_ms.append(ts_ms)
-            out.observation_counts.append(len(obs))
-            out.observations.extend(obs)
-            continue
         value = one.values[i]
         if math.isnan(value):
             skipped += 1  # a staleness marker or a missing value: nothing to store
             continue
-        if one.temporality is Temporality.CUMULATIVE:
-            start_ms = one.start_ms[i] if one.start_ms else 0
-            before = conversion.dropped
-            delta = conversion.delta(key, ts_ms, value, start_ms=start_ms)
-            if delta is None:
-                baselines += 1 if conversion.dropped == before and math.isfinite(value) else 0
-                continue
-            value = delta
+        start_ms = one.start_ms[i] if one.start_ms else 0
+        before = conversion.dropped
+        delta = conversion.delta(key, ts_ms, value, start_ms=start_ms)
+        if delta is None:
+            baselines += 1 if conversion.dropped == before and math.isfinite(value) else 0
+            continue
         out.timestamps_ms.append(ts_ms)
-        out.values.append(value)
+        out.values.append(delta)
     if not out.timestamps_ms:
         return None, skipped, baselines
     return out, skipped, baselines

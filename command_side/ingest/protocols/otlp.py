@@ -241,7 +241,7 @@ def _metric(out: _Request, metric: otlp.Metric, scope: dict[str, str]) -> None:
             key = tuple(sorted(labels.items()))
             if key not in groups:
                 series = ForeignSeries(metric=name, labels={k: v for k, v in labels.items() if v},
-                                       temporality=Temporality.GAUGE, observations=[])  # fmt: skip
+                                       temporality=Temporality.GAUGE)  # fmt: skip
                 groups[key] = (series, [])
             buckets = _explicit_buckets(hp) if which == "histogram" else _exponential_buckets(hp)  # type: ignore[arg-type]
             groups[key][1].append(
