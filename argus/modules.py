@@ -27,7 +27,7 @@ from command_side.ingest.registry import TenantRegistry
 from core.adapters.sqlite_cumulative_state import SqliteCumulativeStateStore
 from core.auth import ApiKeyRegistry
 from core.cumulative import CumulativeDeltas
-from core.errors import ArgusError
+from core.errors import ArgusError, StorageError
 from core.events import SAMPLES_TOPIC
 from core.grpc_server import add_health_and_reflection, bind, make_server
 from core.ports import ColdStore, EventLog, HotStore
@@ -141,15 +141,26 @@ class IngestModule:
         self._tasks.spawn("series-expiry", lambda stop: _every(stop, 60.0, lambda: registry.expire(self._clock_ms())))
         # Cumulative protocols (remote write, OTLP): one converter, its states kept in the
         # data dir so a restart neither loses nor double counts an increase (decision 0043).
-        self._states = SqliteCumulativeStateStore(config.state_dir / "ingest-cumulative.db")
-        await self._states.start()
-        deltas: CumulativeDeltas[SeriesKey] = CumulativeDeltas(store=self._states)
+        states: SqliteCumulativeStateStore | None = None
+        candidate = SqliteCumulativeStateStore(config.state_dir / "ingest-cumulative.db")
+        try:
+            await candidate.start()
+            states = candidate
+        except (StorageError, OSError) as exc:
+            # A read-only container without a data dir volume: states in memory only (a
+            # restart then makes the next point of each series a baseline; never a double count).
+            log.warning("cumulative converter states stay in memory: %s", exc)
+            with contextlib.suppress(StorageError, OSError):
+                await candidate.close()
+        self._states = states
+        deltas: CumulativeDeltas[SeriesKey] = CumulativeDeltas(store=states)
         foreign = ForeignIngest(acceptor, deltas)
-        states = self._states
-        self._tasks.spawn(
-            "cumulative-prune",
-            lambda stop: _every_async(stop, 600.0, lambda: states.prune(self._clock_ms() - deltas.ttl_ms)),
-        )
+        if states is not None:
+            store = states
+            self._tasks.spawn(
+                "cumulative-prune",
+                lambda stop: _every_async(stop, 600.0, lambda: store.prune(self._clock_ms() - deltas.ttl_ms)),
+            )
         add_ingest(self._server, IngestService(acceptor, self._keys))
         add_otlp(self._server, OtlpMetricsService(foreign, self._keys, self._clock_ms))
         await add_health_and_reflection(self._server, [INGEST_SERVICE, OTLP_SERVICE])
