@@ -36,8 +36,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from agent.collectors.host import CounterDeltas
 from contracts.argus.metrics.v1 import metrics_pb2
+from core.cumulative import CumulativeDeltas
 from core.errors import InvalidArgument, Unavailable
 from core.model import Labels
 
@@ -200,7 +200,7 @@ class ExpositionConverter:
     def __init__(self, *, region: str, labels: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
         self.region = region
         self._extra = dict(labels.items() if isinstance(labels, Mapping) else labels)
-        self._deltas = CounterDeltas()
+        self._deltas: CumulativeDeltas[_SeriesKey] = CumulativeDeltas()
 
     def convert(self, samples: Iterable[ExpositionSample], now_ms: int) -> list[metrics_pb2.SeriesSamples]:
         gauges: dict[_SeriesKey, float] = {}
@@ -218,7 +218,7 @@ class ExpositionConverter:
         out: list[metrics_pb2.SeriesSamples] = []
         for (name, labels), value in gauges.items():
             out.append(self._series(name, labels, metrics_pb2.METRIC_KIND_GAUGE, value, now_ms))
-        for (name, labels), delta in self._deltas.update(cumulative).items():
+        for (name, labels), delta in self._deltas.update(cumulative, now_ms, forget_missing=True).items():
             out.append(self._series(name, labels, metrics_pb2.METRIC_KIND_COUNTER, delta, now_ms))
         return out
 

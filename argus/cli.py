@@ -79,6 +79,11 @@ def _release(locks: Sequence[RoleLock]) -> None:
 @_common_options
 @_tls_options
 @click.option("--ingest-addr", default=None, help="gRPC ingest listen address [default 127.0.0.1:50051].")
+@click.option(
+    "--ingest-http-addr",
+    default=None,
+    help="HTTP write APIs (Prometheus remote write, Influx, OTLP/HTTP) [default 127.0.0.1:9201].",
+)
 @click.option("--query-addr", default=None, help="gRPC query listen address [default 127.0.0.1:50052].")
 @click.option("--http-addr", default=None, help="HTTP API listen address [default 127.0.0.1:8080].")
 @click.option("--api-key", envvar="ARGUS_API_KEY", default=None, help="Development API key [env ARGUS_API_KEY].")
@@ -105,6 +110,7 @@ def up(
     data_dir: Path | None,
     log_level: str,
     ingest_addr: str | None,
+    ingest_http_addr: str | None,
     query_addr: str | None,
     http_addr: str | None,
     api_key: str | None,
@@ -129,6 +135,7 @@ def up(
     settings = _settings(
         data_dir=data_dir,
         ingest_addr=ingest_addr,
+        ingest_http_addr=ingest_http_addr,
         query_addr=query_addr,
         http_addr=http_addr,
         region=region,
@@ -181,10 +188,15 @@ def up(
 @_common_options
 @_tls_options
 @click.option("--ingest-addr", default=None, help="gRPC listen address [default 127.0.0.1:50051].")
-def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None) -> None:
+@click.option(
+    "--ingest-http-addr",
+    default=None,
+    help="HTTP write APIs (Prometheus remote write, Influx, OTLP/HTTP) [default 127.0.0.1:9201].",
+)
+def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None, ingest_http_addr: str | None) -> None:
     """Run only the ingest service (gRPC IngestService)."""
     setup_logging(log_level)
-    settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr)
+    settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr, ingest_http_addr=ingest_http_addr)
     wiring = Wiring()
     locks = _open(settings, ["ingest"], wiring)
     _run(_serve(settings, ["ingest"], wiring))

@@ -34,13 +34,24 @@ def argus_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONUNBUFFERED"] = "1"
     env["COLUMNS"] = "200"  # rich wraps log lines at the terminal width
+    # Many servers share this machine in tests and benchmarks: the ingest HTTP listener takes
+    # any free port unless a flag (`--ingest-http-addr`) names one.
+    env["ARGUS_INGEST_HTTP_ADDR"] = "127.0.0.1:0"
     return env
 
 
 def up_argv(
-    *, data_dir: Path, ingest_port: int, query_port: int, http_port: int, api_key: str, extra: tuple[str, ...] = ()
+    *,
+    data_dir: Path,
+    ingest_port: int,
+    query_port: int,
+    http_port: int,
+    api_key: str,
+    extra: tuple[str, ...] = (),
+    ingest_http_port: int = 0,
 ) -> list[str]:
-    """`argus up --no-collector` on 127.0.0.1 ports with a fixed development key."""
+    """`argus up --no-collector` on 127.0.0.1 ports with a fixed development key (the ingest
+    HTTP port: any free one when 0)."""
     return argus_argv(
         "up",
         "--no-collector",
@@ -52,6 +63,8 @@ def up_argv(
         f"127.0.0.1:{query_port}",
         "--http-addr",
         f"127.0.0.1:{http_port}",
+        "--ingest-http-addr",
+        f"127.0.0.1:{ingest_http_port}",
         "--api-key",
         api_key,
         *extra,

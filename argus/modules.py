@@ -18,8 +18,16 @@ from command_side.ingest.accept import BatchAcceptor
 from command_side.ingest.grpc_service import SERVICE_NAME as INGEST_SERVICE
 from command_side.ingest.grpc_service import IngestService
 from command_side.ingest.grpc_service import add_to_server as add_ingest
+from command_side.ingest.protocols.foreign import ForeignIngest, SeriesKey
+from command_side.ingest.protocols.http import IngestHttp
+from command_side.ingest.protocols.otlp import SERVICE_NAME as OTLP_SERVICE
+from command_side.ingest.protocols.otlp import OtlpMetricsService, otlp_http_handler
+from command_side.ingest.protocols.otlp import add_to_server as add_otlp
 from command_side.ingest.registry import TenantRegistry
+from core.adapters.sqlite_cumulative_state import SqliteCumulativeStateStore
 from core.auth import ApiKeyRegistry
+from core.cumulative import CumulativeDeltas
+from core.errors import ArgusError, StorageError
 from core.events import SAMPLES_TOPIC
 from core.grpc_server import add_health_and_reflection, bind, make_server
 from core.ports import ColdStore, EventLog, HotStore
@@ -109,7 +117,10 @@ class IngestModule:
         self._clock_ms = clock_ms
         self._tasks = _Tasks()
         self._server = make_server(max_message_bytes=self._config.limits.max_message_bytes + 64 * 1024)
+        self._runner: web.AppRunner | None = None
+        self._states: SqliteCumulativeStateStore | None = None
         self.port = 0
+        self.http_port = 0
 
     async def start(self) -> None:
         config = self._config
@@ -128,19 +139,70 @@ class IngestModule:
             clock_ms=self._clock_ms,
         )
         self._tasks.spawn("series-expiry", lambda stop: _every(stop, 60.0, lambda: registry.expire(self._clock_ms())))
+        # Cumulative protocols (remote write, OTLP): one converter, its states kept in the
+        # data dir so a restart neither loses nor double counts an increase (decision 0043).
+        states: SqliteCumulativeStateStore | None = None
+        candidate = SqliteCumulativeStateStore(config.state_dir / "ingest-cumulative.db")
+        try:
+            await candidate.start()
+            states = candidate
+        except (StorageError, OSError) as exc:
+            # A read-only container without a data dir volume: states in memory only (a
+            # restart then makes the next point of each series a baseline; never a double count).
+            log.warning("cumulative converter states stay in memory: %s", exc)
+            with contextlib.suppress(StorageError, OSError):
+                await candidate.close()
+        self._states = states
+        deltas: CumulativeDeltas[SeriesKey] = CumulativeDeltas(store=states)
+        foreign = ForeignIngest(acceptor, deltas)
+        if states is not None:
+            store = states
+            self._tasks.spawn(
+                "cumulative-prune",
+                lambda stop: _every_async(stop, 600.0, lambda: store.prune(self._clock_ms() - deltas.ttl_ms)),
+            )
         add_ingest(self._server, IngestService(acceptor, self._keys))
-        await add_health_and_reflection(self._server, [INGEST_SERVICE])
+        add_otlp(self._server, OtlpMetricsService(foreign, self._keys, self._clock_ms))
+        await add_health_and_reflection(self._server, [INGEST_SERVICE, OTLP_SERVICE])
         check_bind(config.addr, tls=config.tls, allow_insecure_bind=config.allow_insecure_bind, setting="ingest_addr")
+        check_bind(
+            config.http_addr, tls=config.tls, allow_insecure_bind=config.allow_insecure_bind, setting="ingest_http_addr"
+        )
         self.port = bind(self._server, config.addr, config.tls)
         await self._server.start()
+        http = IngestHttp(
+            foreign,
+            self._keys,
+            max_body_bytes=config.limits.max_message_bytes,
+            clock_ms=self._clock_ms,
+            otlp_handler=otlp_http_handler(foreign, self._keys, self._clock_ms),
+        )
+        self._runner = web.AppRunner(http.app(), access_log=None)
+        await self._runner.setup()
+        host, port = _host_port(config.http_addr)
+        site = web.TCPSite(self._runner, host, port, ssl_context=config.tls.ssl_context() if config.tls else None)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen on {config.http_addr} for ingest HTTP ({exc.strerror}); use --ingest-http-addr"
+            ) from exc
+        sockets = getattr(site._server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else port
 
     async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
         await self._server.stop(grace=5.0)
         await self._tasks.close()
+        if self._states is not None:
+            await self._states.close()
 
     def endpoints(self) -> dict[str, str]:
         host, _ = _host_port(self._config.addr)
-        return {"ingest (gRPC)": f"{host}:{self.port}"}
+        http_host, _ = _host_port(self._config.http_addr)
+        scheme = "https" if self._config.tls is not None else "http"
+        return {"ingest (gRPC)": f"{host}:{self.port}", "ingest (HTTP)": f"{scheme}://{http_host}:{self.http_port}"}
 
 
 async def _every(stop: asyncio.Event, interval_s: float, work: Callable[[], None]) -> None:
@@ -148,6 +210,17 @@ async def _every(stop: asyncio.Event, interval_s: float, work: Callable[[], None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
         work()
+
+
+async def _every_async(stop: asyncio.Event, interval_s: float, work: Callable[[], Awaitable[object]]) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        if not stop.is_set():
+            try:
+                await work()
+            except ArgusError as exc:
+                log.warning("periodic work failed: %s", exc)
 
 
 class ProjectorModule:

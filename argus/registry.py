@@ -218,7 +218,7 @@ REGISTRY: Final[Mapping[str, ModuleSpec]] = {
             needs=frozenset({"event_log", "hot_store", "config"}),
             build=_ingest,
             placement="parent",
-            listens=("ingest_addr",),
+            listens=("ingest_addr", "ingest_http_addr"),
             locks=lambda _wiring: ("ingest",),
         ),
         ModuleSpec(

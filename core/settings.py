@@ -48,6 +48,10 @@ class IngestSettings:
     """What the ingest module uses (`Settings.ingest_settings()`)."""
 
     addr: str
+    http_addr: str
+    """Listen address of the write APIs of other ecosystems (remote write, Influx, OTLP/HTTP)."""
+    state_dir: Path
+    """Where ingest keeps the cumulative converter's states (core/cumulative.py)."""
     limits: IngestLimits
     retention_ms: int
     """The longest tier retention: older samples are refused."""
@@ -101,6 +105,9 @@ class Settings:
     s3://bucket/prefix?endpoint=...&region=...; default: the `cold` folder of the data dir."""
     sample_partitions: int = DEFAULT_SAMPLE_PARTITIONS
     ingest_addr: str = "127.0.0.1:50051"
+    ingest_http_addr: str = "127.0.0.1:9201"
+    """HTTP write APIs of other ecosystems: Prometheus remote write, Influx line protocol,
+    OTLP/HTTP (docs/ingest-protocols.md)."""
     query_addr: str = "127.0.0.1:50052"
     http_addr: str = "127.0.0.1:8080"
     tiers: tuple[Tier, ...] = DEFAULT_TIERS
@@ -146,6 +153,8 @@ class Settings:
     def ingest_settings(self) -> IngestSettings:
         return IngestSettings(
             addr=self.ingest_addr,
+            http_addr=self.ingest_http_addr,
+            state_dir=self.data_dir,
             limits=self.limits,
             retention_ms=max(t.retention_ms for t in self.tiers),
             tls=self.server_tls(),

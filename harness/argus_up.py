@@ -75,6 +75,7 @@ class ArgusUp:
         self.ingest_port = 0
         self.query_port = 0
         self.http_port = 0
+        self.ingest_http_port = 0
         self.starts = 0
 
     # -------------------------------------------------------------- lifecycle
@@ -86,6 +87,7 @@ class ArgusUp:
             raise self.failure(f"argus up (pid {self.pid}) is already running")
         if not (same_ports and self.starts):
             self.ingest_port, self.query_port, self.http_port = free_port(), free_port(), free_port()
+            self.ingest_http_port = free_port()
         self.starts += 1
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -113,6 +115,7 @@ class ArgusUp:
             http_port=self.http_port,
             api_key=self.api_key,
             extra=self.extra_args,
+            ingest_http_port=self.ingest_http_port,
         )
 
     @property
@@ -127,7 +130,12 @@ class ArgusUp:
 
     @property
     def ports(self) -> dict[str, int]:
-        return {"ingest": self.ingest_port, "query": self.query_port, "http": self.http_port}
+        return {
+            "ingest": self.ingest_port,
+            "query": self.query_port,
+            "http": self.http_port,
+            "ingest_http": self.ingest_http_port,
+        }
 
     @property
     def ingest_target(self) -> str:

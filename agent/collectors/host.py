@@ -37,6 +37,7 @@ import psutil
 from agent.push_client import PushClient, RetryPolicy
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
+from core.cumulative import CumulativeDeltas
 from core.errors import ArgusError
 
 log = logging.getLogger(__name__)
@@ -140,27 +141,6 @@ class PsutilSource:
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
-class CounterDeltas:
-    """Turns cumulative counters into deltas between consecutive updates.
-
-    A key seen for the first time gives no delta (only a baseline); a value below the
-    previous one is a reset, so the new value itself is the delta. Keys missing from an
-    update are forgotten (an interface that went away starts over when it comes back).
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[_Key, float] = {}
-
-    def update(self, current: Mapping[_Key, float]) -> dict[_Key, float]:
-        deltas: dict[_Key, float] = {}
-        for key, value in current.items():
-            previous = self._last.get(key)
-            if previous is not None:
-                deltas[key] = value - previous if value >= previous else value
-        self._last = dict(current)
-        return deltas
-
-
 class HostCollector:
     """Collects one SampleBatch per call. Not thread-safe; call from one thread at a time."""
 
@@ -178,7 +158,7 @@ class HostCollector:
         self.interval_s = interval_s
         self._clock = clock
         self._source = source or PsutilSource()
-        self._counters = CounterDeltas()
+        self._counters: CumulativeDeltas[_Key] = CumulativeDeltas()
         self._cpu_before: Mapping[str, float] | None = None
 
     @property
@@ -222,7 +202,7 @@ class HostCollector:
             for key, metric in NET_IO_METRICS.items():
                 if key in counters:
                     cumulative[(metric, (("interface", interface),))] = counters[key]
-        for (metric, labels), delta in sorted(self._counters.update(cumulative).items()):
+        for (metric, labels), delta in sorted(self._counters.update(cumulative, ts_ms, forget_missing=True).items()):
             add(metric, metrics_pb2.METRIC_KIND_COUNTER, delta, **dict(labels))
         return batch
 

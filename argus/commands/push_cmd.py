@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from agent.cumulative_input import CumulativeStats, cumulative_to_deltas
 from agent.push_client import PushClient, PushSummary
 from agent.readers import BatchingOptions, InputFormat, InputStats, SampleReader, detect_format, input_name
 from argus.cli_common import _client_tls, _client_tls_options
@@ -67,9 +68,12 @@ class _UnusableInput(InvalidArgument):
     """The input cannot be read at all (no metric column, not Parquet, unreadable file)."""
 
 
-def _guarded(reader: SampleReader) -> Iterator[metrics_pb2.SampleBatch]:
+def _guarded(reader: SampleReader, cumulative: CumulativeStats | None = None) -> Iterator[metrics_pb2.SampleBatch]:
     try:
-        yield from reader.batches()
+        if cumulative is None:
+            yield from reader.batches()
+        else:
+            yield from cumulative_to_deltas(reader.batches(), cumulative)
     except (InvalidArgument, OSError, pa.ArrowException) as exc:
         raise _UnusableInput(str(exc)) from exc
 
@@ -165,6 +169,13 @@ class _Progress:
     help="gzip batches on the wire; auto = gzip unless ingest is on this machine (loopback), where "
     "compressing only costs CPU.",
 )
+@click.option(
+    "--cumulative",
+    is_flag=True,
+    default=False,
+    help="Counter values are running totals (as exporters report them): each counter series is sent "
+    "as deltas; its first point is a baseline, a drop is a reset, points out of time order are dropped.",
+)
 @click.option("--progress/--no-progress", default=None, help="Live progress line [default: on a terminal].")
 @_client_tls_options
 def push(
@@ -179,6 +190,7 @@ def push(
     max_in_flight: int,
     compression: str,
     progress: bool | None,
+    cumulative: bool,
 ) -> None:
     """Send samples from FILE (or stdin, `-`) to Argus ingest.
 
@@ -201,10 +213,12 @@ def push(
     try:
         options_source: str | Path | IO[bytes] = stream if stream is not None else Path(file)
         reader = SampleReader(options_source, fmt=input_format, options=options)
+        cumulative_stats = CumulativeStats() if cumulative else None
         show_progress = err.is_terminal if progress is None else progress
         summary = asyncio.run(
             _push(reader, target=target, api_key=key, max_in_flight=max_in_flight, label=label,
-                  compress=_compress(compression, target), console=err if show_progress else None, tls=tls)
+                  compress=_compress(compression, target), console=err if show_progress else None, tls=tls,
+                  cumulative=cumulative_stats)
         )  # fmt: skip
     except (Unauthenticated, PermissionDenied) as exc:
         err.print(f"[red]ingest refused the API key:[/] {exc}")
@@ -217,6 +231,11 @@ def push(
         _print_input_errors(err, reader)
         sys.exit(EXIT_PUSH_FAILED)
     _print_summary(out, summary, reader, label=label, target=target, source=options.source)
+    if cumulative_stats is not None:
+        out.print(
+            f"cumulative counters: {cumulative_stats.baselines:,} first points kept as baselines, "
+            f"{cumulative_stats.dropped:,} points out of time order dropped"
+        )
     incomplete = summary.rejected > 0 or reader.stats.error_count > 0
     sys.exit(EXIT_INCOMPLETE if incomplete else EXIT_OK)
 
@@ -270,18 +289,19 @@ async def _push(
     compress: bool,
     console: Console | None,
     tls: ClientTls | None = None,
+    cumulative: CumulativeStats | None = None,
 ) -> PushSummary:
     progress = _Progress(started=time.perf_counter())
     async with PushClient(target, api_key, max_in_flight=max_in_flight, compression=compress, tls=tls) as client:
         if console is None:
-            return await client.push_stream(_guarded(reader), on_result=progress.on_result)
+            return await client.push_stream(_guarded(reader, cumulative), on_result=progress.on_result)
         with Live(progress.render(label, reader.stats), console=console, refresh_per_second=4, transient=True) as live:
 
             def on_result(result: ingest_pb2.BatchResult) -> None:
                 progress.on_result(result)
                 live.update(progress.render(label, reader.stats))
 
-            return await client.push_stream(_guarded(reader), on_result=on_result)
+            return await client.push_stream(_guarded(reader, cumulative), on_result=on_result)
 
 
 def _print_summary(

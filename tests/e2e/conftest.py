@@ -117,6 +117,7 @@ class ArgusServer(ArgusUp):
             query_port=self.query_port,
             http_port=self.http_port,
             api_key=self.api_key,
+            ingest_http_port=self.ingest_http_port,
         )
 
     def stop(self, timeout_s: float | None = None) -> int:

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.collectors.host import CounterDeltas, HostCollector, HostSnapshot, LocalCollectorModule
+from agent.collectors.host import HostCollector, HostSnapshot, LocalCollectorModule
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
+from core.cumulative import CumulativeDeltas
 from core.errors import Unauthenticated, Unavailable
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, float]]
@@ -137,10 +138,10 @@ def test_batch_is_named_by_host_and_time_and_every_series_has_host_label() -> No
 @given(st.lists(st.integers(min_value=0, max_value=2**40), min_size=1, max_size=30))
 def test_deltas_add_up_to_the_increase_when_counters_never_reset(raw: list[int]) -> None:
     values = sorted(raw)
-    deltas = CounterDeltas()
+    deltas: CumulativeDeltas[tuple[str, tuple[()]]] = CumulativeDeltas()
     total = 0.0
-    for v in values:
-        total += sum(deltas.update({("c", ()): float(v)}).values())
+    for ts_ms, v in enumerate(values):
+        total += sum(deltas.update({("c", ()): float(v)}, ts_ms).values())
     assert total == values[-1] - values[0]
 
 

@@ -337,6 +337,24 @@ def test_push_command_sends_a_file_and_exits_zero(tmp_path: Path, threaded_inges
     assert all(bid.startswith("push-") for bid in fake.durable)
 
 
+def test_push_command_cumulative_sends_deltas(tmp_path: Path, threaded_ingest: Any) -> None:
+    fake = FakeIngest()
+    target = threaded_ingest(fake)
+    data = tmp_path / "in.ndjson"
+    totals = [10, 15, 15, 40, 2]  # reset after 40
+    data.write_text(
+        "".join(
+            f'{{"metric":"m","kind":"counter","ts":{1732530000000 + i},"value":{v}}}\n' for i, v in enumerate(totals)
+        )
+    )
+    result = _push_cli(str(data), "--ingest", target, "--api-key", API_KEY, "--cumulative")
+    assert result.exit_code == 0, result.output
+    # the first point is a baseline: 4 deltas (5, 0, 25, 2) sent, 1 kept back
+    assert "4 accepted, 0 rejected" in result.output
+    assert "1 first points kept as baselines" in result.output
+    assert sorted(fake.timestamps) == [1732530000000 + i for i in range(1, 5)]
+
+
 def test_push_command_reports_unreadable_lines_and_exits_one(tmp_path: Path, threaded_ingest: Any) -> None:
     target = threaded_ingest(FakeIngest())
     data = tmp_path / "in.csv"

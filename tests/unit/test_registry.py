@@ -22,7 +22,7 @@ def test_every_module_has_one_entry_and_a_placement() -> None:
     order = list(REGISTRY)
     assert order.index("projectors") < order.index("alerts") < order.index("query")
     assert order.index("dashboards") < order.index("query")
-    assert registry.listens(["ingest", "query"]) == ("ingest_addr", "query_addr", "http_addr")
+    assert registry.listens(["ingest", "query"]) == ("ingest_addr", "ingest_http_addr", "query_addr", "http_addr")
 
 
 def test_needs_are_the_modules_own() -> None:

@@ -1,0 +1,184 @@
+"""Cumulative counters -> Argus deltas: the one converter every cumulative path uses.
+
+Argus stores counters as deltas; exporters (Prometheus scrapes and remote write, OTLP
+cumulative sums, host counters, `argus push --cumulative`) send running totals. Per series
+the converter keeps the last point it counted (timestamp, value, start time) and turns each
+new point into the increase since that one.
+
+Semantics (docs/ingest-protocols.md, docs/decisions/0042-one-cumulative-converter.md):
+- **First point** of a series with no state: a baseline, no delta (as Prometheus's
+  `increase` ignores the first sample: the counter's past is unknown). Exception: a point
+  that carries its start time (OTLP `start_time_unix_nano`) and started within `ttl_ms`
+  counts whole: had the series been seen since it started, its state would still be held.
+- **Reset**: a value below the previous one, or a start time later than the previous one,
+  means the counter restarted from zero, so the new value itself is the delta.
+- **Old or repeated points** (timestamp <= the last counted one) give nothing: a retried
+  request or a replayed sample is never counted twice.
+- **Bounded memory**: at most `max_series` states in memory (least recently used go first)
+  and a state idle for longer than `ttl_ms` (by sample time) is forgotten, so its series
+  starts over with a baseline. With a `CumulativeStateStore` behind it, evicted states are
+  read back on demand and survive restarts (states idle past the TTL are pruned there too).
+- **Commit after durability**: `begin()` computes deltas against the held state without
+  changing it; `commit()` applies them once the caller's append is durable. A request whose
+  append failed is converted the same way when it is retried (so its events, derived from
+  its content, are the same ones and the event log deduplicates them).
+
+Not thread-safe: one event loop. Two requests converting the same series at once would
+both read the same state; the ingest paths serialise per tenant (see `lock`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+import orjson
+
+K = TypeVar("K", bound=Hashable)
+
+DEFAULT_MAX_SERIES = 200_000
+DEFAULT_TTL_MS = 6 * 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class CumulativeState:
+    """The last counted point of one series."""
+
+    ts_ms: int
+    value: float
+    start_ms: int = 0
+
+
+class CumulativeStateStore(Protocol):
+    """Durable states of the converter, keyed by an opaque key (bytes).
+
+    `load` returns the states it holds for the keys asked (absent keys are new series);
+    `save` is durable when it returns; `prune` forgets states last counted before
+    `before_ms`. Order between calls is the caller's: one writer."""
+
+    async def load(self, keys: Iterable[bytes]) -> dict[bytes, CumulativeState]: ...
+
+    async def save(self, states: Mapping[bytes, CumulativeState]) -> None: ...
+
+    async def prune(self, before_ms: int) -> int: ...
+
+
+def encode_key(key: Hashable) -> bytes:
+    """A stable byte form of a key made of str/int/float tuples (for the durable store)."""
+    return orjson.dumps(key)
+
+
+class CumulativeDeltas(Generic[K]):
+    """Per series cumulative -> delta state (see the module docstring for the semantics)."""
+
+    def __init__(
+        self,
+        *,
+        max_series: int = DEFAULT_MAX_SERIES,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        store: CumulativeStateStore | None = None,
+    ) -> None:
+        if max_series < 1 or ttl_ms < 1:
+            raise ValueError("max_series and ttl_ms must be positive")
+        self.max_series = max_series
+        self.ttl_ms = ttl_ms
+        self._store = store
+        self._states: OrderedDict[K, CumulativeState] = OrderedDict()
+        self.lock = asyncio.Lock()
+        """Held by a caller across begin() .. commit() so two requests never interleave."""
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def state(self, key: K) -> CumulativeState | None:
+        return self._states.get(key)
+
+    async def begin(self, keys: Iterable[K]) -> Conversion[K]:
+        """A conversion over the held states (read back from the store for `keys` missing
+        in memory). Nothing changes until `commit()`."""
+        if self._store is not None:
+            missing = {encode_key(key): key for key in keys if key not in self._states}
+            if missing:
+                for raw, state in (await self._store.load(missing.keys())).items():
+                    self._remember(missing[raw], state)
+        return Conversion(self)
+
+    def begin_memory(self) -> Conversion[K]:
+        """A conversion over the states in memory only (no store is read)."""
+        return Conversion(self)
+
+    def update(self, current: Mapping[K, float], ts_ms: int, *, forget_missing: bool = False) -> dict[K, float]:
+        """In-memory form for one reading of many counters at `ts_ms` (agent collectors):
+        deltas of the keys that have one; states applied at once. `forget_missing`: the
+        reading is complete, so a key absent from it went away (it starts over with a
+        baseline when it comes back)."""
+        conversion = Conversion(self)
+        deltas = {}
+        for key, value in current.items():
+            delta = conversion.delta(key, ts_ms, value)
+            if delta is not None:
+                deltas[key] = delta
+        conversion.apply()
+        if forget_missing:
+            for key in [key for key in self._states if key not in current]:
+                del self._states[key]
+        return deltas
+
+    def _remember(self, key: K, state: CumulativeState) -> None:
+        self._states[key] = state
+        self._states.move_to_end(key)
+        while len(self._states) > self.max_series:
+            self._states.popitem(last=False)
+
+    def _held(self, key: K, ts_ms: int) -> CumulativeState | None:
+        state = self._states.get(key)
+        if state is None:
+            return None
+        if ts_ms - state.ts_ms > self.ttl_ms:
+            return None  # idle too long: its series starts over
+        self._states.move_to_end(key)
+        return state
+
+
+@dataclass(slots=True)
+class Conversion(Generic[K]):
+    """One request's points converted against the held states (and each other, in order)."""
+
+    owner: CumulativeDeltas[K]
+    pending: dict[K, CumulativeState] = field(default_factory=dict)
+    dropped: int = 0
+    """Points older than or as old as the last counted one (already counted or out of order)."""
+
+    def delta(self, key: K, ts_ms: int, value: float, *, start_ms: int = 0) -> float | None:
+        """The increase since the last counted point of `key`, or None (a baseline, a
+        non-finite value, or a point not newer than the last)."""
+        if not math.isfinite(value):
+            return None
+        previous = self.pending.get(key) or self.owner._held(key, ts_ms)
+        if previous is None:
+            self.pending[key] = CumulativeState(ts_ms, value, start_ms)
+            started_recently = 0 < start_ms <= ts_ms and ts_ms - start_ms <= self.owner.ttl_ms
+            return value if started_recently and value >= 0 else None
+        if ts_ms <= previous.ts_ms:
+            self.dropped += 1
+            return None
+        self.pending[key] = CumulativeState(ts_ms, value, start_ms or previous.start_ms)
+        restarted = start_ms > previous.start_ms > 0 or value < previous.value
+        return value if restarted else value - previous.value
+
+    def apply(self) -> None:
+        """Apply the pending states in memory only."""
+        for key, state in self.pending.items():
+            self.owner._remember(key, state)
+        self.pending.clear()
+
+    async def commit(self) -> None:
+        """Apply the pending states (durably first when there is a store)."""
+        store = self.owner._store
+        if store is not None and self.pending:
+            await store.save({encode_key(key): state for key, state in self.pending.items()})
+        self.apply()
