@@ -23,6 +23,7 @@ from core.consumer import ConsumerRunner
 from core.events import ALERTS_TOPIC, SAMPLES_TOPIC
 from core.ports import EventLog
 from query_side.alerts.evaluator import EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
+from query_side.engine import QueryEngine
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,12 @@ class AlertsModule:
         config: ConfigView,
         clock_ms: Callable[[], int],
         services: Sequence[Module] = (),
+        engine: QueryEngine | None = None,
     ) -> None:
         self._rules = ConfigRules(config)
-        self.evaluator = AlertEvaluator(log=event_log, rules=self._rules, clock_ms=clock_ms)
+        # Rules over long windows query the read models through it (decision 0032).
+        self._engine = engine
+        self.evaluator = AlertEvaluator(log=event_log, rules=self._rules, clock_ms=clock_ms, engine=engine)
         self._runner = ConsumerRunner(
             name="alert-evaluator",
             log=event_log,
@@ -114,6 +118,8 @@ class AlertsModule:
         for service in reversed(self._started):
             await service.stop()
         self._started.clear()
+        if self._engine is not None:
+            self._engine.close()
 
     def status(self) -> list[RuleStatus]:
         """Per evaluated rule: its route, series, instances, last evaluation, error."""

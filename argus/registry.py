@@ -155,10 +155,24 @@ def _collector(rt: Runtime, wiring: Wiring) -> Module:
 
 def _alerts(rt: Runtime, _wiring: Wiring) -> Module:
     from argus.alerts_module import AlertsModule, NotifierService
+    from query_side.engine import QueryEngine
+    from query_side.limits import QueryLimits
 
     # The notifier runs beside the evaluator (started after it, stopped before it).
     notifier = NotifierService(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms)
-    return AlertsModule(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[notifier])
+    # Rules over long windows are queries on the read models (decision 0032): its own engine,
+    # so alert queries never wait behind the API's (and `argus alerts serve` has one too).
+    engine = QueryEngine(
+        rt.hot_store,
+        rt.hot_store,
+        rt.settings.query_settings().tiers,
+        rt.clock_ms,
+        cold=rt.cold_store,
+        limits=QueryLimits.from_settings(rt.settings),
+    )
+    return AlertsModule(
+        event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[notifier], engine=engine
+    )
 
 
 def _projector_needs(wiring: Wiring) -> frozenset[str]:
@@ -193,7 +207,7 @@ REGISTRY: Final[Mapping[str, ModuleSpec]] = {
         ),
         ModuleSpec(
             name="alerts",
-            needs=frozenset({"event_log", "config"}),
+            needs=frozenset({"event_log", "config", "hot_store", "cold_store"}),
             build=_alerts,
             placement="parent",
             # One evaluator per data dir: `argus alerts serve` next to `argus up` is refused.

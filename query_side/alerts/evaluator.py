@@ -26,8 +26,11 @@ Guarantees:
   transition re-created after a crash is dropped on append (embedded log) or by readers (ids).
   A transition is appended before the instance's state moves on: a failed append loses
   nothing, the next tick makes it again.
-- Rules with windows over `MAX_STREAMING_WINDOW_MS` (1 h) are not evaluated here
-  (`RuleStatus.route == "query_engine"`): they belong on the query engine's coarser tiers.
+- Rules with windows of `MAX_STREAMING_WINDOW_MS` (1 h) or more are evaluated on the query
+  engine instead (`RuleStatus.route == "query_engine"`, docs/decisions/0032): at each tick,
+  one `QueryEngine.query_window` over `[t - window, t)` on the coarsest tier that keeps the
+  window exact (`engine_tier_for`), so their value is the query API's number by
+  construction. Without an engine (backtests) they are listed but not evaluated.
 """
 
 from __future__ import annotations
@@ -51,12 +54,14 @@ from core.alerting.model import AlertRule
 from core.consumer import ConsumerRunner, Delivery
 from core.errors import ArgusError
 from core.events import ALERTS_TOPIC, decode_record, make_event
-from core.model import MetricKind
+from core.model import MetricKind, Tier
 from core.points import Points, merge, read_agg
 from core.ports import Event, EventLog, LogRecord
 from core.samples import SampleBuffer, decode_sample_batch
+from query_side.engine import QueryEngine
 from query_side.planner import (
     REGION_LABEL,
+    QuerySpec,
     Selector,
     align,
     compile_selector,
@@ -76,6 +81,12 @@ EVALUATOR_GROUP = "alert-evaluator"
 ALERT_PARTITIONS = 4
 """Partitions the evaluator creates the alerts topic with (if it does not exist)."""
 MAX_STREAMING_WINDOW_MS = 3_600_000
+"""Rules whose window is this or longer are evaluated on the query engine (decision 0032)."""
+ENGINE_MAX_WIDENING = 60
+"""A tier whose step does not divide a query-engine rule's interval widens its window by up
+to one step: allowed only for steps of at most window / this (the 1 m step of a 1 h window)."""
+ENGINE_CONCURRENCY = 4
+"""Query-engine rules queried at once (the engine's worker threads are shared with the API)."""
 DEFAULT_MAX_SERIES_PER_RULE = 10_000
 """As many series as one query may match (planner.MAX_SERIES)."""
 
@@ -100,6 +111,22 @@ def step_for(window_ms: int) -> int:
     return 1_000
 
 
+def engine_tier_for(rule: AlertRule, tiers: Sequence[Tier]) -> Tier:
+    """The tier a query-engine rule is read from: the coarsest whose step divides the window
+    and either divides the interval too (every tick on a bucket boundary: the window is exact)
+    or is at most window / ENGINE_MAX_WIDENING (widened by at most that much, like `align`);
+    the finest tier when none does (e.g. a window of 3,601 s)."""
+    window, interval = rule.window_ms, max(rule.interval_ms, 1)
+    fitting = [
+        t
+        for t in tiers
+        if window % t.step_ms == 0 and (interval % t.step_ms == 0 or t.step_ms * ENGINE_MAX_WIDENING <= window)
+    ]
+    if fitting:
+        return max(fitting, key=lambda t: t.step_ms)
+    return min(tiers, key=lambda t: t.step_ms)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuleStatus:
     """What the evaluator says about one rule (admin views, readiness)."""
@@ -107,7 +134,8 @@ class RuleStatus:
     tenant: str
     rule: str
     route: str
-    """`streaming` (here) or `query_engine` (window over 1 h: not evaluated here)."""
+    """`streaming` (windows in memory) or `query_engine` (window of 1 h or more: a query per
+    tick, decision 0032)."""
     step_ms: int
     series: int
     instances: int
@@ -137,6 +165,8 @@ class _Watch:
     parts: list[Points] = field(default_factory=list)
     instances: dict[tuple[tuple[str, str], ...], InstanceState] = field(default_factory=dict)
     last_tick_ms: int | None = None
+    query_error: str = ""
+    """Why the last query of a query-engine rule failed (empty once one succeeds)."""
 
     @property
     def horizon_ms(self) -> int:
@@ -149,7 +179,7 @@ _Made = tuple[_Watch, tuple[tuple[str, str], ...], InstanceState, Transition]
 
 def _watch(tenant: str, rule: AlertRule, *, ready_at_ms: int) -> _Watch:
     window = rule.window_ms
-    route = STREAMING if window <= MAX_STREAMING_WINDOW_MS else QUERY_ENGINE
+    route = STREAMING if window < MAX_STREAMING_WINDOW_MS else QUERY_ENGINE
     error = ""
     selector = Selector()
     group_by: tuple[str, ...] | None = ()
@@ -158,8 +188,6 @@ def _watch(tenant: str, rule: AlertRule, *, ready_at_ms: int) -> _Watch:
         group_by = validate_group_by(rule.query.group_by)
     except ArgusError as exc:
         error = str(exc)
-    if route == QUERY_ENGINE:
-        error = error or "window over 1 h: evaluated on the query engine, not streaming"
     return _Watch(
         tenant=tenant,
         rule=rule,
@@ -187,8 +215,10 @@ class AlertEvaluator:
         clock_ms: Callable[[], int],
         max_series_per_rule: int = DEFAULT_MAX_SERIES_PER_RULE,
         alert_partitions: int = ALERT_PARTITIONS,
+        engine: QueryEngine | None = None,
     ) -> None:
         self._log = log
+        self._engine = engine
         self._rules = rules
         self._clock = clock_ms
         self._max_series = max_series_per_rule
@@ -253,8 +283,15 @@ class AlertEvaluator:
             if held is not None and held.rule == rule:
                 continue
             # A rule that appears (or changes) after start has no history: it waits a window.
+            # The query engine's rules read the read models' history: at once.
             ready = now_ms if initial else now_ms + rule.window_ms + rule.condition.over_ms
             watch = _watch(key[0], rule, ready_at_ms=ready)
+            if watch.route == QUERY_ENGINE:
+                watch.ready_at_ms = now_ms
+                if self._engine is None and not watch.error:
+                    watch.error = "window of 1 h or more: evaluated on the query engine, not here"
+                elif self._engine is not None:
+                    watch.step_ms = engine_tier_for(rule, self._engine.tiers).step_ms
             if held is not None:
                 watch.instances = held.instances
             else:
@@ -418,6 +455,14 @@ class AlertEvaluator:
                 continue
             made.extend(self._evaluate_rule(watch, tick))
             evaluated.append((watch, tick))
+        out = await self._record(made, evaluated)
+        if self._engine is not None:
+            # After the streaming rules' transitions are out: a query never delays them.
+            out += await self._evaluate_on_engine(self._engine, now_ms)
+        return out
+
+    async def _record(self, made: list[_Made], evaluated: list[tuple[_Watch, int]]) -> list[Transition]:
+        """Append `made` to the alerts topic, then move the instances and ticks on."""
         if made:
             events = [self._event(watch, transition) for watch, _, _, transition in made]
             result = await self._log.append(ALERTS_TOPIC, events)
@@ -444,6 +489,82 @@ class AlertEvaluator:
         current = self._window_values(watch, tick - rule.window_ms, tick)
         over = rule.condition.over_ms
         earlier = self._window_values(watch, tick - over - rule.window_ms, tick - over) if over > 0 else {}
+        return self._step_instances(watch, tick, current, earlier)
+
+    async def _evaluate_on_engine(self, engine: QueryEngine, now_ms: int) -> list[Transition]:
+        """Evaluate the due query-engine rules: one window query each (two with a change
+        condition), at most ENGINE_CONCURRENCY at once. A failed query (limits, a timeout,
+        the store away) skips that tick, logs, and shows in the rule's status."""
+        due = []
+        for watch in self._watches.values():
+            if watch.route != QUERY_ENGINE or watch.error:
+                continue
+            tick = now_ms - now_ms % max(watch.rule.interval_ms, 1)
+            if watch.last_tick_ms is None or tick > watch.last_tick_ms:
+                due.append((watch, tick))
+        if not due:
+            return []
+        gate = asyncio.Semaphore(ENGINE_CONCURRENCY)
+
+        async def one(watch: _Watch, tick: int) -> list[_Made]:
+            rule, over = watch.rule, watch.rule.condition.over_ms
+            async with gate:
+                try:
+                    current = await self._engine_values(engine, watch, tick - rule.window_ms, tick)
+                    earlier = (
+                        await self._engine_values(engine, watch, tick - over - rule.window_ms, tick - over)
+                        if over > 0
+                        else {}
+                    )
+                except ArgusError as exc:
+                    if str(exc) != watch.query_error:
+                        log.warning(
+                            "alert rule query failed: %s", exc, extra={"tenant": watch.tenant, "rule": rule.name}
+                        )
+                    watch.query_error = str(exc)
+                    return []
+            watch.query_error = ""
+            return self._step_instances(watch, tick, current, earlier)
+
+        results = await asyncio.gather(*(one(watch, tick) for watch, tick in due))
+        return await self._record([m for r in results for m in r], due)
+
+    async def _engine_values(
+        self, engine: QueryEngine, watch: _Watch, start_ms: int, end_ms: int
+    ) -> dict[tuple[tuple[str, str], ...], float]:
+        """Per group: the query engine's value of `[start, end)` as one bucket."""
+        query = watch.rule.query
+        result = await engine.query_window(
+            QuerySpec(
+                tenant=watch.tenant,
+                metric=query.metric,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                period=engine_tier_for(watch.rule, engine.tiers).name,
+                agg=query.agg or None,
+                matchers=tuple(parse_matcher(w) for w in query.where),
+                group_by=query.group_by,
+                region=query.region or None,
+            )
+        )
+        out: dict[tuple[tuple[str, str], ...], float] = {}
+        for series in result.series:
+            if watch.group_by is None:
+                labels = tuple(sorted(series.labels.items()))
+            else:
+                labels = _group_of(series.labels, watch.group_by)
+            out[labels] = float(series.values[0])
+        return out
+
+    def _step_instances(
+        self,
+        watch: _Watch,
+        tick: int,
+        current: Mapping[tuple[tuple[str, str], ...], float],
+        earlier: Mapping[tuple[tuple[str, str], ...], float],
+    ) -> list[_Made]:
+        """Step every instance (those known and those with a value now) through the lifecycle."""
+        rule = watch.rule
         instances = set(watch.instances) | set(current)
         if watch.group_by == ():
             instances.add(())
@@ -529,7 +650,7 @@ class AlertEvaluator:
         now_ms = self._clock()
         out = []
         for (tenant, name), watch in sorted(self._watches.items()):
-            error = watch.error
+            error = watch.error or watch.query_error
             if not error and now_ms < watch.ready_at_ms:
                 error = "warming up: a rule added after start waits one window before it is evaluated"
             out.append(

@@ -24,7 +24,7 @@ from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_payload, digest, mak
 from core.model import MetricKind, Tier, partition_of, series_id
 from core.ports import Event, EventLog, SeriesRecord, StoredChunk
 from core.samples import SampleBuffer
-from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator
+from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator, engine_tier_for
 from query_side.engine import QueryEngine
 from query_side.planner import QuerySpec, parse_matcher
 
@@ -88,6 +88,12 @@ async def query_engine_over(feed: Feed, window_ms: int, clock: list[int]) -> Que
         Tier(name="5s", step_ms=5 * S, chunk_span_ms=3_600_000, retention_ms=7 * 86_400_000),
         Tier(name="w", step_ms=window_ms, chunk_span_ms=window_ms * 64, retention_ms=7 * 86_400_000),
     )
+    store = await store_over(feed, tiers)
+    return QueryEngine(store, store, tiers, clock=lambda: clock[0])
+
+
+async def store_over(feed: Feed, tiers: Sequence[Tier]) -> MemoryHotStore:
+    """A hot store holding `feed` rolled up into `tiers`, as the projectors write it."""
     store = MemoryHotStore(tiers=tiers)
     buffer = SampleBuffer()
     records = []
@@ -123,7 +129,7 @@ async def query_engine_over(feed: Feed, window_ms: int, clock: list[int]) -> Que
                         StoredChunk(series_id=sid, chunk_start_ms=start, data=data, partition=0, applied_offset=1)
                     )
                 await store.write_chunks(tier.name, chunks)
-    return QueryEngine(store, store, tiers, clock=lambda: clock[0])
+    return store
 
 
 def rule(
@@ -264,6 +270,110 @@ async def test_rules_over_an_hour_are_left_to_the_query_engine() -> None:
     await harness.start()
     [status] = harness.evaluator.status()
     assert status.route == QUERY_ENGINE and status.error
+
+
+HOUR = 60 * MINUTE
+TIERS = (
+    Tier(name="5s", step_ms=5 * S, chunk_span_ms=HOUR, retention_ms=7 * 24 * HOUR),
+    Tier(name="1m", step_ms=MINUTE, chunk_span_ms=12 * HOUR, retention_ms=35 * 24 * HOUR),
+    Tier(name="5m", step_ms=5 * MINUTE, chunk_span_ms=48 * HOUR, retention_ms=90 * 24 * HOUR),
+    Tier(name="1h", step_ms=HOUR, chunk_span_ms=720 * HOUR, retention_ms=400 * 24 * HOUR),
+)
+
+
+@pytest.mark.parametrize(
+    ("window_ms", "interval_ms", "tier"),
+    [
+        (HOUR, MINUTE, "1m"),  # ticks on 1 m boundaries: exact on 1m
+        (HOUR, 5 * MINUTE, "5m"),
+        (HOUR, HOUR, "1h"),
+        (HOUR, 30 * S, "1m"),  # widened by at most 1 m = window / 60
+        (24 * HOUR, MINUTE, "5m"),  # 1h would widen a tick by 1/24 of the window
+        (24 * HOUR, HOUR, "1h"),
+        (HOUR + S, S, "5s"),  # no tier divides it: the finest
+    ],
+)
+def test_query_engine_rules_read_the_coarsest_tier_that_keeps_the_window(
+    window_ms: int, interval_ms: int, tier: str
+) -> None:
+    assert engine_tier_for(rule(window_ms=window_ms, interval_ms=interval_ms), TIERS).name == tier
+
+
+def long_feed(rng: np.random.Generator) -> Feed:
+    """Gauges, counters and timers of 6 hosts over the 2 h before NOW (and on its edges)."""
+    feed = Feed()
+    for h in range(6):
+        labels = {"host": f"h{h}", "team": "web" if h % 2 else "db"}
+        edges = {NOW - 2 * HOUR - 1, NOW - 2 * HOUR, NOW - 1, NOW}
+        ts = sorted({*edges, *rng.integers(NOW - 2 * HOUR - 10 * MINUTE, NOW, 40).tolist()})
+        feed.add("cpu", MetricKind.GAUGE, labels, ts, values=(rng.integers(0, 400, len(ts)) / 4).tolist())
+        feed.add("requests", MetricKind.COUNTER, labels, ts, values=rng.integers(0, 50, len(ts)).tolist())
+        obs = [(rng.integers(1, 2_000, rng.integers(1, 20)) / 4).tolist() for _ in ts]
+        feed.add("latency", MetricKind.TIMER, labels, ts, observations=obs)
+        feed.add("cpu", MetricKind.GAUGE, labels, ts, values=[1e6] * len(ts), tenant="other")
+    return feed
+
+
+@pytest.mark.parametrize(("metric", "agg"), [("cpu", "avg"), ("requests", "rate"), ("latency", "p99")])
+@pytest.mark.parametrize(("group_by", "where"), [((), ()), (("team",), ("host=~h[0-4]",)), (("*",), ("team!=db",))])
+async def test_a_long_window_rule_fires_with_the_query_engines_value(
+    metric: str, agg: str, group_by: tuple[str, ...], where: tuple[str, ...]
+) -> None:
+    """A 2 h rule is evaluated on the query engine (its 1 m tier, 120 buckets merged): every
+    instance's transition carries what the query returns for the window as one bucket."""
+    feed = long_feed(np.random.default_rng(zlib.crc32(repr((metric, agg, group_by, where)).encode())))
+    clock = [NOW]
+    store = await store_over(feed, TIERS)
+    r = rule(metric=metric, agg=agg, group_by=group_by, where=where, window_ms=2 * HOUR, threshold=-1e300)
+    log = MemoryEventLog()
+    evaluator = AlertEvaluator(
+        log=log,
+        rules=lambda: {TENANT: [r]},
+        clock_ms=lambda: clock[0],
+        engine=QueryEngine(store, store, TIERS, clock=lambda: clock[0]),
+    )
+    await evaluator.start()
+    [status] = evaluator.status()
+    assert (status.route, status.step_ms, status.error) == (QUERY_ENGINE, MINUTE, "")
+    fired = {tuple(sorted(t.key.labels)): t.value for t in await evaluator.evaluate(NOW)}
+
+    engine = await query_engine_over(feed, 2 * HOUR, clock)
+    result = await engine.query(
+        QuerySpec(
+            tenant=TENANT,
+            metric=metric,
+            start_ms=NOW - 2 * HOUR,
+            end_ms=NOW,
+            period="w",
+            agg=agg,
+            group_by=group_by,
+            matchers=tuple(parse_matcher(w) for w in where),
+        )
+    )
+    expected = {}
+    for series in result.series:
+        assert series.ts.tolist() == [NOW - 2 * HOUR]  # one bucket: the window
+        expected[tuple(sorted(series.labels.items()))] = float(series.values[0])
+    assert expected, "the query found nothing: the test would prove nothing"
+    assert fired == expected
+    assert {e.to_state for _, e in await alert_events(log)} == {alerts_pb2.ALERT_STATE_FIRING}
+    assert evaluator.status()[0].last_evaluated_ms == NOW
+
+
+async def test_a_long_window_rule_whose_query_fails_says_why_and_makes_no_transition() -> None:
+    store = await store_over(long_feed(np.random.default_rng(1)), TIERS)
+    # `distinct` is a valid agg, but not of a gauge: only the query (which sees the kind) says so.
+    r = rule(metric="cpu", agg="distinct", window_ms=2 * HOUR, threshold=-1e300)
+    evaluator = AlertEvaluator(
+        log=MemoryEventLog(),
+        rules=lambda: {TENANT: [r]},
+        clock_ms=lambda: NOW,
+        engine=QueryEngine(store, store, TIERS, clock=lambda: NOW),
+    )
+    await evaluator.start()
+    assert await evaluator.evaluate(NOW) == []
+    [status] = evaluator.status()
+    assert "agg" in status.error
 
 
 # ------------------------------------------------------------------------------ lifecycle
