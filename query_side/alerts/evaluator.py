@@ -36,6 +36,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -219,6 +220,7 @@ class AlertEvaluator:
     ) -> None:
         self._log = log
         self._engine = engine
+        self._engine_task: asyncio.Task[list[Transition]] | None = None
         self._rules = rules
         self._clock = clock_ms
         self._max_series = max_series_per_rule
@@ -434,13 +436,31 @@ class AlertEvaluator:
 
     async def housekeeping(self) -> None:
         if self._evaluating:
-            await self.evaluate(self._clock())
+            await self.evaluate(self._clock(), engine_in_background=True)
+
+    async def engine_done(self) -> list[Transition]:
+        """Wait for the background query-engine evaluation, if any: its transitions."""
+        task = self._engine_task
+        return await asyncio.shield(task) if task is not None else []
+
+    async def aclose(self) -> None:
+        """Stop a query-engine evaluation still running in the background (service stop)."""
+        task, self._engine_task = self._engine_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- evaluation -----------------------------------------------------------------------
 
-    async def evaluate(self, now_ms: int) -> list[Transition]:
+    async def evaluate(self, now_ms: int, *, engine_in_background: bool = False) -> list[Transition]:
         """Evaluate every rule due at `now_ms` (at its tick `now - now % interval`) and append
-        the transitions to the alerts topic. Returns them (appended or already there)."""
+        the transitions to the alerts topic. Returns them (appended or already there).
+
+        `engine_in_background` (the service loop): the query-engine rules are evaluated in a
+        task of their own (one at a time; a turn while it runs starts none), so a slow query
+        never holds up the runner, i.e. the streaming rules; their transitions are then not
+        in the result."""
         if not self._started:
             await self.start()
         self._refresh_rules(now_ms)
@@ -458,7 +478,13 @@ class AlertEvaluator:
         out = await self._record(made, evaluated)
         if self._engine is not None:
             # After the streaming rules' transitions are out: a query never delays them.
-            out += await self._evaluate_on_engine(self._engine, now_ms)
+            if not engine_in_background:
+                out += await self._evaluate_on_engine(self._engine, now_ms)
+            elif self._engine_task is None or self._engine_task.done():
+                self._engine_task = asyncio.create_task(
+                    self._evaluate_on_engine(self._engine, now_ms), name="alert-engine-rules"
+                )
+                self._engine_task.add_done_callback(_log_failure)
         return out
 
     async def _record(self, made: list[_Made], evaluated: list[tuple[_Watch, int]]) -> list[Transition]:
@@ -672,6 +698,13 @@ class AlertEvaluator:
         return watch.instances.get(tuple(sorted((labels or {}).items())), InstanceState())
 
 
+def _log_failure(task: asyncio.Task[list[Transition]]) -> None:
+    """A background query-engine evaluation that failed (e.g. its append): logged; the next
+    turn evaluates the same ticks again (their instances and ticks did not move on)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("evaluating the query-engine alert rules failed: %r", exc)
+
+
 def _group_of(labels: Mapping[str, str], group_by: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
     """The instance labels of a series, as the query groups it (a missing label is "")."""
     if group_by is None:
@@ -749,4 +782,7 @@ async def run_evaluator(
     await evaluator.start()
     await runner.catch_up(force=False)
     evaluator.start_evaluating()
-    await runner.run(stop)
+    try:
+        await runner.run(stop)
+    finally:
+        await evaluator.aclose()

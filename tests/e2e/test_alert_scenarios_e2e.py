@@ -30,7 +30,7 @@ TENANT = "default"  # the tenant of `argus up`'s own key
 SECRET = "e2e-scenario-secret"
 TIMEOUT_S = 20.0
 ESCALATE_AFTER_MS = 4_000
-SILENCE_MS = 8_000
+SILENCE_MS = 10_000
 PHONE = "+15550100042"
 
 DOCUMENT = """\
@@ -341,7 +341,8 @@ def test_escalation_fires_on_time_unless_acked(scene: Scene) -> None:
     [step] = wait_for("svc a's escalation", some(lambda: escalated("a")), timeout_s=TIMEOUT_S)
     late_ms = now_ms() - firing["a"]["since_ms"]
     measured("alert_escalation_after_firing_ms", late_ms)
-    assert ESCALATE_AFTER_MS <= late_ms <= ESCALATE_AFTER_MS + 3_000, late_ms
+    # Not before its delay; after it within the notifier's tick and a loaded machine's lag.
+    assert ESCALATE_AFTER_MS <= late_ms <= ESCALATE_AFTER_MS + 5_000, late_ms
     assert [a["labels"]["svc"] for a in step.body["alerts"]] == ["a"]
     # Both went to the primary receiver; only the unacknowledged one escalates.
     assert {p.body["group_labels"]["svc"] for p in notices(hook, "/esc-primary", "esc")} == {"a", "b"}

@@ -3,6 +3,7 @@ follow the lifecycle, tenants are apart, and a crash and restart re-creates the 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from core.model import MetricKind, Tier, partition_of, series_id
 from core.ports import Event, EventLog, SeriesRecord, StoredChunk
 from core.samples import SampleBuffer
 from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator, engine_tier_for
-from query_side.engine import QueryEngine
+from query_side.engine import QueryEngine, QueryResult
 from query_side.planner import QuerySpec, parse_matcher
 
 S = 1_000
@@ -374,6 +375,48 @@ async def test_a_long_window_rule_whose_query_fails_says_why_and_makes_no_transi
     assert await evaluator.evaluate(NOW) == []
     [status] = evaluator.status()
     assert "agg" in status.error
+
+
+class SlowEngine(QueryEngine):
+    """Its window queries wait until released (a query over a long window on a busy store)."""
+
+    def __init__(self, store: MemoryHotStore, clock: list[int]) -> None:
+        super().__init__(store, store, TIERS, clock=lambda: clock[0])
+        self.release = asyncio.Event()
+
+    async def query_window(self, spec: QuerySpec) -> QueryResult:
+        await self.release.wait()
+        return await super().query_window(spec)
+
+
+async def test_a_slow_query_holds_up_neither_the_runners_turn_nor_the_streaming_rules() -> None:
+    clock = [NOW]
+    feed = long_feed(np.random.default_rng(2))
+    engine = SlowEngine(await store_over(feed, TIERS), clock)
+    long_rule = rule("long", window_ms=2 * HOUR, threshold=-1e300)
+    short_rule = rule("short", window_ms=MINUTE, threshold=-1e300)
+    log = MemoryEventLog()
+    await append(log, feed)
+    evaluator = AlertEvaluator(
+        log=log, rules=lambda: {TENANT: [long_rule, short_rule]}, clock_ms=lambda: clock[0], engine=engine
+    )
+    runner: ConsumerRunner[events_pb2.SampleBatchAccepted] = ConsumerRunner(
+        name="alert-evaluator",
+        log=log,
+        topic=SAMPLES_TOPIC,
+        group=EVALUATOR_GROUP,
+        handler=evaluator,
+        clock_ms=lambda: NOW,
+    )
+    await evaluator.start()
+    await runner.catch_up(idle_timeout_s=0.01)
+    evaluator.start_evaluating()
+    await asyncio.wait_for(evaluator.housekeeping(), 5.0)  # returns while the query waits
+    assert {e.rule for _, e in await alert_events(log)} == {"short"}
+    engine.release.set()
+    assert [t.key.rule for t in await asyncio.wait_for(evaluator.engine_done(), 5.0)] == ["long"]
+    assert {e.rule for _, e in await alert_events(log)} == {"short", "long"}
+    await evaluator.aclose()
 
 
 # ------------------------------------------------------------------------------ lifecycle
