@@ -319,7 +319,7 @@ class AlertEvaluator:
         if not self._started:
             await self.start()
         now_ms = self._clock()
-        horizon = max((w.horizon_ms for w in self._watches.values()), default=0)
+        horizon = self._horizon_ms()
         buffer = SampleBuffer()
         wanted: dict[int, list[_Watch]] = {}
         for delivery in deliveries:
@@ -400,6 +400,11 @@ class AlertEvaluator:
             out.append(watch)
         return out
 
+    def _horizon_ms(self) -> int:
+        """How far back samples may still fall into a streaming rule's window. The
+        query-engine rules read the read models: their windows hold nothing back."""
+        return max((w.horizon_ms for w in self._watches.values() if w.route == STREAMING), default=0)
+
     def skip(self, partition: int, offset: int) -> None:
         self._next[partition] = offset + 1
 
@@ -410,7 +415,7 @@ class AlertEvaluator:
         """Per partition, the first offset whose samples may still be in a window (all after
         it are re-read after a restart), else the next offset: what is safe to commit."""
         now_ms = self._clock()
-        horizon = max((w.horizon_ms for w in self._watches.values()), default=0)
+        horizon = self._horizon_ms()
         out: dict[int, int] = {}
         for partition, next_offset in self._next.items():
             held = [(o, ts) for o, ts in self._held.get(partition, []) if ts >= now_ms - horizon]

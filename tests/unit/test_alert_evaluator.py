@@ -157,10 +157,16 @@ def rule(
 class Harness:
     """An evaluator on a log, driven by hand: append, catch up, evaluate at a time."""
 
-    def __init__(self, log: EventLog, rules: Mapping[str, Sequence[AlertRule]], clock: list[int]) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        rules: Mapping[str, Sequence[AlertRule]],
+        clock: list[int],
+        engine: QueryEngine | None = None,
+    ) -> None:
         self.log = log
         self.clock = clock
-        self.evaluator = AlertEvaluator(log=log, rules=lambda: rules, clock_ms=lambda: clock[0])
+        self.evaluator = AlertEvaluator(log=log, rules=lambda: rules, clock_ms=lambda: clock[0], engine=engine)
         self.runner: ConsumerRunner[events_pb2.SampleBatchAccepted] = ConsumerRunner(
             name="alert-evaluator",
             log=log,
@@ -417,6 +423,25 @@ async def test_a_slow_query_holds_up_neither_the_runners_turn_nor_the_streaming_
     assert [t.key.rule for t in await asyncio.wait_for(evaluator.engine_done(), 5.0)] == ["long"]
     assert {e.rule for _, e in await alert_events(log)} == {"short", "long"}
     await evaluator.aclose()
+
+
+async def test_a_long_window_rule_holds_no_samples_back_from_the_commit() -> None:
+    """Its window is in the read models: samples older than every streaming window are
+    committed as they are read, however long the query-engine rule's window."""
+    clock = [NOW]
+    feed = Feed()
+    for h in range(3):
+        feed.add("cpu", MetricKind.GAUGE, {"host": f"h{h}"}, [NOW - 90 * MINUTE], values=[95.0])
+    store = await store_over(feed, TIERS)
+    log = MemoryEventLog()
+    await append(log, feed)
+    rules = {TENANT: [rule("long", window_ms=2 * HOUR), rule("short", window_ms=MINUTE)]}
+    harness = Harness(log, rules, clock, QueryEngine(store, store, TIERS, clock=lambda: clock[0]))
+    await harness.start()
+    fired = await harness.at(NOW)
+    assert [t.key.rule for t in fired] == ["long"]  # the 90 min old samples are in its window
+    positions = harness.evaluator.positions()
+    assert positions and await harness.evaluator.settle(force=False) == positions
 
 
 # ------------------------------------------------------------------------------ lifecycle
