@@ -30,6 +30,7 @@ from core.events import ALERTS_TOPIC, SAMPLES_TOPIC
 from core.ports import EventLog
 from query_side.alerts.evaluator import ALERT_PARTITIONS, EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
 from query_side.alerts.ownership import OWNERS_GROUP, Ownership
+from query_side.engine import QueryEngine
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,16 @@ class AlertsModule:
         ownership: Ownership | None = None,
         replica: str = "",
         watchdog: bool = False,
+        engine: QueryEngine | None = None,
     ) -> None:
         self._event_log = event_log
         self._rules = ConfigRules(config, watchdog=watchdog)
         self.ownership = ownership if ownership is not None else Ownership(shards=ALERT_PARTITIONS)
-        self.evaluator = AlertEvaluator(log=event_log, rules=self._rules, clock_ms=clock_ms, ownership=self.ownership)
+        # Rules over long windows query the read models through it (decision 0032).
+        self._engine = engine
+        self.evaluator = AlertEvaluator(
+            log=event_log, rules=self._rules, clock_ms=clock_ms, ownership=self.ownership, engine=engine
+        )
         # Membership only: the rules and groups of the shards (alerts-topic partitions) this
         # member is assigned are this replica's to evaluate and notify (decision 0030).
         self._owners: ConsumerRunner[None] = ConsumerRunner(
@@ -162,6 +168,8 @@ class AlertsModule:
                 log.error("the alert shard membership did not stop within 30 s; cancelled")
             except Exception as exc:
                 log.error("the alert shard membership ended with %r", exc)
+        if self._engine is not None:
+            self._engine.close()
 
     def status(self) -> list[RuleStatus]:
         """Per evaluated rule: its route, series, instances, last evaluation, error."""

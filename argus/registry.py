@@ -168,6 +168,8 @@ def _alerts(rt: Runtime, wiring: Wiring) -> Module:
     from argus.alerts_module import AlertsModule, NotifierService
     from query_side.alerts.evaluator import ALERT_PARTITIONS
     from query_side.alerts.ownership import Ownership
+    from query_side.engine import QueryEngine
+    from query_side.limits import QueryLimits
 
     # The notifier runs beside the evaluator (started after it, stopped before it); both act
     # only on the shards this replica owns (decision 0030).
@@ -175,6 +177,16 @@ def _alerts(rt: Runtime, wiring: Wiring) -> Module:
     replica = wiring.alerts_replica
     notifier = NotifierService(
         event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, ownership=ownership, replica=replica
+    )
+    # Rules over long windows are queries on the read models (decision 0032): its own engine,
+    # so alert queries never wait behind the API's (and `argus alerts serve` has one too).
+    engine = QueryEngine(
+        rt.hot_store,
+        rt.hot_store,
+        rt.settings.query_settings().tiers,
+        rt.clock_ms,
+        cold=rt.cold_store,
+        limits=QueryLimits.from_settings(rt.settings),
     )
     return AlertsModule(
         event_log=rt.event_log,
@@ -184,6 +196,7 @@ def _alerts(rt: Runtime, wiring: Wiring) -> Module:
         ownership=ownership,
         replica=replica,
         watchdog=True,
+        engine=engine,
     )
 
 
@@ -231,7 +244,7 @@ REGISTRY: Final[Mapping[str, ModuleSpec]] = {
         ),
         ModuleSpec(
             name="alerts",
-            needs=frozenset({"event_log", "config"}),
+            needs=frozenset({"event_log", "config", "hot_store", "cold_store"}),
             build=_alerts,
             placement="parent",
             # One evaluator per data dir: `argus alerts serve` next to `argus up` is refused.

@@ -158,13 +158,17 @@ class QueryEngine:
         the limits' timeout). A metric without series gives an empty result. Cancelling the
         calling task stops the work in the worker thread too (at its next check).
         """
+        return await self._guarded(spec, window=False)
+
+    async def _guarded(self, spec: QuerySpec, *, window: bool) -> QueryResult:
+        """`_query` under the limits' timeout, cancelled by `close()`."""
         if self._closed:
             raise _stopping()
         token = QueryToken(timeout_ms=self._limits.timeout_ms)
         self._active.add(token)
         try:
             async with asyncio.timeout(self._limits.timeout_ms / 1000.0) as timer:
-                return await self._query(spec, token)
+                return await self._query(spec, token, window=window)
         except TimeoutError:
             if timer.expired():
                 raise token.expired() from None
@@ -172,6 +176,15 @@ class QueryEngine:
         finally:
             self._active.discard(token)
             token.cancel()  # whatever ended the query, its worker stops at its next check
+
+    async def query_window(self, spec: QuerySpec) -> QueryResult:
+        """`query`, then every bucket of a result series merged into one point: per group, one
+        value at the aligned start, the `agg` of the whole aligned range `[start, end)` on the
+        spec's tier (`rate` per second of that range). It is what `query` returns for the same
+        range on a tier whose step is the range (one bucket), and what the alert evaluator
+        compares for rules it leaves to the query engine (docs/decisions/0032). Same limits
+        and errors as `query`; the result's `step_ms` is the aligned range."""
+        return await self._guarded(spec, window=True)
 
     async def offload(self, fn: Callable[..., _T], *args: Any, work: int) -> _T:
         """`fn(*args)` on a query worker: for a transport's CPU work on an answer (e.g. JSON
@@ -196,7 +209,7 @@ class QueryEngine:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
-    async def _query(self, spec: QuerySpec, token: QueryToken) -> QueryResult:
+    async def _query(self, spec: QuerySpec, token: QueryToken, *, window: bool = False) -> QueryResult:
         started = time.perf_counter()
         now_ms = self._clock()
         cold_from = await self._cold_from(spec, now_ms)
@@ -225,7 +238,8 @@ class QueryEngine:
             self._tiers,
             now_ms=now_ms,
             series_kind=_kind(records[0].kind),
-            groups=len(group_labels),
+            # A window query returns one point per group (at most MAX_SERIES), not buckets.
+            groups=1 if window else len(group_labels),
             cold_from_ms=cold_from,
         )
         series_ids = [r.series_id for r in records]
@@ -252,10 +266,14 @@ class QueryEngine:
         if self._cold is not None and final.start_ms < boundary:
             cold_plan = dataclasses.replace(final, end_ms=boundary)
             points, cold_read = await self._read_cold(spec, cold_plan, series_ids, group_of, points, budget, token)
-        series = await self._cpu(token, _aggregate, points, final, group_labels, work=len(points))
+        step_ms = tier.step_ms
+        if window:
+            points = await self._cpu(token, _collapse, points, final.start_ms, work=len(points))
+            step_ms = final.end_ms - final.start_ms
+        series = await self._cpu(token, _aggregate, points, final.agg, step_ms, group_labels, work=len(points))
         return QueryResult(
             tier=tier.name,
-            step_ms=tier.step_ms,
+            step_ms=step_ms,
             agg=final.agg,
             series=series,
             stats=QueryStats(
@@ -617,10 +635,19 @@ def _groups(
     return group_of, [dict(zip(group_by, values, strict=True)) for values in ids]
 
 
-def _aggregate(points: Points, final: QueryPlan, group_labels: Sequence[Mapping[str, str]]) -> tuple[ResultSeries, ...]:
+def _collapse(points: Points, start_ms: int) -> Points:
+    """Every point of a group merged into one at `start_ms` (the whole range as one bucket)."""
+    if len(points) == 0:
+        return points
+    return merge(dataclasses.replace(points, ts=np.full(len(points), start_ms, dtype=np.int64)))
+
+
+def _aggregate(
+    points: Points, agg: str, step_ms: int, group_labels: Sequence[Mapping[str, str]]
+) -> tuple[ResultSeries, ...]:
     if len(points) == 0:
         return ()
-    values = read_agg(points, final.agg, final.step_ms)
+    values = read_agg(points, agg, step_ms)
     keys, offsets = key_bounds(points)
     bounds = offsets.tolist()
     out = [

@@ -26,13 +26,17 @@ Guarantees:
   transition re-created after a crash is dropped on append (embedded log) or by readers (ids).
   A transition is appended before the instance's state moves on: a failed append loses
   nothing, the next tick makes it again.
-- Rules with windows over `MAX_STREAMING_WINDOW_MS` (1 h) are not evaluated here
-  (`RuleStatus.route == "query_engine"`): they belong on the query engine's coarser tiers.
+- Rules with windows of `MAX_STREAMING_WINDOW_MS` (1 h) or more are evaluated on the query
+  engine instead (`RuleStatus.route == "query_engine"`, docs/decisions/0032): at each tick,
+  one `QueryEngine.query_window` over `[t - window, t)` on the coarsest tier that keeps the
+  window exact (`engine_tier_for`), so their value is the query API's number by
+  construction. Without an engine (backtests) they are listed but not evaluated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -51,13 +55,15 @@ from core.alerting.model import AlertRule
 from core.consumer import ConsumerRunner, Delivery
 from core.errors import ArgusError
 from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_record, make_event
-from core.model import MetricKind
+from core.model import MetricKind, Tier
 from core.points import Points, merge, read_agg
 from core.ports import Event, EventLog, LogRecord
 from core.samples import SampleBuffer, decode_sample_batch
 from query_side.alerts.ownership import Ownership, rule_shard_key
+from query_side.engine import QueryEngine
 from query_side.planner import (
     REGION_LABEL,
+    QuerySpec,
     Selector,
     align,
     compile_selector,
@@ -77,6 +83,12 @@ EVALUATOR_GROUP = "alert-evaluator"
 ALERT_PARTITIONS = 4
 """Partitions the evaluator creates the alerts topic with (if it does not exist)."""
 MAX_STREAMING_WINDOW_MS = 3_600_000
+"""Rules whose window is this or longer are evaluated on the query engine (decision 0032)."""
+ENGINE_MAX_WIDENING = 60
+"""A tier whose step does not divide a query-engine rule's interval widens its window by up
+to one step: allowed only for steps of at most window / this (the 1 m step of a 1 h window)."""
+ENGINE_CONCURRENCY = 4
+"""Query-engine rules queried at once (the engine's worker threads are shared with the API)."""
 DEFAULT_MAX_SERIES_PER_RULE = 10_000
 """As many series as one query may match (planner.MAX_SERIES)."""
 
@@ -101,6 +113,22 @@ def step_for(window_ms: int) -> int:
     return 1_000
 
 
+def engine_tier_for(rule: AlertRule, tiers: Sequence[Tier]) -> Tier:
+    """The tier a query-engine rule is read from: the coarsest whose step divides the window
+    and either divides the interval too (every tick on a bucket boundary: the window is exact)
+    or is at most window / ENGINE_MAX_WIDENING (widened by at most that much, like `align`);
+    the finest tier when none does (e.g. a window of 3,601 s)."""
+    window, interval = rule.window_ms, max(rule.interval_ms, 1)
+    fitting = [
+        t
+        for t in tiers
+        if window % t.step_ms == 0 and (interval % t.step_ms == 0 or t.step_ms * ENGINE_MAX_WIDENING <= window)
+    ]
+    if fitting:
+        return max(fitting, key=lambda t: t.step_ms)
+    return min(tiers, key=lambda t: t.step_ms)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RuleStatus:
     """What the evaluator says about one rule (admin views, readiness)."""
@@ -108,7 +136,8 @@ class RuleStatus:
     tenant: str
     rule: str
     route: str
-    """`streaming` (here) or `query_engine` (window over 1 h: not evaluated here)."""
+    """`streaming` (windows in memory) or `query_engine` (window of 1 h or more: a query per
+    tick, decision 0032)."""
     step_ms: int
     series: int
     instances: int
@@ -140,6 +169,8 @@ class _Watch:
     last_tick_ms: int | None = None
     standby_tick_ms: int | None = None
     """The last tick its window was trimmed at while another replica owned it."""
+    query_error: str = ""
+    """Why the last query of a query-engine rule failed (empty once one succeeds)."""
 
     @property
     def horizon_ms(self) -> int:
@@ -152,7 +183,7 @@ _Made = tuple[_Watch, tuple[tuple[str, str], ...], InstanceState, Transition]
 
 def _watch(tenant: str, rule: AlertRule, *, ready_at_ms: int) -> _Watch:
     window = rule.window_ms
-    route = STREAMING if window <= MAX_STREAMING_WINDOW_MS else QUERY_ENGINE
+    route = STREAMING if window < MAX_STREAMING_WINDOW_MS else QUERY_ENGINE
     error = ""
     selector = Selector()
     group_by: tuple[str, ...] | None = ()
@@ -161,8 +192,6 @@ def _watch(tenant: str, rule: AlertRule, *, ready_at_ms: int) -> _Watch:
         group_by = validate_group_by(rule.query.group_by)
     except ArgusError as exc:
         error = str(exc)
-    if route == QUERY_ENGINE:
-        error = error or "window over 1 h: evaluated on the query engine, not streaming"
     return _Watch(
         tenant=tenant,
         rule=rule,
@@ -191,12 +220,15 @@ class AlertEvaluator:
         max_series_per_rule: int = DEFAULT_MAX_SERIES_PER_RULE,
         alert_partitions: int = ALERT_PARTITIONS,
         ownership: Ownership | None = None,
+        engine: QueryEngine | None = None,
     ) -> None:
         self._log = log
         self._ownership = ownership
         """Which rules this replica evaluates (None: all of them): query_side/alerts/ownership.py."""
         self._ownership_generation = -1
         self._owned: set[tuple[str, str]] = set()
+        self._engine = engine
+        self._engine_task: asyncio.Task[list[Transition]] | None = None
         self._rules = rules
         self._clock = clock_ms
         self._max_series = max_series_per_rule
@@ -287,8 +319,15 @@ class AlertEvaluator:
             if held is not None and held.rule == rule:
                 continue
             # A rule that appears (or changes) after start has no history: it waits a window.
+            # The query engine's rules read the read models' history: at once.
             ready = now_ms if initial else now_ms + rule.window_ms + rule.condition.over_ms
             watch = _watch(key[0], rule, ready_at_ms=ready)
+            if watch.route == QUERY_ENGINE:
+                watch.ready_at_ms = now_ms
+                if self._engine is None and not watch.error:
+                    watch.error = "window of 1 h or more: evaluated on the query engine, not here"
+                elif self._engine is not None:
+                    watch.step_ms = engine_tier_for(rule, self._engine.tiers).step_ms
             if held is not None:
                 watch.instances = held.instances
             else:
@@ -314,7 +353,7 @@ class AlertEvaluator:
         if not self._started:
             await self.start()
         now_ms = self._clock()
-        horizon = max((w.horizon_ms for w in self._watches.values()), default=0)
+        horizon = self._horizon_ms()
         buffer = SampleBuffer()
         wanted: dict[int, list[_Watch]] = {}
         for delivery in deliveries:
@@ -395,6 +434,11 @@ class AlertEvaluator:
             out.append(watch)
         return out
 
+    def _horizon_ms(self) -> int:
+        """How far back samples may still fall into a streaming rule's window. The
+        query-engine rules read the read models: their windows hold nothing back."""
+        return max((w.horizon_ms for w in self._watches.values() if w.route == STREAMING), default=0)
+
     def skip(self, partition: int, offset: int) -> None:
         self._next[partition] = offset + 1
 
@@ -405,7 +449,7 @@ class AlertEvaluator:
         """Per partition, the first offset whose samples may still be in a window (all after
         it are re-read after a restart), else the next offset: what is safe to commit."""
         now_ms = self._clock()
-        horizon = max((w.horizon_ms for w in self._watches.values()), default=0)
+        horizon = self._horizon_ms()
         out: dict[int, int] = {}
         for partition, next_offset in self._next.items():
             held = [(o, ts) for o, ts in self._held.get(partition, []) if ts >= now_ms - horizon]
@@ -439,13 +483,31 @@ class AlertEvaluator:
 
     async def housekeeping(self) -> None:
         if self._evaluating:
-            await self.evaluate(self._clock())
+            await self.evaluate(self._clock(), engine_in_background=True)
+
+    async def engine_done(self) -> list[Transition]:
+        """Wait for the background query-engine evaluation, if any: its transitions."""
+        task = self._engine_task
+        return await asyncio.shield(task) if task is not None else []
+
+    async def aclose(self) -> None:
+        """Stop a query-engine evaluation still running in the background (service stop)."""
+        task, self._engine_task = self._engine_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- evaluation -----------------------------------------------------------------------
 
-    async def evaluate(self, now_ms: int) -> list[Transition]:
+    async def evaluate(self, now_ms: int, *, engine_in_background: bool = False) -> list[Transition]:
         """Evaluate every rule due at `now_ms` (at its tick `now - now % interval`) and append
-        the transitions to the alerts topic. Returns them (appended or already there)."""
+        the transitions to the alerts topic. Returns them (appended or already there).
+
+        `engine_in_background` (the service loop): the query-engine rules are evaluated in a
+        task of their own (one at a time; a turn while it runs starts none), so a slow query
+        never holds up the runner, i.e. the streaming rules; their transitions are then not
+        in the result."""
         if not self._started:
             await self.start()
         self._refresh_rules(now_ms)
@@ -468,6 +530,20 @@ class AlertEvaluator:
                 continue
             made.extend(self._evaluate_rule(watch, tick))
             evaluated.append((watch, tick))
+        out = await self._record(made, evaluated)
+        if self._engine is not None:
+            # After the streaming rules' transitions are out: a query never delays them.
+            if not engine_in_background:
+                out += await self._evaluate_on_engine(self._engine, now_ms)
+            elif self._engine_task is None or self._engine_task.done():
+                self._engine_task = asyncio.create_task(
+                    self._evaluate_on_engine(self._engine, now_ms), name="alert-engine-rules"
+                )
+                self._engine_task.add_done_callback(_log_failure)
+        return out
+
+    async def _record(self, made: list[_Made], evaluated: list[tuple[_Watch, int]]) -> list[Transition]:
+        """Append `made` to the alerts topic, then move the instances and ticks on."""
         if made:
             events = [self._event(watch, transition) for watch, _, _, transition in made]
             result = await self._log.append(ALERTS_TOPIC, events)
@@ -494,6 +570,83 @@ class AlertEvaluator:
         current = self._window_values(watch, tick - rule.window_ms, tick)
         over = rule.condition.over_ms
         earlier = self._window_values(watch, tick - over - rule.window_ms, tick - over) if over > 0 else {}
+        return self._step_instances(watch, tick, current, earlier)
+
+    async def _evaluate_on_engine(self, engine: QueryEngine, now_ms: int) -> list[Transition]:
+        """Evaluate the due query-engine rules: one window query each (two with a change
+        condition), at most ENGINE_CONCURRENCY at once. A failed query (limits, a timeout,
+        the store away) skips that tick, logs, and shows in the rule's status."""
+        due = []
+        for watch in self._watches.values():
+            # Another replica's rule is its to query (decision 0030).
+            if watch.route != QUERY_ENGINE or watch.error or not self._owns(watch):
+                continue
+            tick = now_ms - now_ms % max(watch.rule.interval_ms, 1)
+            if watch.last_tick_ms is None or tick > watch.last_tick_ms:
+                due.append((watch, tick))
+        if not due:
+            return []
+        gate = asyncio.Semaphore(ENGINE_CONCURRENCY)
+
+        async def one(watch: _Watch, tick: int) -> list[_Made]:
+            rule, over = watch.rule, watch.rule.condition.over_ms
+            async with gate:
+                try:
+                    current = await self._engine_values(engine, watch, tick - rule.window_ms, tick)
+                    earlier = (
+                        await self._engine_values(engine, watch, tick - over - rule.window_ms, tick - over)
+                        if over > 0
+                        else {}
+                    )
+                except ArgusError as exc:
+                    if str(exc) != watch.query_error:
+                        log.warning(
+                            "alert rule query failed: %s", exc, extra={"tenant": watch.tenant, "rule": rule.name}
+                        )
+                    watch.query_error = str(exc)
+                    return []
+            watch.query_error = ""
+            return self._step_instances(watch, tick, current, earlier)
+
+        results = await asyncio.gather(*(one(watch, tick) for watch, tick in due))
+        return await self._record([m for r in results for m in r], due)
+
+    async def _engine_values(
+        self, engine: QueryEngine, watch: _Watch, start_ms: int, end_ms: int
+    ) -> dict[tuple[tuple[str, str], ...], float]:
+        """Per group: the query engine's value of `[start, end)` as one bucket."""
+        query = watch.rule.query
+        result = await engine.query_window(
+            QuerySpec(
+                tenant=watch.tenant,
+                metric=query.metric,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                period=engine_tier_for(watch.rule, engine.tiers).name,
+                agg=query.agg or None,
+                matchers=tuple(parse_matcher(w) for w in query.where),
+                group_by=query.group_by,
+                region=query.region or None,
+            )
+        )
+        out: dict[tuple[tuple[str, str], ...], float] = {}
+        for series in result.series:
+            if watch.group_by is None:
+                labels = tuple(sorted(series.labels.items()))
+            else:
+                labels = _group_of(series.labels, watch.group_by)
+            out[labels] = float(series.values[0])
+        return out
+
+    def _step_instances(
+        self,
+        watch: _Watch,
+        tick: int,
+        current: Mapping[tuple[tuple[str, str], ...], float],
+        earlier: Mapping[tuple[tuple[str, str], ...], float],
+    ) -> list[_Made]:
+        """Step every instance (those known and those with a value now) through the lifecycle."""
+        rule = watch.rule
         instances = set(watch.instances) | set(current)
         if watch.group_by == ():
             instances.add(())
@@ -579,7 +732,7 @@ class AlertEvaluator:
         now_ms = self._clock()
         out = []
         for (tenant, name), watch in sorted(self._watches.items()):
-            error = watch.error
+            error = watch.error or watch.query_error
             if not error and now_ms < watch.ready_at_ms:
                 error = "warming up: a rule added after start waits one window before it is evaluated"
             out.append(
@@ -599,6 +752,13 @@ class AlertEvaluator:
     def instance_state(self, tenant: str, rule: str, labels: Mapping[str, str] | None = None) -> InstanceState:
         watch = self._watches[(tenant, rule)]
         return watch.instances.get(tuple(sorted((labels or {}).items())), InstanceState())
+
+
+def _log_failure(task: asyncio.Task[list[Transition]]) -> None:
+    """A background query-engine evaluation that failed (e.g. its append): logged; the next
+    turn evaluates the same ticks again (their instances and ticks did not move on)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("evaluating the query-engine alert rules failed: %r", exc)
 
 
 def _group_of(labels: Mapping[str, str], group_by: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:
@@ -678,4 +838,7 @@ async def run_evaluator(
     await evaluator.start()
     await runner.catch_up(force=False)
     evaluator.start_evaluating()
-    await runner.run(stop)
+    try:
+        await runner.run(stop)
+    finally:
+        await evaluator.aclose()

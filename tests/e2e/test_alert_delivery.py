@@ -5,79 +5,26 @@ here on a free 127.0.0.1 port, stopped by its PID): what was "sent" is read back
 from __future__ import annotations
 
 import json
-import sys
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import aioboto3
 import pytest
 
 from core.alerting.model import PushTarget, Receiver, SmsTarget
-from harness.processes import ManagedProcess, free_port
+from harness.processes import free_port
 from query_side.alerts.delivery import Deliverer, Outcome, RetryPolicy
 from query_side.alerts.notification import MAX_SMS_BYTES, AlertMember, Notification, make_notification
 from query_side.alerts.senders import Senders
+from tests.receivers import SNS_REGION as REGION
+from tests.receivers import Moto, moto_server
 
 pytestmark = pytest.mark.e2e
-
-REGION = "us-east-1"
-
-
-class Moto:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def data(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=10) as response:
-            data: dict[str, Any] = json.load(response)
-        return data
-
-    def sms(self) -> list[dict[str, Any]]:
-        """Every SMS moto took, whatever the shape of its records."""
-        return _records(self.data().get("sns", {}).get("SMS", {}))
-
-    def endpoint_messages(self, arn: str) -> list[str]:
-        for endpoint in _records(self.data().get("sns", {}).get("PlatformEndpoint", {})):
-            if endpoint.get("arn") == arn:
-                messages = endpoint.get("messages") or {}
-                # By message id (a list in some moto versions).
-                return [str(m) for m in (messages.values() if isinstance(messages, dict) else messages)]
-        return []
-
-
-def _records(tree: Any) -> list[dict[str, Any]]:
-    """moto nests its records by account and region: the leaves that are records."""
-    if isinstance(tree, list):
-        return [r for item in tree for r in _records(item)]
-    if isinstance(tree, dict):
-        if any(not isinstance(v, dict | list) for v in tree.values()):
-            return [tree]
-        return [r for v in tree.values() for r in _records(v)]
-    return []
 
 
 @pytest.fixture(scope="module")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
-    binary = Path(sys.executable).parent / "moto_server"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1) as response:
-            return bool(response.status == 200)
-
-    server = ManagedProcess(
-        "moto_server",
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-        log_path=tmp_path_factory.mktemp("moto") / "moto.log",
-        ready=ready,
-    ).start()
-    try:
-        yield Moto(url)
-    finally:
-        server.stop()
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
 
 
 @pytest.fixture

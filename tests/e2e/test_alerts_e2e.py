@@ -5,14 +5,10 @@ a webhook, the breach is one signed notification and the recovery one resolved n
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +17,7 @@ import pytest
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from tests.e2e.conftest import ArgusServer, measured, run_argus, wait_for
+from tests.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -128,45 +125,6 @@ def test_a_rule_fires_and_resolves_in_argus_up(server_factory: Callable[[], Argu
     assert table.returncode == 0 and "hot_room" in table.stdout and "resolved" in table.stdout, table.stdout
 
 
-class WebhookReceiver:
-    """A local webhook endpoint that checks each request's HMAC signature and keeps the
-    verified bodies (and their Idempotency-Key)."""
-
-    def __init__(self, secret: str) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.bad_signatures = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                stamp = self.headers.get("X-Argus-Timestamp", "")
-                expected = (
-                    "sha256=" + hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-                )
-                if hmac.compare_digest(expected, self.headers.get("X-Argus-Signature", "")):
-                    outer.received.append((self.headers.get("Idempotency-Key", ""), json.loads(body)))
-                    self.send_response(200)
-                else:
-                    outer.bad_signatures += 1
-                    self.send_response(401)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def test_a_breach_pages_a_signed_webhook_once_and_its_recovery_sends_resolved(
     server_factory: Callable[[], ArgusServer], tmp_path: Path
 ) -> None:
@@ -220,7 +178,7 @@ route:
         assert [a["status"] for a in done["alerts"]] == ["resolved"]
         keys = [key for key, _ in receiver.received]
         assert len(keys) == len(set(keys)), f"one notification per group change, none twice: {keys}"
-        assert receiver.bad_signatures == 0
+        assert receiver.bad_signatures == 0 and receiver.unsigned == []
         firing_pages = [body for _, body in hot_room(receiver) if body["status"] == "firing"]
         assert len(firing_pages) == 1, "the unchanged firing group is not repeated within repeat_interval"
     finally:

@@ -18,8 +18,9 @@ from core.model import MetricKind
 from query_side.alerts.delivery import Deliverer, RetryPolicy
 from query_side.alerts.notifier import NOTIFIER_GROUP, AlertNotifier, Decoded, run_notifier
 from query_side.alerts.senders import Senders
+from tests.notifier_harness import hooks  # noqa: F401  (the receiver fixture)
+from tests.receivers import WebhookServer
 from tests.unit.test_alert_evaluator import NOW, TENANT, Feed, Harness, append, rule
-from tests.unit.test_alert_notifier import Hooks, hooks  # noqa: F401  (the receiver fixture)
 
 S = 1_000
 HOSTS = [f"web-{i}" for i in range(5)]
@@ -40,7 +41,7 @@ def samples(feed: Feed, start_s: int, value: float) -> None:
 
 async def test_breach_then_recovery_reach_the_webhook_as_two_merged_notifications(
     tmp_path: Path,
-    hooks: Hooks,  # noqa: F811
+    hooks: WebhookServer,  # noqa: F811
 ) -> None:
     log = SqliteEventLog(tmp_path / "events.db")
     await log.start()
@@ -80,10 +81,10 @@ async def test_breach_then_recovery_reach_the_webhook_as_two_merged_notification
             def later() -> bool:
                 # Time moves on a second per look (group_wait is 10 s) until the page is out.
                 clock[0] = min(clock[0] + S, NOW + 60 * S)
-                return len(hooks.of("ops")) == 1
+                return len(hooks.bodies("ops")) == 1
 
             await wait_for(later, "the firing notification")
-            (firing,) = hooks.of("ops")
+            (firing,) = hooks.bodies("ops")
             assert firing["status"] == "firing"
             assert sorted(a["labels"]["host"] for a in firing["alerts"]) == HOSTS
 
@@ -91,8 +92,8 @@ async def test_breach_then_recovery_reach_the_webhook_as_two_merged_notification
             samples(feed, 60, 12.0)
             await append(log, feed, start)
             await harness.at(NOW + 120 * S)
-            await wait_for(lambda: len(hooks.of("ops")) == 2, "the resolved notification")
-            resolved = hooks.of("ops")[1]
+            await wait_for(lambda: len(hooks.bodies("ops")) == 2, "the resolved notification")
+            resolved = hooks.bodies("ops")[1]
             assert resolved["status"] == "resolved"
             assert sorted(a["labels"]["host"] for a in resolved["alerts"]) == HOSTS
             assert resolved["id"] != firing["id"]

@@ -3,6 +3,7 @@ follow the lifecycle, tenants are apart, and a crash and restart re-creates the 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -24,8 +25,8 @@ from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_payload, digest, mak
 from core.model import MetricKind, Tier, partition_of, series_id
 from core.ports import Event, EventLog, SeriesRecord, StoredChunk
 from core.samples import SampleBuffer
-from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator
-from query_side.engine import QueryEngine
+from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator, engine_tier_for
+from query_side.engine import QueryEngine, QueryResult
 from query_side.planner import QuerySpec, parse_matcher
 
 S = 1_000
@@ -88,6 +89,12 @@ async def query_engine_over(feed: Feed, window_ms: int, clock: list[int]) -> Que
         Tier(name="5s", step_ms=5 * S, chunk_span_ms=3_600_000, retention_ms=7 * 86_400_000),
         Tier(name="w", step_ms=window_ms, chunk_span_ms=window_ms * 64, retention_ms=7 * 86_400_000),
     )
+    store = await store_over(feed, tiers)
+    return QueryEngine(store, store, tiers, clock=lambda: clock[0])
+
+
+async def store_over(feed: Feed, tiers: Sequence[Tier]) -> MemoryHotStore:
+    """A hot store holding `feed` rolled up into `tiers`, as the projectors write it."""
     store = MemoryHotStore(tiers=tiers)
     buffer = SampleBuffer()
     records = []
@@ -123,7 +130,7 @@ async def query_engine_over(feed: Feed, window_ms: int, clock: list[int]) -> Que
                         StoredChunk(series_id=sid, chunk_start_ms=start, data=data, partition=0, applied_offset=1)
                     )
                 await store.write_chunks(tier.name, chunks)
-    return QueryEngine(store, store, tiers, clock=lambda: clock[0])
+    return store
 
 
 def rule(
@@ -150,10 +157,16 @@ def rule(
 class Harness:
     """An evaluator on a log, driven by hand: append, catch up, evaluate at a time."""
 
-    def __init__(self, log: EventLog, rules: Mapping[str, Sequence[AlertRule]], clock: list[int]) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        rules: Mapping[str, Sequence[AlertRule]],
+        clock: list[int],
+        engine: QueryEngine | None = None,
+    ) -> None:
         self.log = log
         self.clock = clock
-        self.evaluator = AlertEvaluator(log=log, rules=lambda: rules, clock_ms=lambda: clock[0])
+        self.evaluator = AlertEvaluator(log=log, rules=lambda: rules, clock_ms=lambda: clock[0], engine=engine)
         self.runner: ConsumerRunner[events_pb2.SampleBatchAccepted] = ConsumerRunner(
             name="alert-evaluator",
             log=log,
@@ -264,6 +277,171 @@ async def test_rules_over_an_hour_are_left_to_the_query_engine() -> None:
     await harness.start()
     [status] = harness.evaluator.status()
     assert status.route == QUERY_ENGINE and status.error
+
+
+HOUR = 60 * MINUTE
+TIERS = (
+    Tier(name="5s", step_ms=5 * S, chunk_span_ms=HOUR, retention_ms=7 * 24 * HOUR),
+    Tier(name="1m", step_ms=MINUTE, chunk_span_ms=12 * HOUR, retention_ms=35 * 24 * HOUR),
+    Tier(name="5m", step_ms=5 * MINUTE, chunk_span_ms=48 * HOUR, retention_ms=90 * 24 * HOUR),
+    Tier(name="1h", step_ms=HOUR, chunk_span_ms=720 * HOUR, retention_ms=400 * 24 * HOUR),
+)
+
+
+@pytest.mark.parametrize(
+    ("window_ms", "interval_ms", "tier"),
+    [
+        (HOUR, MINUTE, "1m"),  # ticks on 1 m boundaries: exact on 1m
+        (HOUR, 5 * MINUTE, "5m"),
+        (HOUR, HOUR, "1h"),
+        (HOUR, 30 * S, "1m"),  # widened by at most 1 m = window / 60
+        (24 * HOUR, MINUTE, "5m"),  # 1h would widen a tick by 1/24 of the window
+        (24 * HOUR, HOUR, "1h"),
+        (HOUR + S, S, "5s"),  # no tier divides it: the finest
+    ],
+)
+def test_query_engine_rules_read_the_coarsest_tier_that_keeps_the_window(
+    window_ms: int, interval_ms: int, tier: str
+) -> None:
+    assert engine_tier_for(rule(window_ms=window_ms, interval_ms=interval_ms), TIERS).name == tier
+
+
+def long_feed(rng: np.random.Generator) -> Feed:
+    """Gauges, counters and timers of 6 hosts over the 2 h before NOW (and on its edges)."""
+    feed = Feed()
+    for h in range(6):
+        labels = {"host": f"h{h}", "team": "web" if h % 2 else "db"}
+        edges = {NOW - 2 * HOUR - 1, NOW - 2 * HOUR, NOW - 1, NOW}
+        ts = sorted({*edges, *rng.integers(NOW - 2 * HOUR - 10 * MINUTE, NOW, 40).tolist()})
+        feed.add("cpu", MetricKind.GAUGE, labels, ts, values=(rng.integers(0, 400, len(ts)) / 4).tolist())
+        feed.add("requests", MetricKind.COUNTER, labels, ts, values=rng.integers(0, 50, len(ts)).tolist())
+        obs = [(rng.integers(1, 2_000, rng.integers(1, 20)) / 4).tolist() for _ in ts]
+        feed.add("latency", MetricKind.TIMER, labels, ts, observations=obs)
+        feed.add("cpu", MetricKind.GAUGE, labels, ts, values=[1e6] * len(ts), tenant="other")
+    return feed
+
+
+@pytest.mark.parametrize(("metric", "agg"), [("cpu", "avg"), ("requests", "rate"), ("latency", "p99")])
+@pytest.mark.parametrize(("group_by", "where"), [((), ()), (("team",), ("host=~h[0-4]",)), (("*",), ("team!=db",))])
+async def test_a_long_window_rule_fires_with_the_query_engines_value(
+    metric: str, agg: str, group_by: tuple[str, ...], where: tuple[str, ...]
+) -> None:
+    """A 2 h rule is evaluated on the query engine (its 1 m tier, 120 buckets merged): every
+    instance's transition carries what the query returns for the window as one bucket."""
+    feed = long_feed(np.random.default_rng(zlib.crc32(repr((metric, agg, group_by, where)).encode())))
+    clock = [NOW]
+    store = await store_over(feed, TIERS)
+    r = rule(metric=metric, agg=agg, group_by=group_by, where=where, window_ms=2 * HOUR, threshold=-1e300)
+    log = MemoryEventLog()
+    evaluator = AlertEvaluator(
+        log=log,
+        rules=lambda: {TENANT: [r]},
+        clock_ms=lambda: clock[0],
+        engine=QueryEngine(store, store, TIERS, clock=lambda: clock[0]),
+    )
+    await evaluator.start()
+    [status] = evaluator.status()
+    assert (status.route, status.step_ms, status.error) == (QUERY_ENGINE, MINUTE, "")
+    fired = {tuple(sorted(t.key.labels)): t.value for t in await evaluator.evaluate(NOW)}
+
+    engine = await query_engine_over(feed, 2 * HOUR, clock)
+    result = await engine.query(
+        QuerySpec(
+            tenant=TENANT,
+            metric=metric,
+            start_ms=NOW - 2 * HOUR,
+            end_ms=NOW,
+            period="w",
+            agg=agg,
+            group_by=group_by,
+            matchers=tuple(parse_matcher(w) for w in where),
+        )
+    )
+    expected = {}
+    for series in result.series:
+        assert series.ts.tolist() == [NOW - 2 * HOUR]  # one bucket: the window
+        expected[tuple(sorted(series.labels.items()))] = float(series.values[0])
+    assert expected, "the query found nothing: the test would prove nothing"
+    assert fired == expected
+    assert {e.to_state for _, e in await alert_events(log)} == {alerts_pb2.ALERT_STATE_FIRING}
+    assert evaluator.status()[0].last_evaluated_ms == NOW
+
+
+async def test_a_long_window_rule_whose_query_fails_says_why_and_makes_no_transition() -> None:
+    store = await store_over(long_feed(np.random.default_rng(1)), TIERS)
+    # `distinct` is a valid agg, but not of a gauge: only the query (which sees the kind) says so.
+    r = rule(metric="cpu", agg="distinct", window_ms=2 * HOUR, threshold=-1e300)
+    evaluator = AlertEvaluator(
+        log=MemoryEventLog(),
+        rules=lambda: {TENANT: [r]},
+        clock_ms=lambda: NOW,
+        engine=QueryEngine(store, store, TIERS, clock=lambda: NOW),
+    )
+    await evaluator.start()
+    assert await evaluator.evaluate(NOW) == []
+    [status] = evaluator.status()
+    assert "agg" in status.error
+
+
+class SlowEngine(QueryEngine):
+    """Its window queries wait until released (a query over a long window on a busy store)."""
+
+    def __init__(self, store: MemoryHotStore, clock: list[int]) -> None:
+        super().__init__(store, store, TIERS, clock=lambda: clock[0])
+        self.release = asyncio.Event()
+
+    async def query_window(self, spec: QuerySpec) -> QueryResult:
+        await self.release.wait()
+        return await super().query_window(spec)
+
+
+async def test_a_slow_query_holds_up_neither_the_runners_turn_nor_the_streaming_rules() -> None:
+    clock = [NOW]
+    feed = long_feed(np.random.default_rng(2))
+    engine = SlowEngine(await store_over(feed, TIERS), clock)
+    long_rule = rule("long", window_ms=2 * HOUR, threshold=-1e300)
+    short_rule = rule("short", window_ms=MINUTE, threshold=-1e300)
+    log = MemoryEventLog()
+    await append(log, feed)
+    evaluator = AlertEvaluator(
+        log=log, rules=lambda: {TENANT: [long_rule, short_rule]}, clock_ms=lambda: clock[0], engine=engine
+    )
+    runner: ConsumerRunner[events_pb2.SampleBatchAccepted] = ConsumerRunner(
+        name="alert-evaluator",
+        log=log,
+        topic=SAMPLES_TOPIC,
+        group=EVALUATOR_GROUP,
+        handler=evaluator,
+        clock_ms=lambda: NOW,
+    )
+    await evaluator.start()
+    await runner.catch_up(idle_timeout_s=0.01)
+    evaluator.start_evaluating()
+    await asyncio.wait_for(evaluator.housekeeping(), 5.0)  # returns while the query waits
+    assert {e.rule for _, e in await alert_events(log)} == {"short"}
+    engine.release.set()
+    assert [t.key.rule for t in await asyncio.wait_for(evaluator.engine_done(), 5.0)] == ["long"]
+    assert {e.rule for _, e in await alert_events(log)} == {"short", "long"}
+    await evaluator.aclose()
+
+
+async def test_a_long_window_rule_holds_no_samples_back_from_the_commit() -> None:
+    """Its window is in the read models: samples older than every streaming window are
+    committed as they are read, however long the query-engine rule's window."""
+    clock = [NOW]
+    feed = Feed()
+    for h in range(3):
+        feed.add("cpu", MetricKind.GAUGE, {"host": f"h{h}"}, [NOW - 90 * MINUTE], values=[95.0])
+    store = await store_over(feed, TIERS)
+    log = MemoryEventLog()
+    await append(log, feed)
+    rules = {TENANT: [rule("long", window_ms=2 * HOUR), rule("short", window_ms=MINUTE)]}
+    harness = Harness(log, rules, clock, QueryEngine(store, store, TIERS, clock=lambda: clock[0]))
+    await harness.start()
+    fired = await harness.at(NOW)
+    assert [t.key.rule for t in fired] == ["long"]  # the 90 min old samples are in its window
+    positions = harness.evaluator.positions()
+    assert positions and await harness.evaluator.settle(force=False) == positions
 
 
 # ------------------------------------------------------------------------------ lifecycle

@@ -22,14 +22,12 @@ from query_side.alerts.delivery import Deliverer
 from query_side.alerts.evaluator import ALERT_PARTITIONS, EVALUATOR_GROUP, AlertEvaluator
 from query_side.alerts.notifier import NOTIFIER_GROUP, AlertNotifier, Decoded
 from query_side.alerts.ownership import Ownership, rule_shard_key, shard_of
-from tests.unit.test_alert_evaluator import NOW, PARTITIONS, TENANT, Feed, alert_events, append, rule
-from tests.unit.test_alert_notifier import (  # noqa: F401 (fixtures)
+from tests.notifier_harness import (  # noqa: F401 (fixtures)
     FIRING,
     INTERVAL,
     RESOLVED,
     T0,
     WAIT,
-    Hooks,
     Setup,
     config_for,
     deliverer,
@@ -38,6 +36,8 @@ from tests.unit.test_alert_notifier import (  # noqa: F401 (fixtures)
     recorded,
     transition,
 )
+from tests.receivers import WebhookServer
+from tests.unit.test_alert_evaluator import NOW, PARTITIONS, TENANT, Feed, alert_events, append, rule
 
 S = 1_000
 
@@ -175,7 +175,7 @@ async def notifier_of(s: Setup, name: str, ownership: Ownership) -> tuple[AlertN
 
 async def test_a_group_is_notified_by_its_owner_and_a_takeover_sends_only_what_was_not_recorded(
     log: SqliteEventLog,  # noqa: F811 (the fixture)
-    hooks: Hooks,  # noqa: F811
+    hooks: WebhookServer,  # noqa: F811
     deliverer: Deliverer,  # noqa: F811
 ) -> None:
     s = Setup(log, deliverer, config_for(hooks))
@@ -187,7 +187,7 @@ async def test_a_group_is_notified_by_its_owner_and_a_takeover_sends_only_what_w
     for now in (T0, T0 + WAIT):
         await s.at(b, b_runner, now)  # B first: it has not read what A does at `now`
         await s.at(a, a_runner, now)
-    assert [body["status"] for body in hooks.of("ops")] == ["firing"]  # A's group: sent once
+    assert [body["status"] for body in hooks.bodies("ops")] == ["firing"]  # A's group: sent once
 
     # B has not read A's record yet (its consumer lags) when A dies and B takes every shard:
     # it reads what A recorded before acting, so it sends nothing again.
@@ -197,12 +197,12 @@ async def test_a_group_is_notified_by_its_owner_and_a_takeover_sends_only_what_w
         s.now = now
         await b.tick(now)
         await b.drain()
-    assert [body["status"] for body in hooks.of("ops")] == ["firing"]
+    assert [body["status"] for body in hooks.bodies("ops")] == ["firing"]
     # The change (resolved) goes out from B once group_interval has passed since A's send.
     await s.at(b, b_runner, T0 + WAIT + INTERVAL)
     await s.at(b, b_runner, T0 + WAIT + INTERVAL + 1)
-    assert [body["status"] for body in hooks.of("ops")] == ["firing", "resolved"]
-    ids = [body["id"] for body in hooks.of("ops")]
+    assert [body["status"] for body in hooks.bodies("ops")] == ["firing", "resolved"]
+    ids = [body["id"] for body in hooks.bodies("ops")]
     assert len(set(ids)) == 2
     assert [(r.group_sequence, r.receiver) for r in await recorded(log)] == [(1, "ops"), (2, "ops")]
 

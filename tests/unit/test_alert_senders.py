@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
-import hmac
 import json
 import math
 import random
@@ -16,17 +15,11 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import Message
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
 import trustme
-from aiohttp import web
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SmtpServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from core.alerting.model import AppriseTarget, EmailTarget, Receiver, SecretRef, WebhookTarget
 from core.errors import FailedPrecondition
@@ -43,105 +36,18 @@ from query_side.alerts.notification import (
 from query_side.alerts.senders import NotificationRejected, ReceiverUnavailable, Senders
 from query_side.alerts.senders.base import parse_retry_after
 from query_side.alerts.senders.registry import Target
+from tests.receivers import SMTP_PASSWORD, MailBox, WebhookServer, smtp_server, webhook_server
 
 SECRET_VALUE = "whsec-9f8e7d6c5b4a"
-SMTP_PASSWORD = "smtp-pw-1a2b3c"
 
 
 # -- receivers --------------------------------------------------------------------------
 
 
-@dataclass
-class HookRequest:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    signature_ok: bool | None
-    """None: unsigned."""
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class WebhookServer:
-    """POST /ok, /fail500, /fail400, /hang, /retry429 (429 with Retry-After once, then 200)."""
-
-    secret: str = SECRET_VALUE
-    requests: list[HookRequest] = field(default_factory=list)
-    port: int = 0
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-    answered_429: set[str] = field(default_factory=set)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        signature = request.headers.get("X-Argus-Signature")
-        ok: bool | None = None
-        if signature is not None:
-            stamp = request.headers["X-Argus-Timestamp"]
-            mac = hmac.new(self.secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
-            expected = "sha256=" + mac.hexdigest()
-            ok = hmac.compare_digest(expected, signature) and abs(time.time() - int(stamp)) < 300
-        path = request.match_info["path"]
-        self.requests.append(HookRequest(path, dict(request.headers), body, ok))
-        if ok is False:
-            return web.Response(status=401, text="bad signature")
-        if path == "fail500":
-            return web.Response(status=500, text="broken")
-        if path == "fail400":
-            return web.Response(status=400, text="what is this")
-        if path == "retry429":
-            key = request.headers.get("Idempotency-Key", "")
-            if key not in self.answered_429:
-                self.answered_429.add(key)
-                return web.Response(status=429, headers={"Retry-After": "7"})
-        if path == "hang":
-            await self.release.wait()
-        return web.Response(status=200, text="ok")
-
-    def of(self, path: str) -> list[HookRequest]:
-        return [r for r in self.requests if r.path == path]
-
-
 @pytest.fixture
 async def hooks() -> AsyncIterator[WebhookServer]:
-    server = WebhookServer()
-    app = web.Application()
-    app.router.add_post("/{path}", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.port = runner.addresses[0][1]
-    yield server
-    server.release.set()
-    await runner.cleanup()
-
-
-class MailBox:
-    """An aiosmtpd handler keeping every message; `reply` decides the DATA answer."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[Envelope, Message, object]] = []
-        self.reply = "250 OK"
-        self.logins: list[str] = []
-
-    async def handle_DATA(self, server: SmtpServer, session: Session, envelope: Envelope) -> str:
-        if self.reply.startswith("250"):
-            content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
-            self.messages.append((envelope, message_from_bytes(content, policy=policy.default), session.peer))
-        return self.reply
-
-    def authenticate(
-        self, server: SmtpServer, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and auth_data.password == SMTP_PASSWORD.encode()
-        if ok:
-            self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok, handled=False)  # not handled: the server answers 535
+    async with webhook_server(SECRET_VALUE) as server:
+        yield server
 
 
 @dataclass
@@ -164,28 +70,14 @@ def tls() -> Tls:
 
 @pytest.fixture
 def smtp_plain() -> Iterator[tuple[MailBox, int]]:
-    box = MailBox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield box, controller.port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture
 def smtp_tls(tls: Tls) -> Iterator[tuple[MailBox, int]]:
-    box = MailBox()
-    controller = Controller(
-        box,
-        hostname="127.0.0.1",
-        port=free_port(),
-        tls_context=tls.server,
-        require_starttls=True,
-        authenticator=box.authenticate,
-        auth_required=True,
-    )
-    controller.start()
-    yield box, controller.port
-    controller.stop()
+    with smtp_server(tls_context=tls.server, require_starttls=True, auth_required=True) as server:
+        yield server
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ def test_needs_are_the_modules_own() -> None:
     assert "cold_store" not in registry.needs(["projectors"], Wiring(projectors=("rollups",)))
     assert "cold_store" in registry.needs(["projectors"], Wiring())
     assert registry.needs(["collector"], Wiring()) == frozenset()
-    assert registry.needs(["alerts"], Wiring()) == frozenset({"event_log", "config"})
+    # Long-window rules query the read models (decision 0032).
+    assert registry.needs(["alerts"], Wiring()) == frozenset({"event_log", "config", "hot_store", "cold_store"})
     assert registry.locks(["alerts"], Wiring()) == ["alert-evaluator"]
 
 
