@@ -22,13 +22,14 @@ from tests.receivers import WebhookReceiver
 pytestmark = pytest.mark.e2e
 
 TENANT = "default"  # the tenant of `argus up`'s own key
-# `last` over 10 s: one cool sample resolves it at the next tick, and once firing it stays so
-# (no new sample) long enough for every check below.
+# `last` over 60 s: one cool sample resolves it at the next tick, and once firing it stays so
+# (no new sample) long enough for every check below, even when a loaded machine takes 10 s
+# and more to start the `argus alerts list` CLI (a 10 s window resolved for lack of data first).
 RULE = """\
 rules:
   - name: hot_room
     query: {metric: e2e_room_temp, group_by: [room], agg: last}
-    window: 10s
+    window: 60s
     condition: "> 50"
     interval: 1s
     severity: page
