@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 from typing import Any
 
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
 
+from argus.commands import query_cmd
 from contracts.argus.query.v1 import query_pb2
 from core.errors import InvalidArgument
 from query_side.engine import ResultSeries
@@ -169,3 +173,19 @@ async def test_grpc_query_honours_limit_sort_order(hosts: World) -> None:
     response = await servicer.Query(request, FakeContext(GOOD_MD))
 
     assert [dict(s.labels) for s in response.series] == _reference_top(everything.series, "min", False, 2)
+
+
+async def test_cli_asks_the_server_for_the_top_series(hosts: World) -> None:
+    app = make_http_app(hosts.engine, Keys(), clock=lambda: hosts.now_ms)
+    async with TestClient(TestServer(app)) as http:
+        url = str(http.make_url("/")).rstrip("/")
+        args = ["cpu", "--api-key", "good", "--period", "1m", "-g", "host", "--agg", "min", "--json"]
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            query_cmd.query,
+            [*args, "--sort", "min", "--order", "asc", "--limit", "2", "--http", url],
+        )
+    assert result.exit_code == 0, result.output
+    everything = await hosts.engine.query(spec("cpu", period="1m", agg="min", group_by=("host",)))
+    labels = [s["labels"] for s in json.loads(result.output)["series"]]
+    assert labels == _reference_top(everything.series, "min", False, 2)
