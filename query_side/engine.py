@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.chunks import chunk_point_count, decode_chunk, decode_chunks
-from core.errors import ResourceExhausted, Unavailable
+from core.errors import InvalidArgument, ResourceExhausted, Unavailable
 from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
 from core.ports import ChunkStore, ColdStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
@@ -650,11 +650,47 @@ def _aggregate(
     values = read_agg(points, agg, step_ms)
     keys, offsets = key_bounds(points)
     bounds = offsets.tolist()
-    out = [
+    key_list = keys.tolist()
+    # Label order first: the order without `sort`, and the tie-break with it.
+    order = sorted(range(len(key_list)), key=lambda i: sorted(group_labels[key_list[i]].items()))
+    ordering = final.ordering
+    if ordering.sort is not None:
+        ranked = series_scores(values, offsets, ordering.sort)[order]
+        if ordering.descending:
+            ranked = -ranked
+        # Stable: ties keep the label order; NaN (a series without a value) sorts last.
+        order = [order[i] for i in np.argsort(ranked, kind="stable").tolist()]
+    if ordering.limit:
+        order = order[: ordering.limit]
+    return tuple(
         ResultSeries(
-            labels=group_labels[key], ts=points.ts[bounds[i] : bounds[i + 1]], values=values[bounds[i] : bounds[i + 1]]
+            labels=group_labels[key_list[i]],
+            ts=points.ts[bounds[i] : bounds[i + 1]],
+            values=values[bounds[i] : bounds[i + 1]],
         )
-        for i, key in enumerate(keys.tolist())
-    ]
-    out.sort(key=lambda s: sorted(s.labels.items()))
-    return tuple(out)
+        for i in order
+    )
+
+
+def series_scores(values: F64, offsets: I64, sort: str) -> F64:
+    """One score per series of `values` (series i is `values[offsets[i]:offsets[i + 1]]`,
+    none empty): the max, min, avg, sum or last of its non-NaN values; NaN when it has none."""
+    starts = offsets[:-1]
+    present = ~np.isnan(values)
+    counts = np.add.reduceat(present.astype(np.int64), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if sort == "max":
+            scores = np.fmax.reduceat(values, starts)
+        elif sort == "min":
+            scores = np.fmin.reduceat(values, starts)
+        elif sort in ("sum", "avg"):
+            scores = np.add.reduceat(np.where(present, values, 0.0), starts)
+            if sort == "avg":
+                scores = scores / counts
+        elif sort == "last":
+            at = np.where(present, np.arange(len(values), dtype=np.int64), -1)
+            last = np.maximum.reduceat(at, starts)
+            scores = values[np.maximum(last, 0)]
+        else:
+            raise InvalidArgument(f"sort: {sort!r} is not a sort", parameter="sort")
+    return np.where(counts > 0, scores, np.nan)

@@ -144,6 +144,9 @@ def spec_from_request(request: query_pb2.QueryRequest, *, tenant: str, now_ms: i
         matchers=tuple(matchers),
         group_by=tuple(g for part in request.group_by for g in part.split(",")),
         region=request.region or None,
+        limit=request.limit,
+        sort=request.sort or None,
+        order=request.order or None,
     )
 
 

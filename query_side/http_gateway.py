@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 Readiness = Callable[[], Awaitable[bool | str]]
 """True when ready; False, or the reason as text, when not."""
 
-_QUERY_PARAMS = frozenset({"metric", "start", "end", "period", "agg", "where", "group_by", "region"})
+_QUERY_PARAMS = frozenset(
+    {"metric", "start", "end", "period", "agg", "where", "group_by", "region", "limit", "sort", "order"}
+)
 _JSON = "application/json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -211,7 +213,20 @@ def spec_from_params(params: Any, *, tenant: str, now_ms: int) -> QuerySpec:
         matchers=tuple(parse_matcher(w) for w in params.getall("where", [])),
         group_by=tuple(g.strip() for value in params.getall("group_by", []) for g in value.split(",")),
         region=_single(params, "region").strip() or None,
+        limit=_limit(_single(params, "limit")),
+        sort=_single(params, "sort").strip() or None,
+        order=_single(params, "order").strip() or None,
     )
+
+
+def _limit(text: str) -> int:
+    """`limit=` as a count of series; the range is the planner's (validate_ordering)."""
+    text = text.strip()
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise InvalidArgument(f"limit: {text[:20]!r} is not a number of series, e.g. limit=10", parameter="limit")
+    return int(text)
 
 
 def _single(params: Any, name: str, default: str = "") -> str:

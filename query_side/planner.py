@@ -28,6 +28,9 @@ MAX_GROUP_BY = 64
 """Most label names one query may group by (a series has at most a few dozen labels)."""
 MAX_MATCHERS = 64
 """Most label matchers (where=) one query may carry."""
+SORTS = ("max", "min", "avg", "last", "sum")
+"""What `sort` may rank result series by: a reduction over each series' points."""
+ORDERS = ("desc", "asc")
 
 AUTO = "auto"
 GROUP_EACH = "*"
@@ -91,6 +94,25 @@ class QuerySpec:
     matchers: tuple[Matcher, ...] = ()
     group_by: tuple[str, ...] = ()
     region: str | None = None
+    limit: int = 0
+    """Keep only the first `limit` result series (0: all), in the order `sort` gives."""
+    sort: str | None = None
+    """Rank result series by this reduction of their points (one of SORTS); None: by labels."""
+    order: str | None = None
+    """ "desc" (default with `sort`) or "asc"."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ordering:
+    """Top-N and ordering of result series, applied in the engine before serialisation.
+
+    `sort` None keeps the label order; otherwise series rank by that reduction of their
+    values (NaN points ignored; a series without a value ranks last in either order; ties
+    keep the label order). `limit` 0 keeps every series."""
+
+    sort: str | None = None
+    descending: bool = True
+    limit: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +166,7 @@ class QueryPlan:
     agg: str
     selector: Selector
     group_by: tuple[str, ...] | None
+    ordering: Ordering = field(default_factory=Ordering)
 
     @property
     def step_ms(self) -> int:
@@ -184,9 +207,12 @@ def plan(
     agg = validate_agg(spec.agg, series_kind)
     selector = compile_selector(spec.matchers, region=spec.region)
     group_by = validate_group_by(spec.group_by)
+    ordering = validate_ordering(spec.sort, spec.order, spec.limit)
     tier = choose_tier(spec, tiers, now_ms=now_ms, groups=groups, cold_from_ms=cold_from_ms)
     start_ms, end_ms = align(spec.start_ms, spec.end_ms, tier.step_ms)
-    return QueryPlan(tier=tier, start_ms=start_ms, end_ms=end_ms, agg=agg, selector=selector, group_by=group_by)
+    return QueryPlan(
+        tier=tier, start_ms=start_ms, end_ms=end_ms, agg=agg, selector=selector, group_by=group_by, ordering=ordering
+    )
 
 
 def align(start_ms: int, end_ms: int, step_ms: int) -> tuple[int, int]:
@@ -344,6 +370,28 @@ def compile_selector(matchers: Sequence[Matcher], *, region: str | None = None) 
             pattern = compile_full_match(m.value, parameter="where", what=f"for label {m.name}")
         predicates.append(LabelPredicate(name=m.name, op=m.op, value=m.value, pattern=pattern))
     return Selector(equal=equal, predicates=tuple(predicates))
+
+
+def validate_ordering(sort: str | None, order: str | None, limit: int) -> Ordering:
+    """`sort` (one of SORTS, case-insensitive; empty: label order), `order` ("desc" or "asc";
+    only with `sort`) and `limit` (0: all, else 1..MAX_SERIES). Raises InvalidArgument
+    naming the parameter at fault."""
+    by = (sort or "").strip().lower() or None
+    direction = (order or "").strip().lower() or None
+    if by is not None and by not in SORTS:
+        raise InvalidArgument(f"sort: {by!r} is not a sort (expected one of: {', '.join(SORTS)})", parameter="sort")
+    if direction is not None:
+        if direction not in ORDERS:
+            raise InvalidArgument(
+                f"order: {direction!r} is not an order (expected one of: {', '.join(ORDERS)})", parameter="order"
+            )
+        if by is None:
+            raise InvalidArgument(f"order: needs sort= (what to order by: {', '.join(SORTS)})", parameter="order")
+    if not 0 <= limit <= MAX_SERIES:
+        raise InvalidArgument(
+            f"limit: {limit:,} is out of range (1 to {MAX_SERIES:,} series, or 0 for all)", parameter="limit"
+        )
+    return Ordering(sort=by, descending=direction != "asc", limit=limit)
 
 
 def validate_group_by(group_by: Sequence[str]) -> tuple[str, ...] | None:

@@ -1,8 +1,9 @@
 """Input readers for `argus push`: NDJSON, CSV and Parquet files turned into SampleBatch protos.
 
 Contract:
-- Input is read in chunks (a few MB of text, or a few hundred thousand Parquet rows), never
-  whole; memory stays bounded by the chunk size plus one batch.
+- Input is read in chunks (NDJSON: 8 MB of text; CSV: 65,536 rows or 8 MB; Parquet: 65,536
+  rows), never whole; memory stays bounded by the chunk size plus one batch, whatever the
+  input size.
 - Within a chunk, rows are grouped by series (metric, kind, region, labels) with numpy; a
   series keeps its samples in input order. A batch holds one entry per series and chunk (a
   series whose samples span two chunks may have two entries in one batch).

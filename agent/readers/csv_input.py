@@ -15,6 +15,9 @@ import pyarrow.csv as pcsv
 from agent.readers.common import I64, BatchingOptions, Chunk, LineMap
 from core.errors import InvalidArgument
 
+CSV_BLOCK_BYTES = 1024 * 1024
+"""Text Arrow parses at once; chunks are several blocks (see `_grouped`)."""
+
 
 class _PrefixedStream(io.RawIOBase):
     """`prefix` then the rest of `stream`: gives back bytes read ahead from a pipe."""
@@ -104,7 +107,11 @@ def csv_chunks(stream: Any, options: BatchingOptions) -> Iterator[Chunk]:
     try:
         reader = pcsv.open_csv(
             rest,
-            read_options=pcsv.ReadOptions(column_names=names, block_size=options.chunk_bytes, use_threads=False),
+            # Arrow's streaming reader keeps dozens of blocks read ahead (~36x block_size in
+            # its pool): small blocks, grouped into chunks below, keep that bounded.
+            read_options=pcsv.ReadOptions(
+                column_names=names, block_size=min(options.chunk_bytes, CSV_BLOCK_BYTES), use_threads=False
+            ),
             parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
             # Every column as text: inferring types from the first block would end the whole
             # read at the first later cell that does not fit; conversion happens per chunk.
@@ -119,8 +126,8 @@ def csv_chunks(stream: Any, options: BatchingOptions) -> Iterator[Chunk]:
             return  # a header and no rows: nothing to read (found by tests/fuzz)
         raise InvalidArgument(f"cannot read CSV: {exc}", parameter="file") from None
     row_base = 0
-    for record_batch in reader:
-        table = pa.Table.from_batches([record_batch])
+    for group in _grouped(reader, max_rows=options.chunk_rows, max_bytes=options.chunk_bytes):
+        table = pa.Table.from_batches(group)
         errors, pending_errors[:] = list(pending_errors), []
         yield Chunk(
             table=table,
@@ -136,3 +143,19 @@ def csv_chunks(stream: Any, options: BatchingOptions) -> Iterator[Chunk]:
             errors=list(pending_errors),
             error_count=len(pending_errors),
         )
+
+
+def _grouped(batches: Iterator[pa.RecordBatch], *, max_rows: int, max_bytes: int) -> Iterator[list[pa.RecordBatch]]:
+    """Consecutive record batches in groups that reach `max_rows` rows or `max_bytes` bytes
+    (whichever first; a group holds at least one batch)."""
+    group: list[pa.RecordBatch] = []
+    rows = size = 0
+    for batch in batches:
+        group.append(batch)
+        rows += batch.num_rows
+        size += batch.nbytes
+        if rows >= max_rows or size >= max_bytes:
+            yield group
+            group, rows, size = [], 0, 0
+    if group:
+        yield group

@@ -77,6 +77,14 @@ class QueryFailed(ArgusError, click.ClickException):
 )
 @click.option("--region", default=None, help="Only series of this region.")
 @click.option(
+    "--sort",
+    type=click.Choice(["max", "min", "avg", "last", "sum"]),
+    default=None,
+    help="Rank the result series by this reduction of their points (server side).",
+)
+@click.option("--order", type=click.Choice(["desc", "asc"]), default=None, help="With --sort [default desc].")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=None, help="Only the first N result series.")
+@click.option(
     "--http",
     "http_url",
     envvar="ARGUS_HTTP",
@@ -110,6 +118,9 @@ def query(
     agg: str | None,
     group_by: tuple[str, ...],
     region: str | None,
+    sort: str | None,
+    order: str | None,
+    limit: int | None,
     http_url: str,
     api_key: str | None,
     data_dir: Path | None,
@@ -130,8 +141,10 @@ def query(
       argus query host_cpu_percent -w host!=db-1 -g host,mode --period 1m
       argus query active_users --agg distinct --start 2026-11-25T00:00:00Z --end 2026-11-26T00:00:00Z
       argus query host_cpu_percent --since 7d --json | jq '.series[0].points[-1]'
+      argus query host_cpu_percent --since 2h -g host --agg max --sort max --limit 10
     """
     params = _params(metric, where, since, start, end, period, agg, group_by, region)
+    params.extend((name, str(value)) for name, value in (("sort", sort), ("order", order), ("limit", limit)) if value)
     key = api_key or _dev_key(data_dir)
     tls = _client_tls(enabled=http_url.lower().startswith("https://"))
     if tls is not None and http_url.lower().startswith("http://"):

@@ -229,7 +229,7 @@ def test_benchmark_queries_cover_q1_to_q7_with_answer_shapes_from_the_spec() -> 
     assert cases["Q1"].min_points == 1_440 and dict(cases["Q1"].params)["period"] == "5s"
     assert cases["Q3"].series == 4 and cases["Q3"].min_points == 60
     assert dict(cases["Q3"].params)["start"] == str(END_MS - 3_600_000)
-    assert cases["Q4"].series == 1_000
+    assert cases["Q4"].series == 10 and dict(cases["Q4"].params)["limit"] == "10"
     assert "only 2h" in cases["Q5"].note and dict(cases["Q5"].params)["start"] == str(spec.start_ms)
 
 

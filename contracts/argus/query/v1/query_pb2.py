@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61rgus/query/v1/query.proto\x12\x0e\x61rgus.query.v1\"a\n\x0cLabelMatcher\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x02op\x18\x02 \x01(\x0e\x32\x17.argus.query.v1.MatchOpR\x02op\x12\x14\n\x05value\x18\x03 \x01(\tR\x05value\"\xef\x01\n\x0cQueryRequest\x12\x16\n\x06metric\x18\x01 \x01(\tR\x06metric\x12\x19\n\x08start_ms\x18\x02 \x01(\x03R\x07startMs\x12\x15\n\x06\x65nd_ms\x18\x03 \x01(\x03R\x05\x65ndMs\x12\x16\n\x06period\x18\x04 \x01(\tR\x06period\x12\x10\n\x03\x61gg\x18\x05 \x01(\tR\x03\x61gg\x12\x38\n\x08matchers\x18\x06 \x03(\x0b\x32\x1c.argus.query.v1.LabelMatcherR\x08matchers\x12\x19\n\x08group_by\x18\x07 \x03(\tR\x07groupBy\x12\x16\n\x06region\x18\x08 \x01(\tR\x06region\"\xc8\x01\n\x0cResultSeries\x12@\n\x06labels\x18\x01 \x03(\x0b\x32(.argus.query.v1.ResultSeries.LabelsEntryR\x06labels\x12#\n\rtimestamps_ms\x18\x02 \x03(\x03R\x0ctimestampsMs\x12\x16\n\x06values\x18\x03 \x03(\x01R\x06values\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x94\x01\n\nQueryStats\x12%\n\x0eseries_matched\x18\x01 \x01(\rR\rseriesMatched\x12\x1f\n\x0b\x63hunks_read\x18\x02 \x01(\rR\nchunksRead\x12\x1f\n\x0bpoints_read\x18\x03 \x01(\x04R\npointsRead\x12\x1d\n\nelapsed_ms\x18\x04 \x01(\x01R\telapsedMs\"\x8b\x01\n\rQueryResponse\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12\x34\n\x06series\x18\x02 \x03(\x0b\x32\x1c.argus.query.v1.ResultSeriesR\x06series\x12\x30\n\x05stats\x18\x03 \x01(\x0b\x32\x1a.argus.query.v1.QueryStatsR\x05stats\"\x14\n\x12ListMetricsRequest\"W\n\nMetricInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12!\n\x0cseries_count\x18\x03 \x01(\rR\x0bseriesCount\"K\n\x13ListMetricsResponse\x12\x34\n\x07metrics\x18\x01 \x03(\x0b\x32\x1a.argus.query.v1.MetricInfoR\x07metrics\"F\n\x16ListLabelValuesRequest\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x16\n\x06metric\x18\x02 \x01(\tR\x06metric\"1\n\x17ListLabelValuesResponse\x12\x16\n\x06values\x18\x01 \x03(\tR\x06values\"n\n\x0cWatchRequest\x12\x36\n\x07queries\x18\x01 \x03(\x0b\x32\x1c.argus.query.v1.QueryRequestR\x07queries\x12&\n\x0fmin_interval_ms\x18\x02 \x01(\rR\rminIntervalMs\"\xaa\x01\n\x0bWatchUpdate\x12\x1f\n\x0bquery_index\x18\x01 \x01(\rR\nqueryIndex\x12\x12\n\x04tier\x18\x02 \x01(\tR\x04tier\x12\x34\n\x06series\x18\x03 \x03(\x0b\x32\x1c.argus.query.v1.ResultSeriesR\x06series\x12\x14\n\x05\x65rror\x18\x04 \x01(\tR\x05\x65rror\x12\x1a\n\x08snapshot\x18\x05 \x01(\x08R\x08snapshot\"F\n\rWatchResponse\x12\x35\n\x07updates\x18\x01 \x03(\x0b\x32\x1b.argus.query.v1.WatchUpdateR\x07updates*{\n\x07MatchOp\x12\x18\n\x14MATCH_OP_UNSPECIFIED\x10\x00\x12\x12\n\x0eMATCH_OP_EQUAL\x10\x01\x12\x16\n\x12MATCH_OP_NOT_EQUAL\x10\x02\x12\x12\n\x0eMATCH_OP_REGEX\x10\x03\x12\x16\n\x12MATCH_OP_NOT_REGEX\x10\x04\x32\xd8\x02\n\x0cQueryService\x12\x44\n\x05Query\x12\x1c.argus.query.v1.QueryRequest\x1a\x1d.argus.query.v1.QueryResponse\x12V\n\x0bListMetrics\x12\".argus.query.v1.ListMetricsRequest\x1a#.argus.query.v1.ListMetricsResponse\x12\x62\n\x0fListLabelValues\x12&.argus.query.v1.ListLabelValuesRequest\x1a\'.argus.query.v1.ListLabelValuesResponse\x12\x46\n\x05Watch\x12\x1c.argus.query.v1.WatchRequest\x1a\x1d.argus.query.v1.WatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61rgus/query/v1/query.proto\x12\x0e\x61rgus.query.v1\"a\n\x0cLabelMatcher\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x02op\x18\x02 \x01(\x0e\x32\x17.argus.query.v1.MatchOpR\x02op\x12\x14\n\x05value\x18\x03 \x01(\tR\x05value\"\xaf\x02\n\x0cQueryRequest\x12\x16\n\x06metric\x18\x01 \x01(\tR\x06metric\x12\x19\n\x08start_ms\x18\x02 \x01(\x03R\x07startMs\x12\x15\n\x06\x65nd_ms\x18\x03 \x01(\x03R\x05\x65ndMs\x12\x16\n\x06period\x18\x04 \x01(\tR\x06period\x12\x10\n\x03\x61gg\x18\x05 \x01(\tR\x03\x61gg\x12\x38\n\x08matchers\x18\x06 \x03(\x0b\x32\x1c.argus.query.v1.LabelMatcherR\x08matchers\x12\x19\n\x08group_by\x18\x07 \x03(\tR\x07groupBy\x12\x16\n\x06region\x18\x08 \x01(\tR\x06region\x12\x14\n\x05limit\x18\t \x01(\rR\x05limit\x12\x12\n\x04sort\x18\n \x01(\tR\x04sort\x12\x14\n\x05order\x18\x0b \x01(\tR\x05order\"\xc8\x01\n\x0cResultSeries\x12@\n\x06labels\x18\x01 \x03(\x0b\x32(.argus.query.v1.ResultSeries.LabelsEntryR\x06labels\x12#\n\rtimestamps_ms\x18\x02 \x03(\x03R\x0ctimestampsMs\x12\x16\n\x06values\x18\x03 \x03(\x01R\x06values\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x94\x01\n\nQueryStats\x12%\n\x0eseries_matched\x18\x01 \x01(\rR\rseriesMatched\x12\x1f\n\x0b\x63hunks_read\x18\x02 \x01(\rR\nchunksRead\x12\x1f\n\x0bpoints_read\x18\x03 \x01(\x04R\npointsRead\x12\x1d\n\nelapsed_ms\x18\x04 \x01(\x01R\telapsedMs\"\x8b\x01\n\rQueryResponse\x12\x12\n\x04tier\x18\x01 \x01(\tR\x04tier\x12\x34\n\x06series\x18\x02 \x03(\x0b\x32\x1c.argus.query.v1.ResultSeriesR\x06series\x12\x30\n\x05stats\x18\x03 \x01(\x0b\x32\x1a.argus.query.v1.QueryStatsR\x05stats\"\x14\n\x12ListMetricsRequest\"W\n\nMetricInfo\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12!\n\x0cseries_count\x18\x03 \x01(\rR\x0bseriesCount\"K\n\x13ListMetricsResponse\x12\x34\n\x07metrics\x18\x01 \x03(\x0b\x32\x1a.argus.query.v1.MetricInfoR\x07metrics\"F\n\x16ListLabelValuesRequest\x12\x14\n\x05label\x18\x01 \x01(\tR\x05label\x12\x16\n\x06metric\x18\x02 \x01(\tR\x06metric\"1\n\x17ListLabelValuesResponse\x12\x16\n\x06values\x18\x01 \x03(\tR\x06values\"n\n\x0cWatchRequest\x12\x36\n\x07queries\x18\x01 \x03(\x0b\x32\x1c.argus.query.v1.QueryRequestR\x07queries\x12&\n\x0fmin_interval_ms\x18\x02 \x01(\rR\rminIntervalMs\"\xaa\x01\n\x0bWatchUpdate\x12\x1f\n\x0bquery_index\x18\x01 \x01(\rR\nqueryIndex\x12\x12\n\x04tier\x18\x02 \x01(\tR\x04tier\x12\x34\n\x06series\x18\x03 \x03(\x0b\x32\x1c.argus.query.v1.ResultSeriesR\x06series\x12\x14\n\x05\x65rror\x18\x04 \x01(\tR\x05\x65rror\x12\x1a\n\x08snapshot\x18\x05 \x01(\x08R\x08snapshot\"F\n\rWatchResponse\x12\x35\n\x07updates\x18\x01 \x03(\x0b\x32\x1b.argus.query.v1.WatchUpdateR\x07updates*{\n\x07MatchOp\x12\x18\n\x14MATCH_OP_UNSPECIFIED\x10\x00\x12\x12\n\x0eMATCH_OP_EQUAL\x10\x01\x12\x16\n\x12MATCH_OP_NOT_EQUAL\x10\x02\x12\x12\n\x0eMATCH_OP_REGEX\x10\x03\x12\x16\n\x12MATCH_OP_NOT_REGEX\x10\x04\x32\xd8\x02\n\x0cQueryService\x12\x44\n\x05Query\x12\x1c.argus.query.v1.QueryRequest\x1a\x1d.argus.query.v1.QueryResponse\x12V\n\x0bListMetrics\x12\".argus.query.v1.ListMetricsRequest\x1a#.argus.query.v1.ListMetricsResponse\x12\x62\n\x0fListLabelValues\x12&.argus.query.v1.ListLabelValuesRequest\x1a\'.argus.query.v1.ListLabelValuesResponse\x12\x46\n\x05Watch\x12\x1c.argus.query.v1.WatchRequest\x1a\x1d.argus.query.v1.WatchResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +33,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESULTSERIES_LABELSENTRY']._loaded_options = None
   _globals['_RESULTSERIES_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_MATCHOP']._serialized_start=1551
-  _globals['_MATCHOP']._serialized_end=1674
+  _globals['_MATCHOP']._serialized_start=1615
+  _globals['_MATCHOP']._serialized_end=1738
   _globals['_LABELMATCHER']._serialized_start=46
   _globals['_LABELMATCHER']._serialized_end=143
   _globals['_QUERYREQUEST']._serialized_start=146
-  _globals['_QUERYREQUEST']._serialized_end=385
-  _globals['_RESULTSERIES']._serialized_start=388
-  _globals['_RESULTSERIES']._serialized_end=588
-  _globals['_RESULTSERIES_LABELSENTRY']._serialized_start=531
-  _globals['_RESULTSERIES_LABELSENTRY']._serialized_end=588
-  _globals['_QUERYSTATS']._serialized_start=591
-  _globals['_QUERYSTATS']._serialized_end=739
-  _globals['_QUERYRESPONSE']._serialized_start=742
-  _globals['_QUERYRESPONSE']._serialized_end=881
-  _globals['_LISTMETRICSREQUEST']._serialized_start=883
-  _globals['_LISTMETRICSREQUEST']._serialized_end=903
-  _globals['_METRICINFO']._serialized_start=905
-  _globals['_METRICINFO']._serialized_end=992
-  _globals['_LISTMETRICSRESPONSE']._serialized_start=994
-  _globals['_LISTMETRICSRESPONSE']._serialized_end=1069
-  _globals['_LISTLABELVALUESREQUEST']._serialized_start=1071
-  _globals['_LISTLABELVALUESREQUEST']._serialized_end=1141
-  _globals['_LISTLABELVALUESRESPONSE']._serialized_start=1143
-  _globals['_LISTLABELVALUESRESPONSE']._serialized_end=1192
-  _globals['_WATCHREQUEST']._serialized_start=1194
-  _globals['_WATCHREQUEST']._serialized_end=1304
-  _globals['_WATCHUPDATE']._serialized_start=1307
-  _globals['_WATCHUPDATE']._serialized_end=1477
-  _globals['_WATCHRESPONSE']._serialized_start=1479
-  _globals['_WATCHRESPONSE']._serialized_end=1549
-  _globals['_QUERYSERVICE']._serialized_start=1677
-  _globals['_QUERYSERVICE']._serialized_end=2021
+  _globals['_QUERYREQUEST']._serialized_end=449
+  _globals['_RESULTSERIES']._serialized_start=452
+  _globals['_RESULTSERIES']._serialized_end=652
+  _globals['_RESULTSERIES_LABELSENTRY']._serialized_start=595
+  _globals['_RESULTSERIES_LABELSENTRY']._serialized_end=652
+  _globals['_QUERYSTATS']._serialized_start=655
+  _globals['_QUERYSTATS']._serialized_end=803
+  _globals['_QUERYRESPONSE']._serialized_start=806
+  _globals['_QUERYRESPONSE']._serialized_end=945
+  _globals['_LISTMETRICSREQUEST']._serialized_start=947
+  _globals['_LISTMETRICSREQUEST']._serialized_end=967
+  _globals['_METRICINFO']._serialized_start=969
+  _globals['_METRICINFO']._serialized_end=1056
+  _globals['_LISTMETRICSRESPONSE']._serialized_start=1058
+  _globals['_LISTMETRICSRESPONSE']._serialized_end=1133
+  _globals['_LISTLABELVALUESREQUEST']._serialized_start=1135
+  _globals['_LISTLABELVALUESREQUEST']._serialized_end=1205
+  _globals['_LISTLABELVALUESRESPONSE']._serialized_start=1207
+  _globals['_LISTLABELVALUESRESPONSE']._serialized_end=1256
+  _globals['_WATCHREQUEST']._serialized_start=1258
+  _globals['_WATCHREQUEST']._serialized_end=1368
+  _globals['_WATCHUPDATE']._serialized_start=1371
+  _globals['_WATCHUPDATE']._serialized_end=1541
+  _globals['_WATCHRESPONSE']._serialized_start=1543
+  _globals['_WATCHRESPONSE']._serialized_end=1613
+  _globals['_QUERYSERVICE']._serialized_start=1741
+  _globals['_QUERYSERVICE']._serialized_end=2085
 # @@protoc_insertion_point(module_scope)

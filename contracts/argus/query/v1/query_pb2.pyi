@@ -31,7 +31,7 @@ class LabelMatcher(_message.Message):
     def __init__(self, name: _Optional[str] = ..., op: _Optional[_Union[MatchOp, str]] = ..., value: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
-    __slots__ = ("metric", "start_ms", "end_ms", "period", "agg", "matchers", "group_by", "region")
+    __slots__ = ("metric", "start_ms", "end_ms", "period", "agg", "matchers", "group_by", "region", "limit", "sort", "order")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,9 @@ class QueryRequest(_message.Message):
     MATCHERS_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
     metric: str
     start_ms: int
     end_ms: int
@@ -48,7 +51,10 @@ class QueryRequest(_message.Message):
     matchers: _containers.RepeatedCompositeFieldContainer[LabelMatcher]
     group_by: _containers.RepeatedScalarFieldContainer[str]
     region: str
-    def __init__(self, metric: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., period: _Optional[str] = ..., agg: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[LabelMatcher, _Mapping]]] = ..., group_by: _Optional[_Iterable[str]] = ..., region: _Optional[str] = ...) -> None: ...
+    limit: int
+    sort: str
+    order: str
+    def __init__(self, metric: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., period: _Optional[str] = ..., agg: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[LabelMatcher, _Mapping]]] = ..., group_by: _Optional[_Iterable[str]] = ..., region: _Optional[str] = ..., limit: _Optional[int] = ..., sort: _Optional[str] = ..., order: _Optional[str] = ...) -> None: ...
 
 class ResultSeries(_message.Message):
     __slots__ = ("labels", "timestamps_ms", "values")
