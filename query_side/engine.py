@@ -26,7 +26,7 @@ from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
 from core.ports import ChunkStore, ColdStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
 from query_side.limits import DecodeBudget, QueryLimits, QueryToken
-from query_side.planner import MAX_SERIES, REGION_LABEL, QueryPlan, QuerySpec, Selector, hot_start_ms, plan
+from query_side.planner import MAX_SERIES, REGION_LABEL, Ordering, QueryPlan, QuerySpec, Selector, hot_start_ms, plan
 from query_side.timeparse import format_duration
 
 Clock = Callable[[], int]
@@ -270,7 +270,9 @@ class QueryEngine:
         if window:
             points = await self._cpu(token, _collapse, points, final.start_ms, work=len(points))
             step_ms = final.end_ms - final.start_ms
-        series = await self._cpu(token, _aggregate, points, final.agg, step_ms, group_labels, work=len(points))
+        series = await self._cpu(
+            token, _aggregate, points, final.agg, step_ms, final.ordering, group_labels, work=len(points)
+        )
         return QueryResult(
             tier=tier.name,
             step_ms=step_ms,
@@ -643,7 +645,7 @@ def _collapse(points: Points, start_ms: int) -> Points:
 
 
 def _aggregate(
-    points: Points, agg: str, step_ms: int, group_labels: Sequence[Mapping[str, str]]
+    points: Points, agg: str, step_ms: int, ordering: Ordering, group_labels: Sequence[Mapping[str, str]]
 ) -> tuple[ResultSeries, ...]:
     if len(points) == 0:
         return ()
@@ -653,7 +655,6 @@ def _aggregate(
     key_list = keys.tolist()
     # Label order first: the order without `sort`, and the tie-break with it.
     order = sorted(range(len(key_list)), key=lambda i: sorted(group_labels[key_list[i]].items()))
-    ordering = final.ordering
     if ordering.sort is not None:
         ranked = series_scores(values, offsets, ordering.sort)[order]
         if ordering.descending:
