@@ -158,6 +158,10 @@ class QueryEngine:
     def tiers(self) -> tuple[Tier, ...]:
         return self._tiers
 
+    def now_ms(self) -> int:
+        """The engine's clock ("now" for retention and relative times)."""
+        return self._clock()
+
     async def query(self, spec: QuerySpec, *, max_result_points: int = MAX_RESULT_POINTS) -> QueryResult:
         """Merge the matching series per bucket and group, then read `agg` off each point.
 

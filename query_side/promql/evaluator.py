@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -119,15 +119,15 @@ def _ranges(expr: Any) -> list[int]:
     found: list[int] = []
 
     def visit(node: Any) -> None:
-        if isinstance(node, pp.MatrixSelector) or (isinstance(node, pp.SubqueryExpr) and node.range is not None):
+        if isinstance(node, pp.MatrixSelector | pp.SubqueryExpr) and node.range is not None:
             found.append(_ms(node.range))
 
     pp.walk(expr, visit)
     return found
 
 
-def _ms(delta: Any) -> int:
-    return int(delta.total_seconds() * 1000 + 0.5)
+def _ms(delta: timedelta) -> int:
+    return delta // timedelta(milliseconds=1)
 
 
 def choose_tier(tiers: Sequence[Tier], *, step_ms: int, ranges: Sequence[int], oldest_ms: int, now_ms: int) -> Tier:

@@ -171,6 +171,10 @@ class SeriesReader:
                 ts = s.ts + shift
                 keep = (ts >= start_ms) & (ts <= end_ms) & ~np.isnan(s.values)
                 by_labels.setdefault(key, {})[agg] = (ts[keep], s.values[keep])
+        prefix: dict[tuple[tuple[str, str], ...], float] = {}
+        if kind is MetricKind.COUNTER and by_labels:
+            first_read = q_start - q_start % step
+            prefix = await self._counter_prefix(summary, matchers, first_read)
         out = []
         pname = prom_name(summary.name)
         for key, per_agg in by_labels.items():
@@ -184,10 +188,52 @@ class SeriesReader:
                     other_ts, other_values = per_agg[agg]
                     extra[agg] = _align(ts, other_ts, other_values)
             if kind is MetricKind.COUNTER:
-                out.append(RawSeries(labels=labels, kind=kind, ts=ts, values=np.cumsum(values), deltas=values))
+                cumulative = np.cumsum(values) + prefix.get(key, 0.0)
+                out.append(RawSeries(labels=labels, kind=kind, ts=ts, values=cumulative, deltas=values))
             else:
                 out.append(RawSeries(labels=labels, kind=kind, ts=ts, values=values, fields=extra))
         return out
+
+    async def _counter_prefix(
+        self, summary: MetricSummary, matchers: tuple[Matcher, ...], boundary_ms: int
+    ) -> dict[tuple[tuple[str, str], ...], float]:
+        """Per series, the sum of its deltas before `boundary_ms` (a multiple of the read
+        tier's step): what makes a counter's value cumulative since the series began.
+
+        Read coarse to fine, each tier's whole buckets up to where the next finer tier
+        takes over (1d buckets up to the last day boundary, then 1h, ... down to the read
+        tier): at most a few buckets per series per tier besides the daily ones."""
+        series = await self._engine.find_series(self._tenant, summary.name)
+        if not series:
+            return {}
+        tiers = sorted((t for t in self._engine.tiers if t.step_ms >= self.tier.step_ms), key=lambda t: -t.step_ms)
+        first_seen = min(record.first_seen_ms for record, _ in series)
+        now_ms = self._engine.now_ms()
+        cursor = first_seen - first_seen % tiers[0].step_ms
+        totals: dict[tuple[tuple[str, str], ...], float] = {}
+        for tier in tiers:
+            cursor = max(cursor, tier.chunk_start(now_ms - tier.retention_ms))  # older: deleted
+            cursor += -cursor % tier.step_ms
+            end = boundary_ms - boundary_ms % tier.step_ms
+            if end <= cursor:
+                continue
+            spec = QuerySpec(
+                tenant=self._tenant,
+                metric=summary.name,
+                start_ms=cursor,
+                end_ms=end,
+                period=tier.name,
+                agg="sum",
+                matchers=matchers,
+                group_by=("*",),
+            )
+            result = await self._engine.query(spec, max_result_points=self._max_points)
+            self.stats.points_read += result.stats.points_read
+            for s in result.series:
+                key = tuple(sorted(s.labels.items()))
+                totals[key] = totals.get(key, 0.0) + float(np.nansum(s.values))
+            cursor = end
+        return totals
 
 
 def _align(ts: I64, other_ts: I64, other_values: F64) -> F64:
