@@ -140,7 +140,8 @@ class SeriesReader:
         step = self.tier.step_ms
         shift = step - self._base_step_ms
         # Buckets whose sample time (start + shift) falls in [start, end].
-        q_start = max(0, start_ms - shift)
+        # Not before the tier's retention (older data is gone; the planner would refuse).
+        q_start = max(start_ms - shift, self._engine.now_ms() - self.tier.retention_ms)
         q_end = end_ms - shift + 1
         if q_end <= q_start:
             return []
@@ -212,7 +213,7 @@ class SeriesReader:
         cursor = first_seen - first_seen % tiers[0].step_ms
         totals: dict[tuple[tuple[str, str], ...], float] = {}
         for tier in tiers:
-            cursor = max(cursor, tier.chunk_start(now_ms - tier.retention_ms))  # older: deleted
+            cursor = max(cursor, now_ms - tier.retention_ms)  # older: deleted
             cursor += -cursor % tier.step_ms
             end = boundary_ms - boundary_ms % tier.step_ms
             if end <= cursor:
