@@ -225,7 +225,36 @@ CORPUS: list[Case] = [
         "topk(3, sum by (host) (avg_over_time(cpu_user[5m])))",
         "abs(delta(mem_free[5m])) > bool 1",
     ),
+    *_c(
+        "more operators",
+        "cpu_user % 7 + mem_free % 3",
+        "cpu_user atan2 50",
+        "cpu_user > bool on(host, region) mem_free / 8",
+        "cpu_user != bool 50",
+        'cpu_user or on(region) mem_free{host="h9"}',
+        "sum without (host, code) (http_requests) or vector(0)",
+        "count by (region) (cpu_user > 50)",
+        "sum by (region) (mem_free) / ignoring(region) group_left sum(mem_free)",
+        "max by (code) (rate(http_requests[2m])) - min by (code) (rate(http_requests[2m]))",
+    ),
+    *_c(
+        "more functions",
+        "resets(http_requests[10m])",
+        "changes(http_requests[5m])",
+        "idelta(http_requests[1m])",
+        "delta(http_requests[5m])",
+        "clamp(cpu_user, 60, 20)",
+        'absent(cpu_user{host=~"h9.*"})',
+        "quantile_over_time(0.5, rate(http_requests[1m])[5m:30s])",
+        "avg_over_time(sum by (region) (cpu_user)[10m:2m] offset 3m)",
+        "max_over_time(cpu_user[5m] @ 1767222000)",
+        'label_join(label_join(cpu_user, "a", "-", "host"), "b", "", "a", "region")',
+        "timestamp(rate(http_requests[5m]))",
+        'count_values by (region) ("v", floor(cpu_user / 25))',
+    ),
 ]
+# Every range case is also asked as an instant query (at three times).
+CORPUS += [Case(c.construct, c.query, "instant") for c in CORPUS if c.kind == "range"]
 
 
 class OneKey:

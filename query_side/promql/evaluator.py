@@ -971,7 +971,8 @@ def _vector_scalar(op: str, vec: Vector, scalar: F64, *, scalar_left: bool, retu
         else:
             value = _apply(op, a, b, return_bool=return_bool)
             value = np.where(np.isnan(s.values), np.nan, value)
-            labels = drop_name(s.labels)
+            # Prometheus 2.x keeps the name for atan2 (its name-dropping list omits it).
+            labels = s.labels if op == "atan2" else drop_name(s.labels)
         if not np.all(np.isnan(value)):
             out.append(Series(labels, value))
     return Vector(_dedupe(out))
@@ -1037,7 +1038,7 @@ def _vector_vector(op: str, lhs: Vector, rhs: Vector, mod: Any, *, return_bool: 
     one_to_one = card == pp.VectorMatchCardinality.OneToOne
     matching = mod.matching if mod is not None else None
     is_compare = op in _COMPARE
-    drop = not is_compare or return_bool
+    drop = (not is_compare and op != "atan2") or return_bool
     if one_to_one:
         seen: dict[Labels, F64] = {}
         for s in many.series:
