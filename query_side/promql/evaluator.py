@@ -11,8 +11,10 @@ own limits on every read, and the caller's deadline.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -428,39 +430,38 @@ class _Evaluator:
         for s in inner.series:
             groups.setdefault(key(s.labels), []).append(s)
         n = len(times)
-        out: list[Series] = []
-        if op in ("topk", "bottomk"):
-            kk = _scalar_param(param, op)
-            for members in groups.values():
-                stack = np.vstack([s.values for s in members])
-                order = np.where(np.isnan(stack), np.inf, -stack if op == "topk" else stack)
-                rank = np.argsort(np.argsort(order, axis=0, kind="stable"), axis=0, kind="stable")
-                for i, s in enumerate(members):
-                    keep = (rank[i] < np.floor(kk)) & ~np.isnan(s.values)
-                    if keep.any():
-                        out.append(Series(s.labels, np.where(keep, s.values, np.nan)))
-            return Vector(out)
-        if op == "count_values":
-            if not isinstance(param, String):
-                raise _err("count_values: the first argument must be a label name string")
-            label = param.value
-            counted: dict[Labels, F64] = {}
+
+        def compute() -> Vector:  # CPU only: on a query worker when large
+            out: list[Series] = []
+            if op in ("topk", "bottomk"):
+                kk = _scalar_param(param, op)
+                for members in groups.values():
+                    stack = np.vstack([s.values for s in members])
+                    order = np.where(np.isnan(stack), np.inf, -stack if op == "topk" else stack)
+                    rank = np.argsort(np.argsort(order, axis=0, kind="stable"), axis=0, kind="stable")
+                    for i, s in enumerate(members):
+                        keep = (rank[i] < np.floor(kk)) & ~np.isnan(s.values)
+                        if keep.any():
+                            out.append(Series(s.labels, np.where(keep, s.values, np.nan)))
+                return Vector(out)
+            if op == "count_values":
+                if not isinstance(param, String):
+                    raise _err("count_values: the first argument must be a label name string")
+                label = param.value
+                counted: dict[Labels, F64] = {}
+                for group, members in groups.items():
+                    stack = np.vstack([s.values for s in members])
+                    for step in range(n):
+                        col = stack[:, step]
+                        vals, counts = np.unique(col[~np.isnan(col)], return_counts=True)
+                        for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+                            lbl = labels_of({**dict(group), label: _fmt(v)})
+                            counted.setdefault(lbl, np.full(n, np.nan))[step] = c
+                return Vector([Series(lbl, v) for lbl, v in counted.items()])
             for group, members in groups.items():
                 stack = np.vstack([s.values for s in members])
-                for step in range(n):
-                    col = stack[:, step]
-                    vals, counts = np.unique(col[~np.isnan(col)], return_counts=True)
-                    for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
-                        lbl = labels_of({**dict(group), label: _fmt(v)})
-                        counted.setdefault(lbl, np.full(n, np.nan))[step] = c
-            return Vector([Series(lbl, v) for lbl, v in counted.items()])
-        for group, members in groups.items():
-            stack = np.vstack([s.values for s in members])
-            present = (~np.isnan(stack)).sum(axis=0)
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
+                present = (~np.isnan(stack)).sum(axis=0)
+                with np.errstate(all="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     if op == "sum":
                         value = np.nansum(stack, axis=0)
@@ -486,9 +487,11 @@ class _Evaluator:
                             value = np.full(n, np.inf)
                         else:
                             value = np.nanquantile(stack, phi, axis=0)
-            out.append(Series(group, np.where(present > 0, value, np.nan)))
-        self._check(len(out), n)
-        return Vector(out)
+                out.append(Series(group, np.where(present > 0, value, np.nan)))
+            self._check(len(out), n)
+            return Vector(out)
+
+        return await self.engine.offload(compute, work=len(inner.series) * n)
 
     # ------------------------------------------------------------------ binary operators
 
@@ -513,7 +516,10 @@ class _Evaluator:
         if isinstance(lhs, Scalar) and isinstance(rhs, Vector):
             return _vector_scalar(op, rhs, lhs.values, scalar_left=True, return_bool=return_bool)
         assert isinstance(lhs, Vector) and isinstance(rhs, Vector)
-        return _vector_vector(op, lhs, rhs, mod, return_bool=return_bool)
+        work = (len(lhs.series) + len(rhs.series)) * len(times)
+        return await self.engine.offload(
+            functools.partial(_vector_vector, op, lhs, rhs, mod, return_bool=return_bool), work=work
+        )
 
     # ------------------------------------------------------------------ functions
 
@@ -644,8 +650,6 @@ class _Evaluator:
             matrix = await self._range_arg(args[0], times, depth, name)
         self._check(len(matrix.series), len(times))
         eff, r = matrix.eff, matrix.range_ms
-        out: list[Series] = []
-        keep_name = name == "last_over_time"
         if name == "absent_over_time":
             present = np.zeros(len(times), dtype=bool)
             for s in matrix.series:
@@ -655,53 +659,8 @@ class _Evaluator:
             node = args[0].expr if isinstance(args[0], pp.ParenExpr) else args[0]
             labels = _absent_labels(node.vector_selector) if isinstance(node, pp.MatrixSelector) else ()
             return Vector([Series(labels, np.where(present, np.nan, 1.0))])
-        for s in matrix.series:
-            lo = np.searchsorted(s.ts, eff - r, side="left")
-            hi = np.searchsorted(s.ts, eff, side="right")
-            v = s.values
-            if name in ("rate", "increase") and s.deltas is not None:
-                # Stored deltas: the exact increase over (t - range, t], no extrapolation.
-                lo_open = np.searchsorted(s.ts, eff - r, side="right")
-                inc = k.window_sum(s.deltas, lo_open, hi)
-                value = inc / (r / 1000.0) if name == "rate" else inc
-                value = np.where(hi > lo_open, value, np.nan)
-            elif name in ("rate", "increase", "delta"):
-                value = k.extrapolated(s.ts, v, lo, hi, eff, r, counter=name != "delta", rate=name == "rate")
-            elif name in ("irate", "idelta"):
-                value = k.instant_delta(s.ts, v, lo, hi, rate=name == "irate")
-            elif name == "resets":
-                value = k.window_resets(v, lo, hi)
-            elif name == "changes":
-                value = k.window_changes(v, lo, hi)
-            elif name == "sum_over_time":
-                value = k.window_sum(s.fields.get("sum", v), lo, hi)
-            elif name == "count_over_time":
-                counts = s.fields.get("count")
-                value = k.window_sum(counts, lo, hi) if counts is not None else k.window_count(lo, hi)
-            elif name == "avg_over_time":
-                sums, counts = s.fields.get("sum"), s.fields.get("count")
-                if sums is not None and counts is not None:
-                    value = k.window_sum(sums, lo, hi) / k.window_sum(counts, lo, hi)
-                else:
-                    value = k.window_sum(v, lo, hi) / k.window_count(lo, hi)
-            elif name == "min_over_time":
-                value = k.window_min(s.fields.get("min", v), lo, hi)
-            elif name == "max_over_time":
-                value = k.window_max(s.fields.get("max", v), lo, hi)
-            elif name == "last_over_time":
-                value = k.window_last(v, lo, hi)
-            elif name == "present_over_time":
-                value = np.where(hi > lo, 1.0, np.nan)
-            elif name == "stdvar_over_time":
-                value = k.window_var(v, lo, hi)
-            elif name == "stddev_over_time":
-                value = np.sqrt(k.window_var(v, lo, hi))
-            else:  # quantile_over_time
-                assert phi is not None
-                value = k.window_quantile(phi, v, lo, hi)
-            if not np.all(np.isnan(value)):
-                out.append(Series(s.labels if keep_name else drop_name(s.labels), value))
-        return Vector(_dedupe(out))
+        points = sum(len(rs.ts) for rs in matrix.series) + len(matrix.series) * len(times)
+        return await self.engine.offload(_range_values, name, matrix, phi, work=points)
 
     async def _is_timer(self, vs: Any) -> bool:
         for summary in await self.reader.metrics():
@@ -763,6 +722,60 @@ class _Evaluator:
                 labels[NAME] = ""
             out.append(Series(labels_of(labels), value))
         return Vector(out)
+
+
+def _range_values(name: str, matrix: Matrix, phi: F64 | None) -> Vector:
+    """A range function over every series of `matrix` (CPU only: runs on a query worker)."""
+    eff, r = matrix.eff, matrix.range_ms
+    out: list[Series] = []
+    keep_name = name == "last_over_time"
+    for s in matrix.series:
+        lo = np.searchsorted(s.ts, eff - r, side="left")
+        hi = np.searchsorted(s.ts, eff, side="right")
+        v = s.values
+        if name in ("rate", "increase") and s.deltas is not None:
+            # Stored deltas: the exact increase over (t - range, t], no extrapolation.
+            lo_open = np.searchsorted(s.ts, eff - r, side="right")
+            inc = k.window_sum(s.deltas, lo_open, hi)
+            value = inc / (r / 1000.0) if name == "rate" else inc
+            value = np.where(hi > lo_open, value, np.nan)
+        elif name in ("rate", "increase", "delta"):
+            value = k.extrapolated(s.ts, v, lo, hi, eff, r, counter=name != "delta", rate=name == "rate")
+        elif name in ("irate", "idelta"):
+            value = k.instant_delta(s.ts, v, lo, hi, rate=name == "irate")
+        elif name == "resets":
+            value = k.window_resets(v, lo, hi)
+        elif name == "changes":
+            value = k.window_changes(v, lo, hi)
+        elif name == "sum_over_time":
+            value = k.window_sum(s.fields.get("sum", v), lo, hi)
+        elif name == "count_over_time":
+            counts = s.fields.get("count")
+            value = k.window_sum(counts, lo, hi) if counts is not None else k.window_count(lo, hi)
+        elif name == "avg_over_time":
+            sums, counts = s.fields.get("sum"), s.fields.get("count")
+            if sums is not None and counts is not None:
+                value = k.window_sum(sums, lo, hi) / k.window_sum(counts, lo, hi)
+            else:
+                value = k.window_sum(v, lo, hi) / k.window_count(lo, hi)
+        elif name == "min_over_time":
+            value = k.window_min(s.fields.get("min", v), lo, hi)
+        elif name == "max_over_time":
+            value = k.window_max(s.fields.get("max", v), lo, hi)
+        elif name == "last_over_time":
+            value = k.window_last(v, lo, hi)
+        elif name == "present_over_time":
+            value = np.where(hi > lo, 1.0, np.nan)
+        elif name == "stdvar_over_time":
+            value = k.window_var(v, lo, hi)
+        elif name == "stddev_over_time":
+            value = np.sqrt(k.window_var(v, lo, hi))
+        else:  # quantile_over_time
+            assert phi is not None
+            value = k.window_quantile(phi, v, lo, hi)
+        if not np.all(np.isnan(value)):
+            out.append(Series(s.labels if keep_name else drop_name(s.labels), value))
+    return Vector(_dedupe(out))
 
 
 # ---------------------------------------------------------------------- helpers
