@@ -612,6 +612,7 @@ class _Evaluator:
                 present |= ~np.isnan(s.values)
             return Vector([Series(_absent_labels(args[0]), np.where(present, np.nan, 1.0))])
         if name == "histogram_quantile":
+            await self._refuse_timer_buckets(args[1])
             phi = await self._scalar_arg(args[0], times, depth, name)
             vec = await self._vector_arg(args[1], times, depth, name)
             return Vector(_histogram_quantile(phi.values, vec.series, n))
@@ -661,6 +662,28 @@ class _Evaluator:
             return Vector([Series(labels, np.where(present, np.nan, 1.0))])
         points = sum(len(rs.ts) for rs in matrix.series) + len(matrix.series) * len(times)
         return await self.engine.offload(_range_values, name, matrix, phi, work=points)
+
+    async def _refuse_timer_buckets(self, node: Any) -> None:
+        """`histogram_quantile` over `m_bucket` where `m` is an Argus timer: timers are
+        sketches without bucket series, so say what to write instead of answering nothing."""
+        names: list[str] = []
+
+        def visit(n: Any) -> None:
+            if isinstance(n, pp.VectorSelector) and n.name and n.name.endswith("_bucket"):
+                names.append(n.name)
+
+        pp.walk(node, visit)
+        if not names:
+            return
+        metrics = {prom_name(m.name): MetricKind(m.kind) for m in await self.reader.metrics()}
+        for bucket in names:
+            stem = bucket[: -len("_bucket")]
+            if bucket not in metrics and metrics.get(stem) is MetricKind.TIMER:
+                raise _err(
+                    f"histogram_quantile over {bucket}: {stem} is an Argus timer (a quantile sketch, "
+                    f"no _bucket series); use argus_quantile(0.99, {stem}[5m]) for the percentile "
+                    f"across series, or quantile_over_time(0.99, {stem}[5m]) per series"
+                )
 
     async def _is_timer(self, vs: Any) -> bool:
         for summary in await self.reader.metrics():

@@ -159,6 +159,11 @@ async def test_argus_quantile_merges_timer_sketches_across_hosts(world: World) -
     assert per_host == pytest.approx({"a": 99.0, "b": 199.0}, rel=0.02)
     with pytest.raises(InvalidArgument, match="tier step"):
         await instant(world, "argus_quantile(0.5, api_latency[7m])", bucket)
+    # Timers have no _bucket series: the error says what to write instead.
+    with pytest.raises(InvalidArgument, match="argus_quantile"):
+        await instant(world, "histogram_quantile(0.9, rate(api_latency_bucket[5m]))", bucket)
+    timer_quantile = by(await instant(world, "quantile_over_time(0.5, api_latency[5m])", bucket), "host")
+    assert timer_quantile == pytest.approx({"a": 50.0, "b": 150.0}, rel=0.03)
 
 
 async def test_the_tier_follows_the_step_and_is_reported(world: World) -> None:
