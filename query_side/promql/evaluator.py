@@ -29,7 +29,7 @@ from core.regex import compile_full_match
 from query_side.engine import QueryEngine
 from query_side.planner import Matcher, MatchOp, QuerySpec
 from query_side.promql import kernels as k
-from query_side.promql.storage import SeriesReader, prom_name
+from query_side.promql.storage import DELTAS_ONLY, SeriesReader, prom_name
 from query_side.promql.values import (
     F64,
     I64,
@@ -190,6 +190,8 @@ _MATCH_OPS = {
 _PP_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
 
 _FIELDS_FOR = {
+    "rate": (DELTAS_ONLY,),
+    "increase": (DELTAS_ONLY,),
     "sum_over_time": ("sum",),
     "count_over_time": ("count",),
     "avg_over_time": ("sum", "count"),

@@ -27,6 +27,9 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 NAME_LABEL = "__name__"
+DELTAS_ONLY = "deltas"
+"""A `fields` entry: the caller uses only a counter's deltas (not its cumulative value)."""
+_GAUGE_FIELDS = ("sum", "count", "min", "max")
 _NOT_PROM = re.compile(r"[^a-zA-Z0-9_:]")
 
 
@@ -39,7 +42,8 @@ def prom_name(metric: str) -> str:
 class RawSeries:
     """One stored series as PromQL samples: `ts` ascending ms, `values` aligned.
 
-    Counters: `values` is the cumulative value (deltas summed from the first sample read),
+    Counters: `values` is the cumulative value since the series began (unless the read
+    asked for DELTAS_ONLY: then from the first sample read),
     `deltas` the increase each sample stands for (exact `rate`/`increase`). `fields` holds
     other per-bucket aggregates that were asked for (sum, count, min, max) of gauges."""
 
@@ -141,17 +145,30 @@ class SeriesReader:
         shift = step - self._base_step_ms
         # Buckets whose sample time (start + shift) falls in [start, end].
         # Not before the tier's retention (older data is gone; the planner would refuse).
-        q_start = max(start_ms - shift, self._engine.now_ms() - self.tier.retention_ms)
+        floor = self._engine.now_ms() - self.tier.retention_ms
+        q_start = max(start_ms - shift, floor)
         q_end = end_ms - shift + 1
         if q_end <= q_start:
             return []
+        keep_from = start_ms
+        if kind is MetricKind.COUNTER and DELTAS_ONLY not in fields:
+            # Read back to the next coarser tier's bucket boundary: the deltas before it come
+            # from the coarser tiers (`_counter_prefix`), those after it from this read.
+            coarser = [t.step_ms for t in self._engine.tiers if t.step_ms > step]
+            if coarser:
+                extended = q_start - q_start % min(coarser)
+                if extended >= floor:
+                    q_start = extended
+            keep_from = q_start + shift
         primary = {
             MetricKind.COUNTER: "sum",
             MetricKind.GAUGE: "last",
             MetricKind.TIMER: "avg",
             MetricKind.DISTINCT: "distinct",
         }[kind]
-        aggs = [primary] + [f for f in fields if f != primary and kind is MetricKind.GAUGE]
+        aggs = [primary] + [f for f in fields if f in _GAUGE_FIELDS and f != primary and kind is MetricKind.GAUGE]
+        # rate/increase read only the deltas: the cumulative prefix is not worth its reads.
+        cumulative = kind is MetricKind.COUNTER and DELTAS_ONLY not in fields
         by_labels: dict[tuple[tuple[str, str], ...], dict[str, tuple[I64, F64]]] = {}
         for agg in aggs:
             spec = QuerySpec(
@@ -170,10 +187,10 @@ class SeriesReader:
             for s in result.series:
                 key = tuple(sorted(s.labels.items()))
                 ts = s.ts + shift
-                keep = (ts >= start_ms) & (ts <= end_ms) & ~np.isnan(s.values)
+                keep = (ts >= keep_from) & (ts <= end_ms) & ~np.isnan(s.values)
                 by_labels.setdefault(key, {})[agg] = (ts[keep], s.values[keep])
         prefix: dict[tuple[tuple[str, str], ...], float] = {}
-        if kind is MetricKind.COUNTER and by_labels:
+        if cumulative and by_labels:
             first_read = q_start - q_start % step
             prefix = await self._counter_prefix(summary, matchers, first_read)
         out = []
@@ -190,7 +207,10 @@ class SeriesReader:
                     extra[agg] = _align(ts, other_ts, other_values)
             if kind is MetricKind.COUNTER:
                 cumulative = np.cumsum(values) + prefix.get(key, 0.0)
-                out.append(RawSeries(labels=labels, kind=kind, ts=ts, values=cumulative, deltas=values))
+                inside = ts >= start_ms
+                out.append(
+                    RawSeries(labels=labels, kind=kind, ts=ts[inside], values=cumulative[inside], deltas=values[inside])
+                )
             else:
                 out.append(RawSeries(labels=labels, kind=kind, ts=ts, values=values, fields=extra))
         return out
