@@ -168,7 +168,7 @@ class SeriesReader:
         }[kind]
         aggs = [primary] + [f for f in fields if f in _GAUGE_FIELDS and f != primary and kind is MetricKind.GAUGE]
         # rate/increase read only the deltas: the cumulative prefix is not worth its reads.
-        cumulative = kind is MetricKind.COUNTER and DELTAS_ONLY not in fields
+        need_prefix = kind is MetricKind.COUNTER and DELTAS_ONLY not in fields
         by_labels: dict[tuple[tuple[str, str], ...], dict[str, tuple[I64, F64]]] = {}
         for agg in aggs:
             spec = QuerySpec(
@@ -190,7 +190,7 @@ class SeriesReader:
                 keep = (ts >= keep_from) & (ts <= end_ms) & ~np.isnan(s.values)
                 by_labels.setdefault(key, {})[agg] = (ts[keep], s.values[keep])
         prefix: dict[tuple[tuple[str, str], ...], float] = {}
-        if cumulative and by_labels:
+        if need_prefix and by_labels:
             first_read = q_start - q_start % step
             prefix = await self._counter_prefix(summary, matchers, first_read)
         out = []
