@@ -61,6 +61,7 @@ def add_prometheus_routes(
         ("/api/v1/query_range", api.query_range),
         ("/api/v1/series", api.series),
         ("/api/v1/labels", api.labels),
+        ("/api/v1/query_exemplars", api.exemplars),
     ):
         app.router.add_get(PREFIX + path, _enveloped(handler))
         app.router.add_post(PREFIX + path, _enveloped(handler))
@@ -390,6 +391,12 @@ class _PromApi:
                 continue
             out[pname] = [{"type": _METRIC_TYPE.get(MetricKind(m.kind), "unknown"), "help": "", "unit": ""}]
         return out, []
+
+    async def exemplars(self, request: web.Request, params: MultiDict[str]) -> tuple[Any, list[str]]:
+        """Argus keeps no exemplars: always none (Grafana asks alongside range queries)."""
+        self._tenant(request)
+        parse(_one(params, "query", required=True) or "")
+        return [], []
 
     async def buildinfo(self, request: web.Request, params: MultiDict[str]) -> tuple[Any, list[str]]:
         self._tenant(request)

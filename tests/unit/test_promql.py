@@ -293,3 +293,4 @@ async def test_http_tenants_see_only_their_own_series(client: TestClient[Any, An
     meta = await data("/prometheus/api/v1/metadata", AUTH)
     assert meta["http_requests"][0]["type"] == "counter" and "secret_metric" not in meta
     assert (await data("/prometheus/api/v1/status/buildinfo", AUTH))["version"]
+    assert await data("/prometheus/api/v1/query_exemplars", AUTH, query="cpu_user") == []
