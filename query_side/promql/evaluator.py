@@ -133,16 +133,14 @@ def _ms(delta: timedelta) -> int:
 
 
 def choose_tier(tiers: Sequence[Tier], *, step_ms: int, ranges: Sequence[int], oldest_ms: int, now_ms: int) -> Tier:
-    """The coarsest tier whose step fits the resolution the query asks for, among the tiers
-    whose retention reaches `oldest_ms`: resolution = the step, or for an instant query (and
-    when the shortest range window is long) 1/60 of the shortest range."""
+    """The coarsest tier whose step is at most the query's resolution, among the tiers whose
+    retention reaches `oldest_ms` (else the finest of those). Resolution: a range query's
+    step; an instant query's shortest range window / 60 (0 without one: the finest tier).
+    A 30-day range at 1 h steps reads the 1h tier."""
     ordered = sorted(tiers, key=lambda t: t.step_ms)
     covering = [t for t in ordered if now_ms - t.retention_ms <= oldest_ms] or [ordered[-1]]
-    resolution = step_ms
-    if ranges:
-        resolution = max(resolution, min(ranges) // 60) if step_ms == 0 else min(resolution, max(min(ranges) // 60, 1))
-        resolution = max(resolution, step_ms if step_ms and min(ranges) >= step_ms else 0)
-    fitting = [t for t in covering if t.step_ms <= max(resolution, covering[0].step_ms)]
+    resolution = step_ms if step_ms else (min(ranges) // 60 if ranges else 0)
+    fitting = [t for t in covering if t.step_ms <= resolution]
     return fitting[-1] if fitting else covering[0]
 
 
@@ -369,10 +367,13 @@ class _Evaluator:
         range_ms = _ms(node.range)
         tier = self.reader.tier
         if range_ms < tier.step_ms:
+            # A window narrower than a bucket would see one bucket or none depending on where
+            # it falls: it is widened to one bucket (rate divides by the widened window).
             self._warn(
                 f"argus: range [{range_ms // 1000}s] is shorter than the {tier.name} tier's step: "
-                f"each window reads {tier.name} buckets"
+                f"widened to {tier.step_ms // 1000}s"
             )
+            range_ms = tier.step_ms
         eff = self._eff(times, vs.offset, vs.at)
         raw = await self._read(vs, int(eff.min()) - range_ms, int(eff.max()), fields)
         return Matrix(raw, range_ms, eff)

@@ -176,6 +176,24 @@ async def test_the_tier_follows_the_step_and_is_reported(world: World) -> None:
     assert coarse.tier == "5m" and "5m tier" in coarse.warnings[0]
 
 
+async def test_a_month_at_hour_steps_reads_the_hour_tier_and_widens_short_windows(world: World) -> None:
+    q = PromQuery(
+        tenant=TENANT,
+        query='rate(http_requests{host="a"}[5m])',
+        start_ms=NOW_MS - 30 * 24 * HOUR,
+        end_ms=NOW_MS,
+        step_ms=HOUR,
+    )
+    result = await evaluate(world.engine, q, now_ms=world.now_ms)
+    assert result.tier == "1h"
+    assert any("widened to 3600s" in w for w in result.warnings)
+    assert isinstance(result.value, Vector)
+    (series,) = result.value.series
+    # The last hour's bucket: 720 deltas of 1.0 over the widened 1 h window.
+    assert series.values[-1] == pytest.approx(720 / 3600)
+    assert np.isnan(series.values[:-1]).all()
+
+
 # ------------------------------------------------------------------------------ hostile input
 
 
