@@ -50,6 +50,9 @@ from query_side.promql.values import (
 LOOKBACK_MS = 5 * 60_000
 MAX_QUERY_CHARS = 16_384
 MAX_DEPTH = 64
+"""Deepest bracket nesting of the query text."""
+MAX_TREE_DEPTH = 200
+"""Deepest expression tree (`a + b + ... ` of 200 terms is 200 deep); bounds the recursion."""
 MAX_STEPS = 11_000
 """Most steps of a range query (Prometheus's own limit)."""
 DEFAULT_MAX_SAMPLES = 5_000_000
@@ -117,6 +120,32 @@ def parse(query: str) -> Any:
         raise _err(f"cannot parse PromQL: {exc}") from None
 
 
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, pp.BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, pp.AggregateExpr):
+        return [node.expr] + ([node.param] if node.param is not None else [])
+    if isinstance(node, pp.Call):
+        return list(node.args)
+    if isinstance(node, pp.ParenExpr | pp.UnaryExpr | pp.SubqueryExpr):
+        return [node.expr]
+    if isinstance(node, pp.MatrixSelector):
+        return [node.vector_selector]
+    return []
+
+
+def walk(expr: Any, visit: Callable[[Any], None]) -> None:
+    """Visit every node, refusing a tree deeper than MAX_TREE_DEPTH (iterative, and it stops
+    descending at the limit: the parser's own walk takes quadratic time on deep trees)."""
+    stack = [(expr, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise _err(f"expression is deeper than {MAX_TREE_DEPTH} levels of operators and functions")
+        visit(node)
+        stack.extend((child, depth + 1) for child in _children(node))
+
+
 def _ranges(expr: Any) -> list[int]:
     found: list[int] = []
 
@@ -124,7 +153,7 @@ def _ranges(expr: Any) -> list[int]:
         if isinstance(node, pp.MatrixSelector | pp.SubqueryExpr) and node.range is not None:
             found.append(_ms(node.range))
 
-    pp.walk(expr, visit)
+    walk(expr, visit)
     return found
 
 
@@ -291,8 +320,8 @@ class _Evaluator:
     # ------------------------------------------------------------------ dispatch
 
     async def eval(self, node: Any, times: I64, depth: int) -> Value:
-        if depth > MAX_DEPTH:
-            raise _err(f"expression nests deeper than {MAX_DEPTH} levels")
+        if depth > MAX_TREE_DEPTH:
+            raise _err(f"expression is deeper than {MAX_TREE_DEPTH} levels of operators and functions")
         d = depth + 1
         if isinstance(node, pp.NumberLiteral):
             return Scalar(np.full(len(times), float(node.val)))
@@ -675,7 +704,7 @@ class _Evaluator:
             if isinstance(n, pp.VectorSelector) and n.name and n.name.endswith("_bucket"):
                 names.append(n.name)
 
-        pp.walk(node, visit)
+        walk(node, visit)
         if not names:
             return
         metrics = {prom_name(m.name): MetricKind(m.kind) for m in await self.reader.metrics()}

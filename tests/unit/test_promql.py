@@ -216,6 +216,12 @@ async def test_pathological_regex_is_linear_and_backreferences_are_refused(world
 async def test_deep_nesting_long_queries_and_tiny_steps_are_refused(world: World) -> None:
     with pytest.raises(InvalidArgument, match="nests"):
         await instant(world, "(" * 500 + "cpu_user" + ")" * 500)
+    # A long chain of operators is a deep tree: fine up to the limit, refused past it.
+    assert values(await instant(world, " + ".join(['cpu_user{host="a"}'] * 150))) == {
+        (("host", "a"), ("region", "eu")): 150 * 15.0
+    }
+    with pytest.raises(InvalidArgument, match="deeper"):
+        await instant(world, " + ".join(["1"] * 2_000))
     with pytest.raises(InvalidArgument, match="characters"):
         await instant(world, "cpu_user + " * 3_000 + "1")
     q = PromQuery(tenant=TENANT, query="cpu_user", start_ms=NOW_MS - HOUR, end_ms=NOW_MS, step_ms=1)
