@@ -16,6 +16,7 @@ from core.model import MetricKind
 from core.points import from_values
 from query_side.http_gateway import make_http_app
 from query_side.promql.evaluator import PromQuery, PromResult, evaluate
+from query_side.promql.http_api import parse_step, parse_time
 from query_side.promql.values import Scalar, Vector
 from tests.unit.test_query_engine import HOUR, MINUTE, NOW_MS, TENANT, World
 
@@ -318,3 +319,30 @@ async def test_http_tenants_see_only_their_own_series(client: TestClient[Any, An
     assert meta["http_requests"][0]["type"] == "counter" and "secret_metric" not in meta
     assert (await data("/prometheus/api/v1/status/buildinfo", AUTH))["version"]
     assert await data("/prometheus/api/v1/query_exemplars", AUTH, query="cpu_user") == []
+
+
+def test_prometheus_time_and_step_formats() -> None:
+    assert parse_time("1767225600", name="time") == 1_767_225_600_000
+    assert parse_time("1767225600.123", name="time") == 1_767_225_600_123
+    assert parse_time("2026-01-01T00:00:00Z", name="time") == 1_767_225_600_000
+    assert parse_time("2026-01-01T01:00:00.5+01:00", name="time") == 1_767_225_600_500
+    assert parse_step("15") == 15_000 and parse_step("0.5") == 500
+    assert parse_step("1m30s") == 90_000 and parse_step("2h") == 7_200_000
+    for bad in ("yesterday", "2026-01-01T00:00:00", "nan", "1e300"):
+        with pytest.raises(InvalidArgument, match="time"):
+            parse_time(bad, name="time")
+    for bad in ("0", "-5", "5 minutes", "inf"):
+        with pytest.raises(InvalidArgument, match="step"):
+            parse_step(bad)
+
+
+async def test_http_stats_report_the_tier_and_points_read(client: TestClient[Any, Any]) -> None:
+    at = str((NOW_MS - 10 * MINUTE) / 1000)
+    response = await client.get(
+        "/prometheus/api/v1/query", params={"query": "sum(cpu_user)", "time": at, "stats": "all"}, headers=AUTH
+    )
+    body = await response.json()
+    assert body["data"]["stats"]["argus"]["tier"] == "5s"
+    assert body["data"]["stats"]["samples"]["totalQueryableSamples"] > 0
+    bad_time = await client.get("/prometheus/api/v1/query", params={"query": "1", "time": "soon"}, headers=AUTH)
+    assert bad_time.status == 400 and (await bad_time.json())["errorType"] == "bad_data"
