@@ -58,6 +58,9 @@ MAX_STEPS = 11_000
 DEFAULT_MAX_SAMPLES = 5_000_000
 """Most values any node may hold at once (series x steps), like Prometheus's max samples."""
 
+SUBQUERY_DEFAULT_STEP_MS = 60_000
+"""`m[5m:]` steps by Prometheus's default evaluation interval (1 m), whatever the query step."""
+
 ARGUS_QUANTILE = "argus_quantile"
 
 with contextlib.suppress(ValueError):  # already registered in this process
@@ -410,7 +413,7 @@ class _Evaluator:
 
     async def _subquery(self, node: Any, times: I64, depth: int) -> Matrix:
         range_ms = _ms(node.range)
-        step_ms = _ms(node.step) if node.step is not None else max(self.q.step_ms, 60_000)
+        step_ms = _ms(node.step) if node.step is not None else SUBQUERY_DEFAULT_STEP_MS
         if step_ms <= 0:
             raise _err("subquery step must be positive")
         eff = self._eff(times, node.offset, node.at)
