@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV := $(BIN)/uv
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers clean setup lock lock-check breaking
+.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers promql-compat clean setup lock lock-check breaking
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -84,6 +84,11 @@ bench-smoke: $(STAMP)
 # Argus beside VictoriaMetrics, Prometheus and InfluxDB (Debian packages, installed if missing).
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.peers_run
+
+# PromQL answers compared with the real Prometheus on the same samples (Debian package
+# prometheus, installed with apt-get if missing); report per construct.
+promql-compat: $(STAMP)
+	$(BIN)/python -m bench.promql_compat --report bench/results/promql-compat.txt
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -26,7 +26,17 @@ from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
 from core.ports import ChunkStore, ColdStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
 from query_side.limits import DecodeBudget, QueryLimits, QueryToken
-from query_side.planner import MAX_SERIES, REGION_LABEL, Ordering, QueryPlan, QuerySpec, Selector, hot_start_ms, plan
+from query_side.planner import (
+    MAX_RESULT_POINTS,
+    MAX_SERIES,
+    REGION_LABEL,
+    Ordering,
+    QueryPlan,
+    QuerySpec,
+    Selector,
+    hot_start_ms,
+    plan,
+)
 from query_side.timeparse import format_duration
 
 Clock = Callable[[], int]
@@ -149,18 +159,24 @@ class QueryEngine:
     def tiers(self) -> tuple[Tier, ...]:
         return self._tiers
 
-    async def query(self, spec: QuerySpec) -> QueryResult:
+    def now_ms(self) -> int:
+        """The engine's clock ("now" for retention and relative times)."""
+        return self._clock()
+
+    async def query(self, spec: QuerySpec, *, max_result_points: int = MAX_RESULT_POINTS) -> QueryResult:
         """Merge the matching series per bucket and group, then read `agg` off each point.
 
         Raises InvalidArgument (bad spec, before any I/O), ResourceExhausted (more than
-        MAX_SERIES matching series, MAX_RESULT_POINTS result points, or more stored points to
+        MAX_SERIES matching series, `max_result_points` result points, or more stored points to
         read than the limits' decode budget: refused before decoding), DeadlineExceeded (over
         the limits' timeout). A metric without series gives an empty result. Cancelling the
         calling task stops the work in the worker thread too (at its next check).
         """
-        return await self._guarded(spec, window=False)
+        return await self._guarded(spec, window=False, max_result_points=max_result_points)
 
-    async def _guarded(self, spec: QuerySpec, *, window: bool) -> QueryResult:
+    async def _guarded(
+        self, spec: QuerySpec, *, window: bool, max_result_points: int = MAX_RESULT_POINTS
+    ) -> QueryResult:
         """`_query` under the limits' timeout, cancelled by `close()`."""
         if self._closed:
             raise _stopping()
@@ -168,7 +184,7 @@ class QueryEngine:
         self._active.add(token)
         try:
             async with asyncio.timeout(self._limits.timeout_ms / 1000.0) as timer:
-                return await self._query(spec, token, window=window)
+                return await self._query(spec, token, max_result_points, window=window)
         except TimeoutError:
             if timer.expired():
                 raise token.expired() from None
@@ -209,12 +225,14 @@ class QueryEngine:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
-    async def _query(self, spec: QuerySpec, token: QueryToken, *, window: bool = False) -> QueryResult:
+    async def _query(
+        self, spec: QuerySpec, token: QueryToken, max_result_points: int, *, window: bool = False
+    ) -> QueryResult:
         started = time.perf_counter()
         now_ms = self._clock()
         cold_from = await self._cold_from(spec, now_ms)
         # Validates everything but the agg-for-kind before touching the hot store.
-        draft = plan(spec, self._tiers, now_ms=now_ms, cold_from_ms=cold_from)
+        draft = plan(spec, self._tiers, now_ms=now_ms, cold_from_ms=cold_from, max_result_points=max_result_points)
         resolved = await self._resolve(spec.tenant, spec.metric, draft.selector.equal)
         picked = await self._cpu(token, _pick, resolved.labels, draft.selector, work=len(resolved.labels))
         if len(picked) > MAX_SERIES:
@@ -241,6 +259,7 @@ class QueryEngine:
             # A window query returns one point per group (at most MAX_SERIES), not buckets.
             groups=1 if window else len(group_labels),
             cold_from_ms=cold_from,
+            max_result_points=max_result_points,
         )
         series_ids = [r.series_id for r in records]
         group_by_series = dict(zip(series_ids, group_of, strict=True))
@@ -452,6 +471,12 @@ class QueryEngine:
     async def list_metrics(self, tenant: str) -> list[MetricSummary]:
         """The tenant's metrics, sorted by name."""
         return sorted(await self._index.list_metrics(tenant), key=lambda m: m.name)
+
+    async def find_series(self, tenant: str, metric: str) -> list[tuple[SeriesRecord, Mapping[str, str]]]:
+        """The index's series of one metric with their labels ("region" included), from
+        the same ~1 s cache the queries use (for series and label listings)."""
+        resolved = await self._resolve(tenant, metric, {})
+        return list(zip(resolved.records, resolved.labels, strict=True))
 
     async def label_values(self, tenant: str, label: str, metric: str | None = None) -> list[str]:
         """Sorted distinct values of `label` ("region" included) in the tenant or one metric."""

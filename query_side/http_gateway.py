@@ -25,6 +25,7 @@ from query_side.alerts.http import AlertsApi, add_alert_routes
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
 from query_side.handlers import LabelValuesRequest, QueryHandlers
 from query_side.planner import AUTO, QuerySpec, parse_matcher
+from query_side.promql.http_api import add_prometheus_routes
 from query_side.timeparse import parse_range
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def make_http_app(
     app.router.add_get("/readyz", api.readyz)
     add_admin_routes(app, authenticator, quarantine)  # query_side/admin.py
     add_alert_routes(app, authenticator, alerts)  # query_side/alerts/http.py
+    add_prometheus_routes(app, engine, authenticator, clock)  # query_side/promql/http_api.py: /prometheus/...
     return app
 
 

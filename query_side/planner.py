@@ -185,13 +185,15 @@ def plan(
     series_kind: MetricKind | None = None,
     groups: int = 1,
     cold_from_ms: Mapping[str, int] | None = None,
+    max_result_points: int = MAX_RESULT_POINTS,
 ) -> QueryPlan:
     """Validate `spec` and choose its tier.
 
     `series_kind` None (the metric has no series) checks only that `agg` is some known
     aggregation. `groups` is how many result series the query makes: `auto` coarsens the
     tier until `groups * buckets` fits MAX_RESULT_POINTS, an explicit period that does not
-    fit raises ResourceExhausted. `cold_from_ms` (tier name -> oldest archived time) lets a
+    fit raises ResourceExhausted (`max_result_points`: a caller's own bound, e.g. PromQL's
+    max samples). `cold_from_ms` (tier name -> oldest archived time) lets a
     tier answer from before its hot retention (see `hot_start_ms`). Raises InvalidArgument
     naming the parameter at fault.
     """
@@ -208,7 +210,9 @@ def plan(
     selector = compile_selector(spec.matchers, region=spec.region)
     group_by = validate_group_by(spec.group_by)
     ordering = validate_ordering(spec.sort, spec.order, spec.limit)
-    tier = choose_tier(spec, tiers, now_ms=now_ms, groups=groups, cold_from_ms=cold_from_ms)
+    tier = choose_tier(
+        spec, tiers, now_ms=now_ms, groups=groups, cold_from_ms=cold_from_ms, max_result_points=max_result_points
+    )
     start_ms, end_ms = align(spec.start_ms, spec.end_ms, tier.step_ms)
     return QueryPlan(
         tier=tier, start_ms=start_ms, end_ms=end_ms, agg=agg, selector=selector, group_by=group_by, ordering=ordering
@@ -241,6 +245,7 @@ def choose_tier(
     now_ms: int,
     groups: int = 1,
     cold_from_ms: Mapping[str, int] | None = None,
+    max_result_points: int = MAX_RESULT_POINTS,
 ) -> Tier:
     """The tier answering `spec` (see `plan`). Tiers may be given in any order. A tier covers
     the query if its hot retention reaches back to the start, or its cold archive does."""
@@ -254,7 +259,9 @@ def choose_tier(
     groups = max(groups, 1)
     period = (spec.period or AUTO).strip()
     if period != AUTO:
-        return _explicit_tier(spec, period, ordered, covering, now_ms=now_ms, groups=groups)
+        return _explicit_tier(
+            spec, period, ordered, covering, now_ms=now_ms, groups=groups, max_result_points=max_result_points
+        )
     if not covering:
         oldest = max(ordered, key=lambda t: t.retention_ms)
         raise InvalidArgument(
@@ -271,10 +278,10 @@ def choose_tier(
             choice += 1
     else:
         choice = 0
-    while counts[choice] * groups > MAX_RESULT_POINTS and choice + 1 < len(covering):
+    while counts[choice] * groups > max_result_points and choice + 1 < len(covering):
         choice += 1
-    if counts[choice] * groups > MAX_RESULT_POINTS:
-        raise _too_many_points(counts[choice], groups, covering[choice])
+    if counts[choice] * groups > max_result_points:
+        raise _too_many_points(counts[choice], groups, covering[choice], max_result_points)
     return covering[choice]
 
 
@@ -286,6 +293,7 @@ def _explicit_tier(
     *,
     now_ms: int,
     groups: int,
+    max_result_points: int = MAX_RESULT_POINTS,
 ) -> Tier:
     by_name = {t.name: t for t in ordered}
     tier = by_name.get(period)
@@ -305,15 +313,17 @@ def _explicit_tier(
             parameter="period",
         )
     points = _buckets(spec.start_ms, spec.end_ms, tier.step_ms)
-    if points * groups > MAX_RESULT_POINTS:
-        raise _too_many_points(points, groups, tier)
+    if points * groups > max_result_points:
+        raise _too_many_points(points, groups, tier, max_result_points)
     return tier
 
 
-def _too_many_points(points: int, groups: int, tier: Tier) -> ResourceExhausted:
+def _too_many_points(
+    points: int, groups: int, tier: Tier, max_result_points: int = MAX_RESULT_POINTS
+) -> ResourceExhausted:
     return ResourceExhausted(
         f"query would return {points * groups:,} points ({groups:,} series x {points:,} steps of "
-        f"{tier.name}), over the limit of {MAX_RESULT_POINTS:,} points per query; "
+        f"{tier.name}), over the limit of {max_result_points:,} points per query; "
         "use a shorter range, a coarser period or fewer group_by labels"
     )
 

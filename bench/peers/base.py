@@ -57,14 +57,15 @@ def ensure_package(package: str, binaries: Sequence[str]) -> None:
             raise PeerUnavailable(f"Debian package {package} is not installed and this is not root to install it")
         log(f"installing Debian package {package} (apt-get install -y)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", package],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=900,
-        )
+
+        def apt_get(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["apt-get", *args], capture_output=True, text=True, env=env, check=False, timeout=900)
+
+        done = apt_get("install", "-y", "--no-install-recommends", package)
+        if done.returncode != 0:
+            # A fresh machine has no package lists yet: fetch them once and try again.
+            apt_get("update")
+            done = apt_get("install", "-y", "--no-install-recommends", package)
         if done.returncode != 0:
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-5:])
             raise PeerUnavailable(f"apt-get install {package} failed ({done.returncode}): {tail}")
