@@ -1,0 +1,192 @@
+import { TimeSeriesChart } from "./Chart";
+import { formatValue, PALETTE, stats, thresholdColor } from "./lib/format";
+import type { Series } from "./lib/live";
+import { seriesName } from "./lib/query";
+import type { Panel } from "./lib/spec";
+
+export interface PanelData {
+  series: Series[];
+  error: string;
+  tier: string;
+  loading: boolean;
+}
+
+interface Props {
+  panel: Panel;
+  data: PanelData | undefined;
+  range: { start: number; end: number };
+  onZoom: (start: number, end: number) => void;
+}
+
+function lastOf(s: Series): number | null {
+  return s.values.length > 0 ? (s.values[s.values.length - 1] as number) : null;
+}
+
+export function PanelBody({ panel, data, range, onZoom }: Props) {
+  if (!data || (data.loading && data.series.length === 0 && !data.error)) return <div className="panel-msg muted">Loading…</div>;
+  if (data.error) {
+    return (
+      <div className="panel-msg error" role="alert" data-testid="panel-error">
+        {data.error}
+      </div>
+    );
+  }
+  const metric = panel.targets[0]?.metric ?? "";
+  const series = data.series;
+  if (series.every((s) => s.timestamps.length === 0)) return <div className="panel-msg muted">No data</div>;
+  const fmt = (v: number | null) => formatValue(v, panel.unit, panel.decimals);
+  switch (panel.type) {
+    case "timeseries":
+    case "bar":
+      return (
+        <div className="ts">
+          <TimeSeriesChart series={series} metric={metric} unit={panel.unit} decimals={panel.decimals} thresholds={panel.thresholds} style={panel.style} range={range} min={panel.min} max={panel.max} bars={panel.type === "bar"} onZoom={onZoom} />
+          <Legend series={series} metric={metric} fmt={fmt} />
+        </div>
+      );
+    case "stat": {
+      const v = series.length > 0 ? lastOf(series[0] as Series) : null;
+      return (
+        <div className="stat" style={{ color: thresholdColor(v, panel.thresholds) }} data-testid="stat-value">
+          {fmt(v)}
+        </div>
+      );
+    }
+    case "gauge": {
+      const v = series.length > 0 ? lastOf(series[0] as Series) : null;
+      return <Gauge value={v} min={panel.min ?? 0} max={panel.max ?? 100} color={thresholdColor(v, panel.thresholds)} label={fmt(v)} />;
+    }
+    case "table":
+      return <StatsTable series={series} metric={metric} fmt={fmt} />;
+    case "toplist": {
+      const rows = series
+        .map((s) => ({ name: seriesName(s.labels, metric), v: lastOf(s) }))
+        .filter((r): r is { name: string; v: number } => r.v !== null)
+        .sort((a, b) => b.v - a.v)
+        .slice(0, 10);
+      const top = Math.max(...rows.map((r) => Math.abs(r.v)), 1e-12);
+      return (
+        <ol className="toplist">
+          {rows.map((r) => (
+            <li key={r.name}>
+              <span className="name">{r.name}</span>
+              <span className="bar" style={{ width: `${(Math.abs(r.v) / top) * 100}%`, background: thresholdColor(r.v, panel.thresholds, "var(--accent)") }} />
+              <span className="val">{fmt(r.v)}</span>
+            </li>
+          ))}
+        </ol>
+      );
+    }
+    case "heatmap":
+      return <Heatmap series={series} metric={metric} fmt={fmt} />;
+  }
+}
+
+function Legend({ series, metric, fmt }: { series: Series[]; metric: string; fmt: (v: number | null) => string }) {
+  return (
+    <table className="legend">
+      <thead>
+        <tr>
+          <th />
+          <th>min</th>
+          <th>max</th>
+          <th>avg</th>
+          <th>last</th>
+        </tr>
+      </thead>
+      <tbody>
+        {series.slice(0, 20).map((s, i) => {
+          const st = stats(s.values);
+          const name = seriesName(s.labels, metric);
+          return (
+            <tr key={name}>
+              <td className="name">
+                <span className="dot" style={{ background: PALETTE[i % PALETTE.length] }} />
+                {name}
+              </td>
+              <td>{fmt(st?.min ?? null)}</td>
+              <td>{fmt(st?.max ?? null)}</td>
+              <td>{fmt(st?.avg ?? null)}</td>
+              <td>{fmt(st?.last ?? null)}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
+function StatsTable({ series, metric, fmt }: { series: Series[]; metric: string; fmt: (v: number | null) => string }) {
+  return (
+    <div className="table-wrap">
+      <table className="data-table">
+        <thead>
+          <tr>
+            <th>series</th>
+            <th>last</th>
+            <th>min</th>
+            <th>max</th>
+            <th>avg</th>
+            <th>points</th>
+          </tr>
+        </thead>
+        <tbody>
+          {series.map((s) => {
+            const st = stats(s.values);
+            const name = seriesName(s.labels, metric);
+            return (
+              <tr key={name}>
+                <td>{name}</td>
+                <td>{fmt(st?.last ?? null)}</td>
+                <td>{fmt(st?.min ?? null)}</td>
+                <td>{fmt(st?.max ?? null)}</td>
+                <td>{fmt(st?.avg ?? null)}</td>
+                <td>{st?.count ?? 0}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function Gauge({ value, min, max, color, label }: { value: number | null; min: number; max: number; color: string; label: string }) {
+  const frac = value === null || max <= min ? 0 : Math.min(1, Math.max(0, (value - min) / (max - min)));
+  const a = Math.PI * (1 - frac);
+  const x = 60 + 50 * Math.cos(a);
+  const y = 60 - 50 * Math.sin(a);
+  return (
+    <svg className="gauge" viewBox="0 0 120 72" role="img" aria-label={label}>
+      <path d="M10 60 A50 50 0 0 1 110 60" stroke="var(--grid)" strokeWidth="10" fill="none" />
+      {frac > 0 && <path d={`M10 60 A50 50 0 0 1 ${x.toFixed(2)} ${y.toFixed(2)}`} stroke={color} strokeWidth="10" fill="none" />}
+      <text x="60" y="58" textAnchor="middle" fontSize="16" fill="currentColor">
+        {label}
+      </text>
+    </svg>
+  );
+}
+
+// One row per series, one cell per bucket, colour by value (e.g. a timer's p99 per host).
+function Heatmap({ series, metric, fmt }: { series: Series[]; metric: string; fmt: (v: number | null) => string }) {
+  const all = series.flatMap((s) => s.values);
+  const lo = Math.min(...all);
+  const hi = Math.max(...all);
+  return (
+    <div className="heatmap">
+      {series.slice(0, 30).map((s) => {
+        const name = seriesName(s.labels, metric);
+        return (
+          <div className="hm-row" key={name} title={name}>
+            <span className="name">{name}</span>
+            <span className="cells">
+              {s.values.map((v, i) => (
+                <span key={i} className="cell" title={`${new Date(s.timestamps[i] as number).toLocaleTimeString()}: ${fmt(v)}`} style={{ opacity: hi > lo ? 0.15 + (0.85 * (v - lo)) / (hi - lo) : 1 }} />
+              ))}
+            </span>
+          </div>
+        );
+      })}
+    </div>
+  );
+}
