@@ -263,6 +263,7 @@ class QueryModule:
     async def start(self) -> None:
         from query_side import grpc_service
         from query_side.http_gateway import HttpRunner, make_http_app
+        from query_side.web_app import add_web_app_routes
 
         config = self._config
         tls = config.tls
@@ -295,6 +296,7 @@ class QueryModule:
         for ext in self._extensions:
             if ext.http is not None:
                 ext.http(app)
+        add_web_app_routes(app)  # last: every API route keeps precedence over the app's paths
         self._runner = HttpRunner(app, access_log=None)
         await self._runner.setup()
         host, port = _host_port(config.http_addr)
