@@ -18,6 +18,7 @@ from argus.health import WriteHealth
 from core.adapters.log_retention import LogRetention
 from core.adapters.urls import open_event_log
 from core.alerting.state import AlertConfigState
+from core.dashboards.state import DashboardState
 from core.auth import ApiKeyRegistry
 from core.config_view import ConfigView
 from core.errors import StorageError
@@ -45,7 +46,7 @@ async def event_log_resource(settings: Settings) -> AsyncIterator[EventLog]:
 async def config_resource(event_log: EventLog) -> AsyncIterator[ConfigView]:
     """The process's one follower of the config topic (API keys, read-model versions, ...),
     kept current while the process runs."""
-    view = ConfigView(event_log, [ApiKeyRegistry(), ReadModelVersions(), AlertConfigState()])
+    view = ConfigView(event_log, [ApiKeyRegistry(), ReadModelVersions(), AlertConfigState(), DashboardState()])
     await view.refresh()
     stop = asyncio.Event()
     follower = asyncio.create_task(view.run(stop), name="config-view")

@@ -17,6 +17,7 @@ from typing import Final, Literal
 
 from argus.alerts_api import alerts_api
 from argus.container import RESOURCES, Runtime
+from argus.dashboards_api import dashboards_api
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.supervisor import ProjectorProcess
 from argus.versioned_projectors import VersionedProjectors
@@ -123,6 +124,7 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
         alerts=AlertsApi(active=active, config=rt.config.state(AlertConfigState)),
         extensions=(
             alerts_api(event_log=event_log, keys=rt.api_keys, view=rt.config, active=active, clock_ms=rt.clock_ms),
+            dashboards_api(keys=rt.api_keys, view=rt.config, clock_ms=rt.clock_ms),
         ),
     )
 

@@ -15,6 +15,7 @@ from google.protobuf.message import DecodeError, Message
 
 from contracts.argus.alerts.v1 import alerts_pb2
 from contracts.argus.alerts.v1 import config_pb2 as alert_config_pb2
+from contracts.argus.dashboards.v1 import config_pb2 as dashboard_config_pb2
 from contracts.argus.events.v1 import events_pb2, quarantine_pb2
 from core.errors import CorruptData, UpgradeNeeded
 from core.ports import Event, EventLog, LogRecord
@@ -49,6 +50,8 @@ PAYLOAD_TYPES: dict[str, type[Message]] = {
         alert_config_pb2.AlertRoutingSaved,
         alert_config_pb2.SilenceCreated,
         alert_config_pb2.SilenceExpired,
+        dashboard_config_pb2.DashboardSaved,
+        dashboard_config_pb2.DashboardDeleted,
         alerts_pb2.AlertStateChanged,
         alerts_pb2.NotificationSent,
         alerts_pb2.NotificationFailed,
