@@ -262,6 +262,7 @@ class QueryModule:
 
     async def start(self) -> None:
         from query_side import grpc_service
+        from query_side.grpc_web import MethodTable, add_grpc_web_routes
         from query_side.http_gateway import HttpRunner, make_http_app
         from query_side.web_app import add_web_app_routes
 
@@ -273,6 +274,10 @@ class QueryModule:
         if self._alerts is not None:
             await self._alerts.active.refresh()  # serve the alerts the topic holds from the first request
             self._tasks.spawn("active-alerts", self._alerts.active.run)
+        # Every servicer registered through `server` is served over gRPC also as gRPC-web on
+        # the HTTP port (query_side/grpc_web.py): register here, nowhere else.
+        web_methods = MethodTable()
+        server = web_methods.recording(self._server)
         services = [grpc_service.SERVICE_NAME]
         for i, ext in enumerate(self._extensions):
             if ext.prime is not None:
@@ -280,8 +285,8 @@ class QueryModule:
             if ext.follow is not None:
                 self._tasks.spawn(f"query-extension-{i}", ext.follow)
             if ext.grpc is not None:
-                services.append(ext.grpc(self._server))
-        grpc_service.add_to_server(self._server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
+                services.append(ext.grpc(server))
+        grpc_service.add_to_server(server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
         await add_health_and_reflection(self._server, services)
         self.grpc_port = bind(self._server, config.grpc_addr, tls)
         await self._server.start()
@@ -296,6 +301,9 @@ class QueryModule:
         for ext in self._extensions:
             if ext.http is not None:
                 ext.http(app)
+        add_grpc_web_routes(
+            app, web_methods, cors_origins=config.cors_origins, max_message_bytes=config.max_message_bytes
+        )
         add_web_app_routes(app)  # last: every API route keeps precedence over the app's paths
         self._runner = HttpRunner(app, access_log=None)
         await self._runner.setup()

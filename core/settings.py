@@ -76,6 +76,8 @@ class QuerySettings:
     max_message_bytes: int
     tls: ServerTls | None
     allow_insecure_bind: bool
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins (other than the server's own) that may call the HTTP port's gRPC-web."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +133,9 @@ class Settings:
     """PEM CA bundle: when set, every client must present a certificate it signed (mutual TLS)."""
     allow_insecure_bind: bool = False
     """Let a listener bind a non-loopback address without TLS (a proxy in front terminates it)."""
+    cors_origins: str = ""
+    """Comma-separated origins (e.g. `http://localhost:5173`; `*`: any) whose pages may call
+    gRPC-web on the HTTP port; the server's own origin needs no entry."""
 
     def server_tls(self) -> ServerTls | None:
         """The listeners' TLS (None: plaintext); InvalidArgument when half configured."""
@@ -164,6 +169,7 @@ class Settings:
             max_message_bytes=self.limits.max_message_bytes,
             tls=self.server_tls(),
             allow_insecure_bind=self.allow_insecure_bind,
+            cors_origins=tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()),
         )
 
     def collector_settings(self) -> CollectorSettings:
