@@ -14,6 +14,8 @@ interface Props {
   decimals: number | null;
   thresholds: Threshold[];
   style: DrawStyle;
+  stack: boolean;
+  legends?: string[];
   range: { start: number; end: number };
   min: number | null;
   max: number | null;
@@ -26,18 +28,18 @@ function cssVar(name: string): string {
 }
 
 export function TimeSeriesChart(props: Props) {
-  const { series, metric, unit, decimals, thresholds, style, range, min, max, onZoom } = props;
+  const { series, metric, unit, decimals, thresholds, style, stack: stacked, range, min, max, onZoom } = props;
   const box = useRef<HTMLDivElement>(null);
   const tip = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const latest = useRef({ unit, decimals, thresholds, onZoom, range });
   latest.current = { unit, decimals, thresholds, onZoom, range };
-  const names = useMemo(() => series.map((s) => seriesName(s.labels, metric)), [series, metric]);
+  const names = useMemo(() => series.map((s, i) => seriesName(s.labels, metric, props.legends?.[i] ?? "")), [series, metric, props.legends]);
   const data = useMemo(() => {
     const [x, ...ys] = align(series);
-    return [x, ...(style === "stacked" ? stack(ys) : ys)] as uPlot.AlignedData;
-  }, [series, style]);
-  const shape = `${names.join("\u0000")}|${style}|${min}|${max}|${props.bars === true}`;
+    return [x, ...(stacked ? stack(ys) : ys)] as uPlot.AlignedData;
+  }, [series, stacked]);
+  const shape = `${names.join("\u0000")}|${style}|${stacked}|${min}|${max}|${props.bars === true}`;
 
   useEffect(() => {
     const el = box.current;
@@ -63,11 +65,11 @@ export function TimeSeriesChart(props: Props) {
           return {
             label,
             stroke: color,
-            width: 1.5,
-            fill: style === "lines" && !props.bars ? undefined : `${color}40`,
-            points: { show: false },
+            fill: style === "line" && !stacked && !props.bars ? undefined : `${color}40`,
+            points: { show: style === "points", size: 4 },
+            width: style === "points" ? 0 : 1.5,
             spanGaps: false,
-            paths: props.bars ? uPlot.paths.bars?.({ size: [0.8, 40] }) : undefined,
+            paths: props.bars || style === "bars" ? uPlot.paths.bars?.({ size: [0.8, 40] }) : undefined,
           } satisfies uPlot.Series;
         }),
       ],
@@ -79,6 +81,7 @@ export function TimeSeriesChart(props: Props) {
             ctx.setLineDash([6, 4]);
             ctx.lineWidth = 1.5 * devicePixelRatio;
             for (const t of latest.current.thresholds) {
+              if (t.value === null) continue;
               const y = u.valToPos(t.value, "y", true);
               if (y < u.bbox.top || y > u.bbox.top + u.bbox.height) continue;
               ctx.strokeStyle = t.color;

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Code, dashboards, errorMessage, isCode } from "./api";
 import type { Dashboard } from "./gen/argus/dashboards/v1/dashboards_pb";
 import { navigate } from "./hooks";
-import { canonicalJson, parseExport, slugify, type ExportedDashboard } from "./lib/spec";
+import { canonicalJson, parseDocument, slugify, type DashboardDocument } from "./lib/spec";
 
 interface Props {
   params: URLSearchParams;
@@ -13,7 +13,7 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
   const [search, setSearch] = useState(params.get("q") ?? "");
   const [items, setItems] = useState<Dashboard[] | null>(null);
   const [error, setError] = useState("");
-  const [pendingImport, setPendingImport] = useState<ExportedDashboard | null>(null);
+  const [pendingImport, setPendingImport] = useState<DashboardDocument | null>(null);
   const fileRef = useRef<HTMLInputElement>(null);
 
   const load = useCallback(async () => {
@@ -71,7 +71,7 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
     }
   };
 
-  const doImport = async (imp: ExportedDashboard, replace: boolean) => {
+  const doImport = async (imp: DashboardDocument, replace: boolean) => {
     try {
       let expected = 0n;
       if (replace) expected = (await dashboards.getDashboard({ uid: imp.uid })).dashboard?.version ?? 0n;
@@ -93,7 +93,7 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
   const onFile = async (f: File | undefined) => {
     if (!f) return;
     try {
-      await doImport(parseExport(await f.text()), false);
+      await doImport(parseDocument(await f.text()), false);
     } catch (e) {
       setError(`Import failed: ${errorMessage(e)}`);
     }

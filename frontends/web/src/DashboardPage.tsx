@@ -7,7 +7,7 @@ import { PanelEditor } from "./PanelEditor";
 import { placeAndPush } from "./lib/layout";
 import { mergeSeries, type Series } from "./lib/live";
 import { buildQuery, type VariableValues } from "./lib/query";
-import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, UID_RE, type DashboardSpec, type GridPos, type Panel } from "./lib/spec";
+import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, storedTime, targetsOf, timeOf, toDocument, UID_RE, variablesOf, type DashboardSpec, type GridPos, type Panel } from "./lib/spec";
 import { RELATIVE_CHOICES, rangeLabel, resolveRange } from "./lib/time";
 import { dashboardHash, varsFromParams } from "./lib/url";
 
@@ -39,7 +39,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
   const [savedJson, setSavedJson] = useState(uid === "" ? "" : "?");
   const [loadError, setLoadError] = useState("");
   const [editing, setEditing] = useState(uid === "");
-  const [editPanel, setEditPanel] = useState<string | null>(null);
+  const [editPanel, setEditPanel] = useState<number | null>(null);
   const [notice, setNotice] = useState<{ kind: "ok" | "error" | "conflict"; text: string } | null>(null);
   const [history, setHistoryList] = useState<DashboardHistoryEntry[] | null>(null);
   const [from, setFrom] = useState(params.get("from") ?? "");
@@ -48,7 +48,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
   const [live, setLive] = useState(params.get("live") === "1");
   const [refresh, setRefresh] = useState(params.get("refresh") ?? "");
   const [tick, setTick] = useState(0);
-  const [data, setData] = useState<Record<string, PanelData>>({});
+  const [data, setData] = useState<Record<number, PanelData>>({});
   const [metrics, setMetrics] = useState<{ name: string; kind: string }[]>([]);
   const [varOptions, setVarOptions] = useState<Record<string, string[]>>({});
   const [now, setNow] = useState(() => Date.now());
@@ -77,10 +77,12 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       .then((r) => {
         if (!r.dashboard) throw new Error("empty answer");
         const s = applyLoaded(r.dashboard);
-        setFrom((f) => f || s.time.from);
-        setTo((t) => t || s.time.to);
-        setRefresh((x) => x || (params.get("refresh") === null ? s.refresh : x));
-        setLive((l) => l || (params.get("live") === null && s.live));
+        const t = timeOf(s);
+        setFrom((f) => f || t.from);
+        setTo((x) => x || t.to);
+        const stored = s.refresh ?? "";
+        if (params.get("refresh") === null && stored !== "live" && stored !== "off") setRefresh((x) => x || stored);
+        setLive((l) => l || (params.get("live") === null && stored === "live"));
       })
       .catch((e: unknown) => setLoadError(handleError(e)));
     // Loaded once per uid (the page is keyed by uid).
@@ -94,7 +96,8 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       .catch(() => undefined);
   }, []);
 
-  const timeRange = { from: from || spec?.time.from || "now-1h", to: to || spec?.time.to || "now" };
+  const specTime = spec ? timeOf(spec) : { from: "now-1h", to: "now" };
+  const timeRange = { from: from || specTime.from, to: to || specTime.to };
   let range: { start: number; end: number };
   let rangeError = "";
   try {
@@ -107,17 +110,25 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
   const relative = timeRange.to === "now";
 
   // Variable options from label values, and defaults for unset variables.
-  const variablesKey = canonicalJson(spec?.variables ?? []);
+  const variables = spec ? variablesOf(spec) : [];
+  const variablesKey = canonicalJson(variables);
   useEffect(() => {
-    for (const v of spec?.variables ?? []) {
+    for (const v of variables) {
+      if (v.type === "custom") {
+        setVarOptions((o) => ({ ...o, [v.name]: v.options ?? [] }));
+        continue;
+      }
       queries
-        .listLabelValues({ label: v.label, metric: v.metric })
-        .then((r) => setVarOptions((o) => ({ ...o, [v.name]: r.values })))
+        .listLabelValues({ label: v.labelName ?? v.name, metric: v.metric ?? "" })
+        .then((r) => setVarOptions((o) => ({ ...o, [v.name]: filterOptions(r.values, v.regex) })))
         .catch(() => undefined);
     }
     setVars((cur) => {
       const next = { ...cur };
-      for (const v of spec?.variables ?? []) if (next[v.name] === undefined && v.default.length > 0) next[v.name] = v.default;
+      for (const v of variables) {
+        const current = v.current === undefined ? [] : Array.isArray(v.current) ? v.current : [v.current];
+        if (next[v.name] === undefined && current.length > 0) next[v.name] = current.filter((c) => c !== "$__all");
+      }
       return next;
     });
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -140,7 +151,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
     return () => clearInterval(t);
   }, [refresh, live]);
 
-  const queriesKey = canonicalJson((spec?.panels ?? []).map((p) => [p.id, p.targets]));
+  const queriesKey = canonicalJson((spec?.panels ?? []).map((p) => [p.id, p.targets ?? []]));
 
   // Fetch mode: one Query per panel target.
   const rangeKey = relative ? `${timeRange.from}|${tick}` : `${range.start}|${range.end}`;
@@ -151,12 +162,12 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
     if (relative) setNow(Date.now());
     for (const p of spec.panels) {
       setData((d) => ({ ...d, [p.id]: { series: d[p.id]?.series ?? [], error: "", tier: d[p.id]?.tier ?? "", loading: true } }));
+      const targets = targetsOf(p).filter((t) => !t.hide);
       Promise.all(
-        p.targets.map(async (t) => {
+        targets.map(async (t) => {
           const q = buildQuery(t, vars);
           const res = await queries.query(toRequest(q, r.start, r.end), { signal: ac.signal });
-          const series = fromResult(res.series);
-          if (p.targets.length > 1) for (const s of series) s.labels = { __name__: q.metric, ...s.labels };
+          const series = fromResult(res.series).map((s) => ({ ...s, legend: t.legend ?? (targets.length > 1 ? t.refId ?? q.metric : "") }));
           return { series, tier: res.tier };
         }),
       )
@@ -174,15 +185,16 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
   useEffect(() => {
     if (!spec || !live) return;
     const ac = new AbortController();
-    const slots: { panel: string; target: number; metric: string }[] = [];
+    const slots: { panel: number; legend: string }[] = [];
     const reqs: ReturnType<typeof toRequest>[] = [];
-    const errors: Record<string, string> = {};
+    const errors: Record<number, string> = {};
     const start = Date.now() - rangeMs;
     for (const p of spec.panels) {
-      p.targets.forEach((t, i) => {
+      const targets = targetsOf(p).filter((t) => !t.hide);
+      targets.forEach((t) => {
         try {
           const q = buildQuery(t, vars);
-          slots.push({ panel: p.id, target: i, metric: q.metric });
+          slots.push({ panel: p.id, legend: t.legend ?? (targets.length > 1 ? t.refId ?? q.metric : "") });
           reqs.push({ ...toRequest(q, start, 0), endMs: 0n });
         } catch (e) {
           errors[p.id] = (e as Error).message;
@@ -200,8 +212,8 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
         for await (const res of queries.watch({ queries: reqs, minIntervalMs: 500 }, { signal: ac.signal, timeoutMs: 0 })) {
           const t = Date.now();
           const since = t - rangeMs;
-          const touched = new Set<string>();
-          const slotErrors: Record<string, string> = {};
+          const touched = new Set<number>();
+          const slotErrors: Record<number, string> = {};
           for (const u of res.updates) {
             const slot = slots[u.queryIndex];
             if (!slot) continue;
@@ -217,7 +229,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
           setData((d) => {
             const next = { ...d };
             for (const pid of touched) {
-              const series = slots.flatMap((s, i) => (s.panel === pid ? (perSlot.get(i) ?? []) : []));
+              const series = slots.flatMap((s, i) => (s.panel === pid ? (perSlot.get(i) ?? []).map((x) => ({ ...x, legend: s.legend })) : []));
               next[pid] = { series, error: slotErrors[pid] ?? "", tier: res.updates.find((u) => slots[u.queryIndex]?.panel === pid)?.tier ?? "", loading: false };
             }
             return next;
@@ -249,7 +261,9 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
     if (!spec) return;
     const targetUid = meta.uid || slugify(meta.title);
     if (!UID_RE.test(targetUid)) return setNotice({ kind: "error", text: `bad uid ${targetUid}` });
-    const body: DashboardSpec = { ...spec, time: { from: timeRange.from, to: timeRange.to }, refresh };
+    const body: DashboardSpec = { ...spec, time: { ...spec.time, from: storedTime(timeRange.from), to: storedTime(timeRange.to) } };
+    const refreshValue = live ? "live" : refresh;
+    if (refreshValue !== "" || body.refresh !== undefined) body.refresh = refreshValue;
     try {
       const r = await dashboards.saveDashboard({
         dashboard: { uid: targetUid, title: meta.title, folder: meta.folder, tags: meta.tags, specJson: canonicalJson(body) },
@@ -283,7 +297,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
 
   const exportJson = () => {
     if (!spec) return;
-    const body = { uid: meta.uid, title: meta.title, folder: meta.folder, tags: meta.tags, spec };
+    const body = toDocument({ uid: meta.uid, title: meta.title, folder: meta.folder, tags: meta.tags, spec });
     const blob = new Blob([JSON.stringify(body, null, 2) + "\n"], { type: "application/json" });
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
@@ -334,9 +348,9 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
             {meta.title}
           </h1>
         )}
-        {spec.links.map((l) => (
-          <a key={l.url} className="dash-linkout" href={l.url}>
-            {l.title || l.url}
+        {(spec.links ?? []).map((l) => (
+          <a key={l.title} className="dash-linkout" href={l.url ?? `#/d/${l.dashboard ?? ""}`} target={l.targetBlank ? "_blank" : undefined} rel="noreferrer" title={l.tooltip}>
+            {l.title}
           </a>
         ))}
         <span className="spacer" />
@@ -355,18 +369,18 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
           ⟳
         </button>
       </div>
-      {spec.variables.length > 0 && (
+      {variables.length > 0 && (
         <div className="toolbar vars">
-          {spec.variables.map((v) => (
+          {variables.filter((v) => !v.hide).map((v) => (
             <label key={v.name} className="var">
-              ${v.name}
+              {v.label || `$${v.name}`}
               <select
                 aria-label={`variable ${v.name}`}
                 multiple={v.multi}
                 value={v.multi ? (vars[v.name] ?? []) : (vars[v.name]?.[0] ?? "")}
                 onChange={(e) => setVars({ ...vars, [v.name]: [...e.target.selectedOptions].map((o) => o.value).filter((x) => x !== "") })}
               >
-                {!v.multi && <option value="">All</option>}
+                {!v.multi && <option value="">{v.includeAll === false ? "(none)" : "All"}</option>}
                 {(varOptions[v.name] ?? []).map((o) => (
                   <option key={o} value={o}>
                     {o}
@@ -422,7 +436,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
               <button className="small" onClick={() => setEditPanel(p.id)}>
                 Edit
               </button>
-              <button className="small" onClick={() => setSpec({ ...spec, panels: [...spec.panels, { ...structuredClone(p), ...newPanel(spec.panels), title: `${p.title} (copy)`, type: p.type, targets: structuredClone(p.targets) }] })}>
+              <button className="small" onClick={() => setSpec({ ...spec, panels: [...spec.panels, { ...structuredClone(p), id: newPanel(spec.panels).id, gridPos: newPanel(spec.panels).gridPos, title: `${p.title ?? ""} (copy)` }] })}>
                 Duplicate
               </button>
               <button className="small danger" onClick={() => setSpec({ ...spec, panels: spec.panels.filter((x) => x.id !== p.id) })}>
@@ -433,7 +447,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
         }
       />
       {spec.panels.length === 0 && <p className="muted">No panels yet: Edit, then “+ Add panel”.</p>}
-      {editing_ && <PanelEditor panel={editing_} range={range} preview={data[editing_.id]} metrics={metrics} variables={spec.variables.map((v) => v.name)} onChange={updatePanel} onClose={() => setEditPanel(null)} />}
+      {editing_ && <PanelEditor panel={editing_} range={range} preview={data[editing_.id]} metrics={metrics} variables={variables.map((v) => v.name)} onChange={updatePanel} onClose={() => setEditPanel(null)} />}
       {history && (
         <div className="modal-back" onClick={() => setHistoryList(null)}>
           <div className="modal" role="dialog" aria-label="History" onClick={(e) => e.stopPropagation()}>
@@ -503,9 +517,9 @@ function TimePicker({ from, to, onChange }: { from: string; to: string; onChange
 
 // CSS grid, 24 columns; in edit mode a panel moves by its title bar and resizes by its corner.
 // Positions snap to cells while dragging; the drop pushes overlapped panels down.
-function Grid({ panels, editing, onLayout, render, actions }: { panels: Panel[]; editing: boolean; onLayout: (id: string, pos: GridPos) => void; render: (p: Panel) => React.ReactNode; actions: (p: Panel) => React.ReactNode }) {
+function Grid({ panels, editing, onLayout, render, actions }: { panels: Panel[]; editing: boolean; onLayout: (id: number, pos: GridPos) => void; render: (p: Panel) => React.ReactNode; actions: (p: Panel) => React.ReactNode }) {
   const gridRef = useRef<HTMLDivElement>(null);
-  const [drag, setDrag] = useState<{ id: string; pos: GridPos } | null>(null);
+  const [drag, setDrag] = useState<{ id: number; pos: GridPos } | null>(null);
   const start = (e: RPointerEvent, p: Panel, mode: "move" | "resize") => {
     if (!editing || !gridRef.current) return;
     if ((e.target as HTMLElement).closest("button")) return;
@@ -549,4 +563,14 @@ function Grid({ panels, editing, onLayout, render, actions }: { panels: Panel[];
       })}
     </div>
   );
+}
+
+function filterOptions(values: string[], regex: string | undefined): string[] {
+  if (!regex) return values;
+  try {
+    const re = new RegExp(`^(?:${regex})$`);
+    return values.filter((v) => re.test(v));
+  } catch {
+    return values;
+  }
 }

@@ -2,7 +2,7 @@ import { TimeSeriesChart } from "./Chart";
 import { formatValue, PALETTE, stats, thresholdColor } from "./lib/format";
 import type { Series } from "./lib/live";
 import { seriesName } from "./lib/query";
-import type { Panel } from "./lib/spec";
+import type { LegendValue, Panel } from "./lib/spec";
 
 export interface PanelData {
   series: Series[];
@@ -31,46 +31,51 @@ export function PanelBody({ panel, data, range, onZoom }: Props) {
       </div>
     );
   }
-  const metric = panel.targets[0]?.metric ?? "";
+  const metric = panel.targets?.[0]?.metric ?? "";
   const series = data.series;
   if (series.every((s) => s.timestamps.length === 0)) return <div className="panel-msg muted">No data</div>;
-  const fmt = (v: number | null) => formatValue(v, panel.unit, panel.decimals);
+  const unit = panel.unit ?? "";
+  const decimals = panel.decimals ?? null;
+  const thresholds = panel.thresholds ?? [];
+  const fmt = (v: number | null) => formatValue(v, unit, decimals);
+  const name = (s: Series) => seriesName(s.labels, metric, s.legend ?? "");
   switch (panel.type) {
     case "timeseries":
-    case "bar":
       return (
         <div className="ts">
-          <TimeSeriesChart series={series} metric={metric} unit={panel.unit} decimals={panel.decimals} thresholds={panel.thresholds} style={panel.style} range={range} min={panel.min} max={panel.max} bars={panel.type === "bar"} onZoom={onZoom} />
-          <Legend series={series} metric={metric} fmt={fmt} />
+          <TimeSeriesChart series={series} legends={series.map((s) => s.legend ?? "")} metric={metric} unit={unit} decimals={decimals} thresholds={thresholds} style={panel.style ?? "line"} stack={panel.stack === true} range={range} min={panel.min ?? null} max={panel.max ?? null} onZoom={onZoom} />
+          {panel.legend?.show !== false && <Legend series={series} name={name} fmt={fmt} values={panel.legend?.values ?? ["min", "max", "avg", "last"]} />}
         </div>
       );
     case "stat": {
       const v = series.length > 0 ? lastOf(series[0] as Series) : null;
       return (
-        <div className="stat" style={{ color: thresholdColor(v, panel.thresholds) }} data-testid="stat-value">
+        <div className="stat" style={{ color: thresholdColor(v, thresholds) }} data-testid="stat-value">
           {fmt(v)}
         </div>
       );
     }
     case "gauge": {
       const v = series.length > 0 ? lastOf(series[0] as Series) : null;
-      return <Gauge value={v} min={panel.min ?? 0} max={panel.max ?? 100} color={thresholdColor(v, panel.thresholds)} label={fmt(v)} />;
+      return <Gauge value={v} min={panel.min ?? 0} max={panel.max ?? (unit === "percent" ? 100 : Math.max(1, ...series.flatMap((s) => s.values)))} color={thresholdColor(v, thresholds)} label={fmt(v)} />;
     }
     case "table":
-      return <StatsTable series={series} metric={metric} fmt={fmt} />;
+      return <StatsTable series={series} name={name} fmt={fmt} />;
+    case "bar":
     case "toplist": {
-      const rows = series
-        .map((s) => ({ name: seriesName(s.labels, metric), v: lastOf(s) }))
-        .filter((r): r is { name: string; v: number } => r.v !== null)
-        .sort((a, b) => b.v - a.v)
-        .slice(0, 10);
+      const opts = panel.options ?? {};
+      const asc = opts.sort === "asc";
+      const limit = typeof opts.limit === "number" ? opts.limit : panel.type === "toplist" ? 10 : 50;
+      let rows = series.map((s) => ({ name: name(s), v: lastOf(s) })).filter((r): r is { name: string; v: number } => r.v !== null);
+      if (panel.type === "toplist") rows = rows.sort((a, b) => (asc ? a.v - b.v : b.v - a.v));
+      rows = rows.slice(0, limit);
       const top = Math.max(...rows.map((r) => Math.abs(r.v)), 1e-12);
       return (
-        <ol className="toplist">
+        <ol className={`toplist ${panel.type}`}>
           {rows.map((r) => (
             <li key={r.name}>
               <span className="name">{r.name}</span>
-              <span className="bar" style={{ width: `${(Math.abs(r.v) / top) * 100}%`, background: thresholdColor(r.v, panel.thresholds, "var(--accent)") }} />
+              <span className="bar" style={{ width: `${(Math.abs(r.v) / top) * 100}%`, background: thresholdColor(r.v, thresholds, "var(--accent)") }} />
               <span className="val">{fmt(r.v)}</span>
             </li>
           ))}
@@ -78,36 +83,36 @@ export function PanelBody({ panel, data, range, onZoom }: Props) {
       );
     }
     case "heatmap":
-      return <Heatmap series={series} metric={metric} fmt={fmt} />;
+      return <Heatmap series={series} name={name} fmt={fmt} />;
+    case "alerts":
+      return <div className="panel-msg muted">Alerts are listed by `argus alerts` (this app's alerts view is not built yet).</div>;
   }
 }
 
-function Legend({ series, metric, fmt }: { series: Series[]; metric: string; fmt: (v: number | null) => string }) {
+function Legend({ series, name, fmt, values }: { series: Series[]; name: (s: Series) => string; fmt: (v: number | null) => string; values: readonly LegendValue[] }) {
   return (
     <table className="legend">
       <thead>
         <tr>
           <th />
-          <th>min</th>
-          <th>max</th>
-          <th>avg</th>
-          <th>last</th>
+          {values.map((v) => (
+            <th key={v}>{v}</th>
+          ))}
         </tr>
       </thead>
       <tbody>
         {series.slice(0, 20).map((s, i) => {
           const st = stats(s.values);
-          const name = seriesName(s.labels, metric);
+          const n = name(s);
           return (
-            <tr key={name}>
+            <tr key={`${n}-${i}`}>
               <td className="name">
                 <span className="dot" style={{ background: PALETTE[i % PALETTE.length] }} />
-                {name}
+                {n}
               </td>
-              <td>{fmt(st?.min ?? null)}</td>
-              <td>{fmt(st?.max ?? null)}</td>
-              <td>{fmt(st?.avg ?? null)}</td>
-              <td>{fmt(st?.last ?? null)}</td>
+              {values.map((v) => (
+                <td key={v}>{fmt(st === null ? null : v === "total" ? st.avg * st.count : st[v])}</td>
+              ))}
             </tr>
           );
         })}
@@ -116,7 +121,7 @@ function Legend({ series, metric, fmt }: { series: Series[]; metric: string; fmt
   );
 }
 
-function StatsTable({ series, metric, fmt }: { series: Series[]; metric: string; fmt: (v: number | null) => string }) {
+function StatsTable({ series, name: nameOf, fmt }: { series: Series[]; name: (s: Series) => string; fmt: (v: number | null) => string }) {
   return (
     <div className="table-wrap">
       <table className="data-table">
@@ -133,7 +138,7 @@ function StatsTable({ series, metric, fmt }: { series: Series[]; metric: string;
         <tbody>
           {series.map((s) => {
             const st = stats(s.values);
-            const name = seriesName(s.labels, metric);
+            const name = nameOf(s);
             return (
               <tr key={name}>
                 <td>{name}</td>
@@ -168,14 +173,14 @@ function Gauge({ value, min, max, color, label }: { value: number | null; min: n
 }
 
 // One row per series, one cell per bucket, colour by value (e.g. a timer's p99 per host).
-function Heatmap({ series, metric, fmt }: { series: Series[]; metric: string; fmt: (v: number | null) => string }) {
+function Heatmap({ series, name: nameOf, fmt }: { series: Series[]; name: (s: Series) => string; fmt: (v: number | null) => string }) {
   const all = series.flatMap((s) => s.values);
   const lo = Math.min(...all);
   const hi = Math.max(...all);
   return (
     <div className="heatmap">
       {series.slice(0, 30).map((s) => {
-        const name = seriesName(s.labels, metric);
+        const name = nameOf(s);
         return (
           <div className="hm-row" key={name} title={name}>
             <span className="name">{name}</span>

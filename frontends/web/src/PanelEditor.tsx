@@ -4,6 +4,7 @@ import { PanelBody, type PanelData } from "./Panel";
 import { UNITS } from "./lib/format";
 import { PANEL_TYPES, type DrawStyle, type Panel, type PanelType, type Target } from "./lib/spec";
 import { autoPeriod } from "./lib/time";
+import { splitMatchers } from "./lib/query";
 
 interface Props {
   panel: Panel;
@@ -15,13 +16,16 @@ interface Props {
   onClose: () => void;
 }
 
-const AGGS = ["", "avg", "sum", "min", "max", "count", "last", "rate", "increase", "p50", "p90", "p95", "p99", "distinct"];
+const AGGS = ["", "avg", "sum", "min", "max", "count", "last", "rate", "increase", "distinct", "p50", "p90", "p95", "p99"];
 const PERIODS = ["auto", "5s", "1m", "5m", "1h", "1d"];
 const LABELS = ["host", "region"];
 
 export function PanelEditor({ panel, range, preview, metrics, variables, onChange, onClose }: Props) {
-  const t = panel.targets[0] as Target;
-  const setTarget = (patch: Partial<Target>) => onChange({ ...panel, targets: [{ ...t, ...patch }, ...panel.targets.slice(1)] });
+  const targets = panel.targets ?? [];
+  const t: Target = targets[0] ?? { refId: "A", metric: "" };
+  const setTarget = (patch: Partial<Target>) => onChange({ ...panel, targets: [{ ...t, ...patch }, ...targets.slice(1)] });
+  const [matchersText, setMatchersText] = useState((t.where ?? []).join(", "));
+  const [groupText, setGroupText] = useState((t.group_by ?? []).join(", "));
   const [label, setLabel] = useState("");
   const [values, setValues] = useState<string[]>([]);
   const [labelError, setLabelError] = useState("");
@@ -39,7 +43,11 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
     };
   }, [label, t.metric]);
 
-  const addMatcher = (text: string) => setTarget({ matchers: t.matchers.trim() === "" ? text : `${t.matchers.trim()}, ${text}` });
+  const setMatchers = (text: string) => {
+    setMatchersText(text);
+    setTarget({ where: splitMatchers(text) });
+  };
+  const addMatcher = (text: string) => setMatchers(matchersText.trim() === "" ? text : `${matchersText.trim()}, ${text}`);
   const auto = autoPeriod(range.end - range.start);
 
   return (
@@ -51,7 +59,7 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
         <div className="editor-form">
           <label>
             Title
-            <input name="title" value={panel.title} onChange={(e) => onChange({ ...panel, title: e.target.value })} />
+            <input name="title" value={panel.title ?? ""} onChange={(e) => onChange({ ...panel, title: e.target.value })} />
           </label>
           <label>
             Type
@@ -62,14 +70,20 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
             </select>
           </label>
           {panel.type === "timeseries" && (
-            <label>
-              Draw
-              <select name="style" value={panel.style} onChange={(e) => onChange({ ...panel, style: e.target.value as DrawStyle })}>
-                <option value="lines">lines</option>
-                <option value="area">area</option>
-                <option value="stacked">stacked</option>
-              </select>
-            </label>
+            <div className="row">
+              <label>
+                Draw
+                <select name="style" value={panel.style ?? "line"} onChange={(e) => onChange({ ...panel, style: e.target.value as DrawStyle })}>
+                  {(["line", "area", "bars", "points"] as const).map((d) => (
+                    <option key={d}>{d}</option>
+                  ))}
+                </select>
+              </label>
+              <label className="check">
+                <input type="checkbox" name="stack" checked={panel.stack === true} onChange={(e) => onChange({ ...panel, stack: e.target.checked })} />
+                stacked
+              </label>
+            </div>
           )}
           <label>
             Metric
@@ -85,7 +99,7 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
           <div className="row">
             <label>
               Aggregation
-              <select name="agg" value={t.agg} onChange={(e) => setTarget({ agg: e.target.value })}>
+              <select name="agg" value={t.agg ?? ""} onChange={(e) => setTarget({ agg: e.target.value === "" ? undefined : e.target.value })}>
                 {AGGS.map((a) => (
                   <option key={a} value={a}>
                     {a === "" ? "default for kind" : a}
@@ -95,7 +109,7 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
             </label>
             <label>
               Period
-              <select name="period" value={t.period} onChange={(e) => setTarget({ period: e.target.value })}>
+              <select name="period" value={t.period ?? "auto"} onChange={(e) => setTarget({ period: e.target.value })}>
                 {PERIODS.map((p) => (
                   <option key={p} value={p}>
                     {p === "auto" ? `auto (${auto})` : p}
@@ -109,7 +123,7 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
           </p>
           <label>
             Label matchers
-            <input name="matchers" value={t.matchers} onChange={(e) => setTarget({ matchers: e.target.value })} placeholder={`host=$host, region=~eu-.*${variables.length ? `  (variables: ${variables.map((v) => `$${v}`).join(" ")})` : ""}`} />
+            <input name="matchers" value={matchersText} onChange={(e) => setMatchers(e.target.value)} placeholder={`host=$host, region=~eu-.*${variables.length ? `  (variables: ${variables.map((v) => `$${v}`).join(" ")})` : ""}`} />
           </label>
           <div className="chips">
             <span className="muted small">labels:</span>
@@ -137,12 +151,12 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
           )}
           <label>
             Group by (comma-separated, * for every series)
-            <input name="groupBy" value={t.groupBy.join(", ")} onChange={(e) => setTarget({ groupBy: e.target.value.split(",").map((s) => s.trim()).filter(Boolean) })} />
+            <input name="groupBy" value={groupText} onChange={(e) => (setGroupText(e.target.value), setTarget({ group_by: e.target.value.split(",").map((s) => s.trim()).filter(Boolean) }))} />
           </label>
           <div className="row">
             <label>
               Unit
-              <input name="unit" list="units" value={panel.unit} onChange={(e) => onChange({ ...panel, unit: e.target.value })} />
+              <input name="unit" list="units" value={panel.unit ?? ""} onChange={(e) => onChange({ ...panel, unit: e.target.value === "" ? undefined : e.target.value })} />
               <datalist id="units">
                 {UNITS.map((u) => (
                   <option key={u} value={u} />
@@ -166,7 +180,7 @@ export function PanelEditor({ panel, range, preview, metrics, variables, onChang
 }
 
 function ThresholdInput({ panel, onChange }: { panel: Panel; onChange: (p: Panel) => void }) {
-  const [text, setText] = useState(panel.thresholds.map((t) => `${t.value}:${t.color}`).join(", "));
+  const [text, setText] = useState((panel.thresholds ?? []).map((t) => `${t.value ?? "base"}:${t.color}`).join(", "));
   return (
     <input
       name="thresholds"
@@ -177,8 +191,8 @@ function ThresholdInput({ panel, onChange }: { panel: Panel; onChange: (p: Panel
         const parsed = e.target.value
           .split(",")
           .map((s) => s.trim().split(":"))
-          .filter((p) => p.length === 2 && p[0] !== "" && Number.isFinite(Number(p[0])))
-          .map(([v, c]) => ({ value: Number(v), color: (c as string).trim() || "red" }));
+          .filter((p) => p.length === 2 && p[0] !== "" && (p[0] === "base" || Number.isFinite(Number(p[0]))))
+          .map(([v, c]) => ({ value: v === "base" ? null : Number(v), color: (c as string).trim() || "red" }));
         onChange({ ...panel, thresholds: parsed });
       }}
     />

@@ -57,6 +57,7 @@ export function toRequest(q: QueryParams, start: number, end: number): MessageIn
     endMs: BigInt(Math.floor(end)),
     matchers: q.matchers.map((m) => ({ name: m.name, op: OPS[m.op], value: m.value })),
     groupBy: q.groupBy,
+    region: q.region,
   };
 }
 

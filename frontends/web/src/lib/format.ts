@@ -81,11 +81,14 @@ function short(v: number, decimals: number | null): string {
 }
 
 // The colour of the highest threshold the value reaches (thresholds in any order).
-export function thresholdColor(v: number | null, thresholds: readonly { value: number; color: string }[], base = "var(--ok)"): string {
-  if (v === null || !Number.isFinite(v)) return base;
+export function thresholdColor(v: number | null, thresholds: readonly { value: number | null; color: string }[], base = "var(--ok)"): string {
+  // A step with value null is the base colour (below every other step).
+  const baseStep = thresholds.find((t) => t.value === null);
+  const fallback = baseStep?.color ?? base;
+  if (v === null || !Number.isFinite(v)) return fallback;
   let best: { value: number; color: string } | null = null;
-  for (const t of thresholds) if (v >= t.value && (best === null || t.value >= best.value)) best = t;
-  return best?.color ?? base;
+  for (const t of thresholds) if (t.value !== null && v >= t.value && (best === null || t.value >= best.value)) best = { value: t.value, color: t.color };
+  return best?.color ?? fallback;
 }
 
 export const PALETTE = ["#5794f2", "#73bf69", "#f2cc0c", "#ff9830", "#f2495c", "#b877d9", "#8ab8ff", "#96d98d", "#ffcb7d", "#ca95e5"];

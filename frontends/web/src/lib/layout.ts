@@ -12,7 +12,7 @@ export function clampPos(p: GridPos): GridPos {
   return { x: Math.max(0, Math.min(GRID_COLUMNS - w, Math.round(p.x))), y: Math.max(0, Math.round(p.y)), w, h };
 }
 
-export function placeAndPush<T extends { id: string; gridPos: GridPos }>(items: readonly T[], id: string, pos: GridPos): T[] {
+export function placeAndPush<T extends { id: number; gridPos: GridPos }>(items: readonly T[], id: number, pos: GridPos): T[] {
   const out = items.map((it) => (it.id === id ? { ...it, gridPos: clampPos(pos) } : { ...it }));
   const fixed: T[] = out.filter((it) => it.id === id);
   // Others in reading order; each drops below whatever it overlaps among those already placed.

@@ -4,6 +4,7 @@ export interface Series {
   labels: Record<string, string>;
   timestamps: number[]; // ms, ascending
   values: number[];
+  legend?: string; // the target's series name template
 }
 
 function key(labels: Record<string, string>): string {

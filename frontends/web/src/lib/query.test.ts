@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildQuery, interpolate, parseMatchers, usedVariables } from "./query";
-import { defaultTarget } from "./spec";
+import { buildQuery, interpolate, parseMatchers, seriesName, usedVariables } from "./query";
 
 describe("parseMatchers", () => {
   it("parses every operator and quoted commas", () => {
@@ -30,6 +29,9 @@ describe("interpolate", () => {
     expect(interpolate({ name: "region", op: "=", value: "$region" }, {})).toEqual({ name: "region", op: "=~", value: ".*" });
     expect(interpolate({ name: "region", op: "!=", value: "$region" }, {})).toEqual({ name: "region", op: "!~", value: ".*" });
   });
+  it("escapes the literal around a multi-value variable", () => {
+    expect(interpolate({ name: "host", op: "=", value: "web.$n" }, { n: ["1", "2"] })).toEqual({ name: "host", op: "=~", value: "web\\.(1|2)" });
+  });
   it("substitutes inside a regex with escaping", () => {
     expect(interpolate({ name: "host", op: "=~", value: "$host-.*" }, { host: ["a.b"] })).toEqual({ name: "host", op: "=~", value: "a\\.b-.*" });
   });
@@ -41,12 +43,21 @@ describe("interpolate", () => {
 
 describe("buildQuery", () => {
   it("needs a metric", () => {
-    expect(() => buildQuery(defaultTarget(), {})).toThrow(/no metric/);
+    expect(() => buildQuery({ metric: " " }, {})).toThrow(/no metric/);
   });
   it("changes with the variable's value", () => {
-    const t = { ...defaultTarget(), metric: "cpu", matchers: "region=$region" };
+    const t = { metric: "cpu", where: ["region=$region"], region: "$dc" };
     expect(buildQuery(t, { region: ["eu"] }).matchers[0]?.value).toBe("eu");
     expect(buildQuery(t, { region: ["us"] }).matchers[0]?.value).toBe("us");
-    expect(usedVariables(t)).toEqual(["region"]);
+    expect(buildQuery(t, { dc: ["eu"] }).region).toBe("eu");
+    expect(usedVariables(t).sort()).toEqual(["dc", "region"]);
+  });
+});
+
+describe("seriesName", () => {
+  it("fills a legend template from the labels", () => {
+    expect(seriesName({ interface: "eth0" }, "net", "in {{interface}}")).toBe("in eth0");
+    expect(seriesName({ b: "2", a: "1" }, "m")).toBe("a=1, b=2");
+    expect(seriesName({}, "m")).toBe("m");
   });
 });

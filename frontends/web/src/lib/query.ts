@@ -1,4 +1,4 @@
-// A panel target to the query API's request: matcher text parsed, template variables
+// A panel target to the query API's request: matchers parsed, template variables
 // substituted. Pure, so the browser and the unit tests share it.
 import type { Target } from "./spec";
 
@@ -13,27 +13,23 @@ export interface QueryParams {
   metric: string;
   agg: string;
   period: string;
+  region: string;
   matchers: Matcher[];
   groupBy: string[];
 }
 
-const MATCHER_RE = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$/;
+const MATCHER_RE = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)(.*?)\s*$/s;
 
-// "host=a, region=~eu.*": commas inside a value are allowed when quoted ("a,b").
-export function parseMatchers(text: string): Matcher[] {
-  const out: Matcher[] = [];
-  for (const part of splitTopLevel(text)) {
-    if (part.trim() === "") continue;
-    const m = MATCHER_RE.exec(part);
-    if (!m) throw new Error(`bad matcher ${JSON.stringify(part.trim())}: use name=value, !=, =~ or !~`);
-    let value = m[3] as string;
-    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
-    out.push({ name: m[1] as string, op: m[2] as Op, value });
-  }
-  return out;
+export function parseMatcher(text: string): Matcher {
+  const m = MATCHER_RE.exec(text);
+  if (!m) throw new Error(`bad matcher ${JSON.stringify(text.trim())}: use name=value, !=, =~ or !~`);
+  let value = (m[3] as string).trim();
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+  return { name: m[1] as string, op: m[2] as Op, value };
 }
 
-function splitTopLevel(text: string): string[] {
+// The editor's one-line form, "host=a, region=~eu.*": commas inside quotes stay in the value.
+export function splitMatchers(text: string): string[] {
   const parts: string[] = [];
   let cur = "";
   let quoted = false;
@@ -45,7 +41,11 @@ function splitTopLevel(text: string): string[] {
     } else cur += ch;
   }
   parts.push(cur);
-  return parts;
+  return parts.map((p) => p.trim()).filter((p) => p !== "");
+}
+
+export function parseMatchers(text: string): Matcher[] {
+  return splitMatchers(text).map(parseMatcher);
 }
 
 export type VariableValues = Record<string, string[]>;
@@ -54,46 +54,67 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-// $name / ${name} in a matcher value. A multi-value variable turns = into =~ (a|b).
-// An unknown or empty variable matches everything (".*"), as Grafana's "All".
+const REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
+
+// $name / ${name} in a matcher value. Several values turn = into =~ (a|b); an unset
+// variable (or "All") matches everything, as in Grafana.
 export function interpolate(m: Matcher, vars: VariableValues): Matcher {
-  const ref = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g;
-  if (!ref.test(m.value)) return m;
+  if (!new RegExp(REF.source).test(m.value)) return m;
+  const regex = m.op === "=~" || m.op === "!~";
   const whole = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(m.value);
   if (whole) {
     const values = vars[whole[1] as string] ?? [];
-    if (values.length === 1 && (m.op === "=" || m.op === "!=")) return { ...m, value: values[0] as string };
-    const alt = values.length === 0 ? ".*" : values.length === 1 && m.op.endsWith("~") ? (values[0] as string) : `(${values.map(escapeRegex).join("|")})`;
-    const op: Op = m.op === "=" || m.op === "=~" ? "=~" : "!~";
-    return { ...m, op, value: alt };
+    if (values.length === 1) return { ...m, value: regex ? escapeRegex(values[0] as string) : (values[0] as string) };
+    const alt = values.length === 0 ? ".*" : `(${values.map(escapeRegex).join("|")})`;
+    return { ...m, op: m.op === "=" || m.op === "=~" ? "=~" : "!~", value: alt };
   }
-  const value = m.value.replace(ref, (_, a: string | undefined, b: string | undefined) => {
+  let widened = false;
+  const value = m.value.replace(REF, (_, a: string | undefined, b: string | undefined) => {
     const vals = vars[(a ?? b) as string] ?? [];
-    return vals.length === 1 ? (m.op.endsWith("~") ? escapeRegex(vals[0] as string) : (vals[0] as string)) : vals.length === 0 ? ".*" : `(${vals.map(escapeRegex).join("|")})`;
+    if (vals.length === 1) return regex ? escapeRegex(vals[0] as string) : (vals[0] as string);
+    widened = true;
+    return vals.length === 0 ? ".*" : `(${vals.map(escapeRegex).join("|")})`;
   });
-  const multi = value !== m.value && /[(*]/.test(value) && !m.op.endsWith("~");
-  return { ...m, value, op: multi ? (m.op === "=" ? "=~" : "!~") : m.op };
+  if (!widened || regex) return { ...m, value };
+  // A literal around a widened part becomes a regex: escape the literal pieces.
+  const pieces = m.value.split(REF);
+  let out = "";
+  for (let i = 0; i < pieces.length; i += 3) {
+    out += escapeRegex(pieces[i] ?? "");
+    const name = pieces[i + 1] ?? pieces[i + 2];
+    if (name !== undefined) {
+      const vals = vars[name] ?? [];
+      out += vals.length === 1 ? escapeRegex(vals[0] as string) : vals.length === 0 ? ".*" : `(${vals.map(escapeRegex).join("|")})`;
+    }
+  }
+  return { ...m, op: m.op === "=" ? "=~" : "!~", value: out };
+}
+
+function interpolateText(text: string, vars: VariableValues): string {
+  return text.replace(REF, (_, a: string | undefined, b: string | undefined) => (vars[(a ?? b) as string] ?? []).join(","));
 }
 
 export function buildQuery(t: Target, vars: VariableValues): QueryParams {
-  if (t.metric.trim() === "") throw new Error("no metric chosen");
+  const metric = interpolateText(t.metric ?? "", vars).trim();
+  if (metric === "") throw new Error("no metric chosen");
   return {
-    metric: t.metric.trim(),
-    agg: t.agg.trim(),
-    period: t.period.trim() || "auto",
-    matchers: parseMatchers(t.matchers).map((m) => interpolate(m, vars)),
-    groupBy: t.groupBy.filter((g) => g.trim() !== ""),
+    metric,
+    agg: (t.agg ?? "").trim(),
+    period: (t.period ?? "").trim() || "auto",
+    region: interpolateText(t.region ?? "", vars),
+    matchers: (t.where ?? []).map(parseMatcher).map((m) => interpolate(m, vars)),
+    groupBy: (t.group_by ?? []).filter((g) => g.trim() !== ""),
   };
 }
 
-// Variables a target uses, so a variable change refreshes only the panels that use it.
 export function usedVariables(t: Target): string[] {
   const out = new Set<string>();
-  for (const m of t.matchers.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/g)) out.add(m[1] as string);
+  for (const w of [t.metric, t.region ?? "", ...(t.where ?? [])]) for (const m of w.matchAll(REF)) out.add((m[1] ?? m[2]) as string);
   return [...out];
 }
 
-export function seriesName(labels: Record<string, string>, metric: string): string {
+export function seriesName(labels: Record<string, string>, metric: string, legend = ""): string {
+  if (legend !== "") return legend.replace(/\{\{\s*([A-Za-z0-9_.]+)\s*\}\}/g, (_, k: string) => labels[k] ?? "");
   const keys = Object.keys(labels).sort();
   if (keys.length === 0) return metric;
   return keys.map((k) => `${k}=${labels[k]}`).join(", ");

@@ -1,24 +1,30 @@
-// The dashboard body kept in Dashboard.spec_json (docs/dashboards.md). Loading is tolerant:
-// unknown fields are kept, missing ones get defaults, so a dashboard written by hand or by a
-// newer app still opens.
+// The dashboard body kept in Dashboard.spec_json: the server's schema (docs/dashboards.md,
+// core/dashboards/schema.py), which rejects unknown fields. The app reads and writes exactly
+// those fields and keeps every field it does not edit, so a dashboard round-trips as code.
 
-export type PanelType = "timeseries" | "stat" | "gauge" | "bar" | "table" | "toplist" | "heatmap";
-export const PANEL_TYPES: PanelType[] = ["timeseries", "stat", "gauge", "bar", "table", "toplist", "heatmap"];
-
-export type DrawStyle = "lines" | "area" | "stacked";
+export type PanelType = "timeseries" | "stat" | "gauge" | "bar" | "table" | "toplist" | "heatmap" | "alerts";
+export const PANEL_TYPES: PanelType[] = ["timeseries", "stat", "gauge", "bar", "table", "toplist", "heatmap", "alerts"];
+export type DrawStyle = "line" | "area" | "bars" | "points";
+export const LEGEND_VALUES = ["min", "max", "avg", "last", "total"] as const;
+export type LegendValue = (typeof LEGEND_VALUES)[number];
 
 export interface Target {
+  refId?: string;
   metric: string;
-  agg: string; // "" = the metric kind's default
-  period: string; // "auto" or a tier
-  // Label matchers as text: `host=$host, region=~eu-.*, env!=dev`.
-  matchers: string;
-  groupBy: string[];
+  // Label matchers, one per item: `host=$host`, `region=~eu-.*`, `env!=dev`.
+  where?: string[];
+  group_by?: string[];
+  agg?: string; // absent: the metric kind's default
+  period?: string; // "auto" or a tier
+  region?: string;
+  legend?: string; // series name template: `in {{interface}}`
+  hide?: boolean;
 }
 
 export interface Threshold {
-  value: number;
+  value: number | null; // null: the base colour
   color: string;
+  label?: string;
 }
 
 export interface GridPos {
@@ -29,141 +35,83 @@ export interface GridPos {
 }
 
 export interface Panel {
-  id: string;
-  title: string;
+  id: number;
   type: PanelType;
+  title?: string;
+  description?: string;
   gridPos: GridPos;
-  targets: Target[];
-  unit: string;
-  decimals: number | null;
-  thresholds: Threshold[];
-  style: DrawStyle;
-  min: number | null;
-  max: number | null;
-  live: boolean;
+  targets?: Target[];
+  unit?: string;
+  decimals?: number;
+  min?: number | null;
+  max?: number | null;
+  thresholds?: Threshold[];
+  legend?: { show?: boolean; placement?: "bottom" | "right"; values?: LegendValue[]; sortBy?: string; sortDesc?: boolean };
+  style?: DrawStyle;
+  stack?: boolean;
+  links?: Link[];
+  options?: Record<string, unknown>;
 }
 
 export interface Variable {
   name: string; // used as $name
-  label: string; // the label whose values it lists
-  metric: string; // optional: values within one metric
-  multi: boolean;
-  default: string[];
+  label?: string; // shown beside the picker
+  type?: "label_values" | "custom";
+  labelName?: string; // label_values: the label whose values it lists
+  metric?: string; // optional: values within one metric
+  options?: string[]; // custom
+  multi?: boolean;
+  includeAll?: boolean;
+  current?: string | string[];
+  regex?: string;
+  hide?: boolean;
 }
 
 export interface Link {
   title: string;
-  url: string;
+  url?: string;
+  dashboard?: string;
+  includeVars?: boolean;
+  keepTime?: boolean;
+  targetBlank?: boolean;
+  tooltip?: string;
 }
 
 export interface DashboardSpec {
-  schemaVersion: number;
+  schemaVersion?: number;
+  description?: string;
+  time?: { from: string | number; to?: string | number; timezone?: string };
+  refresh?: string; // "", "off", "live" or an interval ("30s")
+  variables?: Variable[];
   panels: Panel[];
-  variables: Variable[];
-  time: { from: string; to: string };
-  refresh: string; // "" off, "5s", "30s", "1m", ...
-  live: boolean;
-  links: Link[];
+  links?: Link[];
+  options?: Record<string, unknown>;
 }
 
 export const GRID_COLUMNS = 24;
 
-export function defaultTarget(): Target {
-  return { metric: "", agg: "", period: "auto", matchers: "", groupBy: [] };
-}
-
-export function newPanel(existing: Panel[], type: PanelType = "timeseries"): Panel {
+export function newPanel(existing: readonly Panel[], type: PanelType = "timeseries"): Panel {
   const bottom = existing.reduce((m, p) => Math.max(m, p.gridPos.y + p.gridPos.h), 0);
-  let n = existing.length + 1;
-  const ids = new Set(existing.map((p) => p.id));
-  while (ids.has(`p${n}`)) n++;
-  return {
-    id: `p${n}`,
-    title: "New panel",
-    type,
-    gridPos: { x: 0, y: bottom, w: 12, h: 8 },
-    targets: [defaultTarget()],
-    unit: "",
-    decimals: null,
-    thresholds: [],
-    style: "lines",
-    min: null,
-    max: null,
-    live: false,
-  };
+  const id = existing.reduce((m, p) => Math.max(m, p.id), 0) + 1;
+  return { id, type, title: "New panel", gridPos: { x: 0, y: bottom, w: 12, h: 8 }, targets: [{ refId: "A", metric: "" }] };
 }
 
 export function emptySpec(): DashboardSpec {
-  return {
-    schemaVersion: 1,
-    panels: [],
-    variables: [],
-    time: { from: "now-1h", to: "now" },
-    refresh: "",
-    live: false,
-    links: [],
-  };
+  return { schemaVersion: 1, time: { from: "now-1h", to: "now" }, panels: [] };
 }
 
 type Json = Record<string, unknown>;
 
-function obj(v: unknown): Json {
-  return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Json) : {};
+function isObj(v: unknown): v is Json {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
-function str(v: unknown, d = ""): string {
-  return typeof v === "string" ? v : d;
-}
-function num(v: unknown, d: number): number {
-  return typeof v === "number" && Number.isFinite(v) ? v : d;
-}
-function numOrNull(v: unknown): number | null {
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
-function arr(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
-}
-function clamp(v: number, lo: number, hi: number): number {
-  return Math.min(hi, Math.max(lo, Math.round(v)));
+function clamp(v: unknown, lo: number, hi: number, d: number): number {
+  const n = typeof v === "number" && Number.isFinite(v) ? Math.round(v) : d;
+  return Math.min(hi, Math.max(lo, n));
 }
 
-function parseTarget(v: unknown): Target {
-  const t = obj(v);
-  return {
-    metric: str(t.metric),
-    agg: str(t.agg),
-    period: str(t.period, "auto") || "auto",
-    matchers: str(t.matchers),
-    groupBy: arr(t.groupBy).filter((g): g is string => typeof g === "string"),
-  };
-}
-
-function parsePanel(v: unknown, i: number): Panel {
-  const p = obj(v);
-  const g = obj(p.gridPos);
-  const type = PANEL_TYPES.includes(p.type as PanelType) ? (p.type as PanelType) : "timeseries";
-  const style = (["lines", "area", "stacked"] as const).find((s) => s === p.style) ?? "lines";
-  const w = clamp(num(g.w, 12), 1, GRID_COLUMNS);
-  const targets = arr(p.targets).map(parseTarget);
-  return {
-    ...p,
-    id: str(p.id) || `p${i + 1}`,
-    title: str(p.title),
-    type,
-    gridPos: { x: clamp(num(g.x, 0), 0, GRID_COLUMNS - w), y: clamp(num(g.y, i * 8), 0, 10000), w, h: clamp(num(g.h, 8), 2, 100) },
-    targets: targets.length > 0 ? targets : [defaultTarget()],
-    unit: str(p.unit),
-    decimals: numOrNull(p.decimals),
-    thresholds: arr(p.thresholds)
-      .map(obj)
-      .filter((t) => typeof t.value === "number")
-      .map((t) => ({ value: t.value as number, color: str(t.color, "red") })),
-    style,
-    min: numOrNull(p.min),
-    max: numOrNull(p.max),
-    live: p.live === true,
-  };
-}
-
+// Parse a stored spec. The server has validated it; the app still guards what it relies on
+// (panels with a grid position and a unique id) so a hand-edited file cannot crash the page.
 export function parseSpec(json: string): DashboardSpec {
   let raw: unknown;
   try {
@@ -171,51 +119,34 @@ export function parseSpec(json: string): DashboardSpec {
   } catch (e) {
     throw new Error(`dashboard spec is not JSON: ${(e as Error).message}`, { cause: e });
   }
-  const s = obj(raw);
-  const time = obj(s.time);
-  const panels = arr(s.panels).map(parsePanel);
-  // Duplicate ids would make two panels share an editor and a live stream slot.
-  const seen = new Set<string>();
+  if (!isObj(raw)) throw new Error("a dashboard spec is a JSON object");
+  const panels = (Array.isArray(raw.panels) ? raw.panels : []).filter(isObj).map((p, i) => {
+    const g = isObj(p.gridPos) ? p.gridPos : {};
+    const w = clamp(g.w, 1, GRID_COLUMNS, 12);
+    const gridPos = { x: clamp(g.x, 0, GRID_COLUMNS - w, 0), y: clamp(g.y, 0, 10_000, i * 8), w, h: clamp(g.h, 1, 100, 8) };
+    const type = PANEL_TYPES.includes(p.type as PanelType) ? (p.type as PanelType) : "timeseries";
+    return { ...p, type, gridPos, id: typeof p.id === "number" ? p.id : 0 } as Panel;
+  });
+  // Missing or repeated ids get fresh ones: the id keys the panel's data and editor.
+  const seen = new Set<number>();
+  let next = panels.reduce((m, p) => Math.max(m, p.id), 0) + 1;
   for (const p of panels) {
-    let id = p.id;
-    for (let n = 2; seen.has(id); n++) id = `${p.id}-${n}`;
-    p.id = id;
-    seen.add(id);
+    if (p.id < 1 || seen.has(p.id)) p.id = next++;
+    seen.add(p.id);
   }
-  return {
-    ...s,
-    schemaVersion: num(s.schemaVersion, 1),
-    panels,
-    variables: arr(s.variables)
-      .map(obj)
-      .filter((v) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(str(v.name)))
-      .map((v) => ({
-        name: str(v.name),
-        label: str(v.label, str(v.name)),
-        metric: str(v.metric),
-        multi: v.multi === true,
-        default: arr(v.default).filter((d): d is string => typeof d === "string"),
-      })),
-    time: { from: str(time.from, "now-1h") || "now-1h", to: str(time.to, "now") || "now" },
-    refresh: str(s.refresh),
-    live: s.live === true,
-    links: arr(s.links)
-      .map(obj)
-      .map((l) => ({ title: str(l.title), url: str(l.url) }))
-      .filter((l) => l.url !== ""),
-  };
+  return { ...(raw as Partial<DashboardSpec>), panels };
 }
 
-// Canonical JSON (sorted keys) so an unchanged dashboard serialises to the same bytes.
+// Canonical JSON (sorted keys), as the server stores it: an unchanged dashboard is the same bytes.
 export function canonicalJson(v: unknown): string {
   return JSON.stringify(sortKeys(v));
 }
 
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
-  if (v !== null && typeof v === "object") {
+  if (isObj(v)) {
     const out: Json = {};
-    for (const k of Object.keys(v as Json).sort()) out[k] = sortKeys((v as Json)[k]);
+    for (const k of Object.keys(v).sort()) if (v[k] !== undefined) out[k] = sortKeys(v[k]);
     return out;
   }
   return v;
@@ -224,16 +155,18 @@ function sortKeys(v: unknown): unknown {
 export function slugify(title: string): string {
   const s = title
     .toLowerCase()
-    .replace(/[^a-z0-9_-]+/g, "-")
-    .replace(/^[-_]+|-+$/g, "")
-    .slice(0, 48);
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 64)
+    .replace(/-+$/g, "");
   return s === "" ? "dashboard" : s;
 }
 
 export const UID_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const METADATA = ["uid", "title", "folder", "tags"];
 
-// The export file: the dashboard's metadata and spec, without server-side fields.
-export interface ExportedDashboard {
+// A dashboard document (what `argus dashboards export` writes): metadata and spec in one object.
+export interface DashboardDocument {
   uid: string;
   title: string;
   folder: string;
@@ -241,23 +174,46 @@ export interface ExportedDashboard {
   spec: DashboardSpec;
 }
 
-export function parseExport(text: string): ExportedDashboard {
+export function toDocument(d: DashboardDocument): Json {
+  const doc: Json = { uid: d.uid, title: d.title };
+  if (d.folder) doc.folder = d.folder;
+  if (d.tags.length > 0) doc.tags = d.tags;
+  return { ...doc, ...(JSON.parse(canonicalJson(d.spec)) as Json) };
+}
+
+export function parseDocument(text: string): DashboardDocument {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
     throw new Error(`not a JSON file: ${(e as Error).message}`, { cause: e });
   }
-  const o = obj(raw);
-  const title = str(o.title);
-  if (title === "") throw new Error("the file has no title");
-  const uid = str(o.uid) || slugify(title);
-  if (!UID_RE.test(uid)) throw new Error(`bad uid ${JSON.stringify(uid)}: [a-z0-9][a-z0-9_-]{0,63}`);
+  if (!isObj(raw)) throw new Error("a dashboard file is a JSON object");
+  const title = typeof raw.title === "string" ? raw.title : "";
+  if (title.trim() === "") throw new Error("title: required");
+  const uid = typeof raw.uid === "string" && raw.uid !== "" ? raw.uid : slugify(title);
+  if (!UID_RE.test(uid)) throw new Error(`uid: ${JSON.stringify(uid)} is not [a-z0-9][a-z0-9_-]{0,63}`);
+  const spec: Json = {};
+  for (const [k, v] of Object.entries(raw)) if (!METADATA.includes(k)) spec[k] = v;
   return {
     uid,
     title,
-    folder: str(o.folder),
-    tags: arr(o.tags).filter((t): t is string => typeof t === "string"),
-    spec: parseSpec(JSON.stringify(o.spec ?? {})),
+    folder: typeof raw.folder === "string" ? raw.folder : "",
+    tags: Array.isArray(raw.tags) ? raw.tags.filter((t): t is string => typeof t === "string") : [],
+    spec: parseSpec(JSON.stringify(spec)),
   };
+}
+
+// Helpers the editor uses to read optional fields.
+export const targetsOf = (p: Panel): Target[] => p.targets ?? [];
+export const thresholdsOf = (p: Panel): Threshold[] => p.thresholds ?? [];
+export const variablesOf = (s: DashboardSpec): Variable[] => s.variables ?? [];
+export function timeOf(s: DashboardSpec): { from: string; to: string } {
+  const f = s.time?.from ?? "now-1h";
+  const t = s.time?.to ?? "now";
+  return { from: String(f), to: String(t) };
+}
+// A time for the stored spec: epoch ms as a number (the schema's absolute form), else the text.
+export function storedTime(t: string): string | number {
+  return /^\d{10,14}$/.test(t) ? Number(t) : t;
 }
