@@ -90,6 +90,12 @@ def _release(locks: Sequence[RoleLock]) -> None:
     help="Do not evaluate alert rules in this process (setting alerts_enabled) [env ARGUS_ALERTS_ENABLED=false].",
 )
 @click.option(
+    "--dashboards-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Provision the dashboards of this folder (JSON/YAML, docs/dashboards.md), at start and on change.",
+)
+@click.option(
     "--single-process",
     is_flag=True,
     envvar="ARGUS_UP_SINGLE_PROCESS",
@@ -105,12 +111,14 @@ def up(
     no_collector: bool,
     region: str | None,
     no_alerts: bool,
+    dashboards_dir: Path | None,
     single_process: bool,
 ) -> None:
     """Run the whole platform on this machine on embedded storage.
 
     Starts ingest, the projectors (rollups, series index, cold archive), the alert evaluator
-    (--no-alerts: not) and the query API, plus a
+    (--no-alerts: not), the dashboards (the default "This host" one, and --dashboards-dir's)
+    and the query API, plus a
     collector that pushes this host's CPU, memory, disk and network metrics every 5 s
     through the real ingest path. The projectors run in a child process (`argus project`,
     restarted if it dies) so that they have a core of their own; --single-process keeps
@@ -133,7 +141,7 @@ def up(
         names.remove("collector")
     if not settings.alerts_enabled:
         names.remove("alerts")
-    wiring = Wiring(child=child)
+    wiring = Wiring(child=child, dashboards_dir=dashboards_dir)
     locks = _open(settings, names, wiring)
     try:
         key = dev_api_key(settings.data_dir, api_key)
@@ -211,17 +219,41 @@ def project(data_dir: Path | None, log_level: str, projector: str) -> None:
 @_tls_options
 @click.option("--query-addr", default=None, help="gRPC listen address [default 127.0.0.1:50052].")
 @click.option("--http-addr", default=None, help="HTTP listen address [default 127.0.0.1:8080].")
-def query_server(data_dir: Path | None, log_level: str, query_addr: str | None, http_addr: str | None) -> None:
-    """Run only the query service (gRPC QueryService and the HTTP API)."""
+@click.option(
+    "--dashboards-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Provision the dashboards of this folder for --dashboards-tenant, at start and on change.",
+)
+@click.option("--dashboards-tenant", default="default", show_default=True, help="Tenant of --dashboards-dir.")
+def query_server(
+    data_dir: Path | None,
+    log_level: str,
+    query_addr: str | None,
+    http_addr: str | None,
+    dashboards_dir: Path | None,
+    dashboards_tenant: str,
+) -> None:
+    """Run only the query service (gRPC QueryService, DashboardService and the HTTP API)."""
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
-    wiring = Wiring()
-    _open(settings, ["query"], wiring)
-    _run(_serve(settings, ["query"], wiring))
+    wiring = Wiring(dashboards_dir=dashboards_dir, dashboards_tenant=dashboards_tenant, default_dashboards=False)
+    names = ["dashboards", "query"] if dashboards_dir is not None else ["query"]
+    _open(settings, names, wiring)
+    _run(_serve(settings, names, wiring))
 
 
 def _register_optional_commands() -> None:
-    from argus.commands import admin_cmd, agent_cmd, alerts_cmd, keys_cmd, push_cmd, query_cmd, replay_cmd
+    from argus.commands import (
+        admin_cmd,
+        agent_cmd,
+        alerts_cmd,
+        dashboards_cmd,
+        keys_cmd,
+        push_cmd,
+        query_cmd,
+        replay_cmd,
+    )
 
     main.add_command(push_cmd.push)
     main.add_command(query_cmd.query)
@@ -230,6 +262,7 @@ def _register_optional_commands() -> None:
     main.add_command(keys_cmd.keys)
     main.add_command(admin_cmd.admin)
     main.add_command(alerts_cmd.alerts)
+    main.add_command(dashboards_cmd.dashboards)
 
 
 _register_optional_commands()

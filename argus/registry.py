@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Literal
 
 from argus.alerts_api import alerts_api
@@ -22,6 +23,7 @@ from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.supervisor import ProjectorProcess
 from argus.versioned_projectors import VersionedProjectors
 from core.alerting.state import AlertConfigState
+from core.model import DEFAULT_TENANT
 from core.quarantine import QuarantineReport, read_quarantine
 from core.tls import ClientTls
 from query_side.alerts.active import ActiveAlerts
@@ -42,6 +44,11 @@ class Wiring:
     child: ProjectorProcess | None = None
     """`argus up`'s projector process, when the child-placed modules run there."""
     built: dict[str, Module] = field(default_factory=dict)
+    dashboards_dir: Path | None = None
+    """`--dashboards-dir`: the folder the dashboards module provisions from."""
+    dashboards_tenant: str = DEFAULT_TENANT
+    default_dashboards: bool = True
+    """Add the shipped dashboards (This host) for `dashboards_tenant` when absent (`argus up`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,6 +170,18 @@ def _alerts(rt: Runtime, _wiring: Wiring) -> Module:
     return AlertsModule(event_log=rt.event_log, config=rt.config, clock_ms=rt.clock_ms, services=[notifier])
 
 
+def _dashboards(rt: Runtime, wiring: Wiring) -> Module:
+    from argus.dashboards_module import DashboardsModule
+
+    return DashboardsModule(
+        view=rt.config,
+        tenant=wiring.dashboards_tenant,
+        clock_ms=rt.clock_ms,
+        folder=wiring.dashboards_dir,
+        defaults=wiring.default_dashboards,
+    )
+
+
 def _projector_needs(wiring: Wiring) -> frozenset[str]:
     if wiring.child is not None:
         return frozenset({"hot_store"})
@@ -201,6 +220,8 @@ REGISTRY: Final[Mapping[str, ModuleSpec]] = {
             # One evaluator per data dir: `argus alerts serve` next to `argus up` is refused.
             locks=lambda _wiring: ("alert-evaluator",),
         ),
+        # Before the query API: the default dashboard is there from its first request.
+        ModuleSpec(name="dashboards", needs=frozenset({"event_log", "config"}), build=_dashboards, placement="parent"),
         ModuleSpec(
             name="query",
             needs=frozenset({"event_log", "hot_store", "config", "cold_store"}),

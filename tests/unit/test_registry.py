@@ -15,12 +15,13 @@ from core.settings import settings_from_env
 
 
 def test_every_module_has_one_entry_and_a_placement() -> None:
-    assert set(REGISTRY) == {"ingest", "projectors", "alerts", "query", "collector"}
+    assert set(REGISTRY) == {"ingest", "projectors", "alerts", "dashboards", "query", "collector"}
     assert registry.placed("child") == ("projectors",)
-    assert set(registry.placed("parent")) == {"ingest", "alerts", "query", "collector"}
-    # Alerting starts after the projectors, before the query API.
+    assert set(registry.placed("parent")) == {"ingest", "alerts", "dashboards", "query", "collector"}
+    # Alerting starts after the projectors, before the query API; so do the default dashboards.
     order = list(REGISTRY)
     assert order.index("projectors") < order.index("alerts") < order.index("query")
+    assert order.index("dashboards") < order.index("query")
     assert registry.listens(["ingest", "query"]) == ("ingest_addr", "query_addr", "http_addr")
 
 
