@@ -238,6 +238,7 @@ class QueryModule:
     ) -> None:
         from query_side.engine import QueryEngine
         from query_side.limits import QueryLimits
+        from query_side.live import LiveHub
 
         self._readiness = readiness
         self._quarantine = quarantine
@@ -254,6 +255,8 @@ class QueryModule:
             cold=cold_store,
             limits=QueryLimits.from_settings(settings),
         )
+        self.live = LiveHub(self._engine, clock_ms)
+        """The live queries (QueryService.Watch) of this server, shared by all its viewers."""
         self._server = make_server(max_message_bytes=self._config.max_message_bytes)
         self._runner: web.AppRunner | None = None
         self._tasks = _Tasks()
@@ -286,7 +289,8 @@ class QueryModule:
                 self._tasks.spawn(f"query-extension-{i}", ext.follow)
             if ext.grpc is not None:
                 services.append(ext.grpc(server))
-        grpc_service.add_to_server(server, grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms))
+        servicer = grpc_service.QueryServicer(self._engine, self._keys, self._clock_ms, live=self.live)
+        grpc_service.add_to_server(server, servicer)
         await add_health_and_reflection(self._server, services)
         self.grpc_port = bind(self._server, config.grpc_addr, tls)
         await self._server.start()
@@ -320,6 +324,7 @@ class QueryModule:
     async def stop(self) -> None:
         # Running queries end first (Unavailable), so the listeners' graceful stop does not
         # wait up to a query timeout for them.
+        self.live.close()
         self._engine.close()
         if self._runner is not None:
             await self._runner.cleanup()

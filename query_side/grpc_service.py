@@ -9,7 +9,7 @@ a gRPC-web adapter reuses.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -21,6 +21,7 @@ from core.model import HOUR_MS
 from core.transport_errors import PARAMETER_METADATA_KEY, grpc_status, is_server_fault
 from query_side.engine import Clock, QueryEngine, QueryResult, metric_kind_label, system_clock_ms
 from query_side.handlers import LabelValuesRequest, QueryHandlers
+from query_side.live import LiveHub, LiveQuery, LiveUpdate
 from query_side.planner import AUTO, Matcher, MatchOp, QuerySpec
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     """QueryService on grpc.aio: the proto codec around `QueryHandlers`; the tenant comes
     from the `authorization` metadata."""
 
-    def __init__(self, engine: QueryEngine, authenticator: Authenticator, clock: Clock = system_clock_ms) -> None:
+    def __init__(
+        self,
+        engine: QueryEngine,
+        authenticator: Authenticator,
+        clock: Clock = system_clock_ms,
+        *,
+        live: LiveHub | None = None,
+    ) -> None:
         self._handlers = QueryHandlers(engine, authenticator, clock)
+        self._live = live or LiveHub(engine, clock)
 
     async def Query(
         self, request: query_pb2.QueryRequest, context: grpc.aio.ServicerContext
@@ -90,6 +99,21 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             return query_pb2.ListLabelValuesResponse(values=values)
 
         return await _guarded(context, "list label values", call)
+
+    async def Watch(
+        self, request: query_pb2.WatchRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[query_pb2.WatchResponse]:
+        try:
+            tenant = self._tenant(context)
+            now_ms = self._handlers.now_ms()
+            queries = [
+                LiveQuery(spec=spec_from_request(q, tenant=tenant, now_ms=now_ms), follow=q.end_ms == 0)
+                for q in request.queries
+            ]
+            async for updates in self._live.watch(tenant, queries, min_interval_ms=request.min_interval_ms):
+                yield watch_response(updates)
+        except Exception as exc:
+            await _abort_with(context, "watch", exc)
 
     def _tenant(self, context: grpc.aio.ServicerContext) -> str:
         return self._handlers.authenticate(context.invocation_metadata())
@@ -141,16 +165,32 @@ def response_from_result(result: QueryResult) -> query_pb2.QueryResponse:
     return response
 
 
+def watch_response(updates: Sequence[LiveUpdate]) -> query_pb2.WatchResponse:
+    response = query_pb2.WatchResponse()
+    for u in updates:
+        out = response.updates.add(query_index=u.query_index, tier=u.tier, error=u.error, snapshot=u.snapshot)
+        for s in u.series:
+            series = out.series.add()
+            series.labels.update(s.labels)
+            series.timestamps_ms.extend(s.ts)
+            series.values.extend(s.values)
+    return response
+
+
+async def _abort_with(context: grpc.aio.ServicerContext, what: str, exc: Exception) -> None:
+    if not isinstance(exc, ArgusError):
+        log.exception("%s failed", what)
+    elif is_server_fault(exc):
+        log.warning("%s failed: %s", what, exc, exc_info=exc)
+    code, details, trailing = grpc_status(exc)
+    await context.abort(code, details, trailing)
+
+
 async def _guarded(context: grpc.aio.ServicerContext, what: str, call: Callable[[], Awaitable[_R]]) -> _R:
     """Run `call`, turning errors into a status by the shared table (anything not ours is
     INTERNAL with a generic message; the details go to the log)."""
     try:
         return await call()
     except Exception as exc:
-        if not isinstance(exc, ArgusError):
-            log.exception("%s failed", what)
-        elif is_server_fault(exc):
-            log.warning("%s failed: %s", what, exc, exc_info=exc)
-        code, details, trailing = grpc_status(exc)
-        await context.abort(code, details, trailing)
+        await _abort_with(context, what, exc)
         raise  # abort always raises; this keeps type checkers sure the function returns
