@@ -18,6 +18,7 @@ export default tseslint.config(
   {
     files: ["e2e/**/*.mjs"],
     extends: [js.configs.recommended],
-    languageOptions: { globals: globals.node },
+    // Functions passed to page.evaluate run in the browser.
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },
 );

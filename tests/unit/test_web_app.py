@@ -61,7 +61,9 @@ async def test_hashed_asset_is_served_and_cached(client: TestClient[web.Request,
     assert "javascript" in resp.headers["Content-Type"]
 
 
-async def test_api_routes_keep_precedence_and_unknown_api_is_json_404(client: TestClient[web.Request, web.Application]) -> None:
+async def test_api_routes_keep_precedence_and_unknown_api_is_json_404(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     assert await (await client.get("/api/v1/metrics")).json() == {"api": True}
     resp = await client.get("/api/v1/nope")
     assert resp.status == 404

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useCallback, useState } from "react";
 import { getKey, setKey } from "./api";
 import { useRoute, useTheme } from "./hooks";
 import { Login } from "./Login";
@@ -9,10 +9,10 @@ export function App() {
   const [key, setKeyState] = useState(getKey());
   const [theme, setTheme] = useTheme();
   const route = useRoute();
-  const logout = () => {
+  const logout = useCallback(() => {
     setKey("");
     setKeyState("");
-  };
+  }, []);
   return (
     <div className="app">
       <header className="topbar">

@@ -20,7 +20,6 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
     try {
       const res = await dashboards.listDashboards({ search });
       setItems(res.dashboards);
-      setError("");
     } catch (e) {
       if (isCode(e, Code.Unauthenticated)) onUnauthenticated();
       setError(errorMessage(e));
@@ -126,7 +125,7 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
       {items !== null && items.length === 0 && <p className="muted">No dashboards{search ? ` matching "${search}"` : ""}.</p>}
       {folders.map(([folder, list]) => (
         <section key={folder} className="folder">
-          <h2>📁 {folder || "General"}</h2>
+          <h2>{folder || "General"}</h2>
           <ul className="dash-list">
             {list.map((d) => (
               <li key={d.uid}>

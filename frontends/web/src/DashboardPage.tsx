@@ -26,6 +26,12 @@ interface Props {
 }
 
 const ROW_PX = 36;
+
+interface Notice {
+  kind: "ok" | "error" | "conflict";
+  text: string;
+}
+let carried: Notice | null = null;
 const REFRESHES = ["", "5s", "10s", "30s", "1m", "5m"];
 
 function refreshMs(r: string): number {
@@ -40,7 +46,12 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
   const [loadError, setLoadError] = useState("");
   const [editing, setEditing] = useState(uid === "");
   const [editPanel, setEditPanel] = useState<number | null>(null);
-  const [notice, setNotice] = useState<{ kind: "ok" | "error" | "conflict"; text: string } | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(() => {
+    // A first save moves the page to the new uid (a new page instance): it carries the notice.
+    const n = carried;
+    carried = null;
+    return n;
+  });
   const [history, setHistoryList] = useState<DashboardHistoryEntry[] | null>(null);
   const [from, setFrom] = useState(params.get("from") ?? "");
   const [to, setTo] = useState(params.get("to") ?? "");
@@ -271,8 +282,12 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       });
       if (!r.dashboard) return;
       applyLoaded(r.dashboard);
-      setNotice({ kind: "ok", text: `Saved version ${r.dashboard.version}.` });
-      if (meta.uid === "") navigate(`#/d/${targetUid}`, true);
+      const saved: Notice = { kind: "ok", text: `Saved version ${r.dashboard.version}.` };
+      setNotice(saved);
+      if (meta.uid === "") {
+        carried = saved;
+        navigate(`#/d/${targetUid}`, true);
+      }
     } catch (e) {
       if (isCode(e, Code.Aborted) || isCode(e, Code.AlreadyExists)) {
         setNotice({ kind: "conflict", text: `Conflict: ${errorMessage(e)}. Someone else saved this dashboard since you opened version ${meta.version}.` });
@@ -489,7 +504,7 @@ function TimePicker({ from, to, onChange }: { from: string; to: string; onChange
   return (
     <span className="timepicker">
       <button onClick={() => setOpen(!open)} aria-label="Time range">
-        🕑 {rangeLabel({ from, to })}
+        {rangeLabel({ from, to })}
       </button>
       {open && (
         <div className="popover">

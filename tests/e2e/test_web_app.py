@@ -1,0 +1,162 @@
+"""The dashboards app in real headless Chromium against a real `argus up`.
+
+This module starts the server and feeds it; the browser steps are frontends/web/e2e/browser.mjs
+(playwright-core driving Debian's `chromium`, which `make web-browser` installs). Screenshots
+of every step and the steps' timings land in tmp/artifacts/web/ (ARGUS_WEB_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from argus.launch import REPO_ROOT, argus_argv
+from tests.e2e.conftest import ArgusServer, measured, wait_for
+
+pytestmark = pytest.mark.e2e
+
+WEB = REPO_ROOT / "frontends" / "web"
+BROWSER_TIMEOUT_S = 150.0
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "Debian chromium is missing: `make web-browser` installs it (apt-get)"
+    return found
+
+
+def _push(server: ArgusServer, lines: list[dict[str, object]], work: Path, name: str) -> None:
+    path = work / f"{name}.ndjson"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = server.push_file(path, "--batch-id", f"{name}-{time.time_ns()}")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _series(
+    metric: str, labels: dict[str, str], value: float, now_ms: int, minutes: int = 10
+) -> list[dict[str, object]]:
+    return [
+        {"metric": metric, "kind": "gauge", "labels": labels, "ts": now_ms - s * 1000, "value": value}
+        for s in range(minutes * 60, 0, -10)
+    ]
+
+
+def _dashboard_file(path: Path) -> Path:
+    """A dashboard the browser imports: a variable, a live stat and a query the server refuses."""
+    doc = {
+        "uid": "e2e-vars",
+        "title": "E2E variables",
+        "folder": "e2e",
+        "tags": ["e2e"],
+        "schemaVersion": 1,
+        "time": {"from": "now-15m", "to": "now"},
+        "variables": [
+            {"name": "host", "label": "host", "labelName": "host", "metric": "e2e_requests", "includeAll": True}
+        ],
+        "panels": [
+            {
+                "id": 1,
+                "type": "stat",
+                "title": "Requests of $host",
+                "gridPos": {"x": 0, "y": 0, "w": 8, "h": 4},
+                "targets": [{"refId": "A", "metric": "e2e_requests", "where": ["host=$host"], "agg": "avg"}],
+            },
+            {
+                "id": 2,
+                "type": "stat",
+                "title": "Live value",
+                "gridPos": {"x": 8, "y": 0, "w": 8, "h": 4},
+                "targets": [{"refId": "A", "metric": "e2e_live", "agg": "last", "period": "5s"}],
+            },
+            {
+                "id": 3,
+                "type": "timeseries",
+                "title": "Bad query",
+                "gridPos": {"x": 16, "y": 0, "w": 8, "h": 4},
+                "targets": [{"refId": "A", "metric": "e2e_requests", "agg": "distinct"}],
+            },
+            {
+                "id": 4,
+                "type": "timeseries",
+                "title": "By host",
+                "gridPos": {"x": 0, "y": 4, "w": 24, "h": 8},
+                "thresholds": [{"value": 500, "color": "red"}],
+                "targets": [{"refId": "A", "metric": "e2e_requests", "where": ["host=~$host"], "group_by": ["host"]}],
+            },
+        ],
+    }
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def test_dashboards_app_in_headless_chromium(server_factory: Callable[[], ArgusServer], tmp_path: Path) -> None:
+    assert (WEB / "dist" / "index.html").is_file(), "the app is not built: `make web` builds it"
+    assert (WEB / "node_modules" / "playwright-core").is_dir(), "`make web` installs frontends/web/node_modules"
+    chromium = _chromium()
+    server = server_factory()
+    server.start()
+    now = int(time.time() * 1000)
+    lines: list[dict[str, object]] = []
+    for mode, value in (("user", 12.0), ("system", 5.0), ("idle", 83.0)):
+        lines += _series("host_cpu_percent", {"host": "e2e-host", "mode": mode}, value, now)
+    lines += _series("e2e_requests", {"host": "web-a"}, 10.0, now)
+    lines += _series("e2e_requests", {"host": "web-b"}, 1000.0, now)
+    lines += _series("e2e_live", {"host": "web-a"}, 1.0, now, minutes=2)
+    _push(server, lines, tmp_path, "seed")
+    base = f"http://127.0.0.1:{server.http_port}"
+    wait_for(
+        "the seeded samples to be queryable",
+        lambda: (
+            len(
+                server.http_get(
+                    "/api/v1/query", [("metric", "e2e_requests"), ("start", "now-15m"), ("group_by", "host")]
+                ).body.get("series", [])
+            )
+            == 2
+        ),
+        timeout_s=60,
+    )
+    artifacts = Path(os.environ.get("ARGUS_WEB_ARTIFACTS", REPO_ROOT / "tmp" / "artifacts" / "web"))
+    shutil.rmtree(artifacts, ignore_errors=True)
+    push_argv = argus_argv(
+        "push", "-", "--format", "ndjson", "--ingest", server.ingest_target, "--api-key", server.api_key
+    )
+    env = {
+        **os.environ,
+        "ARGUS_URL": base,
+        "ARGUS_KEY": server.api_key,
+        "ARTIFACTS": str(artifacts),
+        "CHROMIUM": chromium,
+        "ARGUS_PUSH": json.dumps(push_argv),
+        "PYTHONPATH": str(REPO_ROOT),
+        "E2E_DASHBOARD_FILE": str(_dashboard_file(tmp_path / "e2e-vars.json")),
+    }
+    started = time.monotonic()
+    run = subprocess.run(
+        ["node", "e2e/browser.mjs"],
+        cwd=WEB,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BROWSER_TIMEOUT_S,
+        check=False,
+    )
+    measured("browser steps s", round(time.monotonic() - started, 1))
+    steps = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    for s in steps:
+        print(s)
+    failed = [s for s in steps if s.get("ok") is False]
+    assert run.returncode == 0 and not failed, f"browser steps failed:\n{run.stdout}\n{run.stderr}"
+    names = [s["step"] for s in steps if s.get("ok")]
+    assert len(names) == 11, names
+    live = next(s for s in steps if s.get("step", "").startswith("live panel"))
+    measured("live ack-to-pixel ms", live["ackToPixelMs"])
+    assert live["ackToPixelMs"] <= 2000
+    assert len(list(artifacts.glob("*.png"))) >= 10
