@@ -387,22 +387,16 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       {variables.length > 0 && (
         <div className="toolbar vars">
           {variables.filter((v) => !v.hide).map((v) => (
-            <label key={v.name} className="var">
-              {v.label || `$${v.name}`}
-              <select
-                aria-label={`variable ${v.name}`}
-                multiple={v.multi}
-                value={v.multi ? (vars[v.name] ?? []) : (vars[v.name]?.[0] ?? "")}
-                onChange={(e) => setVars({ ...vars, [v.name]: [...e.target.selectedOptions].map((o) => o.value).filter((x) => x !== "") })}
-              >
-                {!v.multi && <option value="">{v.includeAll === false ? "(none)" : "All"}</option>}
-                {(varOptions[v.name] ?? []).map((o) => (
-                  <option key={o} value={o}>
-                    {o}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <VariablePicker
+              key={v.name}
+              name={v.name}
+              label={v.label || `$${v.name}`}
+              multi={v.multi === true}
+              includeAll={v.includeAll !== false}
+              options={varOptions[v.name] ?? []}
+              value={vars[v.name] ?? []}
+              onChange={(vals) => setVars({ ...vars, [v.name]: vals })}
+            />
           ))}
         </div>
       )}
@@ -588,4 +582,45 @@ function filterOptions(values: string[], regex: string | undefined): string[] {
   } catch {
     return values;
   }
+}
+
+// A single value is a select; several values a dropdown of checkboxes (none checked = All).
+function VariablePicker(props: { name: string; label: string; multi: boolean; includeAll: boolean; options: string[]; value: string[]; onChange: (v: string[]) => void }) {
+  const { name, label, multi, includeAll, options, value, onChange } = props;
+  if (!multi) {
+    return (
+      <label className="var">
+        {label}
+        <select aria-label={`variable ${name}`} value={value[0] ?? ""} onChange={(e) => onChange(e.target.value === "" ? [] : [e.target.value])}>
+          <option value="">{includeAll ? "All" : "(none)"}</option>
+          {options.map((o) => (
+            <option key={o} value={o}>
+              {o}
+            </option>
+          ))}
+        </select>
+      </label>
+    );
+  }
+  const chosen = new Set(value);
+  return (
+    <details className="var multi" aria-label={`variable ${name}`}>
+      <summary>
+        {label}: {value.length === 0 ? "All" : value.join(", ")}
+      </summary>
+      <div className="popover">
+        {options.map((o) => (
+          <label key={o} className="check">
+            <input type="checkbox" checked={chosen.has(o)} onChange={(e) => onChange(e.target.checked ? [...value, o] : value.filter((x) => x !== o))} />
+            {o}
+          </label>
+        ))}
+        {value.length > 0 && (
+          <button className="small" onClick={() => onChange([])}>
+            All
+          </button>
+        )}
+      </div>
+    </details>
+  );
 }
