@@ -294,6 +294,9 @@ class _GrpcWeb:
         except asyncio.CancelledError:
             cancelled = True  # the client went away (aiohttp cancels the request's task)
             raise
+        except ConnectionResetError:
+            cancelled = True  # the client went away while a message was being written
+            return out.abandoned()
         except _Status as ended:
             status = ended
         except Exception as exc:
@@ -308,9 +311,11 @@ class _GrpcWeb:
             limit = limit * 4 // 3 + 4
         if request.content_length is not None and request.content_length > limit:
             raise _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {self._max_bytes} bytes")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {self._max_bytes} bytes")
+        body = b""
+        while not request.content.at_eof():  # read(n) answers what has arrived, up to n
+            body += await request.content.read(limit + 1 - len(body))
+            if len(body) > limit:
+                raise _Status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request larger than {self._max_bytes} bytes")
         if text:
             body = _b64decode(body)
         return _single_frame(body)
@@ -348,6 +353,13 @@ class _Output:
         response = self._response or await self._start({})
         await response.write(base64.b64encode(frame) if self._text else frame)
 
+    def abandoned(self) -> web.StreamResponse:
+        """What the handler returns for a client that is gone (nothing more is written)."""
+        if self._response is not None:
+            self._response.force_close()
+            return self._response
+        return web.Response(status=499)
+
     async def message(self, payload: bytes) -> None:
         await self._write(_FRAME_HEADER.pack(_DATA, len(payload)) + payload)
 
@@ -355,8 +367,10 @@ class _Output:
         fields = [("grpc-status", str(status.code.value[0])), ("grpc-message", _percent_encode(status.details))]
         fields.extend(status.trailing)
         if self._response is None:
-            # Trailers-only: the status is readable from the headers too.
-            await self._start({k: v for k, v in fields if k.startswith("grpc-")})
+            # An error before any message: the status is readable from the headers too. Not
+            # an OK one: connect-web then refuses the trailer frame that follows.
+            failed = status.code != grpc.StatusCode.OK
+            await self._start({k: v for k, v in fields if failed and k.startswith("grpc-")})
         block = "".join(f"{k}: {v}\r\n" for k, v in fields).encode()
         await self._write(_FRAME_HEADER.pack(_TRAILER, len(block)) + block)
         assert self._response is not None

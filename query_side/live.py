@@ -43,7 +43,8 @@ SeriesKey = tuple[tuple[str, str], ...]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LiveLimits:
     max_queries_per_stream: int = 32
-    max_streams_per_tenant: int = 64
+    max_streams_per_tenant: int = 1_000
+    """Viewers share topics, so a stream costs little: memory for its pending deltas."""
     max_points_per_message: int = 50_000
     max_pending_points: int = 20_000
     """Merged deltas held for one slow viewer of one query before it falls back to a snapshot."""
@@ -190,8 +191,13 @@ class _Topic:
             await self._snapshot()
             if not self._query.follow and self._query.spec.end_ms <= self._hub.now_ms():
                 return  # a closed range in the past: nothing new will come (viewers keep it)
+            loop = asyncio.get_running_loop()
+            interval_s = self._hub.limits.poll_interval_ms / 1000
+            next_at = loop.time()
             while True:
-                await asyncio.sleep(self._hub.limits.poll_interval_ms / 1000)
+                # A fixed rate (not interval + query time); a late poll is not made up for.
+                next_at = max(next_at + interval_s, loop.time())
+                await asyncio.sleep(next_at - loop.time())
                 await self._poll()
         except asyncio.CancelledError:
             raise

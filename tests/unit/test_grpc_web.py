@@ -77,14 +77,23 @@ class Servicer(query_pb2_grpc.QueryServiceServicer):
     ) -> AsyncIterator[query_pb2.WatchResponse]:
         await self._auth(context)
         mode = request.queries[0].metric
+        if mode == "flood":  # large messages for as long as the client reads
+            try:
+                big = query_pb2.WatchUpdate(tier="x" * 200_000)
+                while True:
+                    yield query_pb2.WatchResponse(updates=[big])
+            finally:
+                self.probe.cancelled.set()
         try:
-            for i in range(3):
+            for i in range(0 if mode == "empty" else 3):
                 yield query_pb2.WatchResponse(updates=[query_pb2.WatchUpdate(query_index=i)])
                 if mode == "lockstep":  # the next one only once the test saw this one
                     await self.probe.next_message.wait()
                     self.probe.next_message.clear()
             if mode == "fail-after-3":
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many updates")
+            if mode == "empty":
+                return
             if mode == "block":
                 self.probe.started.set()
                 await asyncio.Event().wait()
@@ -239,11 +248,34 @@ async def test_a_stream_error_before_any_message_is_in_the_headers_too(served: S
     assert got.headers["grpc-status"] == str(grpc.StatusCode.UNAUTHENTICATED.value[0])
 
 
+async def test_a_stream_without_messages_ends_ok_in_the_trailer_only(served: Served) -> None:
+    got = await call(served.http, served.url + WATCH, w("empty"), headers=request_headers(KEY))
+    assert got.messages == [] and got.code == 0
+    assert "grpc-status" not in got.headers  # connect-web reads an OK status in headers as "no body"
+
+
+@pytest.mark.parametrize("text", [False, True])
+async def test_stream_frames_arrive_in_both_encodings(served: Served, text: bool) -> None:
+    got = await call(served.http, served.url + WATCH, w("fail-after-3"), headers=request_headers(KEY, text=text))
+    assert [m.updates[0].query_index for m in got.decoded(query_pb2.WatchResponse)] == [0, 1, 2]
+    assert got.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+
+
 async def test_a_client_that_goes_away_cancels_the_stream(served: Served) -> None:
     async with served.http.post(served.url + WATCH, data=frame(w("block")), headers=request_headers(KEY)) as r:
         await asyncio.wait_for(served.probe.started.wait(), DEADLINE_S)
         r.close()
     await asyncio.wait_for(served.probe.cancelled.wait(), DEADLINE_S)
+
+
+async def test_a_client_that_goes_away_mid_write_ends_the_stream_quietly(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with served.http.post(served.url + WATCH, data=frame(w("flood")), headers=request_headers(KEY)) as r:
+        await r.content.readexactly(100_000)
+        r.close()
+    await asyncio.wait_for(served.probe.cancelled.wait(), DEADLINE_S)
+    assert not [rec for rec in caplog.records if rec.levelname == "ERROR"]
 
 
 async def test_a_stream_deadline_ends_it_and_cancels_the_generator(served: Served) -> None:
@@ -334,3 +366,25 @@ async def test_the_query_module_serves_every_servicer_of_its_grpc_server_over_gr
                 assert r.status == 200
     finally:
         await module.stop()
+
+
+async def test_a_request_body_arriving_in_pieces_is_read_whole(served: Served) -> None:
+    body = frame(q("m" * 60_000))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), 7_000):
+            yield body[at : at + 7_000]
+            await asyncio.sleep(0)
+
+    async with served.http.post(served.url + QUERY, data=pieces(), headers=request_headers(KEY)) as r:
+        got = [(flag, payload) async for flag, payload in frames(r)]
+    assert query_pb2.QueryResponse.FromString(got[0][1]).tier == "m" * 60_000 + ":False"
+    assert parse_trailer(got[1][1])["grpc-status"] == "0"
+
+
+def test_cors_origins_setting_is_a_comma_separated_list() -> None:
+    from core.settings import Settings
+
+    settings = Settings(cors_origins=" http://localhost:5173/, https://dash.example ,")
+    assert settings.query_settings().cors_origins == ("http://localhost:5173", "https://dash.example")
+    assert Settings().query_settings().cors_origins == ()

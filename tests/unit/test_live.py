@@ -191,3 +191,39 @@ async def test_a_large_update_is_split_into_messages_of_bounded_points(world: Wo
     assert sizes == [40] * 5  # whole series per message while they fit: 5 x 40 = the snapshot
     flags = [u.snapshot for m in messages for u in m]
     assert flags[0] and not any(flags[1:])  # later parts add to the first
+
+
+async def test_watch_over_native_grpc_streams_snapshot_then_delta_and_needs_a_key(world: World) -> None:
+    import grpc
+
+    from contracts.argus.query.v1 import query_pb2, query_pb2_grpc
+    from query_side.grpc_service import QueryServicer, add_to_server
+    from tests.unit.test_query_engine import Keys
+
+    g = Gauge(world, {"host": "a"})
+    g.push(NOW_MS - STEP, 1.0)
+    hub = LiveHub(world.engine, lambda: world.now_ms, FAST)
+    server = grpc.aio.server()
+    add_to_server(server, QueryServicer(world.engine, Keys(), lambda: world.now_ms, live=hub))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    request = query_pb2.WatchRequest(
+        queries=[query_pb2.QueryRequest(metric="cpu", period="5s", agg="max")], min_interval_ms=10
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = query_pb2_grpc.QueryServiceStub(channel)  # type: ignore[no-untyped-call]
+            call = stub.Watch(request, metadata=(("authorization", "Bearer good"),), timeout=DEADLINE_S)
+            first = (await call.read()).updates[0]
+            assert first.snapshot and list(first.series[0].values) == [1.0]
+            world.now_ms += STEP
+            g.push(NOW_MS, 5.0)
+            delta = (await call.read()).updates[0]
+            assert not delta.snapshot and list(delta.series[0].timestamps_ms) == [NOW_MS]
+            call.cancel()
+            await wait_until(hub, lambda: hub.topics == 0)  # the viewer left, so did the topic
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.Watch(request, timeout=DEADLINE_S).read()
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await server.stop(grace=None)
