@@ -18,9 +18,9 @@ from argus.health import WriteHealth
 from core.adapters.log_retention import LogRetention
 from core.adapters.urls import open_event_log
 from core.alerting.state import AlertConfigState
-from core.dashboards.state import DashboardState
 from core.auth import ApiKeyRegistry
 from core.config_view import ConfigView
+from core.dashboards.state import DashboardState
 from core.errors import StorageError
 from core.events import CONFIG_TOPIC, SAMPLES_TOPIC
 from core.ports import ColdStore, EventLog, HotStore

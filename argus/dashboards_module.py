@@ -144,6 +144,7 @@ class DashboardsModule:
         stamps = await asyncio.to_thread(self._scan)
         state = self._view.state(DashboardState)
         await self._view.refresh()
+        broken = False
         for path, stamp in stamps.items():
             if self._stamps.get(path) == stamp:
                 continue
@@ -152,6 +153,7 @@ class DashboardsModule:
             except ArgusError as exc:
                 log.error("dashboards dir: skip %s", exc)
                 self._stamps[path] = stamp  # retried when the file changes again
+                broken = True
                 continue
             taken = {uid for other, uids in self._uids.items() if other != path for uid in uids}
             applied: list[str] = []
@@ -181,7 +183,9 @@ class DashboardsModule:
             for uid in self._uids.pop(path):
                 await self._delete(uid)
             self._stamps.pop(path, None)
-        if first:
+        # At start, also delete what a file removed while we were stopped had provisioned;
+        # not while a file is unreadable: the dashboards it holds are unknown.
+        if first and not broken:
             named = {uid for uids in self._uids.values() for uid in uids}
             for d in state.dashboards(self._tenant):
                 if d.provisioned and d.uid not in named:

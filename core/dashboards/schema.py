@@ -226,8 +226,12 @@ class _Checker:
                 self.free_form(item, f"{path}[{i}]", depth + 1)
         elif isinstance(value, str):
             self.text(value, path, multiline=True)
-        elif isinstance(value, float):
+        elif isinstance(value, float) or (
+            isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53
+        ):
             self.number(value, path)
+            if isinstance(value, int) and abs(value) > 2**53:
+                self.fail(path, "integers beyond ±2^53 do not survive JSON in a browser")
 
 
 def _check_time_point(c: _Checker, value: Any, path: str) -> int | None:
@@ -621,7 +625,10 @@ def check_spec(spec: Any, *, path: str = "spec") -> str:
         else:
             c.free_form(s["options"], at("options"))
     c.errors.raise_if_any()
-    canonical = orjson.dumps(s, option=orjson.OPT_SORT_KEYS).decode()
+    try:
+        canonical = orjson.dumps(s, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError as exc:  # e.g. an integer past 64 bits from a YAML file
+        raise InvalidArgument(f"spec: cannot be written as JSON ({exc})", parameter="spec") from None
     if len(canonical.encode()) > MAX_SPEC_BYTES:
         raise InvalidArgument(
             f"spec: {len(canonical.encode()):,} bytes, over the limit of {MAX_SPEC_BYTES:,}", parameter="spec"
@@ -631,8 +638,13 @@ def check_spec(spec: Any, *, path: str = "spec") -> str:
 
 def parse_spec_json(spec_json: str) -> Any:
     """The spec of a `spec_json` string ("" is an empty spec), bounded before parsing."""
-    if len(spec_json) > MAX_SPEC_BYTES:  # characters >= bytes / 4: a cheap early refusal
-        raise InvalidArgument(f"spec_json: over the limit of {MAX_SPEC_BYTES:,} bytes", parameter="spec_json")
+    # Before parsing: twice the stored limit, as a client may send it indented (the limit
+    # itself applies to the canonical JSON).
+    if len(spec_json) > 2 * MAX_SPEC_BYTES:
+        raise InvalidArgument(
+            f"spec_json: {len(spec_json):,} characters, over twice the limit of {MAX_SPEC_BYTES:,} bytes",
+            parameter="spec_json",
+        )
     if not spec_json.strip():
         return {}
     try:

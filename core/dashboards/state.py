@@ -6,14 +6,15 @@ Guarantees: the same log gives every process the same dashboards, versions and h
 changes nothing). Tenants are apart: an event changes only the tenant it names. The version
 of a dashboard is the version of its entity `dashboard:<tenant>/<uid>` in the view: 1 on
 create, +1 per save, delete or restore. History keeps the last `MAX_HISTORY` versions of
-each dashboard (older ones are dropped from memory; the log still has them).
+each dashboard, and no more than `MAX_HISTORY_BYTES` of their specs (older ones are dropped
+from memory, the same way in every follower; the log still has them).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from contracts.argus.dashboards.v1 import config_pb2 as pb
@@ -22,6 +23,9 @@ from core.errors import NotFound
 from core.ports import Event
 
 MAX_HISTORY: Final = 100
+MAX_HISTORY_BYTES: Final = 8 * 1024 * 1024
+"""Kept versions of one dashboard stop at this many bytes of specs (the newest is always kept):
+100 versions of a 256 KiB spec would otherwise hold 25 MiB per dashboard."""
 
 
 def dashboard_entity(tenant: str, uid: str) -> str:
@@ -48,11 +52,20 @@ class DashboardVersion:
 
 @dataclass(slots=True)
 class _Dashboard:
-    history: deque[DashboardVersion] = field(default_factory=lambda: deque(maxlen=MAX_HISTORY))
+    history: deque[DashboardVersion] = field(default_factory=deque)
+    spec_bytes: int = 0
 
     @property
     def latest(self) -> DashboardVersion:
         return self.history[-1]
+
+    def add(self, version: DashboardVersion) -> None:
+        if self.history and version.spec_json == self.history[-1].spec_json:
+            version = replace(version, spec_json=self.history[-1].spec_json)  # one string, not two
+        self.history.append(version)
+        self.spec_bytes += len(version.spec_json)
+        while len(self.history) > 1 and (len(self.history) > MAX_HISTORY or self.spec_bytes > MAX_HISTORY_BYTES):
+            self.spec_bytes -= len(self.history.popleft().spec_json)
 
 
 class DashboardState:
@@ -81,9 +94,10 @@ class DashboardState:
         """Number of dashboard events applied so far (grows whenever the state changes)."""
         return self._generation
 
-    def dashboards(self, tenant: str) -> list[DashboardVersion]:
-        """The tenant's live (not deleted) dashboards, sorted by folder, title, uid."""
-        found = [d.latest for d in self._tenants.get(tenant, {}).values() if not d.latest.deleted]
+    def dashboards(self, tenant: str, *, include_deleted: bool = False) -> list[DashboardVersion]:
+        """The tenant's live dashboards (and with `include_deleted`, the deletes of deleted
+        ones), sorted by folder, title, uid."""
+        found = [d.latest for d in self._tenants.get(tenant, {}).values() if include_deleted or not d.latest.deleted]
         return sorted(found, key=lambda d: (d.folder.lower(), d.title.lower(), d.uid))
 
     def count(self, tenant: str) -> int:
@@ -111,7 +125,10 @@ class DashboardState:
                 return entry
         oldest = d.history[0].version
         if version < oldest:
-            raise NotFound(f"version {version} of dashboard {uid!r} is older than the {MAX_HISTORY} kept")
+            raise NotFound(
+                f"version {version} of dashboard {uid!r} is no longer kept (history keeps the last "
+                f"{MAX_HISTORY} versions, at most {MAX_HISTORY_BYTES // 1024 // 1024} MiB; oldest kept: {oldest})"
+            )
         raise NotFound(f"dashboard {uid!r} has no version {version} (latest {d.latest.version})")
 
     def history(self, tenant: str, uid: str) -> list[DashboardVersion]:
@@ -130,7 +147,7 @@ class DashboardState:
         version = d.latest.version + 1 if d.history else 1
         change = change_of(msg)
         c = msg.dashboard
-        d.history.append(
+        d.add(
             DashboardVersion(
                 uid=c.uid,
                 title=c.title,
@@ -153,7 +170,7 @@ class DashboardState:
             raise NotFound(f"dashboard {msg.uid!r} of tenant {msg.tenant} does not exist")
         change = change_of(msg)
         last = d.latest
-        d.history.append(
+        d.add(
             DashboardVersion(
                 uid=last.uid,
                 title=last.title,

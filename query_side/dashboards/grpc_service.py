@@ -58,7 +58,12 @@ class DashboardServicer(pb_grpc.DashboardServiceServicer):
         async def call() -> pb.ListDashboardsResponse:
             found = await self._handlers.list_dashboards(
                 self._caller(context),
-                ListRequest(search=request.search, folder=request.folder, tags=tuple(request.tags)),
+                ListRequest(
+                    search=request.search,
+                    folder=request.folder,
+                    tags=tuple(request.tags),
+                    include_deleted=request.include_deleted,
+                ),
             )
             return pb.ListDashboardsResponse(dashboards=[dashboard_proto(d, with_spec=False) for d in found])
 

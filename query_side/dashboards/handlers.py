@@ -19,7 +19,7 @@ from typing import Final, Protocol
 
 from core.auth import ApiKeyRegistry, hash_key
 from core.config_view import ConfigView
-from core.dashboards.schema import uid_from_title
+from core.dashboards.schema import check_uid, uid_from_title
 from core.dashboards.state import DashboardState, DashboardVersion
 from core.errors import InvalidArgument, Unauthenticated
 from core.tenancy import Metadata, api_key_from_metadata
@@ -43,6 +43,7 @@ class ListRequest:
     search: str = ""
     folder: str = ""
     tags: tuple[str, ...] = ()
+    include_deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +94,7 @@ class DashboardHandlers:
         needle = request.search.strip().lower()
         folder = request.folder.strip("/")
         found = []
-        for d in self._state.dashboards(caller.tenant):
+        for d in self._state.dashboards(caller.tenant, include_deleted=request.include_deleted):
             if folder and d.folder != folder and not d.folder.startswith(folder + "/"):
                 continue
             if request.tags and not set(request.tags) <= set(d.tags):
@@ -105,6 +106,7 @@ class DashboardHandlers:
         return found
 
     async def get(self, caller: Caller, uid: str, version: int = 0) -> DashboardVersion:
+        check_uid(uid)
         await self._view.refresh()
         return self._state.get(caller.tenant, uid, version)
 
@@ -121,6 +123,7 @@ class DashboardHandlers:
         """Kept versions, newest first: at most `limit` (0: 100; 1 to 1000) and ~3 MiB of specs."""
         if not 0 <= limit <= MAX_HISTORY_PAGE:
             raise InvalidArgument(f"limit: 1 to {MAX_HISTORY_PAGE} (0 for {DEFAULT_HISTORY})", parameter="limit")
+        check_uid(uid)
         await self._view.refresh()
         entries = self._state.history(caller.tenant, uid)[: limit or DEFAULT_HISTORY]
         kept: list[DashboardVersion] = []

@@ -1,6 +1,6 @@
 """Dashboards over HTTP JSON, on the query gateway (the same handlers as the gRPC service).
 
-- `GET /api/v1/dashboards[?search=&folder=&tag=...]`: `{"dashboards": [...]}` (no specs).
+- `GET /api/v1/dashboards[?search=&folder=&tag=...&deleted=true]`: `{"dashboards": [...]}` (no specs).
 - `POST /api/v1/dashboards`: body `{"dashboard": {uid?, title, folder?, tags?, spec}, "message"?}`;
   creates (201). Without a uid one is derived from the title.
 - `GET /api/v1/dashboards/{uid}[?version=N]`: `{"dashboard": {..., "spec": {...}}}`.
@@ -27,7 +27,7 @@ from core.dashboards.state import DashboardVersion
 from core.errors import InvalidArgument
 from query_side.dashboards.handlers import DashboardHandlers, ListRequest, SaveRequest
 
-MAX_BODY_BYTES: Final = MAX_SPEC_BYTES + 64 * 1024
+MAX_BODY_BYTES: Final = 2 * MAX_SPEC_BYTES + 64 * 1024  # an indented spec, and the envelope
 
 
 def add_dashboard_routes(app: web.Application, handlers: DashboardHandlers) -> None:
@@ -78,7 +78,8 @@ def _int(value: Any, name: str, *, default: int | None = None) -> int:
 async def _body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise InvalidArgument(f"body: at most {MAX_BODY_BYTES:,} bytes", parameter="body")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    # Without a Content-Length (chunked) the app's client_max_size (1 MiB) bounds the read.
+    raw = await request.read()
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidArgument(f"body: at most {MAX_BODY_BYTES:,} bytes", parameter="body")
     try:
@@ -136,6 +137,7 @@ class _Routes:
                 search=request.query.get("search", ""),
                 folder=request.query.get("folder", ""),
                 tags=tuple(request.query.getall("tag", [])),
+                include_deleted=request.query.get("deleted", "").lower() in ("1", "true", "yes"),
             ),
         )
         return _json({"dashboards": [dashboard_json(d, with_spec=False) for d in found]})

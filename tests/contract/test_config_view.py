@@ -8,6 +8,7 @@ event id on append) and on Kafka (which appends it again, with no conditional ap
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from command_side.config.commands import CreateApiKey, RevokeApiKey
+from command_side.config.dashboards import SaveDashboard, save_dashboard
 from command_side.config.handlers import create_api_key, revoke_api_key
 from contracts.argus.events.v1 import events_pb2
 from core.adapters.kafka_event_log import KafkaEventLog
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.auth import ApiKeyRegistry, api_key_entity, generate_key, hash_key
 from core.config_view import ConfigView, config_change
+from core.dashboards.state import DashboardState, DashboardVersion, dashboard_entity
 from core.errors import Conflict, Unauthenticated
 from core.events import make_event
 from core.ports import EventLog
@@ -119,6 +122,38 @@ class ConfigViewContract:
             with pytest.raises(Unauthenticated):
                 view.state(ApiKeyRegistry).tenant_for(key)
             assert view.version(api_key_entity(hash_key(key))) == 2
+
+    async def test_dashboard_saves_racing_on_one_version_leave_the_same_one_in_every_view(
+        self, log: EventLog, topic: str
+    ) -> None:
+        def view() -> ConfigView:
+            return ConfigView(log, [DashboardState()], topic=topic)
+
+        def save(panel: str, expected: int) -> SaveDashboard:
+            spec = json.dumps(
+                {"panels": [{"type": "stat", "title": panel, "gridPos": {"x": 0, "y": 0, "w": 4, "h": 4}}]}
+            )
+            return SaveDashboard(
+                tenant="acme", uid="web", title="Web", spec_json=spec, expected_version=expected, author="a"
+            )
+
+        a, b = view(), view()
+        await save_dashboard(save("first", 0), view=a, clock_ms=clock)
+        await b.refresh()
+        results = await asyncio.gather(
+            save_dashboard(save("from a", 1), view=a, clock_ms=clock),
+            save_dashboard(save("from b", 1), view=b, clock_ms=clock),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(r, Conflict) for r in results) == 1, results
+        winner = next(r for r in results if not isinstance(r, BaseException))
+        assert isinstance(winner, DashboardVersion)
+        third = view()
+        await third.refresh()
+        for v in (a, b, third):
+            await v.refresh()
+            assert v.state(DashboardState).get("acme", "web") == winner
+            assert v.version(dashboard_entity("acme", "web")) == 2
 
 
 class TestSqliteConfigView(ConfigViewContract):

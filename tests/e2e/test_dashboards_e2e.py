@@ -88,6 +88,7 @@ def uids(server: DashboardsServer) -> list[str]:
 
 
 def test_dashboards_end_to_end(server: DashboardsServer, tmp_path: Path) -> None:
+    assert server.grpc_health(server.query_port, "argus.dashboards.v1.DashboardService")
     # The default dashboard and the folder's are there from the first request.
     status, body = server.call("GET", "/api/v1/dashboards")
     listed = {d["uid"]: d for d in body["dashboards"]}

@@ -195,3 +195,11 @@ def test_the_shipped_this_host_dashboard_is_valid() -> None:
     assert checked.uid == "this-host"
     metrics = {t["metric"] for p in json.loads(checked.spec_json)["panels"] for t in p.get("targets", [])}
     assert {"host_cpu_percent", "host_memory_used_bytes", "host_network_in_bytes"} <= metrics
+
+
+def test_numbers_json_cannot_carry_are_refused() -> None:
+    assert "options.big: integers beyond" in errors_of({"options": {"big": 2**60}})
+    assert "options.x: must be a finite number" in errors_of({"options": {"x": float("inf")}})
+    spec = full_spec()
+    spec["panels"][0]["thresholds"][1]["value"] = 2**70
+    assert "spec: cannot be written as JSON" in errors_of(spec)

@@ -148,8 +148,8 @@ async def test_http_bad_specs_name_the_field(api: Api) -> None:
     assert "panels[0].targets[0].metric: required" in body["error"]
     r = await api.http.put("/api/v1/dashboards/x", json={"dashboard": {"title": "x"}}, headers=auth(api.key_a))
     assert r.status == 400 and (await r.json())["parameter"] == "expected_version"
-    r = await api.http.post("/api/v1/dashboards", data=b"x" * 400_000, headers=auth(api.key_a))
-    assert r.status == 400 and (await r.json())["parameter"] == "body"
+    r = await api.http.post("/api/v1/dashboards", data=b"x" * 700_000, headers=auth(api.key_a))
+    assert r.status == 400 and "at most" in (await r.json())["error"]
     r = await api.http.get("/api/v1/dashboards")
     assert r.status == 401
 
@@ -199,6 +199,9 @@ async def test_grpc_every_rpc_and_its_errors(api: Api) -> None:
     assert deleted.version == 4
     history = await s.DashboardHistory(pb.DashboardHistoryRequest(uid="hosts"), metadata=a)
     assert [(e.dashboard.version, e.dashboard.deleted) for e in history.entries][:2] == [(4, True), (3, False)]
+    assert not (await s.ListDashboards(pb.ListDashboardsRequest(), metadata=a)).dashboards
+    trash = await s.ListDashboards(pb.ListDashboardsRequest(include_deleted=True), metadata=a)
+    assert [(d.uid, d.version, d.deleted) for d in trash.dashboards] == [("hosts", 4, True)]
 
     bad = pb.Dashboard(
         uid="bad", title="Bad", spec_json='{"panels": [{"type": "pie", "gridPos": {"x": 0, "y": 0, "w": 1, "h": 1}}]}'

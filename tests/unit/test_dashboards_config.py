@@ -19,7 +19,7 @@ from command_side.config.dashboards import (
 )
 from core.adapters.memory_event_log import MemoryEventLog
 from core.config_view import ConfigView
-from core.dashboards.state import MAX_HISTORY, DashboardState, dashboard_entity
+from core.dashboards.state import MAX_HISTORY, MAX_HISTORY_BYTES, DashboardState, dashboard_entity
 from core.errors import Conflict, InvalidArgument, NotFound
 from core.events import CONFIG_TOPIC
 
@@ -162,7 +162,7 @@ async def test_history_is_bounded(log: MemoryEventLog) -> None:
     history = view.state(DashboardState).history(A, "web")
     assert len(history) == MAX_HISTORY
     assert history[0].version == MAX_HISTORY + 5 and history[-1].version == 6
-    with pytest.raises(NotFound, match="older than"):
+    with pytest.raises(NotFound, match="no longer kept"):
         view.state(DashboardState).get(A, "web", 3)
 
 
@@ -214,3 +214,23 @@ async def test_followers_reject_the_second_of_two_events_based_on_one_version(lo
     for follower in (view, await new_view(log)):
         current = follower.state(DashboardState).get(A, "web")
         assert current.version == 2 and "first" in current.spec_json
+
+
+async def test_history_is_bounded_in_bytes_too(log: MemoryEventLog) -> None:
+    view = await new_view(log)
+    big = "x" * 200_000  # a ~200 KB spec: 100 versions would hold 20 MB
+    for version in range(60):
+        spec_json = orjson.dumps({"description": big[:4000], "options": {"blob": [big[:1000]] * 200, "v": version}})
+        await save_dashboard(
+            SaveDashboard(
+                tenant=A, uid="big", title="Big", spec_json=spec_json.decode(), expected_version=version, author="a"
+            ),
+            view=view,
+            clock_ms=clock,
+        )
+    history = view.state(DashboardState).history(A, "big")
+    assert history[0].version == 60
+    kept = sum(len(h.spec_json) for h in history)
+    # Only as many old versions were dropped as the bound needs.
+    assert kept <= MAX_HISTORY_BYTES < kept + len(history[-1].spec_json)
+    assert len(history) < 60

@@ -108,8 +108,14 @@ async def test_a_folder_is_applied_at_start_and_on_change(tmp_path: Path) -> Non
     assert [d.uid for d in state.dashboards(T)] == ["web"]
     assert state.history(T, "db")[0].deleted
 
-    # A restart after a file went away while stopped deletes its dashboard too.
-    (tmp_path / "web.json").unlink()
+    # A restart with an unreadable file deletes nothing: that file may hold "web".
+    (tmp_path / "web.json").rename(tmp_path / "web.txt")
+    _touch(tmp_path / "broken.json", "{")
+    restarted = DashboardsModule(view=view, tenant=T, clock_ms=lambda: next(_clock), folder=tmp_path, defaults=False)
+    await restarted.sync(first=True)
+    assert [d.uid for d in state.dashboards(T)] == ["web"]
+    # A restart after a file went away while stopped deletes its dashboard.
+    (tmp_path / "broken.json").unlink()
     restarted = DashboardsModule(view=view, tenant=T, clock_ms=lambda: next(_clock), folder=tmp_path, defaults=False)
     await restarted.sync(first=True)
     assert state.dashboards(T) == []

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$argus/dashboards/v1/dashboards.proto\x12\x13\x61rgus.dashboards.v1\"\x90\x02\n\tDashboard\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x16\n\x06\x66older\x18\x03 \x01(\tR\x06\x66older\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags\x12\x1b\n\tspec_json\x18\x05 \x01(\tR\x08specJson\x12\x18\n\x07version\x18\x06 \x01(\x04R\x07version\x12\x1d\n\nupdated_ms\x18\x07 \x01(\x03R\tupdatedMs\x12\x1d\n\nupdated_by\x18\x08 \x01(\tR\tupdatedBy\x12 \n\x0bprovisioned\x18\t \x01(\x08R\x0bprovisioned\x12\x18\n\x07\x64\x65leted\x18\n \x01(\x08R\x07\x64\x65leted\"[\n\x15ListDashboardsRequest\x12\x16\n\x06search\x18\x01 \x01(\tR\x06search\x12\x16\n\x06\x66older\x18\x02 \x01(\tR\x06\x66older\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\"X\n\x16ListDashboardsResponse\x12>\n\ndashboards\x18\x01 \x03(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\ndashboards\"A\n\x13GetDashboardRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\"T\n\x14GetDashboardResponse\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\"\x99\x01\n\x14SaveDashboardRequest\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\x12)\n\x10\x65xpected_version\x18\x02 \x01(\x04R\x0f\x65xpectedVersion\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\"U\n\x15SaveDashboardResponse\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\"U\n\x16\x44\x65leteDashboardRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12)\n\x10\x65xpected_version\x18\x02 \x01(\x04R\x0f\x65xpectedVersion\"3\n\x17\x44\x65leteDashboardResponse\x12\x18\n\x07version\x18\x01 \x01(\x04R\x07version\"A\n\x17\x44\x61shboardHistoryRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\"o\n\x15\x44\x61shboardHistoryEntry\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"`\n\x18\x44\x61shboardHistoryResponse\x12\x44\n\x07\x65ntries\x18\x01 \x03(\x0b\x32*.argus.dashboards.v1.DashboardHistoryEntryR\x07\x65ntries\"p\n\x17RestoreDashboardRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12)\n\x10\x65xpected_version\x18\x03 \x01(\x04R\x0f\x65xpectedVersion\"X\n\x18RestoreDashboardResponse\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard2\x9a\x05\n\x10\x44\x61shboardService\x12i\n\x0eListDashboards\x12*.argus.dashboards.v1.ListDashboardsRequest\x1a+.argus.dashboards.v1.ListDashboardsResponse\x12\x63\n\x0cGetDashboard\x12(.argus.dashboards.v1.GetDashboardRequest\x1a).argus.dashboards.v1.GetDashboardResponse\x12\x66\n\rSaveDashboard\x12).argus.dashboards.v1.SaveDashboardRequest\x1a*.argus.dashboards.v1.SaveDashboardResponse\x12l\n\x0f\x44\x65leteDashboard\x12+.argus.dashboards.v1.DeleteDashboardRequest\x1a,.argus.dashboards.v1.DeleteDashboardResponse\x12o\n\x10\x44\x61shboardHistory\x12,.argus.dashboards.v1.DashboardHistoryRequest\x1a-.argus.dashboards.v1.DashboardHistoryResponse\x12o\n\x10RestoreDashboard\x12,.argus.dashboards.v1.RestoreDashboardRequest\x1a-.argus.dashboards.v1.RestoreDashboardResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$argus/dashboards/v1/dashboards.proto\x12\x13\x61rgus.dashboards.v1\"\x90\x02\n\tDashboard\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x16\n\x06\x66older\x18\x03 \x01(\tR\x06\x66older\x12\x12\n\x04tags\x18\x04 \x03(\tR\x04tags\x12\x1b\n\tspec_json\x18\x05 \x01(\tR\x08specJson\x12\x18\n\x07version\x18\x06 \x01(\x04R\x07version\x12\x1d\n\nupdated_ms\x18\x07 \x01(\x03R\tupdatedMs\x12\x1d\n\nupdated_by\x18\x08 \x01(\tR\tupdatedBy\x12 \n\x0bprovisioned\x18\t \x01(\x08R\x0bprovisioned\x12\x18\n\x07\x64\x65leted\x18\n \x01(\x08R\x07\x64\x65leted\"\x84\x01\n\x15ListDashboardsRequest\x12\x16\n\x06search\x18\x01 \x01(\tR\x06search\x12\x16\n\x06\x66older\x18\x02 \x01(\tR\x06\x66older\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12\'\n\x0finclude_deleted\x18\x04 \x01(\x08R\x0eincludeDeleted\"X\n\x16ListDashboardsResponse\x12>\n\ndashboards\x18\x01 \x03(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\ndashboards\"A\n\x13GetDashboardRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\"T\n\x14GetDashboardResponse\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\"\x99\x01\n\x14SaveDashboardRequest\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\x12)\n\x10\x65xpected_version\x18\x02 \x01(\x04R\x0f\x65xpectedVersion\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\"U\n\x15SaveDashboardResponse\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\"U\n\x16\x44\x65leteDashboardRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12)\n\x10\x65xpected_version\x18\x02 \x01(\x04R\x0f\x65xpectedVersion\"3\n\x17\x44\x65leteDashboardResponse\x12\x18\n\x07version\x18\x01 \x01(\x04R\x07version\"A\n\x17\x44\x61shboardHistoryRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x14\n\x05limit\x18\x02 \x01(\rR\x05limit\"o\n\x15\x44\x61shboardHistoryEntry\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"`\n\x18\x44\x61shboardHistoryResponse\x12\x44\n\x07\x65ntries\x18\x01 \x03(\x0b\x32*.argus.dashboards.v1.DashboardHistoryEntryR\x07\x65ntries\"p\n\x17RestoreDashboardRequest\x12\x10\n\x03uid\x18\x01 \x01(\tR\x03uid\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12)\n\x10\x65xpected_version\x18\x03 \x01(\x04R\x0f\x65xpectedVersion\"X\n\x18RestoreDashboardResponse\x12<\n\tdashboard\x18\x01 \x01(\x0b\x32\x1e.argus.dashboards.v1.DashboardR\tdashboard2\x9a\x05\n\x10\x44\x61shboardService\x12i\n\x0eListDashboards\x12*.argus.dashboards.v1.ListDashboardsRequest\x1a+.argus.dashboards.v1.ListDashboardsResponse\x12\x63\n\x0cGetDashboard\x12(.argus.dashboards.v1.GetDashboardRequest\x1a).argus.dashboards.v1.GetDashboardResponse\x12\x66\n\rSaveDashboard\x12).argus.dashboards.v1.SaveDashboardRequest\x1a*.argus.dashboards.v1.SaveDashboardResponse\x12l\n\x0f\x44\x65leteDashboard\x12+.argus.dashboards.v1.DeleteDashboardRequest\x1a,.argus.dashboards.v1.DeleteDashboardResponse\x12o\n\x10\x44\x61shboardHistory\x12,.argus.dashboards.v1.DashboardHistoryRequest\x1a-.argus.dashboards.v1.DashboardHistoryResponse\x12o\n\x10RestoreDashboard\x12,.argus.dashboards.v1.RestoreDashboardRequest\x1a-.argus.dashboards.v1.RestoreDashboardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,32 +33,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DASHBOARD']._serialized_start=62
   _globals['_DASHBOARD']._serialized_end=334
-  _globals['_LISTDASHBOARDSREQUEST']._serialized_start=336
-  _globals['_LISTDASHBOARDSREQUEST']._serialized_end=427
-  _globals['_LISTDASHBOARDSRESPONSE']._serialized_start=429
-  _globals['_LISTDASHBOARDSRESPONSE']._serialized_end=517
-  _globals['_GETDASHBOARDREQUEST']._serialized_start=519
-  _globals['_GETDASHBOARDREQUEST']._serialized_end=584
-  _globals['_GETDASHBOARDRESPONSE']._serialized_start=586
-  _globals['_GETDASHBOARDRESPONSE']._serialized_end=670
-  _globals['_SAVEDASHBOARDREQUEST']._serialized_start=673
-  _globals['_SAVEDASHBOARDREQUEST']._serialized_end=826
-  _globals['_SAVEDASHBOARDRESPONSE']._serialized_start=828
-  _globals['_SAVEDASHBOARDRESPONSE']._serialized_end=913
-  _globals['_DELETEDASHBOARDREQUEST']._serialized_start=915
-  _globals['_DELETEDASHBOARDREQUEST']._serialized_end=1000
-  _globals['_DELETEDASHBOARDRESPONSE']._serialized_start=1002
-  _globals['_DELETEDASHBOARDRESPONSE']._serialized_end=1053
-  _globals['_DASHBOARDHISTORYREQUEST']._serialized_start=1055
-  _globals['_DASHBOARDHISTORYREQUEST']._serialized_end=1120
-  _globals['_DASHBOARDHISTORYENTRY']._serialized_start=1122
-  _globals['_DASHBOARDHISTORYENTRY']._serialized_end=1233
-  _globals['_DASHBOARDHISTORYRESPONSE']._serialized_start=1235
-  _globals['_DASHBOARDHISTORYRESPONSE']._serialized_end=1331
-  _globals['_RESTOREDASHBOARDREQUEST']._serialized_start=1333
-  _globals['_RESTOREDASHBOARDREQUEST']._serialized_end=1445
-  _globals['_RESTOREDASHBOARDRESPONSE']._serialized_start=1447
-  _globals['_RESTOREDASHBOARDRESPONSE']._serialized_end=1535
-  _globals['_DASHBOARDSERVICE']._serialized_start=1538
-  _globals['_DASHBOARDSERVICE']._serialized_end=2204
+  _globals['_LISTDASHBOARDSREQUEST']._serialized_start=337
+  _globals['_LISTDASHBOARDSREQUEST']._serialized_end=469
+  _globals['_LISTDASHBOARDSRESPONSE']._serialized_start=471
+  _globals['_LISTDASHBOARDSRESPONSE']._serialized_end=559
+  _globals['_GETDASHBOARDREQUEST']._serialized_start=561
+  _globals['_GETDASHBOARDREQUEST']._serialized_end=626
+  _globals['_GETDASHBOARDRESPONSE']._serialized_start=628
+  _globals['_GETDASHBOARDRESPONSE']._serialized_end=712
+  _globals['_SAVEDASHBOARDREQUEST']._serialized_start=715
+  _globals['_SAVEDASHBOARDREQUEST']._serialized_end=868
+  _globals['_SAVEDASHBOARDRESPONSE']._serialized_start=870
+  _globals['_SAVEDASHBOARDRESPONSE']._serialized_end=955
+  _globals['_DELETEDASHBOARDREQUEST']._serialized_start=957
+  _globals['_DELETEDASHBOARDREQUEST']._serialized_end=1042
+  _globals['_DELETEDASHBOARDRESPONSE']._serialized_start=1044
+  _globals['_DELETEDASHBOARDRESPONSE']._serialized_end=1095
+  _globals['_DASHBOARDHISTORYREQUEST']._serialized_start=1097
+  _globals['_DASHBOARDHISTORYREQUEST']._serialized_end=1162
+  _globals['_DASHBOARDHISTORYENTRY']._serialized_start=1164
+  _globals['_DASHBOARDHISTORYENTRY']._serialized_end=1275
+  _globals['_DASHBOARDHISTORYRESPONSE']._serialized_start=1277
+  _globals['_DASHBOARDHISTORYRESPONSE']._serialized_end=1373
+  _globals['_RESTOREDASHBOARDREQUEST']._serialized_start=1375
+  _globals['_RESTOREDASHBOARDREQUEST']._serialized_end=1487
+  _globals['_RESTOREDASHBOARDRESPONSE']._serialized_start=1489
+  _globals['_RESTOREDASHBOARDRESPONSE']._serialized_end=1577
+  _globals['_DASHBOARDSERVICE']._serialized_start=1580
+  _globals['_DASHBOARDSERVICE']._serialized_end=2246
 # @@protoc_insertion_point(module_scope)

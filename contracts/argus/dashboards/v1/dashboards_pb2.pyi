@@ -31,14 +31,16 @@ class Dashboard(_message.Message):
     def __init__(self, uid: _Optional[str] = ..., title: _Optional[str] = ..., folder: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., spec_json: _Optional[str] = ..., version: _Optional[int] = ..., updated_ms: _Optional[int] = ..., updated_by: _Optional[str] = ..., provisioned: _Optional[bool] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class ListDashboardsRequest(_message.Message):
-    __slots__ = ("search", "folder", "tags")
+    __slots__ = ("search", "folder", "tags", "include_deleted")
     SEARCH_FIELD_NUMBER: _ClassVar[int]
     FOLDER_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DELETED_FIELD_NUMBER: _ClassVar[int]
     search: str
     folder: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, search: _Optional[str] = ..., folder: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    include_deleted: bool
+    def __init__(self, search: _Optional[str] = ..., folder: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., include_deleted: _Optional[bool] = ...) -> None: ...
 
 class ListDashboardsResponse(_message.Message):
     __slots__ = ("dashboards",)

@@ -1,0 +1,1 @@
+"""Dashboards that ship with Argus (JSON documents, docs/dashboards.md)."""
