@@ -11,13 +11,17 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from argus.launch import REPO_ROOT, argus_argv
+from argus.launch import REPO_ROOT
+from contracts.argus.ingest.v1 import ingest_pb2
+from contracts.argus.metrics.v1 import metrics_pb2
 from tests.e2e.conftest import ArgusServer, measured, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -46,6 +50,47 @@ def _series(
         {"metric": metric, "kind": "gauge", "labels": labels, "ts": now_ms - s * 1000, "value": value}
         for s in range(minutes * 60, 0, -10)
     ]
+
+
+def _push_live(server: ArgusServer, sample: dict[str, Any]) -> bool:
+    """One gauge sample, pushed over gRPC; True once ingest accepted it."""
+    batch = metrics_pb2.SampleBatch(batch_id=f"web-live-{time.monotonic_ns()}", source="e2e-web")
+    s = batch.series.add(metric=sample["metric"], kind=metrics_pb2.METRIC_KIND_GAUGE)
+    s.labels.add(name="host", value=sample["host"])
+    s.timestamps_ms.append(int(sample["ts"]))
+    s.values.append(float(sample["value"]))
+    return bool(server.push_batch(batch).status == ingest_pb2.BATCH_STATUS_ACCEPTED)
+
+
+def _drive_browser(server: ArgusServer, env: dict[str, str]) -> list[str]:
+    """Run browser.mjs; answer its push requests (pushed over gRPC, answered once acked).
+    Its output lines; the process is killed if it outlives BROWSER_TIMEOUT_S."""
+    out: list[str] = []
+    with subprocess.Popen(
+        ["node", "e2e/browser.mjs"],
+        cwd=WEB,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        watchdog = threading.Timer(BROWSER_TIMEOUT_S, proc.kill)
+        watchdog.start()
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            for line in proc.stdout:
+                out.append(line.rstrip("\n"))
+                if line.startswith('{"push"'):
+                    proc.stdin.write(json.dumps({"acked": _push_live(server, json.loads(line)["push"])}) + "\n")
+                    proc.stdin.flush()
+            proc.wait(timeout=30)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, "browser.mjs failed:\n" + "\n".join(out)
+    return out
 
 
 def _dashboard_file(path: Path) -> Path:
@@ -125,37 +170,22 @@ def test_dashboards_app_in_headless_chromium(server_factory: Callable[[], ArgusS
     )
     artifacts = Path(os.environ.get("ARGUS_WEB_ARTIFACTS", REPO_ROOT / "tmp" / "artifacts" / "web"))
     shutil.rmtree(artifacts, ignore_errors=True)
-    push_argv = argus_argv(
-        "push", "-", "--format", "ndjson", "--ingest", server.ingest_target, "--api-key", server.api_key
-    )
     env = {
         **os.environ,
         "ARGUS_URL": base,
         "ARGUS_KEY": server.api_key,
         "ARTIFACTS": str(artifacts),
         "CHROMIUM": chromium,
-        "ARGUS_PUSH": json.dumps(push_argv),
-        "PYTHONPATH": str(REPO_ROOT),
         "E2E_DASHBOARD_FILE": str(_dashboard_file(tmp_path / "e2e-vars.json")),
     }
     started = time.monotonic()
-    run = subprocess.run(
-        ["node", "e2e/browser.mjs"],
-        cwd=WEB,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=BROWSER_TIMEOUT_S,
-        check=False,
-    )
+    out = _drive_browser(server, env)
     measured("browser steps s", round(time.monotonic() - started, 1))
-    steps = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    steps = [json.loads(line) for line in out if line.startswith('{"step"')]
     for s in steps:
         print(s)
     failed = [s for s in steps if s.get("ok") is False]
-    assert run.returncode == 0 and not failed, f"browser steps failed:\n{run.stdout}\n{run.stderr}"
-    names = [s["step"] for s in steps if s.get("ok")]
-    assert len(names) == 11, names
+    assert not failed and len(steps) == 11, "browser steps failed:\n" + "\n".join(out)
     live = next(s for s in steps if s.get("step", "").startswith("live panel"))
     measured("live ack-to-pixel ms", live["ackToPixelMs"])
     assert live["ackToPixelMs"] <= 2000

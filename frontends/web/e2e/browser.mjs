@@ -1,17 +1,16 @@
 // Browser tests of the dashboards app in real headless Chromium (Debian `chromium`, driven by
 // playwright-core) against a real `argus up` that tests/e2e/test_web_app.py starts and feeds.
 // Environment: ARGUS_URL, ARGUS_KEY, ARTIFACTS (screenshots), CHROMIUM (binary),
-// ARGUS_PUSH (JSON argv of `argus push -` reading NDJSON on stdin), E2E_HOST (the pushed
-// host label). Prints one JSON line per step; exits 1 on the first failure.
-import { spawn } from "node:child_process";
+// E2E_DASHBOARD_FILE (a dashboard to import). Prints one JSON line per step (and push requests,
+// answered on stdin); exits 1 on the first failure.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const URL_ = process.env.ARGUS_URL;
 const KEY = process.env.ARGUS_KEY;
 const ART = process.env.ARTIFACTS ?? "tmp/artifacts";
-const PUSH = JSON.parse(process.env.ARGUS_PUSH ?? "[]");
 mkdirSync(ART, { recursive: true });
 
 const results = [];
@@ -36,16 +35,16 @@ async function step(name, fn) {
   }
 }
 
-function push(lines) {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = PUSH;
-    const p = spawn(cmd, [...args, "--batch-id", `web-${Date.now()}-${Math.random().toString(36).slice(2)}`], { stdio: ["pipe", "pipe", "pipe"] });
-    let err = "";
-    p.stderr.on("data", (d) => (err += d));
-    p.stdout.on("data", (d) => (err += d));
-    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`argus push exited ${code}: ${err}`))));
-    p.stdin.end(lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
-  });
+// A push goes through the test process (it holds a gRPC channel to ingest): ask on stdout,
+// wait for its answer on stdin, sent once ingest acknowledged the batch.
+const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function push(sample) {
+  console.log(JSON.stringify({ push: sample }));
+  const { value, done } = await stdinLines.next();
+  if (done) throw new Error("the test process closed stdin");
+  const answer = JSON.parse(value);
+  if (!answer.acked) throw new Error(`push failed: ${value}`);
+  return Date.now();
 }
 
 async function login(page) {
@@ -186,17 +185,14 @@ try {
     await page.waitForURL(/live=1/);
     await waitStat(page, "Live value", /\d/);
     const value = 4000 + Math.floor(Math.random() * 999);
-    const sent = Date.now();
     const shown = waitStat(page, "Live value", new RegExp(`^${(value / 1000).toFixed(2)}k$`), 15_000).then(() => Date.now());
-    // `argus push` exits once ingest acknowledged the sample (the process start is most of its time).
-    await push([{ metric: "e2e_live", kind: "gauge", labels: { host: "web-a" }, ts: Date.now(), value }]);
-    const acked = Date.now();
+    const acked = await push({ metric: "e2e_live", host: "web-a", ts: Date.now(), value });
     const at = await shown;
     const ms = Math.max(0, at - acked);
     if (ms > 2000) throw new Error(`the pushed sample showed ${ms} ms after its ack`);
     await snap(page, "live");
     await page.click("button.live");
-    return { ackToPixelMs: ms, pushStartToPixelMs: at - sent };
+    return { ackToPixelMs: ms };
   });
 
   await step("export then import gives the same dashboard", async () => {
@@ -236,7 +232,7 @@ try {
     await snap(b, "conflict");
     // Tab A's save survived.
     await b.click("text=Reload theirs");
-    await b.locator("input[aria-label='Dashboard title']").waitFor();
+    await conflict.waitFor({ state: "detached" });
     const title = await b.inputValue("input[aria-label='Dashboard title']");
     if (title !== "E2E created (tab A)") throw new Error(`after reload, title is ${title}`);
     await b.close();
