@@ -22,7 +22,7 @@ import pytest
 from argus.launch import REPO_ROOT
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
-from tests.e2e.conftest import ArgusServer, measured, wait_for
+from tests.e2e.conftest import ArgusServer, measured, run_argus, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -168,12 +168,21 @@ def test_dashboards_app_in_headless_chromium(server_factory: Callable[[], ArgusS
         ),
         timeout_s=60,
     )
+    created = run_argus("keys", "create", "--data-dir", str(server.data_dir), "--tenant", "e2e-other")
+    assert created.returncode == 0, created.stderr
+    other_key = created.stdout.strip().splitlines()[-1].strip()
+    wait_for(
+        "the other tenant's key to be accepted",
+        lambda: server.http_get("/api/v1/metrics", key=other_key).status == 200,
+        timeout_s=30,
+    )
     artifacts = Path(os.environ.get("ARGUS_WEB_ARTIFACTS", REPO_ROOT / "tmp" / "artifacts" / "web"))
     shutil.rmtree(artifacts, ignore_errors=True)
     env = {
         **os.environ,
         "ARGUS_URL": base,
         "ARGUS_KEY": server.api_key,
+        "ARGUS_OTHER_KEY": other_key,
         "ARTIFACTS": str(artifacts),
         "CHROMIUM": chromium,
         "E2E_DASHBOARD_FILE": str(_dashboard_file(tmp_path / "e2e-vars.json")),
@@ -185,7 +194,7 @@ def test_dashboards_app_in_headless_chromium(server_factory: Callable[[], ArgusS
     for s in steps:
         print(s)
     failed = [s for s in steps if s.get("ok") is False]
-    assert not failed and len(steps) == 11, "browser steps failed:\n" + "\n".join(out)
+    assert not failed and len(steps) == 12, "browser steps failed:\n" + "\n".join(out)
     live = next(s for s in steps if s.get("step", "").startswith("live panel"))
     measured("live ack-to-pixel ms", live["ackToPixelMs"])
     assert live["ackToPixelMs"] <= 2000

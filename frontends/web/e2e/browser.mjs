@@ -249,6 +249,22 @@ try {
     await page.waitForFunction(() => document.querySelector(".dash-title")?.textContent === "e2e / E2E created");
   });
 
+  await step("another tenant sees none of these dashboards", async () => {
+    const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await other.newPage();
+    await p.goto(`${URL_}/`);
+    await p.fill("input[name=apikey]", process.env.ARGUS_OTHER_KEY);
+    await p.click("button[type=submit]");
+    await p.getByText("No dashboards").waitFor();
+    await p.goto(`${URL_}/#/d/e2e-created`);
+    const err = p.getByRole("alert").filter({ hasText: "Cannot open dashboard" });
+    await err.waitFor();
+    const text = await err.textContent();
+    await snap(p, "other-tenant");
+    await other.close();
+    return { error: text.slice(0, 120) };
+  });
+
   await step("light theme renders", async () => {
     await page.click("text=☀ Light");
     await page.goto(`${URL_}/#/d/this-host`);
