@@ -113,10 +113,16 @@ try {
     await page.goto(`${URL_}/#/new`);
     await page.fill("input[aria-label='Dashboard title']", "E2E created");
     await page.fill("input[aria-label='Folder']", "e2e");
+    await page.click("button:text-is('Variables')");
+    await page.click("text=+ Add variable");
+    await page.fill("[aria-label=Variables] input[aria-label='variable name']", "host");
+    await page.fill("[aria-label=Variables] input[aria-label='metric']", "e2e_requests");
+    await page.click("[aria-label=Variables] >> text=Done");
     await page.click("text=+ Add panel");
     await page.click("section.panel >> text=Edit");
     await page.fill(".editor input[name=title]", "Requests");
     await page.fill(".editor input[name=metric]", "e2e_requests");
+    await page.fill(".editor input[name=matchers]", "host=~$host");
     await page.fill(".editor input[name=groupBy]", "host");
     await page.selectOption(".editor select[name=agg]", "avg");
     await page.locator(".editor .chart").waitFor({ timeout: 10_000 });
@@ -134,8 +140,10 @@ try {
     const after = await page.evaluate(() => document.querySelector(".grid").innerText);
     if (!after.includes("Requests") || !after.includes("host=")) throw new Error(`after reload: ${after}`);
     if (before.split("\n")[0] !== after.split("\n")[0]) throw new Error("panel title changed");
+    await page.locator("select[aria-label='variable host'] option[value=web-b]").waitFor({ state: "attached" });
     await page.click("text=Edit");
     await page.click("section.panel >> text=Edit");
+    if ((await page.inputValue(".editor input[name=matchers]")) !== "host=~$host") throw new Error("matchers lost");
     const metric = await page.inputValue(".editor input[name=metric]");
     const agg = await page.inputValue(".editor select[name=agg]");
     if (metric !== "e2e_requests" || agg !== "avg") throw new Error(`reloaded panel: ${metric} ${agg}`);

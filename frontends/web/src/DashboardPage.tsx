@@ -7,7 +7,7 @@ import { PanelEditor } from "./PanelEditor";
 import { placeAndPush } from "./lib/layout";
 import { mergeSeries, type Series } from "./lib/live";
 import { buildQuery, type VariableValues } from "./lib/query";
-import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, storedTime, targetsOf, timeOf, toDocument, UID_RE, variablesOf, type DashboardSpec, type GridPos, type Panel } from "./lib/spec";
+import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, storedTime, targetsOf, timeOf, toDocument, UID_RE, variablesOf, type DashboardSpec, type GridPos, type Panel, type Variable } from "./lib/spec";
 import { RELATIVE_CHOICES, rangeLabel, resolveRange } from "./lib/time";
 import { dashboardHash, varsFromParams } from "./lib/url";
 
@@ -53,6 +53,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
     return n;
   });
   const [history, setHistoryList] = useState<DashboardHistoryEntry[] | null>(null);
+  const [editVars, setEditVars] = useState(false);
   const [from, setFrom] = useState(params.get("from") ?? "");
   const [to, setTo] = useState(params.get("to") ?? "");
   const [vars, setVars] = useState<VariableValues>(() => varsFromParams(params));
@@ -404,6 +405,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
         {editing ? (
           <>
             <button onClick={() => setSpec({ ...spec, panels: [...spec.panels, newPanel(spec.panels)] })}>+ Add panel</button>
+            <button onClick={() => setEditVars(true)}>Variables</button>
             <button onClick={() => setEditing(false)}>Done editing</button>
           </>
         ) : (
@@ -457,6 +459,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       />
       {spec.panels.length === 0 && <p className="muted">No panels yet: Edit, then “+ Add panel”.</p>}
       {editing_ && <PanelEditor panel={editing_} range={range} preview={data[editing_.id]} metrics={metrics} variables={variables.map((v) => v.name)} onChange={updatePanel} onClose={() => setEditPanel(null)} />}
+      {editVars && <VariablesEditor variables={variables} metrics={metrics.map((m) => m.name)} onChange={(vs) => setSpec({ ...spec, variables: vs })} onClose={() => setEditVars(false)} />}
       {history && (
         <div className="modal-back" onClick={() => setHistoryList(null)}>
           <div className="modal" role="dialog" aria-label="History" onClick={(e) => e.stopPropagation()}>
@@ -622,5 +625,64 @@ function VariablePicker(props: { name: string; label: string; multi: boolean; in
         )}
       </div>
     </details>
+  );
+}
+
+// Template variables: each lists a label's values (optionally within one metric); panels use
+// them as $name in matchers.
+function VariablesEditor({ variables, metrics, onChange, onClose }: { variables: Variable[]; metrics: string[]; onChange: (v: Variable[]) => void; onClose: () => void }) {
+  const set = (i: number, patch: Partial<Variable>) => onChange(variables.map((v, j) => (j === i ? { ...v, ...patch } : v)));
+  const valid = (name: string) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name);
+  return (
+    <div className="modal-back" onClick={onClose}>
+      <div className="modal" role="dialog" aria-label="Variables" onClick={(e) => e.stopPropagation()}>
+        <h2>Variables</h2>
+        <table className="data-table vars-table">
+          <thead>
+            <tr>
+              <th>name ($name)</th>
+              <th>label</th>
+              <th>within metric</th>
+              <th>multi</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {variables.map((v, i) => (
+              <tr key={i}>
+                <td>
+                  <input aria-label="variable name" value={v.name} onChange={(e) => set(i, { name: e.target.value })} className={valid(v.name) ? "" : "invalid"} />
+                </td>
+                <td>
+                  <input aria-label="label name" value={v.labelName ?? ""} onChange={(e) => set(i, { labelName: e.target.value })} placeholder="host" />
+                </td>
+                <td>
+                  <input aria-label="metric" list="metric-names-vars" value={v.metric ?? ""} onChange={(e) => set(i, { metric: e.target.value === "" ? undefined : e.target.value })} />
+                </td>
+                <td>
+                  <input type="checkbox" aria-label="multi" checked={v.multi === true} onChange={(e) => set(i, { multi: e.target.checked })} />
+                </td>
+                <td>
+                  <button className="small danger" onClick={() => onChange(variables.filter((_, j) => j !== i))}>
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        <datalist id="metric-names-vars">
+          {metrics.map((m) => (
+            <option key={m} value={m} />
+          ))}
+        </datalist>
+        <div className="row end">
+          <button onClick={() => onChange([...variables, { name: `var${variables.length + 1}`, labelName: "host", includeAll: true }])}>+ Add variable</button>
+          <button className="primary" onClick={onClose}>
+            Done
+          </button>
+        </div>
+      </div>
+    </div>
   );
 }
