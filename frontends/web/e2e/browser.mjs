@@ -257,6 +257,30 @@ try {
     await page.waitForFunction(() => document.querySelector(".dash-title")?.textContent === "e2e / E2E created");
   });
 
+  await step("drag to zoom, and resize a panel by its corner", async () => {
+    const over = page.locator("section.panel .u-over").first();
+    const box = await over.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForURL(/from=\d{13}&to=\d{13}/);
+    await page.getByText("back to relative").waitFor();
+    await page.click("text=Edit");
+    const panel = page.locator("section.panel").first();
+    const before = (await panel.boundingBox()).width;
+    const corner = (await page.locator("section.panel .resize").first().boundingBox());
+    await page.mouse.move(corner.x + 5, corner.y + 5);
+    await page.mouse.down();
+    await page.mouse.move(corner.x + 5 + 300, corner.y + 5, { steps: 5 });
+    await page.mouse.up();
+    const after = (await panel.boundingBox()).width;
+    if (after < before + 200) throw new Error(`panel width ${before} -> ${after}`);
+    await page.locator("button:has-text('Save *')").waitFor();
+    await snap(page, "zoomed-resized");
+    return { width: [Math.round(before), Math.round(after)], url: page.url().split("?")[1] };
+  });
+
   await step("another tenant sees none of these dashboards", async () => {
     const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = await other.newPage();
