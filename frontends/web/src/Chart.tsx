@@ -57,7 +57,7 @@ export function TimeSeriesChart(props: Props) {
         x: { time: true },
         y: { range: (_u, lo, hi) => [min ?? Math.min(0, lo), max ?? (hi === lo ? hi + 1 : hi + (hi - lo) * 0.05)] },
       },
-      axes: [axis, { ...axis, size: 60, values: (_u, vals) => vals.map((v) => formatValue(v, latest.current.unit, null)) }],
+      axes: [axis, { ...axis, size: 86, values: (_u, vals) => vals.map((v) => formatValue(v, latest.current.unit, null)) }],
       series: [
         {},
         ...names.map((label, i) => {

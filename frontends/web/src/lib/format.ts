@@ -38,7 +38,7 @@ function fixed(v: number, decimals: number | null): string {
   return v.toPrecision(2);
 }
 
-export const UNITS = ["", "percent", "percentunit", "bytes", "s", "ms", "reqps", "short"];
+export const UNITS = ["", "percent", "percentunit", "bytes", "bytes/s", "s", "ms", "reqps", "short"];
 
 export function formatValue(v: number | null | undefined, unit: string, decimals: number | null = null): string {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
@@ -48,6 +48,9 @@ export function formatValue(v: number | null | undefined, unit: string, decimals
       return `${fixed(v, decimals)}%`;
     case "percentunit":
       return `${fixed(v * 100, decimals)}%`;
+    case "bytes/s":
+    case "Bps":
+      return `${formatValue(v, "bytes", decimals)}/s`;
     case "bytes": {
       let i = 0;
       let x = v;
@@ -77,6 +80,8 @@ function short(v: number, decimals: number | null): string {
     x /= 1000;
     i++;
   }
+  // Counts read as counts: 95, not 95.0 (scaled values keep their decimals: 1.00k).
+  if (decimals === null && i === 0 && Number.isInteger(x)) return String(x);
   return `${fixed(x, decimals)}${SI[i]}`;
 }
 

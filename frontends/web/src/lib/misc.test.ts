@@ -29,6 +29,9 @@ describe("format", () => {
     expect(formatValue(12_300, "")).toBe("12.3k");
     expect(formatValue(0.004, "s")).toBe("4.00 ms");
     expect(formatValue(null, "s")).toBe("–");
+    expect(formatValue(2048, "bytes/s")).toBe("2.00 KiB/s");
+    expect(formatValue(95, "")).toBe("95");
+    expect(formatValue(1000, "")).toBe("1.00k");
   });
   it("computes legend statistics, skipping gaps", () => {
     expect(stats([1, null, 3, 2])).toEqual({ min: 1, max: 3, avg: 2, last: 2, count: 3 });
