@@ -105,6 +105,8 @@ try {
     });
     if (drawn < 500) throw new Error(`only ${drawn} pixels drawn`);
     const cpu = await waitStat(page, "CPU busy", /\d/);
+    // The alerts panel reads AlertService over gRPC-web (no rules here: none active).
+    await page.locator("section.panel:has(.panel-title:text-is('Alerts'))").getByText("No active alerts").waitFor();
     await snap(page, "default-dashboard");
     return { pixels: drawn, cpu };
   });

@@ -1,3 +1,6 @@
+import { useEffect, useState } from "react";
+import { alerts, errorMessage } from "./api";
+import { AlertState, type AlertStateChanged } from "./gen/argus/alerts/v1/alerts_pb";
 import { TimeSeriesChart } from "./Chart";
 import { formatValue, PALETTE, stats, thresholdColor } from "./lib/format";
 import type { Series } from "./lib/live";
@@ -23,6 +26,7 @@ function lastOf(s: Series): number | null {
 }
 
 export function PanelBody({ panel, data, range, onZoom }: Props) {
+  if (panel.type === "alerts") return <AlertsPanel options={panel.options ?? {}} refreshKey={Math.floor(range.end / 15_000)} />;
   if (!data || (data.loading && data.series.length === 0 && !data.error)) return <div className="panel-msg muted">Loading…</div>;
   if (data.error) {
     return (
@@ -84,8 +88,6 @@ export function PanelBody({ panel, data, range, onZoom }: Props) {
     }
     case "heatmap":
       return <Heatmap series={series} name={name} fmt={fmt} />;
-    case "alerts":
-      return <div className="panel-msg muted">Alerts are listed by `argus alerts` (this app's alerts view is not built yet).</div>;
   }
 }
 
@@ -192,6 +194,56 @@ function Heatmap({ series, name: nameOf, fmt }: { series: Series[]; name: (s: Se
           </div>
         );
       })}
+    </div>
+  );
+}
+
+// The tenant's active alerts (AlertService.ListAlerts), re-read when the range moves on
+// (at most every 15 s in live mode). options.state: ["firing"], ["pending"] or both.
+function AlertsPanel({ options, refreshKey }: { options: Record<string, unknown>; refreshKey: number }) {
+  const [rows, setRows] = useState<AlertStateChanged[] | null>(null);
+  const [error, setError] = useState("");
+  const states = Array.isArray(options.state) ? options.state.filter((x): x is string => typeof x === "string") : [];
+  const state = states.length === 1 ? (states[0] as string) : "active";
+  useEffect(() => {
+    let live = true;
+    alerts
+      .listAlerts({ state })
+      .then((r) => live && (setRows(r.alerts), setError("")))
+      .catch((e: unknown) => live && setError(errorMessage(e)));
+    return () => {
+      live = false;
+    };
+  }, [state, refreshKey]);
+  if (error) return <div className="panel-msg error" role="alert" data-testid="panel-error">{error}</div>;
+  if (rows === null) return <div className="panel-msg muted">Loading…</div>;
+  if (rows.length === 0) return <div className="panel-msg muted">No {state} alerts</div>;
+  return (
+    <div className="table-wrap">
+      <table className="data-table">
+        <thead>
+          <tr>
+            <th>rule</th>
+            <th>instance</th>
+            <th>state</th>
+            <th>severity</th>
+            <th>value</th>
+            <th>since</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((a) => (
+            <tr key={a.instanceId}>
+              <td>{a.rule}</td>
+              <td>{seriesName(a.instanceLabels, "")}</td>
+              <td className={a.toState === AlertState.FIRING ? "firing" : "pending"}>{AlertState[a.toState].toLowerCase()}</td>
+              <td>{a.severity}</td>
+              <td>{formatValue(a.value, "")}</td>
+              <td>{new Date(Number(a.sinceMs)).toLocaleString()}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }

@@ -2,6 +2,7 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { DashboardService } from "./gen/argus/dashboards/v1/dashboards_pb";
+import { AlertService } from "./gen/argus/alerts/v1/service_pb";
 import type { QueryParams } from "./lib/query";
 import type { Series } from "./lib/live";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -31,6 +32,7 @@ const transport = createGrpcWebTransport({
 
 export const dashboards = createClient(DashboardService, transport);
 export const queries = createClient(QueryService, transport);
+export const alerts = createClient(AlertService, transport);
 
 export function errorMessage(e: unknown): string {
   if (e instanceof ConnectError) return e.rawMessage || Code[e.code];
