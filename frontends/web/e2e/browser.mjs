@@ -283,6 +283,18 @@ try {
     return { width: [Math.round(before), Math.round(after)], url: page.url().split("?")[1] };
   });
 
+  await step("delete from the list, then restore it from the deleted ones", async () => {
+    await page.goto(`${URL_}/#/`);
+    const row = page.locator("ul.dash-list li:has(a.dash-link:text-is('E2E created'))");
+    page.once("dialog", (d) => d.accept());
+    await row.getByRole("button", { name: "Delete" }).click();
+    await row.waitFor({ state: "detached" });
+    await page.getByLabel("deleted").check();
+    await row.getByRole("button", { name: "Restore" }).click();
+    await row.getByRole("button", { name: "Delete" }).waitFor();
+    await snap(page, "restored-from-list");
+  });
+
   await step("another tenant sees none of these dashboards", async () => {
     const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = await other.newPage();

@@ -14,17 +14,18 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
   const [items, setItems] = useState<Dashboard[] | null>(null);
   const [error, setError] = useState("");
   const [pendingImport, setPendingImport] = useState<DashboardDocument | null>(null);
+  const [showDeleted, setShowDeleted] = useState(false);
   const fileRef = useRef<HTMLInputElement>(null);
 
   const load = useCallback(async () => {
     try {
-      const res = await dashboards.listDashboards({ search });
+      const res = await dashboards.listDashboards({ search, includeDeleted: showDeleted });
       setItems(res.dashboards);
     } catch (e) {
       if (isCode(e, Code.Unauthenticated)) onUnauthenticated();
       setError(errorMessage(e));
     }
-  }, [search, onUnauthenticated]);
+  }, [search, showDeleted, onUnauthenticated]);
 
   useEffect(() => {
     const t = setTimeout(() => void load(), 150);
@@ -70,6 +71,17 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
     }
   };
 
+  // A deleted dashboard's latest entry is the delete; its content is the version before it.
+  const restore = async (d: Dashboard) => {
+    try {
+      await dashboards.restoreDashboard({ uid: d.uid, version: d.version - 1n, expectedVersion: d.version });
+      setError("");
+      await load();
+    } catch (e) {
+      setError(errorMessage(e));
+    }
+  };
+
   const doImport = async (imp: DashboardDocument, replace: boolean) => {
     try {
       let expected = 0n;
@@ -107,6 +119,10 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
           New dashboard
         </button>
         <button onClick={() => fileRef.current?.click()}>Import JSON</button>
+        <label className="check">
+          <input type="checkbox" checked={showDeleted} onChange={(e) => setShowDeleted(e.target.checked)} />
+          deleted
+        </label>
         <input ref={fileRef} type="file" accept="application/json,.json" hidden data-testid="import-file" onChange={(e) => void onFile(e.target.files?.[0])} />
       </div>
       {error && (
@@ -140,12 +156,23 @@ export function DashboardList({ params, onUnauthenticated }: Props) {
                 {d.provisioned && <span className="tag">provisioned</span>}
                 <span className="spacer" />
                 <span className="muted small">v{String(d.version)} · {d.updatedBy}</span>
-                <button className="small" onClick={() => void duplicate(d)}>
-                  Duplicate
-                </button>
-                <button className="small danger" onClick={() => void remove(d)}>
-                  Delete
-                </button>
+                {d.deleted ? (
+                  <>
+                    <span className="tag">deleted</span>
+                    <button className="small" onClick={() => void restore(d)}>
+                      Restore
+                    </button>
+                  </>
+                ) : (
+                  <>
+                    <button className="small" onClick={() => void duplicate(d)}>
+                      Duplicate
+                    </button>
+                    <button className="small danger" onClick={() => void remove(d)}>
+                      Delete
+                    </button>
+                  </>
+                )}
               </li>
             ))}
           </ul>
