@@ -61,9 +61,9 @@ async function openSignedIn(p, url) {
   await p.click("button[type=submit]");
 }
 
-// Text of a stat panel (by panel title), once it matches.
+// Text of a stat panel (by panel title as written, before variables are filled in), once it matches.
 async function waitStat(page, title, re, timeout = 10_000) {
-  const loc = page.locator(`section.panel:has(.panel-title:text-is("${title}")) [data-testid=stat-value]`);
+  const loc = page.locator(`section.panel:has(.panel-title[title="${title}"]) [data-testid=stat-value]`);
   await loc.filter({ hasText: re }).waitFor({ timeout });
   return loc.textContent();
 }
@@ -180,6 +180,7 @@ try {
     if (!/var-host=web-a/.test(page.url())) throw new Error(`URL lacks the variable: ${page.url()}`);
     await sel.selectOption("web-b");
     const b = await waitStat(page, "Requests of $host", /^1\.00k$/);
+    await page.locator(".panel-title:text-is('Requests of web-b')").waitFor();
     await snap(page, "variable-web-b");
     // The URL alone restores the state (shareable link).
     const url = page.url();

@@ -6,7 +6,7 @@ import { PanelBody, type PanelData } from "./Panel";
 import { PanelEditor } from "./PanelEditor";
 import { placeAndPush } from "./lib/layout";
 import { mergeSeries, type Series } from "./lib/live";
-import { buildQuery, type VariableValues } from "./lib/query";
+import { buildQuery, interpolateText, type VariableValues } from "./lib/query";
 import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, storedTime, targetsOf, timeOf, toDocument, UID_RE, variablesOf, type DashboardSpec, type GridPos, type Panel, type Variable } from "./lib/spec";
 import { RELATIVE_CHOICES, rangeLabel, resolveRange } from "./lib/time";
 import { dashboardHash, varsFromParams } from "./lib/url";
@@ -438,6 +438,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       )}
       <Grid
         panels={spec.panels}
+        titleOf={(p) => interpolateText(p.title ?? "", vars, "All")}
         editing={editing}
         onLayout={(id, pos) => setSpec({ ...spec, panels: placeAndPush(spec.panels, id, pos) })}
         render={(p) => <PanelBody panel={p} data={data[p.id]} range={live ? { start: now - rangeMs, end: now } : range} onZoom={zoom} />}
@@ -529,7 +530,7 @@ function TimePicker({ from, to, onChange }: { from: string; to: string; onChange
 
 // CSS grid, 24 columns; in edit mode a panel moves by its title bar and resizes by its corner.
 // Positions snap to cells while dragging; the drop pushes overlapped panels down.
-function Grid({ panels, editing, onLayout, render, actions }: { panels: Panel[]; editing: boolean; onLayout: (id: number, pos: GridPos) => void; render: (p: Panel) => React.ReactNode; actions: (p: Panel) => React.ReactNode }) {
+function Grid({ panels, editing, onLayout, render, actions, titleOf }: { panels: Panel[]; titleOf: (p: Panel) => string; editing: boolean; onLayout: (id: number, pos: GridPos) => void; render: (p: Panel) => React.ReactNode; actions: (p: Panel) => React.ReactNode }) {
   const gridRef = useRef<HTMLDivElement>(null);
   const [drag, setDrag] = useState<{ id: number; pos: GridPos } | null>(null);
   const start = (e: RPointerEvent, p: Panel, mode: "move" | "resize") => {
@@ -564,7 +565,9 @@ function Grid({ panels, editing, onLayout, render, actions }: { panels: Panel[];
         return (
           <section key={p.id} className={`panel ${drag?.id === p.id ? "dragging" : ""}`} data-panel={p.id} data-type={p.type} style={{ gridColumn: `${g.x + 1} / span ${g.w}`, gridRow: `${g.y + 1} / span ${g.h}` }}>
             <header className="panel-head" onPointerDown={(e) => start(e, p, "move")}>
-              <span className="panel-title">{p.title || "\u00a0"}</span>
+              <span className="panel-title" title={p.title}>
+                {titleOf(p) || "\u00a0"}
+              </span>
               <span className="spacer" />
               {actions(p)}
             </header>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildQuery, interpolate, parseMatchers, seriesName, usedVariables } from "./query";
+import { buildQuery, interpolate, interpolateText, parseMatchers, seriesName, usedVariables } from "./query";
 
 describe("parseMatchers", () => {
   it("parses every operator and quoted commas", () => {
@@ -59,5 +59,12 @@ describe("seriesName", () => {
     expect(seriesName({ interface: "eth0" }, "net", "in {{interface}}")).toBe("in eth0");
     expect(seriesName({ b: "2", a: "1" }, "m")).toBe("a=1, b=2");
     expect(seriesName({}, "m")).toBe("m");
+  });
+});
+
+describe("interpolateText", () => {
+  it("fills a title with the chosen values, or All", () => {
+    expect(interpolateText("Requests of $host", { host: ["a", "b"] }, "All")).toBe("Requests of a,b");
+    expect(interpolateText("Requests of ${host}", {}, "All")).toBe("Requests of All");
   });
 });

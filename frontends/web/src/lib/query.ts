@@ -90,8 +90,13 @@ export function interpolate(m: Matcher, vars: VariableValues): Matcher {
   return { ...m, op: m.op === "=" ? "=~" : "!~", value: out };
 }
 
-function interpolateText(text: string, vars: VariableValues): string {
-  return text.replace(REF, (_, a: string | undefined, b: string | undefined) => (vars[(a ?? b) as string] ?? []).join(","));
+// $name in free text (a metric name, a region, a panel title): the values joined by ",",
+// or `empty` when the variable is unset.
+export function interpolateText(text: string, vars: VariableValues, empty = ""): string {
+  return text.replace(REF, (_, a: string | undefined, b: string | undefined) => {
+    const vals = vars[(a ?? b) as string] ?? [];
+    return vals.length === 0 ? empty : vals.join(",");
+  });
 }
 
 export function buildQuery(t: Target, vars: VariableValues): QueryParams {
