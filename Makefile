@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 UV := $(BIN)/uv
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers promql-compat clean setup lock lock-check breaking
+.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers promql-compat clean setup lock lock-check breaking \
+	web web-gen web-gen-check web-lint web-test web-browser system-deps
 
 setup: $(STAMP) $(NODE_STAMP)
 
@@ -33,8 +34,49 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
-run: $(STAMP)
+run: $(STAMP) web
 	$(BIN)/argus up
+
+# The dashboards app (frontends/web): its own package.json/package-lock.json, built by Vite
+# into frontends/web/dist, which `argus up` serves at / on the HTTP port (rebuilt when a source
+# changes). Its TypeScript client is generated from contracts/ by buf + protoc-gen-es.
+WEB := frontends/web
+WEB_STAMP := $(WEB)/node_modules/.installed
+WEB_SRC := $(shell find $(WEB)/src -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+$(WEB)/dist/index.html: $(WEB_STAMP) $(WEB_SRC)
+	cd $(WEB) && npm run --silent build
+	touch $@
+
+web: $(WEB)/dist/index.html
+
+web-gen: $(WEB_STAMP)
+	cd $(WEB) && npm run --silent gen
+
+# Regenerate the TS client and fail if the committed one differs from contracts/.
+web-gen-check: web-gen
+	@git diff --exit-code -- $(WEB)/src/gen || { echo "generated TypeScript client is stale: run 'make web-gen' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(WEB)/src/gen)" || { git status --porcelain -- $(WEB)/src/gen; echo "untracked generated files: run 'make web-gen' and commit"; exit 1; }
+
+web-lint: $(WEB_STAMP)
+	cd $(WEB) && npm run --silent lint && npm run --silent typecheck
+
+web-test: $(WEB_STAMP)
+	cd $(WEB) && npm run --silent test
+
+# Debian packages the tests drive, installed when missing (we are root): chromium for the
+# browser tests (Playwright's own browser download needs a CDN that is not reachable here) and
+# prometheus for the PromQL oracle and the remote-write e2e. Installed before pytest starts, so
+# parallel test workers never race for apt's lock.
+SYSTEM_PACKAGES := chromium prometheus
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || echo $$p; done); \
+	test -z "$$missing" || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; }
 
 proto: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python contracts/generate.py
@@ -58,7 +100,7 @@ breaking: $(NODE_STAMP)
 	@git cat-file -e '$(BUF_BASELINE)^{commit}' 2>/dev/null || { echo "buf breaking needs the commit $(BUF_BASELINE): run 'git fetch --unshallow'"; exit 1; }
 	node_modules/.bin/buf breaking --against '.git#ref=$(BUF_BASELINE)'
 
-lint: $(STAMP) $(NODE_STAMP) lock-check proto-check breaking
+lint: $(STAMP) $(NODE_STAMP) lock-check proto-check breaking web-gen-check web-lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
@@ -68,10 +110,11 @@ lint: $(STAMP) $(NODE_STAMP) lock-check proto-check breaking
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract -q
 
-e2e: $(STAMP)
+e2e: $(STAMP) web system-deps
 	$(BIN)/pytest tests/e2e -q
 
-test: lint
+# tests/e2e/test_web_app.py (in the pytest run) is the app's browser tests.
+test: lint web-test web system-deps
 	$(BIN)/pytest -q
 	$(MAKE) bench-smoke
 
@@ -91,4 +134,4 @@ promql-compat: $(STAMP)
 	$(BIN)/python -m bench.promql_compat --report bench/results/promql-compat.txt
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache $(WEB)/node_modules $(WEB)/dist

@@ -167,6 +167,8 @@ def up(
         lines.append(f"[bold]API key[/]  {shown}   (tenant default; kept in {key_file})")
         http = next((m.endpoints()["query (HTTP)"] for m in modules if "query (HTTP)" in m.endpoints()), "")
         lines.append("")
+        if http:
+            lines.append(f"[bold]dashboards[/]  {http}/   (the web app; sign in with the API key)")
         lines.append("try:  argus query host_cpu_percent --group-by mode --since 15m")
         lines.append(f"      curl -H \"Authorization: Bearer $(cat {key_file})\" '{http}/api/v1/metrics'")
         console.print(Panel("\n".join(lines), title="Argus is up", expand=False))

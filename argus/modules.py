@@ -340,6 +340,7 @@ class QueryModule:
         from query_side import grpc_service
         from query_side.grpc_web import MethodTable, add_grpc_web_routes
         from query_side.http_gateway import HttpRunner, make_http_app
+        from query_side.web_app import add_web_app_routes
 
         config = self._config
         tls = config.tls
@@ -380,6 +381,7 @@ class QueryModule:
         add_grpc_web_routes(
             app, web_methods, cors_origins=config.cors_origins, max_message_bytes=config.max_message_bytes
         )
+        add_web_app_routes(app)  # last: every API route keeps precedence over the app's paths
         self._runner = HttpRunner(app, access_log=None)
         await self._runner.setup()
         host, port = _host_port(config.http_addr)

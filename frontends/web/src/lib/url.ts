@@ -1,0 +1,40 @@
+// The URL holds the page state so a link can be shared:
+//   #/                     dashboard list (?q=search&folder=...)
+//   #/d/<uid>?from=now-6h&to=now&var-host=a&var-host=b&live=1&refresh=30s
+// A hash route keeps every page servable by the one index.html, whatever the server.
+
+export interface Route {
+  page: "list" | "dashboard" | "new";
+  uid: string;
+  params: URLSearchParams;
+}
+
+export function parseRoute(hash: string): Route {
+  const h = hash.replace(/^#/, "") || "/";
+  const [path = "/", query = ""] = h.split("?", 2);
+  const params = new URLSearchParams(query);
+  const m = /^\/d\/([^/]+)$/.exec(path);
+  if (m) return { page: "dashboard", uid: decodeURIComponent(m[1] as string), params };
+  if (path === "/new") return { page: "new", uid: "", params };
+  return { page: "list", uid: "", params };
+}
+
+export function dashboardHash(uid: string, state: { from: string; to: string; vars: Record<string, string[]>; live: boolean; refresh: string }): string {
+  const p = new URLSearchParams();
+  p.set("from", state.from);
+  p.set("to", state.to);
+  for (const [k, vs] of Object.entries(state.vars)) for (const v of vs) p.append(`var-${k}`, v);
+  if (state.live) p.set("live", "1");
+  if (state.refresh !== "") p.set("refresh", state.refresh);
+  return `#/d/${encodeURIComponent(uid)}?${p.toString()}`;
+}
+
+export function varsFromParams(params: URLSearchParams): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of params) {
+    if (!k.startsWith("var-")) continue;
+    const name = k.slice(4);
+    (out[name] ??= []).push(v);
+  }
+  return out;
+}
