@@ -107,8 +107,9 @@ class _RecordingServer:
         return getattr(self._server, name)
 
 
-class _Status(Exception):
-    """A call's final status (raised by `abort`, or built from an error)."""
+class _Status(ArgusError):
+    """A call's final status (raised by `abort`, or built from an error); an ArgusError so
+    the one error tree holds every exception class Argus defines."""
 
     def __init__(self, code: grpc.StatusCode, details: str, trailing: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(details)

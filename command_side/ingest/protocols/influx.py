@@ -38,8 +38,8 @@ _BOOLS = {"t": 1.0, "T": 1.0, "true": 1.0, "True": 1.0, "TRUE": 1.0, "f": 0.0, "
 _BOOLS.update({"False": 0.0, "FALSE": 0.0})
 
 
-class LineError(ValueError):
-    pass
+class LineError(InvalidArgument):
+    """One bad line (reported with its number; the other lines go on)."""
 
 
 @dataclass(slots=True)
