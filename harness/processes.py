@@ -32,10 +32,37 @@ def _kill_leftovers() -> None:
         proc.kill()
 
 
+# Ports handed out by this process: never twice, so a server's several listeners never get the
+# same one. Each pytest-xdist worker draws from its own range below the kernel's ephemeral range
+# (32768+, where client sockets and other workers' bind(0) land), so workers never collide.
+_HANDED_OUT: set[int] = set()
+_PORT_LOW, _PORT_SPAN = 12_000, 20_000
+
+
+def _port_range() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    width = _PORT_SPAN // max(count, 1)
+    return range(_PORT_LOW + index * width, _PORT_LOW + (index + 1) * width)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port free right now, not handed out before by this process."""
+    candidates = _port_range()
+    start = (os.getpid() * 7919 + len(_HANDED_OUT) * 104_729) % len(candidates)
+    for step in range(len(candidates)):
+        port = candidates[(start + step * 7) % len(candidates)]
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise ServiceFailed(f"no free port in {candidates.start}-{candidates.stop - 1}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

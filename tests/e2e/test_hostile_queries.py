@@ -295,7 +295,9 @@ def test_health_and_ingest_answer_during_a_heavy_query_and_sigterm_stops_the_ser
         f"measured heavy query on argus up {took:.1f} s; push answered after {pushed_after:.2f} s; "
         f"health max {worst * 1000:.0f} ms over {len(probe.latencies)} checks"
     )
-    assert worst < 2.0
+    # A stalled loop would answer only after the whole query (many seconds); 3 s leaves room for
+    # a 2-core machine that also runs the other test worker.
+    assert worst < 3.0
 
     # SIGTERM while the same query runs again: the server stops promptly and cleanly.
     again = threading.Thread(target=heavy, daemon=True)

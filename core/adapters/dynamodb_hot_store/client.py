@@ -204,12 +204,18 @@ class DynamoDBConnection:
         # Control-plane calls are throttled too (many processes starting at once): retried.
         ttl = await self._call(f"describe TTL of {name}", lambda: client.describe_time_to_live(TableName=name))
         if ttl["TimeToLiveDescription"].get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            await self._call(
-                f"enable TTL on {name}",
-                lambda: client.update_time_to_live(
-                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "x"}
-                ),
-            )
+            try:
+                await self._call(
+                    f"enable TTL on {name}",
+                    lambda: client.update_time_to_live(
+                        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "x"}
+                    ),
+                    passthrough=frozenset({"ValidationException"}),
+                )
+            except ClientError as exc:
+                # Another process starting at the same moment enabled it between our two calls.
+                if "already enabled" not in str(exc):
+                    raise self._translate(exc, f"enable TTL on {name}") from exc
 
     async def _create_table(self, name: str, kind: str) -> None:
         if kind == "chunks":
