@@ -74,7 +74,7 @@ async def test_reapplying_the_whole_topic_changes_nothing() -> None:
     assert [a["acknowledged"] is not None for a in alerts] == [True]
     kinds = [e["kind"] for e, _ in entries]
     assert kinds == ["state", "state", "acknowledged", "sent"]
-    assert entries[-1][0]["rules"] == ["cpu"]  # the notification names its rule  # the notification names its rule
+    assert entries[-1][0]["rules"] == ["cpu"]  # the notification names its rule
 
 
 async def test_a_restart_reads_only_what_the_topic_gained(tmp_path: Path) -> None:
