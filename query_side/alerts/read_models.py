@@ -25,6 +25,7 @@ import orjson
 
 from contracts.argus.alerts.v1 import alerts_pb2
 from core.alerting.acks import ack_from, decode_ack
+from core.alerting.lifecycle import AlertState
 from core.errors import ArgusError
 from core.events import ALERTS_TOPIC
 from core.ports import (
@@ -36,8 +37,8 @@ from core.ports import (
     StoredAlertInstance,
     StoredHistoryEntry,
 )
-from query_side.alerts.active import TOPIC_PARTITIONS
-from query_side.alerts.history import HistoryEntry, entry_of, state_name
+from query_side.alerts.active import _STATES, TOPIC_PARTITIONS
+from query_side.alerts.history import HistoryEntry, entry_of
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,8 @@ class AlertReadModelProjector:
                 tenant=c.tenant,
                 instance_id=c.instance_id,
                 rule=c.rule,
-                state=state_name(c.to_state),
+                # A state of a newer build reads as inactive, as the in-memory view had it.
+                state=_STATES.get(c.to_state, AlertState.INACTIVE).value,
                 sequence=c.sequence,
                 episode_sequence=episode,
                 payload=c.SerializeToString(),
