@@ -108,3 +108,23 @@ async def test_tenants_see_only_their_own_models() -> None:
     assert [a["acknowledged"] for a in alerts_b] == [None]
     assert [e["kind"] for e, _ in entries_b] == ["state"]
     assert await _snapshot(projector, "nobody") == ([], [])
+
+
+async def test_a_rule_filtered_history_pages_through_sparse_matches() -> None:
+    log = MemoryEventLog()
+    for host in range(12):
+        rule = "cpu" if host % 3 == 0 else "disk"  # 4 of 12 instances match
+        await append(log, changed(A, rule, {"host": f"h{host}"}, AlertState.FIRING, host + 1), partition=host % 4)
+    history = AlertHistory(log)
+    await history.refresh()
+    seen: list[tuple[str, ...]] = []
+    cursor, pages = "", 0
+    while True:
+        page = await history.page(A, rule="cpu", cursor=cursor, limit=3)
+        seen.extend(e.rules for e in page.entries)
+        pages += 1
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert (seen, pages) == ([("cpu",)] * 4, 2)
+    assert (await history.page(A, rule="cpu", limit=4)).next_cursor == ""  # exactly full: no next page
