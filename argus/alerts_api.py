@@ -20,9 +20,16 @@ from query_side.alerts.history import AlertHistory, add_history_routes
 
 
 def alerts_api(
-    *, event_log: EventLog, keys: ApiKeyRegistry, view: ConfigView, active: ActiveAlerts, clock_ms: Callable[[], int]
+    *,
+    event_log: EventLog,
+    keys: ApiKeyRegistry,
+    view: ConfigView,
+    active: ActiveAlerts,
+    clock_ms: Callable[[], int],
 ) -> QueryExtension:
-    history = AlertHistory(event_log)
+    # History reads the store `active` reads, kept by the same projector.
+    projector = active.projector
+    history = AlertHistory(event_log, projector=projector)
 
     def http(app: web.Application) -> None:
         add_silence_routes(app, keys=keys, view=view, clock_ms=clock_ms)
@@ -36,4 +43,4 @@ def alerts_api(
         )
         return grpc_service.SERVICE_NAME
 
-    return QueryExtension(http=http, grpc=add_grpc, follow=history.run, prime=history.refresh)
+    return QueryExtension(http=http, grpc=add_grpc, follow=history.run, prime=history.refresh, close=projector.close)

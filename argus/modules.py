@@ -58,6 +58,8 @@ class QueryExtension:
     follow: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
     prime: Callable[[], Awaitable[None]] | None = None
     """Run before serving (read the view's log once)."""
+    close: Callable[[], Awaitable[None]] | None = None
+    """Run after the server and `follow` stopped."""
 
 
 class Module(Protocol):
@@ -403,6 +405,9 @@ class QueryModule:
             await self._runner.cleanup()
         await self._server.stop(grace=2.0)
         await self._tasks.close()
+        for ext in self._extensions:
+            if ext.close is not None:
+                await ext.close()
 
     def endpoints(self) -> dict[str, str]:
         host, _ = _host_port(self._config.http_addr)

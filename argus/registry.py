@@ -22,12 +22,14 @@ from argus.dashboards_api import dashboards_api
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.supervisor import ProjectorProcess
 from argus.versioned_projectors import VersionedProjectors
+from core.adapters.sqlite_alert_read_models import ALERTS_DB, SqliteAlertReadModels
 from core.alerting.state import AlertConfigState
 from core.model import DEFAULT_TENANT
 from core.quarantine import QuarantineReport, read_quarantine
 from core.tls import ClientTls
 from query_side.alerts.active import ActiveAlerts
 from query_side.alerts.http import AlertsApi
+from query_side.alerts.read_models import AlertReadModelProjector
 
 Placement = Literal["parent", "child"]
 
@@ -121,7 +123,10 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
             )
         return True
 
-    active = ActiveAlerts(event_log)
+    # The alert read models persist in the data dir (decision 0046): a restart projects only
+    # what the alerts topic gained since.
+    projector = AlertReadModelProjector(event_log, SqliteAlertReadModels(rt.settings.data_dir / ALERTS_DB))
+    active = ActiveAlerts(event_log, projector=projector)
     return QueryModule(
         settings=rt.settings,
         hot_store=rt.hot_store,
@@ -132,7 +137,13 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
         quarantine=quarantine,
         alerts=AlertsApi(active=active, config=rt.config.state(AlertConfigState)),
         extensions=(
-            alerts_api(event_log=event_log, keys=rt.api_keys, view=rt.config, active=active, clock_ms=rt.clock_ms),
+            alerts_api(
+                event_log=event_log,
+                keys=rt.api_keys,
+                view=rt.config,
+                active=active,
+                clock_ms=rt.clock_ms,
+            ),
             dashboards_api(keys=rt.api_keys, view=rt.config, clock_ms=rt.clock_ms),
         ),
     )

@@ -273,6 +273,113 @@ class HotStore(ChunkStore, SeriesIndex, ProjectorState, Protocol):
     async def close(self) -> None: ...
 
 
+# ---------------------------------------------------------------------------- alert read models
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredAlertInstance:
+    """An alert instance's newest transition (`payload`: the serialized AlertStateChanged)."""
+
+    tenant: str
+    instance_id: str
+    rule: str
+    state: str
+    """The transition's `to` state name (pending, firing, resolved, inactive)."""
+    sequence: int
+    episode_sequence: int
+    """The transition that began its current pending/firing episode (0: not active)."""
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredAck:
+    """An instance's newest ack or un-ack (highest revision)."""
+
+    tenant: str
+    instance_id: str
+    acked: bool
+    author: str
+    comment: str
+    time_ms: int
+    revision: int
+    alert_sequence: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredHistoryEntry:
+    """One entry of a tenant's alert timeline / notification log, at its log position."""
+
+    tenant: str
+    kind: str
+    time_ms: int
+    partition: int
+    offset: int
+    rules: tuple[str, ...]
+    instances: tuple[str, ...]
+    detail: bytes
+    """JSON object."""
+    event_type: str
+    payload: bytes
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        return (self.time_ms, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertModelBatch:
+    """What a batch of the alerts topic changed, with the positions it read up to."""
+
+    instances: Sequence[StoredAlertInstance] = ()
+    acks: Sequence[StoredAck] = ()
+    entries: Sequence[StoredHistoryEntry] = ()
+    positions: Mapping[int, int] = field(default_factory=dict)
+    """Partition -> the next offset to read: every record before it is in this batch or
+    an earlier one."""
+
+
+class AlertReadModelStore(Protocol):
+    """The alert read models (docs/decisions/0046): per tenant, every instance's newest
+    transition and ack, and the timeline of state changes, acks, escalations and
+    notifications, with the alerts-topic positions they were projected up to."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def positions(self) -> dict[int, int]:
+        """Partition -> next offset to read (absent: 0). Durable as `apply` returned."""
+        ...
+
+    async def apply(self, batch: AlertModelBatch) -> None:
+        """Write the batch atomically (all or nothing, durable on return). Idempotent: an
+        instance is replaced only by a higher `sequence`, an ack only by a higher
+        `revision`, an entry already held at its (tenant, partition, offset) is kept, and a
+        position never moves back; so re-applying any batch changes nothing."""
+        ...
+
+    async def instances(
+        self, tenant: str, states: Sequence[str], *, rule: str | None = None
+    ) -> list[StoredAlertInstance]:
+        """The tenant's instances whose state is in `states` (of `rule` if given), any order."""
+        ...
+
+    async def get_instances(self, tenant: str, instance_ids: Sequence[str]) -> dict[str, StoredAlertInstance]:
+        """The tenant's instances of these ids (absent: never seen)."""
+        ...
+
+    async def acks(self, tenant: str, instance_ids: Sequence[str]) -> dict[str, StoredAck]:
+        """The tenant's newest acks of these instances (absent: never acked)."""
+        ...
+
+    async def entries(
+        self, tenant: str, *, since_ms: int, after: tuple[int, int, int] | None, limit: int
+    ) -> list[StoredHistoryEntry]:
+        """At most `limit` of the tenant's entries at or after `since_ms` and strictly after
+        position `after`, in (time, partition, offset) order."""
+        ...
+
+
 # ---------------------------------------------------------------------------- cold store
 
 

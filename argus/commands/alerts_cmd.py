@@ -38,6 +38,7 @@ from command_side.config.alerts import (
     expire_silence,
 )
 from core import data_dir
+from core.adapters.sqlite_alert_read_models import ALERTS_DB, SqliteAlertReadModels
 from core.alerting.acks import Ack, acknowledge, unacknowledge
 from core.alerting.document import MAX_DOCUMENT_BYTES, parse_document, parse_label_matcher
 from core.alerting.lifecycle import AlertState
@@ -50,6 +51,7 @@ from core.ports import EventLog
 from core.settings import Settings
 from query_side.alerts.active import STATE_FILTERS, ActiveAlerts, AlertInstance, state_filter
 from query_side.alerts.history import MAX_PAGE, AlertHistory, HistoryEntry
+from query_side.alerts.read_models import AlertReadModelProjector
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -358,15 +360,25 @@ def alerts_serve(data_dir: Path | None, log_level: str, replica: str | None) -> 
     _release(locks)
 
 
+def _projector(settings: Settings, events: EventLog) -> AlertReadModelProjector:
+    """The data dir's persisted alert read models (decision 0046), brought up to date by
+    this command: it projects only what the topic gained since the last reader."""
+    return AlertReadModelProjector(events, SqliteAlertReadModels(settings.data_dir / ALERTS_DB))
+
+
 def _read_alerts(settings: Settings, tenant: str, states: frozenset[AlertState]) -> list[AlertInstance]:
     """The tenant's instances in `states`, read from the alerts topic once."""
     found: list[AlertInstance] = []
 
     async def read() -> None:
         async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
-            view = ActiveAlerts(events)
-            await view.refresh()
-            found.extend(view.instances(tenant, states))
+            projector = _projector(settings, events)
+            try:
+                view = ActiveAlerts(events, projector=projector)
+                await view.refresh()
+                found.extend(await view.instances(tenant, states))
+            finally:
+                await projector.close()
 
     try:
         asyncio.run(read())
@@ -420,15 +432,19 @@ def _read_history(settings: Settings, tenant: str, since_ms: int, rule: str | No
 
     async def read() -> None:
         async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
-            view = AlertHistory(events)
-            await view.refresh()
-            cursor = ""
-            while True:
-                page = view.page(tenant, since_ms=since_ms, rule=rule, cursor=cursor, limit=MAX_PAGE)
-                found.extend(page.entries)
-                cursor = page.next_cursor
-                if not cursor:
-                    break
+            projector = _projector(settings, events)
+            try:
+                view = AlertHistory(events, projector=projector)
+                await view.refresh()
+                cursor = ""
+                while True:
+                    page = await view.page(tenant, since_ms=since_ms, rule=rule, cursor=cursor, limit=MAX_PAGE)
+                    found.extend(page.entries)
+                    cursor = page.next_cursor
+                    if not cursor:
+                        break
+            finally:
+                await projector.close()
 
     try:
         asyncio.run(read())

@@ -1,37 +1,36 @@
 """The active-alerts read view: every alert instance's latest state, per tenant.
 
-It follows the alerts topic (`argus.alerts.v1`, docs/formats/alerts-topic.md) from offset 0
-of every partition and keeps, per instance, the AlertStateChanged with the highest
-`sequence` and its latest ack or un-ack (core/alerting/acks.py; shown while it holds):
-a transition read again (a duplicate append, a restarted evaluator re-making
-it) or out of order never moves an instance back. Other event types on the topic
-(notifications, escalations, kinds of a newer build) are skipped, as are records that
-do not decode (logged). Like the config view (core/config_view.py) it is in memory and
-rebuilt from the log at start; `run` keeps it current.
+Per instance, the AlertStateChanged with the highest `sequence` of the alerts topic
+(`argus.alerts.v1`, docs/formats/alerts-topic.md) and its latest ack or un-ack
+(core/alerting/acks.py; shown while it holds): a transition read again (a duplicate append,
+a restarted evaluator re-making it) or out of order never moves an instance back. Other
+event types on the topic (notifications, escalations, kinds of a newer build) are skipped,
+as are records that do not decode (logged). The projector (query_side/alerts/read_models.py)
+keeps it in an AlertReadModelStore (persisted: decision 0046); `run` keeps it current.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from contracts.argus.alerts.v1 import alerts_pb2
-from core.alerting.acks import Ack, ack_from, decode_ack, holds, newer
+from core.alerting.acks import Ack, holds
 from core.alerting.lifecycle import AlertState
-from core.errors import ArgusError, InvalidArgument
-from core.events import ALERTS_TOPIC, decode_record
-from core.ports import EventLog, LogRecord
+from core.errors import InvalidArgument
+from core.ports import EventLog, StoredAck, StoredAlertInstance
+
+if TYPE_CHECKING:
+    from query_side.alerts.read_models import AlertReadModelProjector
 
 log = logging.getLogger(__name__)
 
-_ALERT_STATE_CHANGED = alerts_pb2.AlertStateChanged.DESCRIPTOR.full_name
-_READ_BATCH = 1000
 TOPIC_PARTITIONS = 4
-"""Partitions the view creates the alerts topic with when it does not exist yet: the
+"""Partitions the alerts topic is created with when it does not exist yet: the
 evaluator's count (query_side/alerts/evaluator.py ALERT_PARTITIONS)."""
 
 _STATES = {
@@ -119,108 +118,68 @@ def _instance(message: alerts_pb2.AlertStateChanged) -> AlertInstance:
 
 
 class ActiveAlerts:
-    """Per tenant, every alert instance's latest AlertStateChanged (highest sequence)."""
+    """Per tenant, every alert instance's latest AlertStateChanged (highest sequence), read
+    from the alert read models that `projector` keeps (decision 0046)."""
 
-    def __init__(self, events: EventLog, *, refresh_interval_s: float = 0.5) -> None:
-        self._events = events
-        self._refresh_interval_s = refresh_interval_s
-        self._next: dict[int, int] = {}
-        self._partitions = 0
-        self._by_tenant: dict[str, dict[str, AlertInstance]] = {}
-        self._acks: dict[tuple[str, str], Ack] = {}
-        self._episodes: dict[tuple[str, str], int] = {}
-        """(tenant, instance) -> the transition that began its current pending/firing episode."""
-        self._lock = asyncio.Lock()
-        self.skipped = 0
-        """Records skipped: other event types, or undecodable."""
+    def __init__(self, events: EventLog, *, projector: AlertReadModelProjector | None = None) -> None:
+        if projector is None:
+            from core.adapters.memory_alert_read_models import MemoryAlertReadModels
+            from query_side.alerts.read_models import AlertReadModelProjector
+
+            projector = AlertReadModelProjector(events, MemoryAlertReadModels())
+        self._projector = projector
 
     async def refresh(self) -> None:
-        """Apply what was appended to the alerts topic since the last refresh."""
-        async with self._lock:
-            if not self._partitions:
-                self._partitions = await self._events.ensure_topic(ALERTS_TOPIC, TOPIC_PARTITIONS)
-            for partition in range(self._partitions):
-                offset = self._next.get(partition, 0)
-                while records := await self._events.read(ALERTS_TOPIC, partition, offset, _READ_BATCH):
-                    for record in records:
-                        self.apply(record)
-                    offset = records[-1].offset + 1
-                    self._next[partition] = offset
+        """Project what was appended to the alerts topic since the last refresh."""
+        await self._projector.catch_up()
+
+    @property
+    def projector(self) -> AlertReadModelProjector:
+        """The projector that keeps the store it reads."""
+        return self._projector
 
     @property
     def events(self) -> EventLog:
         """The event log it follows (the ack routes append to it)."""
-        return self._events
+        return self._projector.events
 
-    def apply(self, record: LogRecord) -> None:
-        """Keep the record's transition if it is its instance's newest, and the newest ack;
-        skip anything else."""
-        if record.unreadable is None and record.event.type != _ALERT_STATE_CHANGED:
-            try:
-                acked = decode_ack(record)
-            except ArgusError as exc:
-                acked = None
-                log.warning("active alerts: skipping an unreadable ack at %s: %s", record.offset, exc)
-            if acked is None:
-                self.skipped += 1
-            else:
-                ack = ack_from(acked)
-                if newer(self._acks.get((acked.tenant, acked.instance_id)), ack):
-                    self._acks[(acked.tenant, acked.instance_id)] = ack
-            return
-        if record.unreadable is not None:
-            self.skipped += 1
-            return
-        try:
-            message = decode_record(record, alerts_pb2.AlertStateChanged)
-        except ArgusError as exc:
-            self.skipped += 1
-            log.warning(
-                "active alerts: skipping an unreadable transition at %s/%d@%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                exc,
-            )
-            return
-        instances = self._by_tenant.setdefault(message.tenant, {})
-        held = instances.get(message.instance_id)
-        if held is None or held.sequence < message.sequence:
-            instances[message.instance_id] = _instance(message)
-            key = (message.tenant, message.instance_id)
-            if message.to_state not in (alerts_pb2.ALERT_STATE_PENDING, alerts_pb2.ALERT_STATE_FIRING):
-                self._episodes.pop(key, None)
-            else:
-                self._episodes.setdefault(key, message.sequence)
+    @property
+    def skipped(self) -> int:
+        """Records skipped by this process's projector: other event types, or undecodable."""
+        return self._projector.skipped
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the alerts topic until `stop` is set (keeps what it has on errors)."""
-        while not stop.is_set():
-            try:
-                await self.refresh()
-            except Exception as exc:  # keep serving what we have
-                log.warning("active alerts: cannot follow %s: %s", ALERTS_TOPIC, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._refresh_interval_s)
+        await self._projector.run(stop)
 
-    def instances(
+    async def instances(
         self, tenant: str, states: Collection[AlertState] = ACTIVE_STATES, *, rule: str | None = None
     ) -> list[AlertInstance]:
         """The tenant's instances in `states` (of `rule` if given): firing first, then by
         rule, then by labels."""
-        found = [
-            i
-            for i in self._by_tenant.get(tenant, {}).values()
-            if i.state in states and (rule is None or i.rule == rule)
-        ]
+        store = self._projector.store
+        rows = await store.instances(tenant, sorted(s.value for s in states), rule=rule)
+        acks = await store.acks(tenant, [r.instance_id for r in rows]) if rows else {}
+        found = [self._with_ack(r, acks.get(r.instance_id)) for r in rows]
         order = {AlertState.FIRING: 0, AlertState.PENDING: 1, AlertState.RESOLVED: 2, AlertState.INACTIVE: 3}
-        found = [self._with_ack(i) for i in found]
         return sorted(found, key=lambda i: (order[i.state], i.rule, sorted(i.labels.items())))
 
-    def _with_ack(self, instance: AlertInstance) -> AlertInstance:
-        key = (instance.tenant, instance.instance_id)
-        episode = self._episodes.get(key, 0)
-        ack = self._acks.get(key)
+    @staticmethod
+    def _with_ack(row: StoredAlertInstance, stored: StoredAck | None) -> AlertInstance:
+        message = alerts_pb2.AlertStateChanged()
+        message.ParseFromString(row.payload)
+        instance = _instance(message)
+        if stored is None:
+            return instance
+        ack = Ack(
+            acked=stored.acked,
+            author=stored.author,
+            comment=stored.comment,
+            time_ms=stored.time_ms,
+            revision=stored.revision,
+            alert_sequence=stored.alert_sequence,
+        )
+        episode = row.episode_sequence
         return (
             replace(instance, acknowledged=ack)
             if holds(ack, active=episode > 0, episode_sequence=episode)

@@ -97,7 +97,7 @@ class AlertServicer(service_pb2_grpc.AlertServiceServicer):
         try:
             tenant = self._tenant(context)
             await self._active.refresh()
-            found = self._active.instances(tenant, state_filter(request.state or None), rule=request.rule or None)
+            found = await self._active.instances(tenant, state_filter(request.state or None), rule=request.rule or None)
             return service_pb2.ListAlertsResponse(alerts=[_alert(i) for i in found])
         except Exception as exc:
             await _abort(context, "list alerts", exc)
@@ -109,7 +109,7 @@ class AlertServicer(service_pb2_grpc.AlertServiceServicer):
         try:
             tenant = self._tenant(context)
             await self._history.refresh()
-            page = self._history.page(
+            page = await self._history.page(
                 tenant,
                 since_ms=request.since_ms,
                 rule=request.rule or None,

@@ -8,7 +8,8 @@ alerts by fingerprint (= instance id); its `rules` are those instances' rules as
 changes before it named them.
 
 Pages are bounded (`MAX_PAGE`) and resumed by an opaque cursor: the position of the last
-entry returned. Like the active-alerts view it is in memory, rebuilt from the log at start.
+entry returned. The projector (query_side/alerts/read_models.py) keeps the timelines in an
+AlertReadModelStore (persisted: decision 0046).
 
 `TopicCursor` is the other kind of position, for following the topic live (the gRPC
 `Subscribe`): the next offset of every partition, encoded as an opaque string.
@@ -19,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -34,8 +35,11 @@ from core.auth import Authenticator, bearer_token
 from core.durations import parse_duration_ms
 from core.errors import ArgusError, InvalidArgument
 from core.events import ALERTS_TOPIC, decode_record
-from core.ports import EventLog, LogRecord
+from core.ports import EventLog, LogRecord, StoredHistoryEntry
 from query_side.alerts.active import _STATES, TOPIC_PARTITIONS
+
+if TYPE_CHECKING:
+    from query_side.alerts.read_models import AlertReadModelProjector
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,8 @@ class HistoryEntry:
 _STATE_NAMES = {int(code): state.value for code, state in _STATES.items()}
 
 
-def _state_name(value: int) -> str:
+def state_name(value: int) -> str:
+    """The state's name (`firing`...), `unknown` for a value of a newer build."""
     state = _STATE_NAMES.get(value)
     return state if state is not None else "unknown"
 
@@ -106,8 +111,8 @@ def entry_of(record: LogRecord, rule_of: Mapping[str, str]) -> HistoryEntry | No
                 instances=(s.instance_id,),
                 detail={
                     "labels": dict(s.instance_labels),
-                    "from": _state_name(s.from_state),
-                    "to": _state_name(s.to_state),
+                    "from": state_name(s.from_state),
+                    "to": state_name(s.to_state),
                     "value": None if math.isnan(s.value) else s.value,
                     "reason": s.reason,
                     "sequence": s.sequence,
@@ -237,49 +242,25 @@ class HistoryPage:
 
 
 class AlertHistory:
-    """Per tenant, every history entry of the alerts topic, in (time, partition, offset) order."""
+    """Per tenant, every history entry of the alerts topic, in (time, partition, offset)
+    order, read from the alert read models that `projector` keeps (decision 0046)."""
 
-    def __init__(self, events: EventLog, *, refresh_interval_s: float = 0.5) -> None:
-        self._events = events
-        self._refresh_interval_s = refresh_interval_s
-        self._next: dict[int, int] = {}
-        self._partitions = 0
-        self._by_tenant: dict[str, list[HistoryEntry]] = {}
-        self._rule_of: dict[str, str] = {}
-        self._lock = asyncio.Lock()
+    def __init__(self, events: EventLog, *, projector: AlertReadModelProjector | None = None) -> None:
+        if projector is None:
+            from core.adapters.memory_alert_read_models import MemoryAlertReadModels
+            from query_side.alerts.read_models import AlertReadModelProjector
+
+            projector = AlertReadModelProjector(events, MemoryAlertReadModels())
+        self._projector = projector
 
     async def refresh(self) -> None:
-        async with self._lock:
-            if not self._partitions:
-                self._partitions = await self._events.ensure_topic(ALERTS_TOPIC, TOPIC_PARTITIONS)
-            touched: set[str] = set()
-            for partition in range(self._partitions):
-                offset = self._next.get(partition, 0)
-                while records := await self._events.read(ALERTS_TOPIC, partition, offset, _READ_BATCH):
-                    for record in records:
-                        entry = entry_of(record, self._rule_of)
-                        if entry is None:
-                            continue
-                        if entry.kind == "state":
-                            self._rule_of[entry.instances[0]] = entry.rules[0]
-                        self._by_tenant.setdefault(entry.tenant, []).append(entry)
-                        touched.add(entry.tenant)
-                    offset = records[-1].offset + 1
-                    self._next[partition] = offset
-            for tenant in touched:
-                self._by_tenant[tenant].sort(key=lambda e: e.position)
+        await self._projector.catch_up()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the alerts topic until `stop` is set (keeps what it has on errors)."""
-        while not stop.is_set():
-            try:
-                await self.refresh()
-            except Exception as exc:  # keep serving what we have
-                log.warning("alert history: cannot follow %s: %s", ALERTS_TOPIC, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._refresh_interval_s)
+        await self._projector.run(stop)
 
-    def page(
+    async def page(
         self,
         tenant: str,
         *,
@@ -294,17 +275,45 @@ class AlertHistory:
             raise InvalidArgument(f"limit: 1 to {MAX_PAGE}", parameter="limit")
         after = decode_page_cursor(cursor) if cursor else None
         found: list[HistoryEntry] = []
-        more = False
-        for e in self._by_tenant.get(tenant, ()):
-            if e.time_ms < since_ms or (after is not None and e.position <= after):
-                continue
-            if rule is not None and rule not in e.rules:
-                continue
-            if len(found) == limit:
-                more = True
-                break
-            found.append(e)
-        return HistoryPage(entries=found, next_cursor=encode_page_cursor(found[-1].position) if more else "")
+        # One more than the page tells whether there is a next one; a rule filter reads on
+        # in store pages until the page is full or the timeline ends.
+        while True:
+            rows = await self._projector.store.entries(tenant, since_ms=since_ms, after=after, limit=limit + 1)
+            for row in rows:
+                if rule is None or rule in row.rules:
+                    if len(found) == limit:
+                        return HistoryPage(entries=found, next_cursor=encode_page_cursor(found[-1].position))
+                    found.append(_entry(row))
+            if len(rows) <= limit:
+                return HistoryPage(entries=found, next_cursor="")
+            after = rows[-1].position
+
+
+_MESSAGES: dict[str, type[Message]] = {
+    _STATE_CHANGED: alerts_pb2.AlertStateChanged,
+    _SENT: alerts_pb2.NotificationSent,
+    _FAILED: alerts_pb2.NotificationFailed,
+    _ACKED: alerts_pb2.AlertAcknowledged,
+    _UNACKED: alerts_pb2.AlertUnacknowledged,
+    _ESCALATED: alerts_pb2.AlertEscalated,
+}
+
+
+def _entry(row: StoredHistoryEntry) -> HistoryEntry:
+    message = _MESSAGES[row.event_type]()
+    message.ParseFromString(row.payload)
+    detail = orjson.loads(row.detail)
+    return HistoryEntry(
+        tenant=row.tenant,
+        kind=row.kind,
+        time_ms=row.time_ms,
+        partition=row.partition,
+        offset=row.offset,
+        rules=row.rules,
+        instances=row.instances,
+        detail=detail,
+        message=message,
+    )
 
 
 async def read_from(
@@ -340,7 +349,7 @@ def add_history_routes(
         if not limit_text.isdigit():
             raise InvalidArgument(f"limit: 1 to {MAX_PAGE}", parameter="limit")
         await history.refresh()
-        page = history.page(
+        page = await history.page(
             tenant,
             since_ms=since_ms(q.get("since"), clock_ms()),
             rule=q.get("rule") or None,

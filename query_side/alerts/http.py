@@ -65,7 +65,7 @@ class _AlertRoutes:
     async def alerts(self, request: web.Request) -> web.Response:
         tenant = self._tenant(request)
         states = state_filter(request.query.get("state"))
-        found = self._alerts.active.instances(tenant, states)
+        found = await self._alerts.active.instances(tenant, states)
         return _json({"alerts": [i.to_json() for i in found]})
 
     async def rules(self, request: web.Request) -> web.Response:
@@ -74,7 +74,7 @@ class _AlertRoutes:
         rules = []
         for name in sorted(config.rules):
             rule = dataclasses.asdict(config.rules[name])
-            instances = self._alerts.active.instances(tenant, frozenset(AlertState), rule=name)
+            instances = await self._alerts.active.instances(tenant, frozenset(AlertState), rule=name)
             rule["instances"] = [i.to_json() for i in instances]
             rule["firing"] = sum(1 for i in instances if i.state is AlertState.FIRING)
             rule["pending"] = sum(1 for i in instances if i.state is AlertState.PENDING)

@@ -73,15 +73,15 @@ async def test_latest_sequence_wins_whatever_the_order_read() -> None:
     await append(log, changed(A, "cpu", {"host": "h1"}, AlertState.FIRING, 2), partition=1)
     view = ActiveAlerts(log)
     await view.refresh()
-    assert view.instances(A) == []  # resolved is not active
-    [held] = view.instances(A, state_filter("all"))
+    assert (await view.instances(A)) == []  # resolved is not active
+    [held] = await view.instances(A, state_filter("all"))
     assert (held.state, held.sequence) == (AlertState.RESOLVED, 3)
 
     # Followed: a newer transition moves it on, a re-appended old one (a duplicate) does not.
     await append(log, changed(A, "cpu", {"host": "h1"}, AlertState.PENDING, 4), partition=1)
     await append(log, changed(A, "cpu", {"host": "h1"}, AlertState.FIRING, 2), partition=2)
     await view.refresh()
-    [held] = view.instances(A)
+    [held] = await view.instances(A)
     assert (held.state, held.sequence) == (AlertState.PENDING, 4)
 
 
@@ -96,14 +96,14 @@ async def test_tenants_are_isolated_and_states_filter() -> None:
     view = ActiveAlerts(log)
     await view.refresh()
     # Same rule and labels in B: another instance, never mixed into A's.
-    assert [(i.labels["host"], i.state) for i in view.instances(A)] == [
+    assert [(i.labels["host"], i.state) for i in (await view.instances(A))] == [
         ("h1", AlertState.FIRING),
         ("h2", AlertState.PENDING),
     ]
-    assert [i.labels["host"] for i in view.instances(A, state_filter("firing"))] == ["h1"]
-    assert view.instances(B) == []
-    assert [i.tenant for i in view.instances(B, state_filter("resolved"))] == [B]
-    assert view.instances("nobody", state_filter("all")) == []
+    assert [i.labels["host"] for i in (await view.instances(A, state_filter("firing")))] == ["h1"]
+    assert (await view.instances(B)) == []
+    assert [i.tenant for i in (await view.instances(B, state_filter("resolved")))] == [B]
+    assert (await view.instances("nobody", state_filter("all"))) == []
     with pytest.raises(InvalidArgument):
         state_filter("burning")
 
@@ -123,14 +123,14 @@ async def test_unknown_types_and_undecodable_records_are_skipped() -> None:
     await append(log, other, broken, changed(A, "cpu", {"host": "h1"}, AlertState.FIRING, 1))
     view = ActiveAlerts(log)
     await view.refresh()
-    assert [i.labels["host"] for i in view.instances(A)] == ["h1"]
+    assert [i.labels["host"] for i in (await view.instances(A))] == ["h1"]
     assert view.skipped == 2
 
 
 async def test_no_alerts_topic_yet_is_empty() -> None:
     view = ActiveAlerts(MemoryEventLog())
     await view.refresh()
-    assert view.instances(A, state_filter("all")) == []
+    assert (await view.instances(A, state_filter("all"))) == []
 
 
 class TwoKeys:

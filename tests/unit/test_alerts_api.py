@@ -243,10 +243,10 @@ async def test_history_and_subscribe_events_show_acks_and_escalations() -> None:
     )
     history = AlertHistory(log)
     await history.refresh()
-    page = history.page("acme", since_ms=0, rule=None, cursor="", limit=10)
+    page = await history.page("acme", since_ms=0, rule=None, cursor="", limit=10)
     kinds = [(e.kind, e.rules) for e in page.entries]
     assert kinds == [("state", ("hot",)), ("acknowledged", ("hot",)), ("escalated", ("hot",))]
     assert page.entries[1].detail["author"] == "key:1234"
     assert alert_event(page.entries[1]).WhichOneof("event") == "acknowledged"
     assert alert_event(page.entries[2]).escalated.receivers == ["team"]
-    assert history.page("other", since_ms=0, rule=None, cursor="", limit=10).entries == []
+    assert (await history.page("other", since_ms=0, rule=None, cursor="", limit=10)).entries == []
