@@ -182,3 +182,13 @@ def test_self_batches_send_counter_deltas_gauges_and_histogram_totals() -> None:
     assert list(second[("argus_test_seconds_count", counter)].values) == [1.0]
     assert list(second[("argus_test_seconds_sum", counter)].values) == [2.0]
     assert not any(m.endswith("_bucket") for m, _ in second)
+
+
+def test_the_self_tenant_is_reserved_to_argus_up() -> None:
+    from command_side.config.handlers import _check_tenant
+    from core.errors import InvalidArgument
+    from core.model import SELF_TENANT
+
+    with pytest.raises(InvalidArgument):
+        _check_tenant(SELF_TENANT)  # `argus keys create --tenant _argus` and the API refuse it
+    _check_tenant(SELF_TENANT, reserved_ok=True)
