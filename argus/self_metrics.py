@@ -151,6 +151,8 @@ class SelfMetricsModule:
                 except ArgusError as exc:
                     # Its own figures are not worth a retry queue: the next reading carries on.
                     log.warning("self metrics not written: %s", exc)
+                except Exception:
+                    log.exception("self metrics not written")
             next_at = max(next_at + self._interval_s, loop.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), next_at - loop.time())

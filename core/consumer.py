@@ -176,6 +176,7 @@ class ConsumerRunner(Generic[T]):
         # Halts recorded by an earlier (older) build, ended once this one commits past them.
         self._resumable: dict[int, HaltedPartition] | None = None
         self.records_quarantined = 0
+        self._lag_shown: set[int] = set()
         self.restarts = 0
         self.ready = asyncio.Event()
 
@@ -282,10 +283,19 @@ class ConsumerRunner(Generic[T]):
                 await self._settle_and_commit(force=force)
 
     async def _record_lag(self) -> None:
+        """Our partitions' lag on /metrics; those another member took leave it."""
         if self.consumer is None:
             return
-        for partition, lag in (await self.consumer.lag()).items():
+        try:
+            lags = await self.consumer.lag()
+        except ArgusError as exc:  # a figure, not a reason to restart the consumer
+            log.debug("%s: lag not read: %s", self.name, exc)
+            return
+        for partition in self._lag_shown - lags.keys():
+            LAG.remove(self.group, str(partition))
+        for partition, lag in lags.items():
             LAG.set(lag, self.group, str(partition))
+        self._lag_shown = set(lags)
 
     async def _settle_and_commit(self, *, force: bool) -> None:
         offsets = await self._handler.settle(force=force)

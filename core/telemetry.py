@@ -117,6 +117,12 @@ class Gauge(_Metric):
             key = self._key(labels, self._values)
             self._values[key] = self._values.get(key, 0.0) + by
 
+    def remove(self, *labels: str) -> None:
+        """Stop showing these labels (a partition this process no longer owns)."""
+        with self._lock:
+            self._values.pop(tuple(labels), None)
+            self._functions.pop(tuple(labels), None)
+
     def set_function(self, function: Callable[[], float], *labels: str) -> None:
         """Read `function` at every collect (the latest one set for these labels wins)."""
         with self._lock:

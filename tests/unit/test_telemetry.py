@@ -4,8 +4,10 @@ counters that move when ingest and queries do work."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Mapping, Sequence
 
 import pytest
 from aiohttp import web
@@ -13,7 +15,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from argus.self_metrics import SelfBatcher
 from command_side.ingest.accept import INGEST_REJECTED, INGEST_SAMPLES
+from contracts.argus.events.v1 import events_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
+from core.adapters.memory_event_log import MemoryEventLog
+from core.consumer import FLUSH_SECONDS, LAG, QUARANTINED, RECORDS, ConsumerRunner, Delivery
+from core.errors import CorruptData
+from core.events import make_event
+from core.ports import LogRecord
 from core.telemetry import (
     MAX_LABEL_SETS,
     OVERFLOW,
@@ -192,3 +200,60 @@ def test_the_self_tenant_is_reserved_to_argus_up() -> None:
     with pytest.raises(InvalidArgument):
         _check_tenant(SELF_TENANT)  # `argus keys create --tenant _argus` and the API refuse it
     _check_tenant(SELF_TENANT, reserved_ok=True)
+
+
+class _Counting:
+    """A consumer handler that only counts (core/consumer.py ConsumerHandler)."""
+
+    def __init__(self) -> None:
+        self.next: dict[int, int] = {}
+
+    def decode(self, record: LogRecord) -> None:
+        if record.event.payload == b"corrupt":
+            raise CorruptData("not an event")
+
+    async def apply(self, deliveries: Sequence[Delivery[None]]) -> None:
+        for d in deliveries:
+            self.next[d.record.partition] = d.record.offset + 1
+
+    def skip(self, partition: int, offset: int) -> None:
+        self.next[partition] = offset + 1
+
+    def buffer_full(self) -> bool:
+        return False
+
+    async def settle(self, *, force: bool) -> Mapping[int, int]:
+        return dict(self.next)
+
+    def reset(self) -> None:
+        self.next.clear()
+
+    async def reassigned(self, partitions: frozenset[int]) -> None:
+        return None
+
+    async def housekeeping(self) -> None:
+        return None
+
+
+async def test_consumer_figures_move_with_records_flushes_quarantine_and_lag() -> None:
+    log = MemoryEventLog()
+    await log.start()
+    await log.ensure_topic("t.v1", 2)
+    payload = events_pb2.SampleBatchAccepted()
+    good = [(i % 2, make_event(payload, identity=bytes([i]), partition_key=b"k", time_ms=NOW)) for i in range(5)]
+    bad = dataclasses.replace(good[0][1], event_id=b"x" * 32, payload=b"corrupt")
+    await log.append("t.v1", [*good, (0, bad)])
+    group = "e2e-telemetry-group"
+    runner: ConsumerRunner[None] = ConsumerRunner(
+        name="test", log=log, topic="t.v1", group=group, handler=_Counting(), clock_ms=lambda: NOW
+    )
+    flushes = FLUSH_SECONDS.count(group)
+    await runner.catch_up()
+    assert RECORDS.value(group) == 6
+    assert QUARANTINED.value(group) == 1
+    assert FLUSH_SECONDS.count(group) > flushes
+    await log.append("t.v1", [(1, make_event(payload, identity=b"later", partition_key=b"k", time_ms=NOW))])
+    await runner._record_lag()
+    assert LAG.value(group, "1") == 1 and LAG.value(group, "0") == 0
+    await runner.close()
+    await log.close()
