@@ -273,6 +273,10 @@ def _observe_alerts(module: AlertsModule) -> None:
     REGISTRY.gauge("argus_alert_instances", "Alert instances the evaluator holds.").set_function(
         lambda: float(sum(r.instances for r in module.status()))
     )
+    REGISTRY.gauge(
+        "argus_alert_last_evaluation_timestamp_seconds",
+        "When the evaluator last evaluated a rule (Unix time; 0: never): stale means alerting is stuck.",
+    ).set_function(lambda: max((r.last_evaluated_ms or 0 for r in module.status()), default=0) / 1000.0)
     REGISTRY.observed_counter(
         "argus_alert_transitions_total", "Alert state transitions appended to the alerts topic."
     ).set_function(lambda: float(module.evaluator.transitions_appended))
