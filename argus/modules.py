@@ -144,6 +144,7 @@ class IngestModule:
             clock_ms=self._clock_ms,
         )
         self._tasks.spawn("series-expiry", lambda stop: _every(stop, 60.0, lambda: registry.expire(self._clock_ms())))
+        _observe_ingest(acceptor, registry)
         # Cumulative protocols (remote write, OTLP): one converter, its states kept in the
         # data dir so a restart neither loses nor double counts an increase (decision 0043).
         states: SqliteCumulativeStateStore | None = None
@@ -416,6 +417,19 @@ class QueryModule:
         qhost, _ = _host_port(self._config.grpc_addr)
         scheme = "https" if self._config.tls is not None else "http"
         return {"query (HTTP)": f"{scheme}://{host}:{self.http_port}", "query (gRPC)": f"{qhost}:{self.grpc_port}"}
+
+
+def _observe_ingest(acceptor: BatchAcceptor, registry: TenantRegistry) -> None:
+    """Ingest's memory and series, read at each collect (all tenants together: no tenant label)."""
+    REGISTRY.gauge(
+        "argus_ingest_identity_cache_bytes", "Estimated bytes of validated series identities kept."
+    ).set_function(lambda: float(acceptor.identities.bytes))
+    REGISTRY.gauge("argus_ingest_identity_cache_entries", "Validated series identities kept.").set_function(
+        lambda: float(len(acceptor.identities))
+    )
+    REGISTRY.gauge("argus_ingest_active_series", "Series written recently, all tenants together.").set_function(
+        lambda: float(registry.active_series())
+    )
 
 
 def _observe_query(engine: QueryEngine, live: LiveHub) -> None:

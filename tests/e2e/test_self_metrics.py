@@ -61,6 +61,8 @@ def test_metrics_endpoints_move_and_the_self_tenant_is_isolated(
     assert _value(after, "argus_ingest_samples_total") >= _value(before, "argus_ingest_samples_total") + 2
     assert _value(after, "argus_query_duration_seconds_count") > _value(before, "argus_query_duration_seconds_count")
     assert _value(after, "argus_event_log_append_seconds_count") >= 1
+    assert _value(after, "argus_ingest_active_series") >= 1
+    assert _value(after, "argus_ingest_identity_cache_entries") >= 1
     # The ingest HTTP port serves the same process's figures.
     on_ingest = _scrape(server.ingest_http_port)
     assert _value(on_ingest, "argus_ingest_samples_total") >= _value(after, "argus_ingest_samples_total")
