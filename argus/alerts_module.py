@@ -28,6 +28,7 @@ from core.config_view import ConfigView
 from core.consumer import ConsumerRunner
 from core.events import ALERTS_TOPIC, SAMPLES_TOPIC
 from core.ports import EventLog
+from core.telemetry import REGISTRY
 from query_side.alerts.evaluator import ALERT_PARTITIONS, EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
 from query_side.alerts.ownership import OWNERS_GROUP, Ownership
 from query_side.engine import QueryEngine
@@ -122,6 +123,7 @@ class AlertsModule:
         self._started: list[Module] = []
 
     async def start(self) -> None:
+        _observe_alerts(self)
         # The evaluator restores its instances and catches up in its task: start returns at once.
         self._task = asyncio.create_task(self._run_once_configured(), name="alert-evaluator")
 
@@ -258,3 +260,23 @@ class NotifierService:
 
     def endpoints(self) -> dict[str, str]:
         return {}
+
+
+def _observe_alerts(module: AlertsModule) -> None:
+    """The evaluator's figures, read at each collect."""
+    REGISTRY.gauge("argus_alert_rules", "Alert rules configured (all tenants).").set_function(
+        lambda: float(sum(len(r) for r in module._rules().values()))
+    )
+    REGISTRY.gauge(
+        "argus_alert_rules_not_evaluated", "Rules the evaluator does not evaluate now (warming up, over a limit)."
+    ).set_function(lambda: float(sum(1 for r in module.status() if r.error)))
+    REGISTRY.gauge("argus_alert_instances", "Alert instances the evaluator holds.").set_function(
+        lambda: float(sum(r.instances for r in module.status()))
+    )
+    REGISTRY.gauge(
+        "argus_alert_last_evaluation_timestamp_seconds",
+        "When the evaluator last evaluated a rule (Unix time; 0: never): stale means alerting is stuck.",
+    ).set_function(lambda: max((r.last_evaluated_ms or 0 for r in module.status()), default=0) / 1000.0)
+    REGISTRY.observed_counter(
+        "argus_alert_transitions_total", "Alert state transitions appended to the alerts topic."
+    ).set_function(lambda: float(module.evaluator.transitions_appended))

@@ -148,6 +148,8 @@ def up(
         names.remove("collector")
     if not settings.alerts_enabled:
         names.remove("alerts")
+    if settings.self_metrics_interval_s <= 0:
+        names.remove("self-metrics")
     wiring = Wiring(child=child, dashboards_dir=dashboards_dir)
     locks = _open(settings, names, wiring)
     try:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from agent.collectors.host import HostCollector, LocalCollectorModule
 from agent.push_client import PushClient, RetryPolicy
+from core.telemetry import REGISTRY
 from core.tls import ClientTls
 
 
@@ -44,8 +45,19 @@ class CollectorModule:
             tls_server_name=self._tls_server_name,
         )
         collector = HostCollector(host=self._host, region=self._region, interval_s=self._interval_s)
-        self._inner = LocalCollectorModule(collector=collector, pusher=client, on_close=client.close)
-        await self._inner.start()
+        inner = self._inner = LocalCollectorModule(collector=collector, pusher=client, on_close=client.close)
+        # The in-process collector's figures (`argus agent` keeps its own spool statistics).
+        REGISTRY.observed_counter(
+            "argus_collector_pushed_batches_total", "Batches the in-process host collector pushed."
+        ).set_function(lambda: float(inner.pushed_batches))
+        REGISTRY.observed_counter(
+            "argus_collector_dropped_batches_total",
+            "Batches the in-process host collector dropped.",
+        ).set_function(lambda: float(inner.dropped_batches))
+        REGISTRY.gauge(
+            "argus_collector_buffered_batches", "Batches the in-process host collector holds unsent."
+        ).set_function(lambda: float(inner.buffered_batches))
+        await inner.start()
 
     async def stop(self) -> None:
         if self._inner is not None:

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from aiohttp import web
@@ -33,12 +33,17 @@ from core.grpc_server import add_health_and_reflection, bind, make_server
 from core.ports import ColdStore, EventLog, HotStore
 from core.read_models import versioned_group
 from core.settings import Settings
+from core.telemetry import REGISTRY, add_metrics_route
 from core.tls import check_bind
 from projectors.cold_archive import ColdArchiveProjector
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
 from query_side.admin import QuarantineSource
 from query_side.alerts.http import AlertsApi
+
+if TYPE_CHECKING:
+    from query_side.engine import QueryEngine
+    from query_side.live import LiveHub
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +146,7 @@ class IngestModule:
             clock_ms=self._clock_ms,
         )
         self._tasks.spawn("series-expiry", lambda stop: _every(stop, 60.0, lambda: registry.expire(self._clock_ms())))
+        _observe_ingest(acceptor, registry)
         # Cumulative protocols (remote write, OTLP): one converter, its states kept in the
         # data dir so a restart neither loses nor double counts an increase (decision 0043).
         states: SqliteCumulativeStateStore | None = None
@@ -179,7 +185,9 @@ class IngestModule:
             clock_ms=self._clock_ms,
             otlp_handler=otlp_http_handler(foreign, self._keys, self._clock_ms),
         )
-        self._runner = web.AppRunner(http.app(), access_log=None)
+        app = http.app()
+        add_metrics_route(app, token=config.metrics_token)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         host, port = _host_port(config.http_addr)
         site = web.TCPSite(self._runner, host, port, ssl_context=config.tls.ssl_context() if config.tls else None)
@@ -380,6 +388,8 @@ class QueryModule:
         for ext in self._extensions:
             if ext.http is not None:
                 ext.http(app)
+        add_metrics_route(app, token=config.metrics_token)
+        _observe_query(self._engine, self.live)
         add_grpc_web_routes(
             app, web_methods, cors_origins=config.cors_origins, max_message_bytes=config.max_message_bytes
         )
@@ -414,3 +424,40 @@ class QueryModule:
         qhost, _ = _host_port(self._config.grpc_addr)
         scheme = "https" if self._config.tls is not None else "http"
         return {"query (HTTP)": f"{scheme}://{host}:{self.http_port}", "query (gRPC)": f"{qhost}:{self.grpc_port}"}
+
+
+def _observe_ingest(acceptor: BatchAcceptor, registry: TenantRegistry) -> None:
+    """Ingest's memory and series, read at each collect (all tenants together: no tenant label)."""
+    REGISTRY.gauge(
+        "argus_ingest_identity_cache_bytes", "Estimated bytes of validated series identities kept."
+    ).set_function(lambda: float(acceptor.identities.bytes))
+    REGISTRY.gauge("argus_ingest_identity_cache_entries", "Validated series identities kept.").set_function(
+        lambda: float(len(acceptor.identities))
+    )
+    REGISTRY.gauge("argus_ingest_active_series", "Series written recently, all tenants together.").set_function(
+        lambda: float(registry.active_series())
+    )
+
+
+def _observe_query(engine: QueryEngine, live: LiveHub) -> None:
+    """The query module's caches and live hub, read at each collect (the newest module wins)."""
+    cache = REGISTRY.gauge("argus_query_cache_bytes", "Bytes of decoded chunks the query engine keeps.", ["cache"])
+    cache.set_function(lambda: float(engine.cache_sizes()[0]), "decoded_chunks")
+    entries = REGISTRY.gauge("argus_query_cache_entries", "Entries of the query engine's caches.", ["cache"])
+    entries.set_function(lambda: float(engine.cache_sizes()[1]), "series")
+    REGISTRY.gauge("argus_live_topics", "Distinct live queries (Watch) being kept current.").set_function(
+        lambda: float(live.topics)
+    )
+    REGISTRY.gauge("argus_live_subscribers", "Viewers of live queries (Watch streams).").set_function(
+        lambda: float(live.subscribers())
+    )
+    for name, help_text, read in (
+        ("argus_live_queries_total", "Queries the live hub ran to refresh its topics.", lambda: live.queries_run),
+        ("argus_live_deltas_total", "Deltas the live hub published to viewers.", lambda: live.deltas_published),
+        (
+            "argus_live_overflow_snapshots_total",
+            "Snapshots sent to viewers that fell behind (their deltas dropped).",
+            lambda: live.snapshots_after_overflow,
+        ),
+    ):
+        REGISTRY.observed_counter(name, help_text).set_function(read)

@@ -155,21 +155,45 @@ def _collector(rt: Runtime, wiring: Wiring) -> Module:
     ingest = wiring.built["ingest"]
     assert isinstance(ingest, IngestModule), "the collector pushes through this process's ingest"
     config = rt.settings.collector_settings()
-    server_tls = config.tls
-    tls = None
-    server_name = ""
-    if server_tls is not None:
-        # It trusts the server's own certificate and, under mutual TLS, presents it too.
-        tls = ClientTls(ca_file=server_tls.cert_file, cert_file=server_tls.cert_file, key_file=server_tls.key_file)
-        host = config.ingest_addr.rpartition(":")[0].strip("[]")
-        if host and host not in ("0.0.0.0", "::"):
-            server_name = host  # the name the certificate carries; we connect over loopback
+    tls, server_name = _loopback_tls(rt)
     return CollectorModule(
         target=lambda: f"127.0.0.1:{ingest.port}",
         api_key=wiring.api_key,
         region=config.region,
         interval_s=config.interval_s,
         host=socket.gethostname(),
+        tls=tls,
+        tls_server_name=server_name,
+    )
+
+
+def _loopback_tls(rt: Runtime) -> tuple[ClientTls | None, str]:
+    """How a module of this process pushes to its own ingest: it trusts the server's own
+    certificate and, under mutual TLS, presents it too."""
+    config = rt.settings.collector_settings()
+    server_tls = config.tls
+    if server_tls is None:
+        return None, ""
+    tls = ClientTls(ca_file=server_tls.cert_file, cert_file=server_tls.cert_file, key_file=server_tls.key_file)
+    host = config.ingest_addr.rpartition(":")[0].strip("[]")
+    # The name the certificate carries; we connect over loopback.
+    return tls, host if host and host not in ("0.0.0.0", "::") else ""
+
+
+def _self_metrics(rt: Runtime, wiring: Wiring) -> Module:
+    from argus.self_metrics import SelfMetricsModule
+
+    ingest = wiring.built["ingest"]
+    assert isinstance(ingest, IngestModule), "the self metrics go through this process's ingest"
+    tls, server_name = _loopback_tls(rt)
+    return SelfMetricsModule(
+        target=lambda: f"127.0.0.1:{ingest.port}",
+        data_dir=rt.settings.data_dir,
+        config=rt.config,
+        clock_ms=rt.clock_ms,
+        region=rt.settings.region,
+        host=socket.gethostname(),
+        interval_s=rt.settings.self_metrics_interval_s,
         tls=tls,
         tls_server_name=server_name,
     )
@@ -271,6 +295,8 @@ REGISTRY: Final[Mapping[str, ModuleSpec]] = {
             listens=("query_addr", "http_addr"),
         ),
         ModuleSpec(name="collector", needs=frozenset(), build=_collector, placement="parent"),
+        # `argus up` writes its own metrics into the reserved tenant `_argus` (docs/metrics.md).
+        ModuleSpec(name="self-metrics", needs=frozenset({"config"}), build=_self_metrics, placement="parent"),
     )
 }
 assert all(spec.needs <= set(RESOURCES) for spec in REGISTRY.values()), "a module needs an unknown resource"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ from core.errors import StorageError
 from core.ports import HotStore
 from core.read_models import VersionedHotStore
 from core.settings import Settings
+from core.telemetry import REGISTRY, Family, from_json, to_json
 
 log = logging.getLogger("argus.supervisor")
 
@@ -294,6 +296,13 @@ class ProjectorProcess:
         self._health = None  # a new child reports afresh
         while line := await reader.readline():
             kind, _, value = line.decode(errors="replace").strip().partition(" ")
+            if kind == "metrics":
+                # The child's own figures (projector lag, flushes), shown on our /metrics.
+                try:
+                    REGISTRY.set_external("projector-process", from_json(json.loads(value)))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("projector process sent unreadable metrics: %s", exc)
+                continue
             if kind == "health":
                 state, _, reason = value.partition(" ")
                 self._health = None if state == "ok" else (reason or "the projectors report a failure")
@@ -332,6 +341,27 @@ class ProjectorProcess:
             )
 
 
+METRICS_REPORT_S = 5.0
+_MAX_METRICS_LINE = 48 * 1024
+"""Below the link's line limit (64 KiB, asyncio's default): a longer line would end it."""
+
+
+def _metrics_line(families: list[Family]) -> str | None:
+    """`metrics <json>`, without histogram buckets when too long; None if still too long."""
+    for keep_buckets in (True, False):
+        kept = [
+            f
+            if keep_buckets or f.kind != "histogram"
+            else Family(f.name, f.kind, f.help, tuple(s for s in f.samples if not s.name.endswith("_bucket")))
+            for f in families
+        ]
+        line = "metrics " + json.dumps(to_json(kept), separators=(",", ":"))
+        if len(line) <= _MAX_METRICS_LINE:
+            return line
+    log.warning("this process's metrics are too many to report to the supervisor")
+    return None
+
+
 def _describe(returncode: int) -> str:
     if returncode < 0:
         with contextlib.suppress(ValueError):
@@ -353,6 +383,7 @@ class ParentLink:
         self._store: VersionedHotStore | None = None
         self._switched = 0
         self._switched_seen = asyncio.Condition()
+        self._reporter: asyncio.Task[None] | None = None
 
     @classmethod
     def from_env(cls) -> ParentLink | None:
@@ -379,6 +410,16 @@ class ParentLink:
             hot_store.on_switch(self._report_switch)
             self._store, version = hot_store, hot_store.version
         await self._send(f"ready {version}")
+        self._reporter = asyncio.create_task(self._report_metrics(), name="supervisor-metrics")
+
+    async def _report_metrics(self) -> None:
+        """Every few seconds, this process's figures to the parent: `argus up` has the
+        listeners (and the self-feed); this child has none (decision 0048)."""
+        while True:
+            line = _metrics_line(REGISTRY.collect())
+            if line is not None:
+                await self._send(line)
+            await asyncio.sleep(METRICS_REPORT_S)
 
     def report_health(self, reason: str | None) -> None:
         """Tell the parent whether the projectors' writes succeed (`reason` None) or fail."""
@@ -388,6 +429,10 @@ class ParentLink:
         self._writer.write(f"{message}\n".encode())
 
     async def close(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporter
         if self._store is not None:
             self._store.remove_listener(self._report_switch)
         if self._watcher is not None:

@@ -45,6 +45,22 @@ from typing import Generic, Protocol, TypeVar
 from core.errors import ArgusError, CorruptData, UpgradeNeeded
 from core.ports import EventLog, EventLogConsumer, LogRecord
 from core.quarantine import HaltedPartition, Quarantine, QuarantinedRecord, read_quarantine
+from core.telemetry import REGISTRY
+
+FLUSH_SECONDS = REGISTRY.histogram(
+    "argus_consumer_flush_seconds", "Time of one settle-and-commit (a projector's flush), by consumer group.", ["group"]
+)
+RECORDS = REGISTRY.counter("argus_consumer_records_total", "Event-log records taken, by consumer group.", ["group"])
+QUARANTINED = REGISTRY.counter(
+    "argus_quarantined_records_total", "Undecodable records set aside to the quarantine topic.", ["group"]
+)
+LAG = REGISTRY.gauge(
+    "argus_consumer_lag_records",
+    "Records of the log not yet read by the group, per partition (projector lag).",
+    ["group", "partition"],
+)
+LAG_EVERY_S = 5.0
+"""How often a runner reads its lag (a broker round trip on Kafka)."""
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +176,7 @@ class ConsumerRunner(Generic[T]):
         # Halts recorded by an earlier (older) build, ended once this one commits past them.
         self._resumable: dict[int, HaltedPartition] | None = None
         self.records_quarantined = 0
+        self._lag_shown: set[int] = set()
         self.restarts = 0
         self.ready = asyncio.Event()
 
@@ -175,6 +192,7 @@ class ConsumerRunner(Generic[T]):
         handler's buffer is full); then settle everything and commit."""
         clock = self._monotonic
         last_flush = clock()
+        last_lag = -LAG_EVERY_S
         self._open_consumer()
         self.ready.set()
         try:
@@ -187,6 +205,9 @@ class ConsumerRunner(Generic[T]):
                     if clock() - last_flush >= self._flush_interval_s or self._handler.buffer_full():
                         await self.flush(force=False)
                         last_flush = clock()
+                    if clock() - last_lag >= LAG_EVERY_S:
+                        last_lag = clock()
+                        await self._record_lag()
                     await self._handler.housekeeping()
                 except Exception as exc:
                     # Our own errors say what failed; anything else needs its traceback.
@@ -235,6 +256,7 @@ class ConsumerRunner(Generic[T]):
         quarantined, a newer schema version halts its partition."""
         if not records:
             return
+        RECORDS.inc(self.group, by=len(records))
         async with self._lock:
             owned = self.consumer.assigned if self.consumer is not None else frozenset()
             pending: list[Delivery[T]] = []
@@ -257,7 +279,23 @@ class ConsumerRunner(Generic[T]):
     async def flush(self, *, force: bool = True) -> None:
         """Settle (see ConsumerHandler.settle) and commit what the handler returns."""
         async with self._lock:
-            await self._settle_and_commit(force=force)
+            with FLUSH_SECONDS.time(self.group):
+                await self._settle_and_commit(force=force)
+
+    async def _record_lag(self) -> None:
+        """Our partitions' lag on /metrics; those another member took leave it."""
+        if self.consumer is None:
+            return
+        try:
+            lags = await self.consumer.lag()
+        except ArgusError as exc:  # a figure, not a reason to restart the consumer
+            log.debug("%s: lag not read: %s", self.name, exc)
+            return
+        for partition in self._lag_shown - lags.keys():
+            LAG.remove(self.group, str(partition))
+        for partition, lag in lags.items():
+            LAG.set(lag, self.group, str(partition))
+        self._lag_shown = set(lags)
 
     async def _settle_and_commit(self, *, force: bool) -> None:
         offsets = await self._handler.settle(force=force)
@@ -283,6 +321,7 @@ class ConsumerRunner(Generic[T]):
     async def _set_aside(self, record: LogRecord, exc: CorruptData) -> QuarantinedRecord:
         entry = await self._quarantine.set_aside(self.group, record, str(exc), now_ms=self._clock_ms())
         self.records_quarantined += 1
+        QUARANTINED.inc(self.group)
         log.error(
             "%s: quarantined record %s/%d@%d of group %s (%s); moving past it",
             self.name,

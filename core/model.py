@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 DEFAULT_TENANT = "default"
+SELF_TENANT = "_argus"
+"""Reserved: `argus up` writes its own metrics here (docs/metrics.md). Tenant names given by
+users must start with a letter or digit, so no user key can be bound to it."""
 DEFAULT_REGION = "local"
 
 

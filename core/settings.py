@@ -57,6 +57,8 @@ class IngestSettings:
     """The longest tier retention: older samples are refused."""
     tls: ServerTls | None
     allow_insecure_bind: bool
+    metrics_token: str = ""
+    """Bearer token `/metrics` wants (empty: open)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +84,8 @@ class QuerySettings:
     allow_insecure_bind: bool
     cors_origins: tuple[str, ...] = ()
     """Browser origins (other than the server's own) that may call the HTTP port's gRPC-web."""
+    metrics_token: str = ""
+    """Bearer token `/metrics` wants (empty: open)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +147,11 @@ class Settings:
     cors_origins: str = ""
     """Comma-separated origins (e.g. `http://localhost:5173`; `*`: any) whose pages may call
     gRPC-web on the HTTP port; the server's own origin needs no entry."""
+    metrics_token: str = ""
+    """When set, `/metrics` (every HTTP listener) wants `Authorization: Bearer <metrics_token>`;
+    empty: open, as Prometheus exporters usually are (it shows no tenant data: docs/metrics.md)."""
+    self_metrics_interval_s: float = 15.0
+    """How often `argus up` writes its own metrics into the reserved tenant `_argus` (0: never)."""
 
     def server_tls(self) -> ServerTls | None:
         """The listeners' TLS (None: plaintext); InvalidArgument when half configured."""
@@ -159,6 +168,7 @@ class Settings:
             retention_ms=max(t.retention_ms for t in self.tiers),
             tls=self.server_tls(),
             allow_insecure_bind=self.allow_insecure_bind,
+            metrics_token=self.metrics_token,
         )
 
     def projector_settings(self) -> ProjectorSettings:
@@ -179,6 +189,7 @@ class Settings:
             tls=self.server_tls(),
             allow_insecure_bind=self.allow_insecure_bind,
             cors_origins=tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()),
+            metrics_token=self.metrics_token,
         )
 
     def collector_settings(self) -> CollectorSettings:

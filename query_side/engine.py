@@ -25,6 +25,7 @@ from core.errors import InvalidArgument, ResourceExhausted, Unavailable
 from core.model import DEFAULT_TIERS, MetricKind, Tier
 from core.points import Points, Ragged, concat_slices, key_bounds, merge, read_agg
 from core.ports import ChunkStore, ColdStore, LabelFilter, MetricSummary, SeriesIndex, SeriesRecord, StoredChunk
+from core.telemetry import REGISTRY
 from query_side.limits import DecodeBudget, QueryLimits, QueryToken
 from query_side.planner import (
     MAX_RESULT_POINTS,
@@ -61,6 +62,11 @@ COLD_BATCH_ROWS = 4_000_000
 """Most cold rows one cold-store read may return (~300 MB): fewer, larger Parquet scans."""
 
 _T = TypeVar("_T")
+
+QUERY_SECONDS = REGISTRY.histogram(
+    "argus_query_duration_seconds", "Time of the queries that answered, by the tier they read.", ["tier"]
+)
+QUERY_FAILURES = REGISTRY.counter("argus_query_failures_total", "Queries that ended in an error, by error.", ["error"])
 
 
 def system_clock_ms() -> int:
@@ -151,6 +157,10 @@ class QueryEngine:
             token.cancel(_stopping())
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def cache_sizes(self) -> tuple[int, int]:
+        """(bytes of decoded chunks kept, entries of the series cache), for /metrics."""
+        return self._decoded.nbytes, len(self._series_cache)
+
     @property
     def limits(self) -> QueryLimits:
         return self._limits
@@ -182,12 +192,19 @@ class QueryEngine:
             raise _stopping()
         token = QueryToken(timeout_ms=self._limits.timeout_ms)
         self._active.add(token)
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self._limits.timeout_ms / 1000.0) as timer:
-                return await self._query(spec, token, max_result_points, window=window)
+                result = await self._query(spec, token, max_result_points, window=window)
+            QUERY_SECONDS.observe(time.perf_counter() - started, result.tier)
+            return result
         except TimeoutError:
+            QUERY_FAILURES.inc("DeadlineExceeded")
             if timer.expired():
                 raise token.expired() from None
+            raise
+        except Exception as exc:
+            QUERY_FAILURES.inc(type(exc).__name__)
             raise
         finally:
             self._active.discard(token)

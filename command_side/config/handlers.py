@@ -18,6 +18,7 @@ from core.auth import ApiKeyRegistry, api_key_entity, check_key_strength, hash_k
 from core.config_view import ConfigView, config_change
 from core.errors import Conflict, FailedPrecondition, InvalidArgument
 from core.events import make_event
+from core.model import SELF_TENANT
 
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 MAX_TEXT_CHARS = 200
@@ -32,7 +33,9 @@ def _text(value: str, *, parameter: str) -> str:
     return value
 
 
-def _check_tenant(tenant: str) -> None:
+def _check_tenant(tenant: str, *, reserved_ok: bool = False) -> None:
+    if reserved_ok and tenant == SELF_TENANT:
+        return  # `argus up`'s own metrics; no other path can name it (it starts with '_')
     if not _TENANT.fullmatch(tenant):
         raise InvalidArgument(
             f"tenant must be 1-128 letters, digits, '_', '.' or '-' (starting with a letter or digit), got {tenant!r}",
@@ -40,10 +43,13 @@ def _check_tenant(tenant: str) -> None:
         )
 
 
-async def create_api_key(command: CreateApiKey, *, view: ConfigView, clock_ms: Callable[[], int]) -> ConfigChanged:
-    """Append ApiKeyCreated for a new key (see CreateApiKey)."""
+async def create_api_key(
+    command: CreateApiKey, *, view: ConfigView, clock_ms: Callable[[], int], reserved_ok: bool = False
+) -> ConfigChanged:
+    """Append ApiKeyCreated for a new key (see CreateApiKey). `reserved_ok`: the tenant may be
+    the reserved `SELF_TENANT` (only `argus up` binds its self-metrics key so)."""
     check_key_strength(command.api_key)
-    _check_tenant(command.tenant)
+    _check_tenant(command.tenant, reserved_ok=reserved_ok)
     _text(command.name, parameter="name")
     _text(command.author, parameter="author")
     await view.refresh()

@@ -41,6 +41,18 @@ from core.model import MetricKind, canonical_labels, longest_retention_ms, parti
 from core.ports import Event, EventLogWriter
 from core.settings import IngestLimits
 from core.sketches import DDSKETCH_MAX_KEY, ddsketch_keys, hash_strings
+from core.telemetry import REGISTRY
+
+INGEST_SAMPLES = REGISTRY.counter(
+    "argus_ingest_samples_total", "Samples and observations accepted (appended to the event log)."
+)
+INGEST_REJECTED = REGISTRY.counter(
+    "argus_ingest_rejected_samples_total", "Samples and observations refused, by reason.", ["reason"]
+)
+INGEST_BATCHES = REGISTRY.counter("argus_ingest_batches_total", "Batches answered, by status.", ["status"])
+APPEND_SECONDS = REGISTRY.histogram(
+    "argus_event_log_append_seconds", "Time to append one batch's events to the event log.", ["topic"]
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,7 @@ class _Outcome:
 
     def reject(self, index: int, first: int, count: int, reason: Reason, message: str) -> None:
         self.rejected += count
+        INGEST_REJECTED.inc(reason_label(reason), by=count)
         if len(self.rejections) < MAX_REPORTED_REJECTIONS:
             self.rejections.append(
                 ingest_pb2.SampleRejection(
@@ -116,6 +129,17 @@ class BatchAcceptor:
         self._rate = IngestRateLimiter(samples_per_s=limits.ingest_rate_samples_per_s, burst_samples=burst)
 
     async def accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
+        try:
+            result = await self._accept(tenant, batch)
+        except ResourceExhausted:
+            INGEST_REJECTED.inc("rate_limited", by=_sample_count(batch))
+            INGEST_BATCHES.inc("rate_limited")
+            raise
+        INGEST_SAMPLES.inc(by=result.accepted_samples)
+        INGEST_BATCHES.inc(ingest_pb2.BatchStatus.Name(result.status).removeprefix("BATCH_STATUS_").lower())
+        return result
+
+    async def _accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
         now_ms = self._clock_ms()
         result = ingest_pb2.BatchResult(batch_id=batch.batch_id[: self._limits.max_batch_id_chars])
         problem = self._batch_problem(batch)
@@ -170,7 +194,8 @@ class BatchAcceptor:
         if per_partition:
             events = self._events(tenant, batch.source, batch_id, batch_digest, per_partition, now_ms)
             try:
-                appended = await self._log.append(SAMPLES_TOPIC, events)
+                with APPEND_SECONDS.time(SAMPLES_TOPIC):
+                    appended = await self._log.append(SAMPLES_TOPIC, events)
             except BaseException:
                 # Cancelled or failed: what only this batch added must not hold a limit's room.
                 self._registry.settle(claims, appended=False)
@@ -493,7 +518,13 @@ def _refused(
     result.rejected_samples = sum(len(s.timestamps_ms) for s in batch.series)
     result.error = message
     result.rejections.add(sample_index=-1, reason=reason, message=message)
+    INGEST_REJECTED.inc(reason_label(reason), by=result.rejected_samples)
     return result
+
+
+def reason_label(reason: Reason) -> str:
+    """`REJECT_REASON_SERIES_LIMIT` -> `series_limit` (the `reason` label of the counters)."""
+    return ingest_pb2.RejectReason.Name(reason).removeprefix("REJECT_REASON_").lower()
 
 
 def _sample_count(batch: metrics_pb2.SampleBatch) -> int:

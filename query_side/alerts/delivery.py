@@ -32,6 +32,7 @@ from typing import Final, Protocol
 
 from core.alerting.model import Receiver
 from core.errors import ArgusError
+from core.telemetry import REGISTRY
 from query_side.alerts.notification import TEST_ALERTNAME, AlertMember, Notification, make_notification
 from query_side.alerts.senders.base import ReceiverUnavailable
 from query_side.alerts.senders.registry import Target
@@ -44,6 +45,13 @@ DEFAULT_ATTEMPT_TIMEOUT_MS: Final = 10_000
 """For channels whose target has no timeout of its own (SNS, apprise)."""
 _GRACE_MS: Final = 1_000
 """Beyond the target's own timeout, before the attempt is cut here."""
+
+
+NOTIFICATIONS = REGISTRY.counter(
+    "argus_alert_notifications_total",
+    "Notification legs ended, by channel and result (sent, or failed after its retries).",
+    ["channel", "result"],
+)
 
 
 class Outcome(StrEnum):
@@ -229,6 +237,7 @@ class Deliverer:
                 )
             )
             if final:
+                NOTIFICATIONS.inc(leg.channel, "sent" if outcome is Outcome.OK else "failed")
                 if outcome is not Outcome.OK:
                     log.warning(
                         "notification not delivered",

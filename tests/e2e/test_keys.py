@@ -67,6 +67,7 @@ def test_keys_go_through_the_command_path_and_are_never_moved_or_shown(
     assert server.api_key not in listed.stdout and acme_key not in listed.stdout
     rows = [json.loads(line) for line in listed.stdout.splitlines() if line.startswith("{")]
     assert sorted((r["tenant"], r["name"], r["revoked"]) for r in rows) == [
+        ("_argus", "self-metrics", None),  # `argus up`'s own metrics (docs/metrics.md)
         ("acme", "ci", None),
         ("default", "dev", None),
     ]

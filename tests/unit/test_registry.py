@@ -15,9 +15,9 @@ from core.settings import settings_from_env
 
 
 def test_every_module_has_one_entry_and_a_placement() -> None:
-    assert set(REGISTRY) == {"ingest", "projectors", "alerts", "dashboards", "query", "collector"}
+    assert set(REGISTRY) == {"ingest", "projectors", "alerts", "dashboards", "query", "collector", "self-metrics"}
     assert registry.placed("child") == ("projectors",)
-    assert set(registry.placed("parent")) == {"ingest", "alerts", "dashboards", "query", "collector"}
+    assert set(registry.placed("parent")) == {"ingest", "alerts", "dashboards", "query", "collector", "self-metrics"}
     # Alerting starts after the projectors, before the query API; so do the default dashboards.
     order = list(REGISTRY)
     assert order.index("projectors") < order.index("alerts") < order.index("query")
@@ -30,6 +30,8 @@ def test_needs_are_the_modules_own() -> None:
     assert "cold_store" not in registry.needs(["projectors"], Wiring(projectors=("rollups",)))
     assert "cold_store" in registry.needs(["projectors"], Wiring())
     assert registry.needs(["collector"], Wiring()) == frozenset()
+    # The self-feed binds its key through the config view (tenant _argus).
+    assert registry.needs(["self-metrics"], Wiring()) == frozenset({"config"})
     # Long-window rules query the read models (decision 0032).
     assert registry.needs(["alerts"], Wiring()) == frozenset({"event_log", "config", "hot_store", "cold_store"})
     assert registry.locks(["alerts"], Wiring()) == ["alert-evaluator"]
