@@ -9,6 +9,7 @@
 
     python -m bench.bench_alerts [--rules 100] [--series 10000] [--rate 20000] [--breaches 20]
         [--backtest-span 1d] [--ingest-seconds 60] [--skip-latency]
+        [--scale-rules 1000 --scale-series 100000]  (cost shape C: the issue's scale)
 
 Writes bench/results/alerts-latest.{json,md}.
 """
