@@ -420,16 +420,21 @@ class AlertEvaluator:
                 continue  # nothing of it can fall into a window any more
             self._seen[event_id] = newest
             self._held.setdefault(partition, []).append((offset, newest))
-            selected = events_pb2.SampleBatchAccepted(tenant=batch.tenant)
-            for sid, series in zip(batch.series_ids, batch.series, strict=True):
+            picked: list[int] = []
+            for n, (sid, series) in enumerate(zip(batch.series_ids, batch.series, strict=True)):
                 watches = self._select(batch.tenant, sid, series)
                 if watches:
-                    selected.series.append(series)
-                    selected.series_ids.append(sid)
+                    picked.append(n)
                     for watch in watches:
                         wanted.setdefault(id(watch), (watch, []))[1].append(sid)
                     self._partition_of[sid] = partition
-            if selected.series:
+            if len(picked) == len(batch.series):
+                buffer.add(batch, partition, offset)  # all of it: no copy
+            elif picked:
+                selected = events_pb2.SampleBatchAccepted(tenant=batch.tenant)
+                for n in picked:
+                    selected.series.append(batch.series[n])
+                    selected.series_ids.append(batch.series_ids[n])
                 buffer.add(selected, partition, offset)
         if not wanted:
             return
