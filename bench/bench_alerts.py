@@ -9,6 +9,7 @@
 
     python -m bench.bench_alerts [--rules 100] [--series 10000] [--rate 20000] [--breaches 20]
         [--backtest-span 1d] [--ingest-seconds 60] [--skip-latency]
+        [--scale-rules 1000 --scale-series 100000]  (cost shape C: the issue's scale)
 
 Writes bench/results/alerts-latest.{json,md}.
 """
@@ -299,7 +300,7 @@ def _records(
     return out
 
 
-async def _cost(rules: int, series: int, seconds: int) -> dict[str, float]:
+async def _cost(rules: int, series: int, seconds: int, *, memory: bool = True) -> dict[str, float]:
     clock = [1_764_072_000_000]
     evaluator = AlertEvaluator(
         log=MemoryEventLog(), rules=lambda: {TENANT: rules_in_process(rules)}, clock_ms=lambda: clock[0]
@@ -318,14 +319,18 @@ async def _cost(rules: int, series: int, seconds: int) -> dict[str, float]:
         return out
 
     # Warm: a full 10 s window of one sample per second per series.
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
+    # tracemalloc slows Python several times: the scale shape (C) goes without it.
+    if memory:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
     for _ in range(10):
         clock[0] += 1000
         await evaluator.apply(second_of_samples(clock[0]))
         await evaluator.evaluate(clock[0])
-    held = tracemalloc.get_traced_memory()[0] - before
-    tracemalloc.stop()
+    held = math.nan
+    if memory:
+        held = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
     apply_cpu = evaluate_cpu = 0.0
     for _ in range(seconds):
         clock[0] += 1000
@@ -354,11 +359,16 @@ async def _cost(rules: int, series: int, seconds: int) -> dict[str, float]:
 
 def bench_cost(args: argparse.Namespace) -> dict[str, Any]:
     """Two shapes, so neither scale hides the other: many rules over one series each (the
-    per-rule cost) and few rules over many series (the per-series cost)."""
-    return {
+    per-rule cost) and few rules over many series (the per-series cost); with
+    `--scale-rules`, a third: that many rules over `--scale-series` series together (the
+    issue's 1,000 rules over 100k series)."""
+    out = {
         "many_rules": asyncio.run(_cost(args.cost_rules, args.cost_rules, args.cost_seconds)),
         "many_series": asyncio.run(_cost(COST_FEW_RULES, args.cost_series, args.cost_seconds)),
     }
+    if args.scale_rules:
+        out["scale"] = asyncio.run(_cost(args.scale_rules, args.scale_series, args.cost_seconds, memory=False))
+    return out
 
 
 # ---------------------------------------------------------------------------- (c) backtest
@@ -464,6 +474,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"{r['bytes_per_watched_series']:,.0f} | {c['bytes_per_watched_series']:,.0f} |",
             "",
         ]
+        scale = cost.get("scale")
+        if scale:
+            lines += [
+                f"C = {scale['rules']:,} rules over {scale['series']:,} series together (one sample per series "
+                f"per second): evaluate {_fmt(scale['evaluate_cpu_s_per_tick'], ' CPU s')} per tick, apply "
+                f"{_fmt(scale['apply_cpu_s_per_second_of_samples'], ' CPU s')} per second of samples "
+                "(memory: see B; not traced here, tracemalloc would slow it several times).",
+                "",
+            ]
     bt = results.get("backtest")
     if bt:
         lines += [
@@ -490,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cost-series", type=int, default=10_000, help=f"shape B: {COST_FEW_RULES} rules over these series"
     )
     parser.add_argument("--cost-seconds", type=int, default=5)
+    parser.add_argument("--scale-rules", type=int, default=0, help="cost shape C: these rules over --scale-series")
+    parser.add_argument("--scale-series", type=int, default=100_000)
     parser.add_argument("--backtest-span", default="1d")
     parser.add_argument("--backtest-series", type=int, default=1000)
     parser.add_argument("--skip-latency", action="store_true")

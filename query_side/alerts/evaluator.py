@@ -36,6 +36,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
@@ -46,17 +47,18 @@ from typing import Final
 from urllib.parse import urlencode
 
 import numpy as np
+import numpy.typing as npt
 
 from contracts.argus.alerts.v1 import alerts_pb2
 from contracts.argus.events.v1 import events_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.alerting.lifecycle import AlertState, InstanceKey, InstanceState, Transition, restore, step
-from core.alerting.model import AlertRule
+from core.alerting.model import AlertRule, ConditionOp
 from core.consumer import ConsumerRunner, Delivery
 from core.errors import ArgusError
 from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_record, make_event
 from core.model import MetricKind, Tier
-from core.points import Points, merge, read_agg
+from core.points import Points, key_bounds, merge, read_agg
 from core.ports import Event, EventLog, LogRecord
 from core.samples import SampleBuffer, decode_sample_batch
 from query_side.alerts.ownership import Ownership, rule_shard_key
@@ -163,7 +165,19 @@ class _Watch:
     over_cap: bool = False
     series: dict[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     """Selected series id -> its group's labels."""
-    rejected: set[int] = field(default_factory=set)
+    group_ids: dict[tuple[tuple[str, str], ...], int] = field(default_factory=dict)
+    """Group labels -> a dense group id (in order of first selection)."""
+    group_labels: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
+    lookup_sids: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """The selected series ids, sorted, beside their group ids: a window's points are grouped
+    with one `searchsorted`, not a dict look-up per point."""
+    lookup_gids: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    new_sids: list[int] = field(default_factory=list)
+    new_gids: list[int] = field(default_factory=list)
+    born: int = 0
+    """Its place in the order watches were made (`_select` tests a series it has seen against
+    the watches born since only)."""
+    removed: bool = False
     parts: list[Points] = field(default_factory=list)
     instances: dict[tuple[tuple[str, str], ...], InstanceState] = field(default_factory=dict)
     last_tick_ms: int | None = None
@@ -176,6 +190,32 @@ class _Watch:
     def horizon_ms(self) -> int:
         return self.rule.window_ms + self.rule.condition.over_ms + self.step_ms
 
+    def select(self, sid: int, labels: tuple[tuple[str, str], ...]) -> None:
+        """Watch series `sid`, an instance of group `labels`."""
+        self.series[sid] = labels
+        gid = self.group_ids.get(labels)
+        if gid is None:
+            gid = self.group_ids[labels] = len(self.group_labels)
+            self.group_labels.append(labels)
+        self.new_sids.append(sid)
+        self.new_gids.append(gid)
+
+    def group_of(self, sids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The group id of each of `sids` (all selected)."""
+        if self.new_sids:
+            all_sids = np.concatenate([self.lookup_sids, np.array(self.new_sids, dtype=np.int64)])
+            all_gids = np.concatenate([self.lookup_gids, np.array(self.new_gids, dtype=np.int64)])
+            order = np.argsort(all_sids, kind="stable")
+            self.lookup_sids, self.lookup_gids = all_sids[order], all_gids[order]
+            self.new_sids, self.new_gids = [], []
+        return self.lookup_gids[np.searchsorted(self.lookup_sids, sids)]
+
+
+_NO_GROUPS: Final = np.zeros(0, dtype=np.int64)
+_NO_VALUES: Final = np.zeros(0, dtype=np.float64)
+_GroupValues = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
+"""A rule's values over a window: the group ids present (a watch's `group_labels` index)
+and each one's value."""
 
 _Made = tuple[_Watch, tuple[tuple[str, str], ...], InstanceState, Transition]
 """A transition made by an evaluation, with the instance's state after it."""
@@ -235,6 +275,11 @@ class AlertEvaluator:
         self._alert_partitions = alert_partitions
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._by_metric: dict[tuple[str, str], list[_Watch]] = {}
+        self._born = 0
+        self._selected: dict[int, tuple[int, tuple[_Watch, ...]]] = {}
+        """Series id -> (the last watch born when it was selected, the watches selecting it):
+        a series already seen costs one look-up, not one per rule of its metric, and the
+        series a rule does not select are not held per rule."""
         self._restored: dict[tuple[str, str], dict[tuple[tuple[str, str], ...], InstanceState]] = {}
         self._started = False
         self._evaluating = False
@@ -312,7 +357,7 @@ class AlertEvaluator:
         }
         changed = False
         for key in [k for k in self._watches if k not in wanted]:
-            del self._watches[key]
+            self._watches.pop(key).removed = True
             changed = True
         for key, rule in wanted.items():
             held = self._watches.get(key)
@@ -328,7 +373,10 @@ class AlertEvaluator:
                     watch.error = "window of 1 h or more: evaluated on the query engine, not here"
                 elif self._engine is not None:
                     watch.step_ms = engine_tier_for(rule, self._engine.tiers).step_ms
+            self._born += 1
+            watch.born = self._born
             if held is not None:
+                held.removed = True
                 watch.instances = held.instances
             else:
                 watch.instances = dict(self._restored.get(key, {}))
@@ -339,6 +387,8 @@ class AlertEvaluator:
             for watch in self._watches.values():
                 if watch.route == STREAMING:
                     self._by_metric.setdefault((watch.tenant, watch.rule.query.metric), []).append(watch)
+            for watches in self._by_metric.values():
+                watches.sort(key=lambda w: w.born)
 
     # -- ConsumerHandler ------------------------------------------------------------------
 
@@ -355,7 +405,8 @@ class AlertEvaluator:
         now_ms = self._clock()
         horizon = self._horizon_ms()
         buffer = SampleBuffer()
-        wanted: dict[int, list[_Watch]] = {}
+        # Per watch (by id): the watch and the series ids of these deliveries it selects.
+        wanted: dict[int, tuple[_Watch, list[int]]] = {}
         for delivery in deliveries:
             record, batch = delivery.record, delivery.value
             partition, offset = record.partition, record.offset
@@ -369,52 +420,75 @@ class AlertEvaluator:
                 continue  # nothing of it can fall into a window any more
             self._seen[event_id] = newest
             self._held.setdefault(partition, []).append((offset, newest))
-            selected = events_pb2.SampleBatchAccepted(tenant=batch.tenant)
-            for sid, series in zip(batch.series_ids, batch.series, strict=True):
+            picked: list[int] = []
+            for n, (sid, series) in enumerate(zip(batch.series_ids, batch.series, strict=True)):
                 watches = self._select(batch.tenant, sid, series)
                 if watches:
-                    selected.series.append(series)
-                    selected.series_ids.append(sid)
-                    wanted.setdefault(sid, []).extend(watches)
+                    picked.append(n)
+                    for watch in watches:
+                        wanted.setdefault(id(watch), (watch, []))[1].append(sid)
                     self._partition_of[sid] = partition
-            if selected.series:
+            if len(picked) == len(batch.series):
+                buffer.add(batch, partition, offset)  # all of it: no copy
+            elif picked:
+                selected = events_pb2.SampleBatchAccepted(tenant=batch.tenant)
+                for n in picked:
+                    selected.series.append(batch.series[n])
+                    selected.series_ids.append(batch.series_ids[n])
                 buffer.add(selected, partition, offset)
         if not wanted:
             return
         by_step: dict[int, Points] = {}
+        steps = {w.step_ms for w, _ in wanted.values()}
         for columns in buffer.drain():
-            for step_ms in {w.step_ms for ws in wanted.values() for w in ws}:
+            for step_ms in steps:
                 points = columns.to_points(None, step_ms)
                 by_step[step_ms] = merge(by_step[step_ms], points) if step_ms in by_step else points
-        for watch in {id(w): w for ws in wanted.values() for w in ws}.values():
+        bounds = {step_ms: key_bounds(points) for step_ms, points in by_step.items()}
+        for watch, sids in wanted.values():
             found = by_step.get(watch.step_ms)
             if found is None:
                 continue
-            points = found
-            keep = np.isin(points.key, np.fromiter(watch.series, dtype=np.int64, count=len(watch.series)))
-            keep &= points.ts >= now_ms - watch.horizon_ms
+            # The rows of the watch's series: a search per series it selects, not a scan of
+            # every point per rule (1,000 rules over 100k series would be 10^8 compares).
+            keys, offsets = bounds[watch.step_ms]
+            want = np.unique(np.array(sids, dtype=np.int64))
+            at = np.searchsorted(keys, want)
+            at = at[at < len(keys)]
+            at = at[np.isin(keys[at], want)]
+            points = found.take(_ranges(offsets[at], offsets[at + 1]))
+            keep = points.ts >= now_ms - watch.horizon_ms
             if keep.any():
-                watch.parts.append(points.take(keep))
+                watch.parts.append(points if keep.all() else points.take(keep))
 
-    def _select(self, tenant: str, sid: int, series: metrics_pb2.SeriesSamples) -> list[_Watch]:
-        """The streaming rules of `tenant` that watch this series (selecting it on first sight)."""
+    def _select(self, tenant: str, sid: int, series: metrics_pb2.SeriesSamples) -> tuple[_Watch, ...]:
+        """The streaming rules of `tenant` that watch this series (selecting it on first sight
+        by each rule: a rule that did not select it never does, as the rule cannot change
+        without becoming a new watch)."""
+        held = self._selected.get(sid)
+        if held is not None and held[0] == self._born:
+            return held[1]
         metric: str = series.metric
         watches = self._by_metric.get((tenant, metric))
         if not watches:
-            return []
-        out = []
+            return ()
+        out: list[_Watch] = []
+        seen_up_to = -1
+        if held is not None:
+            seen_up_to = held[0]
+            out = [w for w in held[1] if not w.removed]
+            watches = watches[bisect.bisect_right(watches, seen_up_to, key=lambda w: w.born) :]
         labels: dict[str, str] | None = None
         for watch in watches:
             if sid in watch.series:
                 out.append(watch)
                 continue
-            if sid in watch.rejected or watch.over_cap:
+            if watch.over_cap:
                 continue
             if labels is None:
                 labels = {label.name: label.value for label in series.labels}
                 labels[REGION_LABEL] = series.region
             if not watch.selector.matches(labels):
-                watch.rejected.add(sid)
                 continue
             if len(watch.series) >= self._max_series:
                 watch.over_cap = True
@@ -430,9 +504,11 @@ class AlertEvaluator:
                     watch.agg = validate_agg(watch.rule.query.agg, MetricKind(kind))
                 except (ArgusError, ValueError) as exc:
                     watch.error = str(exc)
-            watch.series[sid] = _group_of(labels, watch.group_by)
+            watch.select(sid, _group_of(labels, watch.group_by))
             out.append(watch)
-        return out
+        selected = tuple(out)
+        self._selected[sid] = (self._born, selected)
+        return selected
 
     def _horizon_ms(self) -> int:
         """How far back samples may still fall into a streaming rule's window. The
@@ -562,14 +638,43 @@ class AlertEvaluator:
     def values(self, tenant: str, rule: str, now_ms: int) -> dict[tuple[tuple[str, str], ...], float]:
         """The rule's value per instance over [now - window, now): what `evaluate` compares."""
         watch = self._watches[(tenant, rule)]
-        return self._window_values(watch, now_ms - watch.rule.window_ms, now_ms)
+        gids, vals = self._window(watch, now_ms - watch.rule.window_ms, now_ms)
+        return {watch.group_labels[g]: v for g, v in zip(gids.tolist(), vals.tolist(), strict=True)}
 
     def _evaluate_rule(self, watch: _Watch, tick: int) -> list[_Made]:
+        """The rule's window values as arrays per group id; only the instances `step` could
+        move are stepped in Python: those with a state, and the groups whose value breaches
+        or is NaN. A group without a state whose value does not breach stays inactive
+        without a transition (what `step` returns for it), so skipping it is exact."""
         rule = watch.rule
         self._compact(watch, tick)
-        current = self._window_values(watch, tick - rule.window_ms, tick)
+        gids, vals = self._window(watch, tick - rule.window_ms, tick)
         over = rule.condition.over_ms
-        earlier = self._window_values(watch, tick - over - rule.window_ms, tick - over) if over > 0 else {}
+        n = len(watch.group_labels)
+        value = np.full(n, np.nan)
+        value[gids] = vals
+        present = np.zeros(n, dtype=np.bool_)
+        present[gids] = True
+        before = np.full(n, np.nan)
+        has_before = np.zeros(n, dtype=np.bool_)
+        if over > 0:
+            egids, evals = self._window(watch, tick - over - rule.window_ms, tick - over)
+            before[egids] = evals
+            has_before[egids] = True
+        movable = present & (np.isnan(value) | breached_mask(rule, value, before, has_before))
+        current: dict[tuple[tuple[str, str], ...], float] = {}
+        earlier: dict[tuple[tuple[str, str], ...], float] = {}
+        labels_of = watch.group_labels
+        for g in np.flatnonzero(movable).tolist():
+            current[labels_of[g]] = float(value[g])
+        for labels in watch.instances:
+            known = watch.group_ids.get(labels)
+            if known is not None and present[known]:
+                current[labels] = float(value[known])
+        for labels in current:
+            g = watch.group_ids[labels]
+            if has_before[g]:
+                earlier[labels] = float(before[g])
         return self._step_instances(watch, tick, current, earlier)
 
     async def _evaluate_on_engine(self, engine: QueryEngine, now_ms: int) -> list[Transition]:
@@ -673,25 +778,24 @@ class AlertEvaluator:
         keep = points.ts >= tick - watch.horizon_ms
         watch.parts = [points if keep.all() else points.take(keep)]
 
-    def _window_values(self, watch: _Watch, start_ms: int, end_ms: int) -> dict[tuple[tuple[str, str], ...], float]:
-        """Per group: `agg` of the merge of every point in [start, end) widened to steps."""
+    def _window(self, watch: _Watch, start_ms: int, end_ms: int) -> _GroupValues:
+        """(group ids, values): `agg` of the merge of every point in [start, end) widened to
+        steps, per group present. One pass of numpy: the points' group ids by a search of
+        the sorted series ids, then one `merge` of the points re-keyed by (dense) group into
+        one bucket: rows are combined in their (series, ts) order as before, so the values
+        are those of the query engine, `sum` rounding included."""
         if not watch.parts or watch.error:
-            return {}
+            return _NO_GROUPS, _NO_VALUES
         lo, hi = align(start_ms, end_ms, watch.step_ms)
         points = watch.parts[0] if len(watch.parts) == 1 else merge(*watch.parts)
         inside = points.take((points.ts >= lo) & (points.ts < hi))
         if len(inside) == 0:
-            return {}
-        groups: dict[tuple[tuple[str, str], ...], int] = {}
-        group_ids = np.fromiter(
-            (groups.setdefault(watch.series[sid], len(groups)) for sid in inside.key.tolist()),
-            dtype=np.int64,
-            count=len(inside),
-        )
-        collapsed = merge(replace(inside.with_key(group_ids), ts=np.full(len(inside), lo, dtype=np.int64)))
+            return _NO_GROUPS, _NO_VALUES
+        present, dense = np.unique(watch.group_of(inside.key), return_inverse=True)
+        rows = inside.with_key(dense.reshape(-1).astype(np.int64, copy=False))
+        collapsed = merge(replace(rows, ts=np.full(len(inside), lo, dtype=np.int64)))
         values = read_agg(collapsed, watch.agg, hi - lo)
-        labels_of = {gid: labels for labels, gid in groups.items()}
-        return {labels_of[int(k)]: float(v) for k, v in zip(collapsed.key.tolist(), values.tolist(), strict=True)}
+        return present[collapsed.key].astype(np.int64, copy=False), values
 
     def _event(self, watch: _Watch, transition: Transition) -> tuple[int, Event]:
         rule = watch.rule
@@ -759,6 +863,49 @@ def _log_failure(task: asyncio.Task[list[Transition]]) -> None:
     turn evaluates the same ticks again (their instances and ticks did not move on)."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("evaluating the query-engine alert rules failed: %r", exc)
+
+
+def _ranges(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The indexes of every [start, end) range, one after another."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return _NO_GROUPS
+    firsts = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return firsts + np.arange(total, dtype=np.int64)
+
+
+def breached_mask(
+    rule: AlertRule,
+    value: npt.NDArray[np.float64],
+    earlier: npt.NDArray[np.float64],
+    has_earlier: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.bool_]:
+    """`rule.condition.breached` of each value at once (the same IEEE comparisons; NaN never
+    breaches; `has_earlier` false is an earlier of None)."""
+    c = rule.condition
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        match c.op:
+            case ConditionOp.ABOVE:
+                out = value > c.threshold
+            case ConditionOp.AT_OR_ABOVE:
+                out = value >= c.threshold
+            case ConditionOp.BELOW:
+                out = value < c.threshold
+            case ConditionOp.AT_OR_BELOW:
+                out = value <= c.threshold
+            case ConditionOp.OUTSIDE:
+                out = (value < c.low) | (value > c.high)
+            case ConditionOp.INSIDE:
+                out = (c.low <= value) & (value <= c.high)
+            case ConditionOp.CHANGE:
+                out = has_earlier & ~np.isnan(earlier) & (np.abs(value - earlier) > c.threshold)
+            case ConditionOp.PERCENT_CHANGE:
+                ok = has_earlier & ~np.isnan(earlier) & (earlier != 0)
+                out = ok & (np.abs(value / np.where(ok, earlier, 1.0) - 1.0) * 100.0 > c.threshold)
+            case _:
+                out = np.ones(len(value), dtype=np.bool_)  # unknown: step every instance
+    return np.asarray(out & ~np.isnan(value), dtype=np.bool_)
 
 
 def _group_of(labels: Mapping[str, str], group_by: tuple[str, ...] | None) -> tuple[tuple[str, str], ...]:

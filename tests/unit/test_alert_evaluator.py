@@ -25,7 +25,7 @@ from core.events import ALERTS_TOPIC, SAMPLES_TOPIC, decode_payload, digest, mak
 from core.model import MetricKind, Tier, partition_of, series_id
 from core.ports import Event, EventLog, SeriesRecord, StoredChunk
 from core.samples import SampleBuffer
-from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator, engine_tier_for
+from query_side.alerts.evaluator import EVALUATOR_GROUP, QUERY_ENGINE, AlertEvaluator, breached_mask, engine_tier_for
 from query_side.engine import QueryEngine, QueryResult
 from query_side.planner import QuerySpec, parse_matcher
 
@@ -645,3 +645,74 @@ async def test_without_rules_batches_are_not_parsed_and_a_new_rule_sees_new_samp
     await harness.at(later + 1_000)
     assert parsed == 1
     assert harness.evaluator.values(TENANT, "r", later + 1_000) == {(): 99.0}
+
+
+# ------------------------------------------------------------------------------ vectorised parts
+
+
+@pytest.mark.parametrize("op", list(ConditionOp))
+def test_breached_mask_is_the_conditions_breached_for_every_value(op: ConditionOp) -> None:
+    specials = [math.nan, math.inf, -math.inf, 0.0, -0.0, 90.0, 90.0000001, -5.0, 1e308, 150.0, 5e-324]
+    pairs = [(v, e) for v in specials for e in [*specials, None]]
+    condition = (
+        Condition(op=op, threshold=90.0, low=-5.0, high=100.0, over_ms=S)
+        if op
+        in (
+            ConditionOp.OUTSIDE,
+            ConditionOp.INSIDE,
+        )
+        else Condition(
+            op=op, threshold=90.0, over_ms=S if op in (ConditionOp.CHANGE, ConditionOp.PERCENT_CHANGE) else 0
+        )
+    )
+    r = AlertRule(name="m", query=RuleQuery(metric="cpu", agg="avg"), window_ms=MINUTE, condition=condition)
+    value = np.array([v for v, _ in pairs])
+    earlier = np.array([math.nan if e is None else e for _, e in pairs])
+    has = np.array([e is not None for _, e in pairs])
+    got = breached_mask(r, value, earlier, has).tolist()
+    assert got == [condition.breached(v, e) for v, e in pairs]
+    assert any(got), "no value breaches: the comparison proves little"
+
+
+async def test_a_rule_added_later_selects_series_already_seen_and_a_removed_one_gets_nothing() -> None:
+    log = MemoryEventLog()
+    clock = [NOW]
+    rules: dict[str, list[AlertRule]] = {TENANT: [rule("a", agg="max", where=("host=a",))]}
+    harness = Harness(log, rules, clock)
+    await harness.start()
+    feed = Feed()
+    for host in ("a", "b"):
+        feed.add("cpu", MetricKind.GAUGE, {"host": host}, [NOW - 1_000], values=[10.0 if host == "a" else 20.0])
+    await append(log, feed)
+    await harness.at(NOW)
+    assert harness.evaluator.values(TENANT, "a", NOW) == {(): 10.0}
+
+    later = NOW + 2 * MINUTE
+    rules[TENANT] = [rule("b", agg="max", where=("host=b",), group_by=("host",))]
+    await harness.at(later)
+    for n, host in enumerate(("a", "b")):
+        feed.add("cpu", MetricKind.GAUGE, {"host": host}, [later - 1_000 + n], values=[30.0 + n])
+    await append(log, feed, start=2)
+    await harness.at(later + 1_000)
+    assert harness.evaluator.values(TENANT, "b", later + 1_000) == {(("host", "b"),): 31.0}
+    assert [s.rule for s in harness.evaluator.status()] == ["b"]
+
+
+async def test_many_groups_only_the_breaching_ones_move_and_the_rest_hold_no_state() -> None:
+    log = MemoryEventLog()
+    clock = [NOW]
+    r = rule(agg="max", group_by=("host",), window_ms=10 * S)
+    harness = Harness(log, {TENANT: [r]}, clock)
+    await harness.start()
+    feed = Feed()
+    for h in range(50):
+        feed.add("cpu", MetricKind.GAUGE, {"host": f"h{h}"}, [NOW - 1_000], values=[99.0 if h % 7 == 0 else 1.0])
+    await append(log, feed)
+    moves = await harness.at(NOW)
+    assert sorted(dict(t.key.labels)["host"] for t in moves) == sorted(f"h{h}" for h in range(0, 50, 7))
+    assert all(t.to_state is AlertState.FIRING for t in moves)
+    assert harness.evaluator.instance_state(TENANT, "r", {"host": "h1"}).sequence == 0
+    # The next tick after the breach has left the window: each fired instance resolves.
+    moves = await harness.at(NOW + 20 * S)
+    assert sorted(dict(t.key.labels)["host"] for t in moves) == sorted(f"h{h}" for h in range(0, 50, 7))
+    assert all(t.to_state is AlertState.RESOLVED for t in moves)
