@@ -111,12 +111,12 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract -q
 
 e2e: $(STAMP) web system-deps
-	$(BIN)/pytest tests/e2e -q -n 2
+	$(BIN)/pytest tests/e2e -q -n 2 --dist loadscope
 
 # tests/e2e/test_web_app.py (in the pytest run) is the app's browser tests.
 # The suite runs on both cores (pytest-xdist): most tests wait on the processes they start.
 test: lint web-test web system-deps
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadscope
 	$(MAKE) bench-smoke
 
 bench: $(STAMP)
