@@ -30,8 +30,8 @@ def test_cases_cover_only_the_ranges_the_span_holds() -> None:
     assert names == ["rate 1h", "gauge 1h", "rate 24h", "gauge 24h"]
     assert [q.name for q in promql_cases(spec, ("24h",))] == ["rate 24h", "gauge 24h"]
     params = dict(promql_cases(spec)[2].params)
-    # Ends at the last sample; 24 h at 5 m steps.
-    assert float(params["end"]) * 1000 == END - MINUTE_MS
+    # Ends on the 5 m step grid at or before the last sample; 24 h at 5 m steps.
+    assert float(params["end"]) * 1000 == END - 5 * MINUTE_MS
     assert float(params["step"]) == 300
     assert float(params["end"]) - float(params["start"]) == (DAY_MS - 5 * MINUTE_MS) / 1000
     assert urllib.parse.quote(params["query"])  # text, not bytes
