@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
