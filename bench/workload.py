@@ -149,6 +149,8 @@ class WorkloadSpec:
     step_ms: int = STEP_MS
     seed: int = DEFAULT_SEED
     block_steps: int = 60
+    only: tuple[str, ...] = ()
+    """If set, just these of the first `metrics` metrics (e.g. one gauge and one counter)."""
 
     def __post_init__(self) -> None:
         if self.hosts < 1:
@@ -159,11 +161,18 @@ class WorkloadSpec:
             raise InvalidArgument(f"end must be a multiple of {self.step_ms} ms", parameter="end")
         if self.block_steps < 1:
             raise InvalidArgument("block_steps must be >= 1", parameter="block_steps")
-        metric_defs(self.metrics)
+        known = {d.name for d in metric_defs(self.metrics)}
+        if unknown := sorted(set(self.only) - known):
+            raise InvalidArgument(f"only: {unknown} are not among the first {self.metrics} metrics", parameter="only")
 
     @property
     def defs(self) -> tuple[MetricDef, ...]:
-        return metric_defs(self.metrics)
+        defs = metric_defs(self.metrics)
+        return tuple(d for d in defs if d.name in self.only) if self.only else defs
+
+    @property
+    def metric_count(self) -> int:
+        return len(self.defs)
 
     @property
     def steps(self) -> int:
@@ -175,7 +184,7 @@ class WorkloadSpec:
 
     @property
     def series(self) -> int:
-        return self.hosts * self.metrics
+        return self.hosts * self.metric_count
 
     @property
     def samples(self) -> int:
@@ -276,7 +285,7 @@ def generate(spec: WorkloadSpec) -> Iterator[Block]:
             mu = np.repeat(np.broadcast_to(params.latency_mu[:, None, None], n_obs.shape).ravel(), n_obs.ravel())
             observations = np.maximum(np.round(rng.lognormal(mu, 0.5), 2), 0.01)
         if b not in layout:
-            layout[b] = _layout(h, len(defs), b)
+            layout[b] = _layout(h, len(defs), b, spec.step_ms)
         tile_ts, host, metric = layout[b]
         yield Block(
             ts_ms=tile_ts + int(ts[0]),
@@ -295,9 +304,9 @@ def _reflect(x: F64, low: F64, high: F64) -> F64:
     return np.asarray(np.where(y > width, 2 * width - y, y) + low, dtype=np.float64)
 
 
-def _layout(hosts: int, metrics: int, steps: int) -> tuple[I64, I32, I32]:
+def _layout(hosts: int, metrics: int, steps: int, step_ms: int = STEP_MS) -> tuple[I64, I32, I32]:
     """Per row of a block: ts offset from the block's first ts, host, metric."""
-    offsets = np.arange(steps, dtype=np.int64) * STEP_MS
+    offsets = np.arange(steps, dtype=np.int64) * step_ms
     return (
         np.tile(offsets, hosts * metrics),
         np.repeat(np.arange(hosts, dtype=np.int32), metrics * steps),
@@ -481,7 +490,7 @@ def write(spec: WorkloadSpec, fmt: OutputFormat, out: IO[bytes] | str | Path) ->
                 for name in observations:
                     observations[name] += int(per_metric[names.index(name)])
             if fmt is OutputFormat.NDJSON:
-                sink.write(_ndjson_bytes(block, dicts, spec.metrics))
+                sink.write(_ndjson_bytes(block, dicts, spec.metric_count))
                 continue
             batch = _record_batch(block, dicts, csv=fmt is OutputFormat.CSV)
             if writer is None:
@@ -614,7 +623,7 @@ def _histogram_rows(
     t: int,
 ) -> int:
     """Write one timer's cumulative buckets, sum and count into `out[:, slot:, :]`; the next slot."""
-    h, m = spec.hosts, spec.metrics
+    h, m = spec.hosts, spec.metric_count
     b = block.rows // (h * m)
     nb = len(bounds)
     counts = block.observation_counts.reshape(h, m, b)
@@ -743,7 +752,7 @@ def _write_influx(spec: WorkloadSpec, sink: pa.NativeFile) -> tuple[int, int]:
     is_timer = np.array([d.kind is MetricKind.TIMER for d in defs])
     lines = 0
     for block in generate(spec):
-        series = block.host.astype(np.int64) * spec.metrics + block.metric
+        series = block.host.astype(np.int64) * spec.metric_count + block.metric
         plain = ~is_timer[block.metric]
         if plain.any():
             text = pc.binary_join_element_wise(

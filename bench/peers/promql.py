@@ -34,9 +34,8 @@ def count_expr(spec: WorkloadSpec) -> str:
     `count_over_time({__name__=~".+"})` drops the names and Prometheus then rejects the
     duplicate label sets."""
     window = f"[{seconds(spec.span_ms)}s]"
-    names = dict.fromkeys(
-        s.name for s in prometheus_series(WorkloadSpec(end_ms=spec.end_ms, hosts=1, metrics=spec.metrics))
-    )
+    one_host = WorkloadSpec(end_ms=spec.end_ms, hosts=1, metrics=spec.metrics, only=spec.only)
+    names = dict.fromkeys(s.name for s in prometheus_series(one_host))
     return " + ".join(f"sum(count_over_time({name}{window}))" for name in names)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -183,7 +184,7 @@ def test_more_than_ten_metrics_adds_gauges_and_fewer_takes_a_prefix() -> None:
         ({"block_steps": 0}, "block_steps"),
     ],
 )
-def test_bad_specs_are_rejected_naming_the_parameter(kwargs: dict[str, int], parameter: str) -> None:
+def test_bad_specs_are_rejected_naming_the_parameter(kwargs: dict[str, Any], parameter: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         WorkloadSpec(**{"end_ms": END_MS, **kwargs})
     assert caught.value.parameter == parameter
