@@ -125,7 +125,9 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
 
     # The alert read models persist in the data dir (decision 0046): a restart projects only
     # what the alerts topic gained since.
-    projector = AlertReadModelProjector(event_log, SqliteAlertReadModels(rt.settings.data_dir / ALERTS_DB))
+    projector = AlertReadModelProjector(
+        event_log, SqliteAlertReadModels(rt.settings.data_dir / ALERTS_DB, source=rt.settings.event_log_url)
+    )
     active = ActiveAlerts(event_log, projector=projector)
     return QueryModule(
         settings=rt.settings,

@@ -363,7 +363,9 @@ def alerts_serve(data_dir: Path | None, log_level: str, replica: str | None) -> 
 def _projector(settings: Settings, events: EventLog) -> AlertReadModelProjector:
     """The data dir's persisted alert read models (decision 0046), brought up to date by
     this command: it projects only what the topic gained since the last reader."""
-    return AlertReadModelProjector(events, SqliteAlertReadModels(settings.data_dir / ALERTS_DB))
+    return AlertReadModelProjector(
+        events, SqliteAlertReadModels(settings.data_dir / ALERTS_DB, source=settings.event_log_url)
+    )
 
 
 def _read_alerts(settings: Settings, tenant: str, states: frozenset[AlertState]) -> list[AlertInstance]:

@@ -10,6 +10,7 @@ cut can lose the last batches, which the projector reads again from those positi
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,7 +61,13 @@ CREATE TABLE IF NOT EXISTS alert_positions(
     partition INTEGER PRIMARY KEY,
     next_offset INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_meta(
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
+
+log = logging.getLogger(__name__)
 
 ALERTS_DB = "alerts.db"
 """Its file's name in the data dir."""
@@ -84,11 +91,31 @@ def _instance(row: tuple[object, ...]) -> StoredAlertInstance:
 
 
 class SqliteAlertReadModels:
-    def __init__(self, path: Path) -> None:
+    """`source` names the event log the models are projected from (its URL): a file that was
+    projected from another log (the data dir pointed elsewhere, a test's earlier broker) holds
+    positions that mean nothing here, so it is emptied and rebuilt."""
+
+    def __init__(self, path: Path, *, source: str = "") -> None:
         self._db = SqliteDatabase(path, schema=SCHEMA, synchronous="NORMAL")
+        self._source = source
 
     async def start(self) -> None:
         await self._db.start()
+        source = self._source
+
+        def check(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM alert_meta WHERE key = 'source'").fetchone()
+            stored = None if row is None else str(row[0])
+            if stored != source:
+                if stored is not None:
+                    for table in ("alert_instances", "alert_acks", "alert_timeline", "alert_positions"):
+                        conn.execute(f"DELETE FROM {table}")
+                conn.execute("INSERT OR REPLACE INTO alert_meta (key, value) VALUES ('source', ?)", (source,))
+            return stored
+
+        stored = await self._db.write(check, "check the alert read models' source")
+        if stored is not None and stored != source:
+            log.warning("alert read models were projected from another event log (%s); rebuilding", stored)
 
     async def close(self) -> None:
         await self._db.close()

@@ -26,7 +26,7 @@ import orjson
 from contracts.argus.alerts.v1 import alerts_pb2
 from core.alerting.acks import ack_from, decode_ack
 from core.alerting.lifecycle import AlertState
-from core.errors import ArgusError
+from core.errors import ArgusError, StorageError
 from core.events import ALERTS_TOPIC
 from core.ports import (
     AlertModelBatch,
@@ -43,6 +43,7 @@ from query_side.alerts.history import HistoryEntry, entry_of
 log = logging.getLogger(__name__)
 
 READ_BATCH = 1000
+_EMPTY_READS_MAX = 5  # consecutive empty reads below the end offset before giving up
 
 _STATE_CHANGED = alerts_pb2.AlertStateChanged.DESCRIPTOR.full_name
 _ACTIVE = (alerts_pb2.ALERT_STATE_PENDING, alerts_pb2.ALERT_STATE_FIRING)
@@ -100,7 +101,22 @@ class AlertReadModelProjector:
             try:
                 for partition in range(self._partitions):
                     offset = self._next.get(partition, 0)
-                    while records := await self.events.read(ALERTS_TOPIC, partition, offset, READ_BATCH):
+                    # Read up to the end offset, not to the first empty read: a Kafka read can
+                    # come back empty before the end (tansu reports the start of the last batch
+                    # as the fetch's high watermark), and a one-shot CLI would miss that batch.
+                    end = await self.events.end_offset(ALERTS_TOPIC, partition)
+                    empty = 0
+                    while offset < end:
+                        records = await self.events.read(ALERTS_TOPIC, partition, offset, READ_BATCH)
+                        if not records:
+                            empty += 1
+                            if empty >= _EMPTY_READS_MAX:
+                                raise StorageError(
+                                    f"{ALERTS_TOPIC}/{partition}: no records from offset {offset} "
+                                    f"although the partition ends at {end}"
+                                )
+                            continue
+                        empty = 0
                         offset = records[-1].offset + 1
                         await self._apply(records, {partition: offset})
                         self._next[partition] = offset

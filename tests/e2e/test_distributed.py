@@ -143,6 +143,11 @@ class Stack:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     api_key: str = ""
 
+    def __post_init__(self) -> None:
+        # The stack's own data dir (alerts.db, keys), never the checkout's ./.argus that other
+        # tests and `make run` use.
+        self.env.setdefault("ARGUS_DATA_DIR", str(self.work / "argus-data"))
+
     def run(self, *args: str, env: Mapping[str, str] | None = None, timeout_s: float = 120.0) -> str:
         done = subprocess.run(
             argus_argv(*args),
