@@ -7,9 +7,11 @@ Its own module so that commands in argus/commands/ can use it without importing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -19,6 +21,9 @@ from core.data_dir import RoleLock
 from core.errors import ArgusError, InvalidArgument
 from core.settings import Settings, settings_from_env
 from core.tls import ClientTls, check_bind
+
+if TYPE_CHECKING:
+    from core.config_view import ConfigState, ConfigView
 
 console = Console()
 
@@ -269,3 +274,36 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         pass
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """`error: message` on stderr, then exit with `code` (2: the data dir or usage)."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def run_with_config(
+    settings: Settings, states: Iterable[ConfigState], use: Callable[[ConfigView], Awaitable[None]]
+) -> None:
+    """Open the event log, fold the config topic into `states`, then `use` the view; errors
+    end the command with their message."""
+    from argus.container import event_log_resource
+    from core.config_view import ConfigView
+
+    async def run() -> None:
+        async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
+            view = ConfigView(events, list(states))
+            await view.refresh()
+            await use(view)
+
+    try:
+        asyncio.run(run())
+    except data_dir.DataDirError as exc:
+        fail(str(exc), 2)
+    except (OSError, ArgusError) as exc:
+        fail(str(exc))
+
+
+def utc_text(ms: int) -> str:
+    """Epoch milliseconds as an ISO 8601 UTC time to the second."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,7 +15,6 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from argus.cli_common import _common_options, _open_data_dir, _settings
+from argus.cli_common import _common_options, _open_data_dir, _settings, fail, run_with_config, utc_text
 from argus.commands.keys_cmd import default_author
 from argus.container import event_log_resource, now_ms
 from argus.runtime import setup_logging
@@ -52,30 +51,6 @@ from core.settings import Settings
 from query_side.alerts.active import STATE_FILTERS, ActiveAlerts, AlertInstance, state_filter
 from query_side.alerts.history import MAX_PAGE, AlertHistory, HistoryEntry
 from query_side.alerts.read_models import AlertReadModelProjector
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def _execute(settings: Settings, use: Callable[[ConfigView], Awaitable[None]]) -> None:
-    async def run() -> None:
-        async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
-            view = ConfigView(events, [AlertConfigState()])
-            await view.refresh()
-            await use(view)
-
-    try:
-        asyncio.run(run())
-    except data_dir.DataDirError as exc:
-        _fail(str(exc), 2)
-    except (OSError, ArgusError) as exc:
-        _fail(str(exc))
-
-
-def _time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def condition_text(c: Condition) -> str:
@@ -135,11 +110,11 @@ def alerts_apply(
         with file.open("rb") as f:
             raw = f.read(MAX_DOCUMENT_BYTES + 1)  # never more: parse_document refuses what is longer
     except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror}")
+        fail(f"cannot read {file}: {exc.strerror}")
     try:
         config = parse_document(raw, source=str(file))
     except InvalidArgument as exc:
-        _fail(f"{file} is not a valid alerting document:\n{exc}")
+        fail(f"{file} is not a valid alerting document:\n{exc}")
     settings = _settings(data_dir=data_dir)
     _open_data_dir(settings)  # private and stamped before the log is created in it
     command = ApplyAlertConfig(tenant=tenant, config=config, author=author or default_author())
@@ -148,7 +123,7 @@ def alerts_apply(
     async def apply(view: ConfigView) -> None:
         plans.append(await apply_alert_config(command, view=view, clock_ms=now_ms, dry_run=dry_run))
 
-    _execute(settings, apply)
+    run_with_config(settings, [AlertConfigState()], apply)
     plan = plans[0]
     for change in plan.changes:
         verb = {"created": "create", "updated": "update", "deleted": "delete"}[change.action.value]
@@ -184,7 +159,7 @@ def alerts_rules(data_dir: Path | None, log_level: str, tenant: str, as_json: bo
     async def read(view: ConfigView) -> None:
         found.extend(view.state(AlertConfigState).config(tenant).rules.values())
 
-    _execute(settings, read)
+    run_with_config(settings, [AlertConfigState()], read)
     rules = sorted(found, key=lambda r: r.name)
     if as_json:
         for rule in rules:
@@ -264,9 +239,11 @@ def alerts_silence(
     async def create(view: ConfigView) -> None:
         made.append(await create_silence(command, view=view, clock_ms=lambda: now))
 
-    _execute(settings, create)
+    run_with_config(settings, [AlertConfigState()], create)
     silence = made[0]
-    click.echo(f"silenced until {_time(silence.ends_ms)}: {', '.join(map(_matcher_text, silence.matchers))}", err=True)
+    click.echo(
+        f"silenced until {utc_text(silence.ends_ms)}: {', '.join(map(_matcher_text, silence.matchers))}", err=True
+    )
     click.echo(silence.id)
 
 
@@ -285,7 +262,7 @@ def alerts_silences(data_dir: Path | None, log_level: str, tenant: str, show_all
     async def read(view: ConfigView) -> None:
         found.extend(view.state(AlertConfigState).silences(tenant))
 
-    _execute(settings, read)
+    run_with_config(settings, [AlertConfigState()], read)
     now = now_ms()
     shown = [s for s in found if show_all or s.ends_ms > now]
     if as_json:
@@ -299,7 +276,7 @@ def alerts_silences(data_dir: Path | None, log_level: str, tenant: str, show_all
         table.add_column(column)
     for s in shown:
         state = "active" if s.starts_ms <= now < s.ends_ms else ("expired" if s.ends_ms <= now else "pending")
-        cells = (s.id, " ".join(map(_matcher_text, s.matchers)), _time(s.starts_ms), _time(s.ends_ms), state)
+        cells = (s.id, " ".join(map(_matcher_text, s.matchers)), utc_text(s.starts_ms), utc_text(s.ends_ms), state)
         table.add_row(*(escape(c) for c in (*cells, s.author, s.comment)))
     Console(width=200).print(table)
 
@@ -322,7 +299,7 @@ def alerts_expire_silence(
     async def expire(view: ConfigView) -> None:
         changed.append((await expire_silence(command, view=view, clock_ms=now_ms)).changed)
 
-    _execute(settings, expire)
+    run_with_config(settings, [AlertConfigState()], expire)
     click.echo(f"expired silence {silence_id}" if changed[0] else f"silence {silence_id} had already ended", err=True)
 
 
@@ -385,9 +362,9 @@ def _read_alerts(settings: Settings, tenant: str, states: frozenset[AlertState])
     try:
         asyncio.run(read())
     except data_dir.DataDirError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except (OSError, ArgusError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return found
 
 
@@ -422,7 +399,7 @@ def alerts_list(data_dir: Path | None, log_level: str, tenant: str, state: str, 
     for i in found:
         labels = ",".join(f"{k}={v}" for k, v in sorted(i.labels.items()))
         value = "no data" if math.isnan(i.value) else f"{i.value:g}"
-        cells = (i.rule, labels, i.state.value, _time(i.since_ms), value, i.severity)
+        cells = (i.rule, labels, i.state.value, utc_text(i.since_ms), value, i.severity)
         style = "red" if i.state is AlertState.FIRING else ""
         table.add_row(*(escape(c) for c in cells), style=style)
     Console(width=200).print(table)
@@ -451,9 +428,9 @@ def _read_history(settings: Settings, tenant: str, since_ms: int, rule: str | No
     try:
         asyncio.run(read())
     except data_dir.DataDirError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except (OSError, ArgusError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return found
 
 
@@ -510,7 +487,7 @@ def alerts_history(
             detail = f"{d['receiver']} {d['channel']} attempt {d['attempt']}"
             if e.kind == "failed":
                 detail += f": {d['error']}"
-        table.add_row(*(escape(str(c)) for c in (_time(e.time_ms), ",".join(e.rules), what, detail)))
+        table.add_row(*(escape(str(c)) for c in (utc_text(e.time_ms), ",".join(e.rules), what, detail)))
     Console(width=200).print(table)
 
 
@@ -540,13 +517,13 @@ def alerts_test(data_dir: Path | None, log_level: str, receiver: str, tenant: st
             deliverer = Deliverer(senders, policy=RetryPolicy(max_attempts=2, base_delay_ms=200, max_total_ms=5_000))
             reports.append(await send_test_notification(found, deliverer=deliverer, tenant=tenant))
 
-    _execute(settings, send)
+    run_with_config(settings, [AlertConfigState()], send)
     report = reports[0]
     for a in report.finals:
         result = "ok" if not a.error else f"{a.outcome.value}: {a.error}"
         click.echo(f"{a.channel} {a.target}: {result} (attempt {a.attempt}, {a.elapsed_ms} ms)")
     if not report.finals:
-        _fail(f"receiver {receiver} has no channels")
+        fail(f"receiver {receiver} has no channels")
     if not report.ok:
         raise SystemExit(1)
 
@@ -561,9 +538,9 @@ def _ack_command(use: Callable[[EventLog], Awaitable[Ack]], settings: Settings) 
     try:
         asyncio.run(run())
     except data_dir.DataDirError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except (OSError, ArgusError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     return done[0]
 
 
@@ -588,7 +565,7 @@ def alerts_ack(
         ),
         settings,
     )
-    click.echo(f"acknowledged {instance_id} (by {ack.author} at {_time(ack.time_ms)})", err=True)
+    click.echo(f"acknowledged {instance_id} (by {ack.author} at {utc_text(ack.time_ms)})", err=True)
 
 
 @alerts.command(name="unack")
@@ -654,15 +631,15 @@ def alerts_backtest(
         since_ms = _since_time(since, now=now, parameter="since")
         until_ms = _since_time(until, now=now, parameter="until")
     except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}")
+        fail(f"cannot read {file}: {exc.strerror or exc}")
         return
     except ArgusError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     if until_ms < since_ms:
-        _fail("--until is before --since")
+        fail("--until is before --since")
     if not rules:
-        _fail(f"{file} has no rules")
+        fail(f"{file} has no rules")
     results: list[BacktestResult] = []
     progress = Progress(
         TextColumn("replaying"),
@@ -692,9 +669,9 @@ def alerts_backtest(
     try:
         asyncio.run(run())
     except DataDirError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except (OSError, ArgusError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = results[0]
     if as_json:
         for t in result.transitions:
@@ -716,13 +693,16 @@ def alerts_backtest(
         for t in result.transitions:
             labels = ",".join(f"{k}={v}" for k, v in t.key.labels)
             value = "no data" if math.isnan(t.value) else f"{t.value:g}"
-            cells = (_time(t.evaluated_at_ms), t.key.rule, labels, t.to_state.value, value, t.reason)
+            cells = (utc_text(t.evaluated_at_ms), t.key.rule, labels, t.to_state.value, value, t.reason)
             style = "red" if t.to_state is AlertState.FIRING else ""
             table.add_row(*(escape(c) for c in cells), style=style)
         Console(width=200).print(table)
-    first = "no samples in range" if result.first_sample_ms is None else f"samples from {_time(result.first_sample_ms)}"
+    first = (
+        "no samples in range" if result.first_sample_ms is None else f"samples from {utc_text(result.first_sample_ms)}"
+    )
     click.echo(
-        f"{len(result.transitions)} transitions of {len(rules)} rules over {_time(since_ms)} .. {_time(until_ms)} "
+        f"{len(result.transitions)} transitions of {len(rules)} rules over "
+        f"{utc_text(since_ms)} .. {utc_text(until_ms)} "
         f"({result.ticks:,} evaluations, {result.records:,} sample records, {first})",
         err=True,
     )

@@ -9,10 +9,6 @@ or a list (docs/dashboards.md). Errors go to standard error; exit code 1.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from argus.cli_common import _common_options, _open_data_dir, _settings
+from argus.cli_common import _common_options, _open_data_dir, _settings, fail, run_with_config, utc_text
 from argus.commands.keys_cmd import default_author
-from argus.container import event_log_resource, now_ms
+from argus.container import now_ms
 from argus.runtime import setup_logging
 from command_side.config.dashboards import (
     DeleteDashboard,
@@ -33,7 +29,6 @@ from command_side.config.dashboards import (
     delete_dashboard,
     save_dashboard,
 )
-from core import data_dir
 from core.config_view import ConfigView
 from core.dashboards.files import read_dashboard_file
 from core.dashboards.schema import DashboardDocument, document_of
@@ -45,26 +40,6 @@ from core.settings import Settings
 _TENANT = click.option(
     "--tenant", default=DEFAULT_TENANT, show_default=True, help="Whose dashboards (argus up's is default)."
 )
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
-
-
-def _execute(settings: Settings, use: Callable[[ConfigView], Awaitable[None]]) -> None:
-    async def run() -> None:
-        async with contextlib.asynccontextmanager(event_log_resource)(settings) as events:
-            view = ConfigView(events, [DashboardState()])
-            await view.refresh()
-            await use(view)
-
-    try:
-        asyncio.run(run())
-    except data_dir.DataDirError as exc:
-        _fail(str(exc), 2)
-    except (OSError, ArgusError) as exc:
-        _fail(str(exc))
 
 
 def _open(data_dir_path: Path | None) -> Settings:
@@ -82,10 +57,6 @@ def _encode(body: Any, fmt: str) -> bytes:
     if fmt == "yaml":
         return yaml.safe_dump(body, sort_keys=False, allow_unicode=True).encode()
     return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
-
-
-def _time(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @click.group()
@@ -115,7 +86,7 @@ def dashboards_list(data_dir: Path | None, log_level: str, tenant: str, as_json:
     async def read(view: ConfigView) -> None:
         found.extend(view.state(DashboardState).dashboards(tenant))
 
-    _execute(_open(data_dir), read)
+    run_with_config(_open(data_dir), [DashboardState()], read)
     if as_json:
         for d in found:
             row = {k: v for k, v in document(d).items() if k in ("uid", "title", "folder", "tags")}
@@ -130,7 +101,7 @@ def dashboards_list(data_dir: Path | None, log_level: str, tenant: str, as_json:
         table.add_column(column)
     for d in found:
         by = d.updated_by + (" (provisioned)" if d.provisioned else "")
-        cells = (d.uid, d.title, d.folder, ",".join(d.tags), str(d.version), _time(d.updated_ms), by)
+        cells = (d.uid, d.title, d.folder, ",".join(d.tags), str(d.version), utc_text(d.updated_ms), by)
         table.add_row(*(escape(cell) for cell in cells))
     Console(width=200).print(table)
 
@@ -149,7 +120,7 @@ def dashboards_get(data_dir: Path | None, log_level: str, tenant: str, uid: str,
     async def read(view: ConfigView) -> None:
         found.append(view.state(DashboardState).get(tenant, uid, version))
 
-    _execute(_open(data_dir), read)
+    run_with_config(_open(data_dir), [DashboardState()], read)
     click.echo(_encode(document(found[0]), fmt).decode(), nl=False)
 
 
@@ -190,7 +161,7 @@ def dashboards_export(
         state = view.state(DashboardState)
         found.extend(state.dashboards(tenant) if export_all else [state.get(tenant, uid) for uid in uids])
 
-    _execute(_open(data_dir), read)
+    run_with_config(_open(data_dir), [DashboardState()], read)
     # A Path drops a trailing "/": decide on the text.
     to_folder = output is not None and (Path(output).is_dir() or output.endswith("/"))
     if to_folder:
@@ -234,11 +205,11 @@ def dashboards_import(
         except ArgusError as exc:
             errors.append(str(exc))
     if errors:
-        _fail("\n".join(errors))
+        fail("\n".join(errors))
     uids = [d.uid for d in docs]
     twice = sorted({u for u in uids if uids.count(u) > 1})
     if twice:
-        _fail(f"uid {twice[0]!r} is in more than one dashboard of these files")
+        fail(f"uid {twice[0]!r} is in more than one dashboard of these files")
     who = author or default_author()
     results: list[tuple[str, str, int]] = []
 
@@ -271,7 +242,7 @@ def dashboards_import(
             )
             results.append((doc.uid, what, saved.version))
 
-    _execute(_open(data_dir), apply)
+    run_with_config(_open(data_dir), [DashboardState()], apply)
     for uid, what, version in results:
         click.echo(f"{what} {uid} (version {version})")
 
@@ -295,5 +266,5 @@ def dashboards_delete(
         )
         made.append(await delete_dashboard(command, view=view, clock_ms=now_ms))
 
-    _execute(_open(data_dir), apply)
+    run_with_config(_open(data_dir), [DashboardState()], apply)
     click.echo(f"deleted {uid} (version {made[0]})")
