@@ -7,12 +7,13 @@ injected clock (`Setup`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 
 from contracts.argus.alerts.v1 import alerts_pb2
 from core.adapters.sqlite_event_log import SqliteEventLog
@@ -26,6 +27,7 @@ from core.alerting.model import (
     WebhookTarget,
 )
 from core.consumer import ConsumerRunner
+from core.errors import Unavailable
 from core.events import ALERTS_TOPIC, decode_payload, make_event
 from core.ports import Event, EventLog
 from query_side.alerts.delivery import Deliverer, RetryPolicy
@@ -182,3 +184,20 @@ async def recorded(log: EventLog) -> list[alerts_pb2.NotificationSent | alerts_p
 
 def statuses(body: dict[str, Any]) -> list[str]:
     return sorted({a["status"] for a in body["alerts"]})
+
+
+class FailsToRecord:
+    """The log, except that appending an event of `message`'s type fails (a crash right
+    after the sends it records, before their record)."""
+
+    def __init__(self, log: EventLog, message: type[Message]) -> None:
+        self._log = log
+        self._type = message.DESCRIPTOR.full_name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+    async def append(self, topic: str, events: Sequence[tuple[int, Event]]) -> Any:
+        if any(e.type == self._type for _, e in events):
+            raise Unavailable("disk gone")
+        return await self._log.append(topic, events)

@@ -4,7 +4,6 @@ event log and a real local aiohttp webhook receiver; time is the injected clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, cast
 
@@ -15,9 +14,9 @@ from core.adapters.sqlite_event_log import SqliteEventLog
 from core.alerting.acks import acknowledge, unacknowledge
 from core.alerting.lifecycle import InstanceKey
 from core.alerting.model import AlertConfig, EscalationPolicy, EscalationStep, Receiver, WebhookTarget
-from core.errors import FailedPrecondition, NotFound, Unavailable
+from core.errors import FailedPrecondition, NotFound
 from core.events import ALERTS_TOPIC, decode_payload
-from core.ports import Event, EventLog
+from core.ports import EventLog
 from query_side.alerts.delivery import Deliverer
 from tests.notifier_harness import (  # noqa: F401  (fixtures)
     FIRING,
@@ -25,6 +24,7 @@ from tests.notifier_harness import (  # noqa: F401  (fixtures)
     RESOLVED,
     T0,
     WAIT,
+    FailsToRecord,
     Setup,
     config_for,
     deliverer,
@@ -195,28 +195,12 @@ async def test_restart_mid_escalation_neither_repeats_nor_skips_a_step(
     await runner3.close()
 
 
-class LosesEscalations:
-    """The log, except that recording an escalation step fails (a crash right after its
-    sends, before their record)."""
-
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._log, name)
-
-    async def append(self, topic: str, events: Sequence[tuple[int, Event]]) -> Any:
-        if any(e.type == alerts_pb2.AlertEscalated.DESCRIPTOR.full_name for _, e in events):
-            raise Unavailable("disk gone")
-        return await self._log.append(topic, events)
-
-
 async def test_an_unrecorded_step_is_sent_once_more_with_the_same_id_after_a_restart(
     log: SqliteEventLog, hooks: WebhookServer, deliverer: Deliverer
 ) -> None:
     s = Setup(log, deliverer, escalating(hooks))
     await log.append(ALERTS_TOPIC, [transition("HighCpu", {"host": "a"}, 1, FIRING, T0)])
-    crashing, runner1 = await s.notifier(cast(EventLog, LosesEscalations(log)))
+    crashing, runner1 = await s.notifier(cast(EventLog, FailsToRecord(log, alerts_pb2.AlertEscalated)))
     await s.at(crashing, runner1, T0)
     await s.at(crashing, runner1, T0 + WAIT)
     await s.at(crashing, runner1, T0 + STEP1)

@@ -5,10 +5,9 @@ tests/notifier_harness.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import cast
 
 from contracts.argus.alerts.v1 import alerts_pb2
 from core.adapters.sqlite_event_log import SqliteEventLog
@@ -19,9 +18,8 @@ from core.alerting.model import (
     TimeInterval,
     TimeRange,
 )
-from core.errors import Unavailable
 from core.events import ALERTS_TOPIC
-from core.ports import Event, EventLog
+from core.ports import EventLog
 from query_side.alerts.delivery import Deliverer
 from query_side.alerts.notification import notification_id
 from tests.notifier_harness import (  # noqa: F401  (fixtures)
@@ -31,6 +29,7 @@ from tests.notifier_harness import (  # noqa: F401  (fixtures)
     RESOLVED,
     T0,
     WAIT,
+    FailsToRecord,
     Setup,
     config_for,
     deliverer,
@@ -166,28 +165,12 @@ async def test_restart_after_a_recorded_send_sends_nothing_again(
     await runner2.close()
 
 
-class LosesRecords:
-    """The log, except that recording a sent notification fails (a crash right after the
-    send, before its record)."""
-
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._log, name)
-
-    async def append(self, topic: str, events: Sequence[tuple[int, Event]]) -> Any:
-        if any(e.type == alerts_pb2.NotificationSent.DESCRIPTOR.full_name for _, e in events):
-            raise Unavailable("disk gone")
-        return await self._log.append(topic, events)
-
-
 async def test_restart_after_an_unrecorded_send_sends_it_exactly_once_more(
     log: SqliteEventLog, hooks: WebhookServer, deliverer: Deliverer
 ) -> None:
     s = Setup(log, deliverer, config_for(hooks))
     await log.append(ALERTS_TOPIC, [transition("HighCpu", {"host": "a"}, 1, FIRING, T0)])
-    crashing, runner1 = await s.notifier(cast(EventLog, LosesRecords(log)))
+    crashing, runner1 = await s.notifier(cast(EventLog, FailsToRecord(log, alerts_pb2.NotificationSent)))
     await s.at(crashing, runner1, T0)
     await s.at(crashing, runner1, T0 + WAIT)
     assert len(hooks.bodies("ops")) == 1
