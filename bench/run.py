@@ -161,11 +161,8 @@ def server_cpu_seconds(pid: int) -> float:
 
 def _peak_rss(proc: psutil.Process) -> int:
     try:
-        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        return int(proc.memory_info().rss)
-    except (OSError, psutil.Error):
+        return _vm_hwm_bytes(proc.pid) or int(proc.memory_info().rss)
+    except psutil.Error:
         return 0
 
 
@@ -406,14 +403,29 @@ def push_argv(path: Path, server: ArgusServer, source: str) -> list[str]:
     )
 
 
-def wait_child(pid: int) -> tuple[int, Any]:
-    """Reap a child with wait4 (its own rusage), polling: a blocking wait4 in the main thread
-    would hold off Ctrl-C / SIGTERM (delivered to another thread) until the child ends."""
+def wait_child(pid: int) -> tuple[int, Any, int]:
+    """Reap a child with wait4 (its own CPU time), polling: a blocking wait4 in the main thread
+    would hold off Ctrl-C / SIGTERM (delivered to another thread) until the child ends.
+
+    The peak RSS returned is the child's VmHWM, sampled at each poll: wait4's ru_maxrss
+    survives exec, so it reports this (larger) bench process's size at fork instead."""
+    peak = 0
     while True:
+        peak = max(peak, _vm_hwm_bytes(pid))
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
-            return status, usage
+            return status, usage, peak
         time.sleep(0.05)
+
+
+def _vm_hwm_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def timed_push(path: Path, server: ArgusServer, source: str, log_path: Path) -> tuple[float, float, int, str]:
@@ -425,7 +437,7 @@ def timed_push(path: Path, server: ArgusServer, source: str, log_path: Path) -> 
     with log_path.open("wb") as out:
         proc = subprocess.Popen(push_argv(path, server, source), cwd=REPO_ROOT, env=argus_env(), stdout=out, stderr=out)
         try:
-            status, usage = wait_child(proc.pid)
+            status, usage, peak_rss = wait_child(proc.pid)
             proc.returncode = os.waitstatus_to_exitcode(status)
         finally:
             if proc.returncode is None:
@@ -435,7 +447,7 @@ def timed_push(path: Path, server: ArgusServer, source: str, log_path: Path) -> 
     tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
     if proc.returncode != 0:
         raise BenchFailure(f"argus push {path.name} exited with {proc.returncode}:\n{tail}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, tail
+    return elapsed, usage.ru_utime + usage.ru_stime, peak_rss, tail
 
 
 def run_ingest(

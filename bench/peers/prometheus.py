@@ -103,7 +103,7 @@ class Prometheus(Peer):
                 stderr=subprocess.STDOUT,
             )
             try:
-                status, usage = wait_child(proc.pid)
+                status, usage, peak_rss = wait_child(proc.pid)
                 proc.returncode = os.waitstatus_to_exitcode(status)
             finally:
                 if proc.returncode is None:  # interrupted: never leave promtool running
@@ -118,7 +118,7 @@ class Prometheus(Peer):
         return LoadResult(
             load_s=time.perf_counter() - began,
             tool_cpu_s=usage.ru_utime + usage.ru_stime,
-            tool_peak_rss_bytes=usage.ru_maxrss * 1024,
+            tool_peak_rss_bytes=peak_rss,
             notes=[f"promtool {promtool_s:.1f} s, then prometheus start until ready"],
         )
 

@@ -185,7 +185,11 @@ async def main() -> None:
             out[name] = {"ok": float(sum(float(v) for s in result.series for v in s.values))}
         except Exception as exc:
             out[name] = {"error": type(exc).__name__, "message": str(exc)}
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    # VmHWM belongs to this process's own address space; ru_maxrss survives exec and can report
+    # the forking pytest worker's size instead
+    with open("/proc/self/status") as status:
+        hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    out["peak_rss_mb"] = hwm_kb // 1024
     print(json.dumps(out))
 
 asyncio.run(main())
