@@ -1,9 +1,10 @@
 """Dashboards `argus up` keeps for one tenant: the default "This host" dashboard and the
 dashboards of a folder (`--dashboards-dir`, docs/dashboards.md#provisioning).
 
-- **Default dashboard.** At start, `argus/dashboards/this-host.json` is saved for the tenant
-  when its uid was never used there (a user who deleted it is not given it back). It is an
-  ordinary dashboard afterwards (not `provisioned`): edits are kept.
+- **Default dashboards.** At start, `argus/dashboards/this-host.json` is saved for the tenant,
+  and `argus.json` (Argus's own metrics) for tenant `_argus` when `argus up` writes them
+  there, each when its uid was never used in its tenant (a user who deleted it is not given
+  it back). They are ordinary dashboards afterwards (not `provisioned`): edits are kept.
 - **Provisioning.** Every `*.json`, `*.yaml`, `*.yml` under the folder (recursively) is
   applied at start and again whenever a file's (mtime, size) changes, polled every
   `interval_s`: saved as `provisioned`, by `provisioning`, against the current version (the
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -37,17 +38,20 @@ from core.dashboards.files import SUFFIXES, parse_file_text, read_dashboard_file
 from core.dashboards.schema import DashboardDocument, check_document
 from core.dashboards.state import DashboardState
 from core.errors import ArgusError
+from core.model import SELF_TENANT
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DASHBOARDS: Final = ("this-host.json",)
+SELF_DASHBOARDS: Final = ("argus.json",)
+"""Shipped for tenant `_argus`, where `argus up` writes its own metrics (argus/self_metrics.py)."""
 MAX_FILES: Final = 1_000
 
 
-def default_dashboards() -> list[DashboardDocument]:
-    """The dashboards that ship with Argus (argus/dashboards/*.json)."""
+def default_dashboards(names: Sequence[str] = DEFAULT_DASHBOARDS) -> list[DashboardDocument]:
+    """Dashboards that ship with Argus (argus/dashboards/*.json)."""
     found: list[DashboardDocument] = []
-    for name in DEFAULT_DASHBOARDS:
+    for name in names:
         raw = resources.files("argus.dashboards").joinpath(name).read_bytes()
         found.extend(check_document(item, source=name) for item in parse_file_text(raw, source=name))
     return found
@@ -70,13 +74,18 @@ class DashboardsModule:
         clock_ms: Callable[[], int],
         folder: Path | None = None,
         defaults: bool = True,
+        self_defaults: bool = False,
         interval_s: float = 3.0,
     ) -> None:
         self._view = view
         self._tenant = tenant
         self._clock_ms = clock_ms
         self._folder = folder
-        self._defaults = defaults
+        # tenant -> the shipped dashboards it gets
+        self._defaults: Mapping[str, Sequence[str]] = {
+            **({tenant: DEFAULT_DASHBOARDS} if defaults else {}),
+            **({SELF_TENANT: SELF_DASHBOARDS} if self_defaults else {}),
+        }
         self._interval_s = interval_s
         self._stamps: dict[Path, _Stamp] = {}
         self._uids: dict[Path, tuple[str, ...]] = {}
@@ -101,18 +110,24 @@ class DashboardsModule:
     async def add_defaults(self) -> None:
         state = self._view.state(DashboardState)
         await self._view.refresh()
-        for doc in default_dashboards():
-            if state.latest(self._tenant, doc.uid) is not None:
-                continue  # there, edited, or deleted on purpose: leave it
-            try:
-                await save_dashboard(self._command(doc, provisioned=False), view=self._view, clock_ms=self._clock_ms)
-                log.info("added default dashboard: tenant=%s uid=%s", self._tenant, doc.uid)
-            except ArgusError as exc:
-                log.warning("cannot add default dashboard %s: %s", doc.uid, exc)
+        for tenant, names in self._defaults.items():
+            for doc in default_dashboards(names):
+                if state.latest(tenant, doc.uid) is not None:
+                    continue  # there, edited, or deleted on purpose: leave it
+                command = self._command(doc, provisioned=False, tenant=tenant)
+                try:
+                    await save_dashboard(
+                        command, view=self._view, clock_ms=self._clock_ms, reserved_ok=tenant == SELF_TENANT
+                    )
+                    log.info("added default dashboard: tenant=%s uid=%s", tenant, doc.uid)
+                except ArgusError as exc:
+                    log.warning("cannot add default dashboard %s: %s", doc.uid, exc)
 
-    def _command(self, doc: DashboardDocument, *, provisioned: bool, expected: int = 0) -> SaveDashboard:
+    def _command(
+        self, doc: DashboardDocument, *, provisioned: bool, expected: int = 0, tenant: str | None = None
+    ) -> SaveDashboard:
         return SaveDashboard(
-            tenant=self._tenant,
+            tenant=tenant or self._tenant,
             uid=doc.uid,
             title=doc.title,
             folder=doc.folder,

@@ -246,6 +246,8 @@ def _dashboards(rt: Runtime, wiring: Wiring) -> Module:
         clock_ms=rt.clock_ms,
         folder=wiring.dashboards_dir,
         defaults=wiring.default_dashboards,
+        # `argus up` writes its own metrics to `_argus` (when "self-metrics" runs): their dashboard
+        self_defaults=wiring.default_dashboards and rt.settings.self_metrics_interval_s > 0,
     )
 
 

@@ -110,10 +110,13 @@ def _same(
     )
 
 
-async def save_dashboard(command: SaveDashboard, *, view: ConfigView, clock_ms: Callable[[], int]) -> DashboardVersion:
+async def save_dashboard(
+    command: SaveDashboard, *, view: ConfigView, clock_ms: Callable[[], int], reserved_ok: bool = False
+) -> DashboardVersion:
     """Append DashboardSaved (see SaveDashboard); returns the dashboard as saved (or as it
-    already was, when nothing changed)."""
-    _check_tenant(command.tenant)
+    already was, when nothing changed). `reserved_ok`: the tenant may be the reserved
+    `SELF_TENANT` (only `argus up` adds its own dashboard there)."""
+    _check_tenant(command.tenant, reserved_ok=reserved_ok)
     _text(command.author, parameter="author")
     _message(command.message)
     uid, title, folder, tags = check_metadata(

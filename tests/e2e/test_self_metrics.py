@@ -91,3 +91,7 @@ def test_metrics_endpoints_move_and_the_self_tenant_is_isolated(
         m["name"] == "argus_ingest_samples_total"
         for m in server.http_get("/api/v1/metrics", key=self_key).body["metrics"]
     )
+    # Its own dashboard is the self tenant's, drawn from what the feed wrote.
+    own_dashboards = server.http_get("/api/v1/dashboards", key=self_key).body["dashboards"]
+    assert [d["uid"] for d in own_dashboards] == ["argus"]
+    assert "argus" not in {d["uid"] for d in server.http_get("/api/v1/dashboards").body["dashboards"]}

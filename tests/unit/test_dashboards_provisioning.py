@@ -7,12 +7,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from argus.dashboards_module import DashboardsModule, default_dashboards
+from argus.dashboards_module import SELF_DASHBOARDS, DashboardsModule, default_dashboards
+from argus.launch import REPO_ROOT
 from command_side.config.dashboards import DeleteDashboard, delete_dashboard
 from core.adapters.memory_event_log import MemoryEventLog
 from core.config_view import ConfigView
@@ -20,6 +22,7 @@ from core.dashboards.files import parse_file_text, read_dashboard_file
 from core.dashboards.state import DashboardState
 from core.errors import InvalidArgument
 from core.events import CONFIG_TOPIC
+from core.model import SELF_TENANT
 
 T = "default"
 _clock = itertools.count(5_000)
@@ -136,3 +139,30 @@ async def test_the_default_dashboard_is_added_once(tmp_path: Path) -> None:
     await module.start()
     assert state.dashboards(T) == []
     await module.stop()
+
+
+async def test_the_argus_dashboard_goes_to_the_self_tenant_only_when_asked() -> None:
+    view = await _view()
+    state = view.state(DashboardState)
+    await DashboardsModule(view=view, tenant=T, clock_ms=lambda: next(_clock), self_defaults=False).start()
+    assert state.dashboards(SELF_TENANT) == []
+    await DashboardsModule(view=view, tenant=T, clock_ms=lambda: next(_clock), self_defaults=True).start()
+    assert [d.uid for d in state.dashboards(SELF_TENANT)] == ["argus"]
+    assert [d.uid for d in state.dashboards(T)] == ["this-host"]
+
+
+def test_the_argus_dashboard_names_only_documented_self_metrics() -> None:
+    """Every metric it draws is in docs/metrics.md's table of what `argus up` writes to `_argus`
+    (a histogram as its `_count`/`_sum`), so a renamed family breaks this, not a panel."""
+    documented: set[str] = set()
+    for row in (REPO_ROOT / "docs" / "metrics.md").read_text().splitlines():
+        cells = row.split("|")
+        if len(cells) > 3 and "`argus_" in cells[1]:
+            names = re.findall(r"`(argus_[a-z_]+)`", cells[1])
+            histogram = cells[2].strip() == "histogram"
+            documented |= {f"{n}{suffix}" for n in names for suffix in (("_count", "_sum") if histogram else ("",))}
+    assert "argus_query_duration_seconds_count" in documented
+    (doc,) = default_dashboards(SELF_DASHBOARDS)
+    named = {t["metric"] for p in json.loads(doc.spec_json)["panels"] for t in p["targets"]}
+    assert len(named) >= 10
+    assert named <= documented, f"not in docs/metrics.md: {sorted(named - documented)}"
