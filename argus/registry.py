@@ -88,6 +88,7 @@ def _projectors(rt: Runtime, wiring: Wiring) -> Module:
     # Re-made on the new store when `argus replay` activates a new read-model version.
     return VersionedProjectors(
         store=rt.hot_store,
+        event_log=rt.event_log,
         make=lambda store, version: ProjectorModule(
             settings=rt.settings,
             event_log=rt.event_log,

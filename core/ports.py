@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.points import Points
 
@@ -160,6 +160,15 @@ class EventLog(EventLogWriter, Protocol):
         """A consumer-group member for `topic` (call `close()` when done); `listener` hears
         about its partitions changing."""
         ...
+
+
+@runtime_checkable
+class ForgetsGroups(Protocol):
+    """An event log whose retention waits for every consumer group (the embedded log, 0020):
+    a group no longer used must be forgotten, or it holds the log's retention back forever.
+    Kafka's retention does not wait for groups, so its adapter has no need of this."""
+
+    async def forget_group(self, group: str, topic: str) -> None: ...
 
 
 # ---------------------------------------------------------------------------- hot store

@@ -19,16 +19,16 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from contracts.argus.events.v1 import events_pb2
 from core.adapters.urls import open_hot_store, sqlite_path
 from core.config_view import ConfigKind, ConfigView, config_change
 from core.errors import Conflict, InvalidArgument, StorageError
-from core.events import CONFIG_TOPIC, make_event
+from core.events import CONFIG_TOPIC, SAMPLES_TOPIC, make_event
 from core.model import DEFAULT_TIERS, Tier
-from core.ports import Event, EventLog, HotStore, LabelFilter, MetricSummary, SeriesRecord, StoredChunk
+from core.ports import Event, EventLog, ForgetsGroups, HotStore, LabelFilter, MetricSummary, SeriesRecord, StoredChunk
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,24 @@ def versioned_store_url(base_url: str, version: int) -> str:
     )
 
 
+VERSIONED_GROUPS: Final = ("rollups", "series-index")
+"""The projectors that write the hot read model: one consumer group each per version."""
+
+
 def versioned_group(group: str, version: int) -> str:
     """Consumer group of a projector writing `version` (version 1 keeps the plain name)."""
     return group if version == 1 else f"{group}.v{version}"
+
+
+async def forget_replaced_groups(log: EventLog, active: int) -> None:
+    """Forget the consumer groups of every version before `active`: once projectors write
+    `active`, the replaced versions' groups would only hold the embedded log's retention back
+    (their read models are no longer read). A no-op on a log whose retention ignores groups."""
+    if not isinstance(log, ForgetsGroups):
+        return
+    for version in range(1, active):
+        for group in VERSIONED_GROUPS:
+            await log.forget_group(versioned_group(group, version), SAMPLES_TOPIC)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,7 +21,7 @@ from core.adapters.urls import open_hot_store
 from core.events import SAMPLES_TOPIC
 from core.model import Tier
 from core.ports import AppendResult, Event, EventLog, EventLogConsumer, HotStore, LogRecord, RebalanceListener
-from core.read_models import HOT_READ_MODEL, activate_version, versioned_group
+from core.read_models import HOT_READ_MODEL, VERSIONED_GROUPS, activate_version, versioned_group
 from projectors.rollups import RollupProjector
 from projectors.series_index import SeriesIndexProjector
 
@@ -240,5 +240,5 @@ async def replay_hot_model(
     )
 
 
-def _groups(version: int) -> tuple[str, str]:
-    return versioned_group("rollups", version), versioned_group("series-index", version)
+def _groups(version: int) -> list[str]:
+    return [versioned_group(group, version) for group in VERSIONED_GROUPS]

@@ -104,3 +104,12 @@ def test_replay_rebuilds_an_identical_read_model_and_queries_switch_to_it(
     # The live projectors continue on version 2 under its consumer groups.
     server.barrier("after-replay")
     assert _chunks(live)["5s"] == {}, "a projector still writes to version 1"
+
+    # Version 1's consumer groups are forgotten, so they no longer hold the log's retention back;
+    # version 2's are there.
+    def groups() -> set[str]:
+        with sqlite3.connect(f"file:{server.data_dir / 'events.db'}?mode=ro", uri=True) as c:
+            return {g for (g,) in c.execute("SELECT DISTINCT group_name FROM checkpoints")}
+
+    assert {"rollups.v2", "series-index.v2"} <= groups()
+    assert not {"rollups", "series-index"} & groups()
