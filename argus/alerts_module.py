@@ -30,7 +30,7 @@ from core.events import ALERTS_TOPIC, SAMPLES_TOPIC
 from core.ports import EventLog
 from core.telemetry import REGISTRY
 from query_side.alerts.evaluator import ALERT_PARTITIONS, EVALUATOR_GROUP, AlertEvaluator, RuleStatus, run_evaluator
-from query_side.alerts.ownership import OWNERS_GROUP, Ownership
+from query_side.alerts.ownership import OWNERS_GROUP, OWNERS_SESSION_TIMEOUT_MS, Ownership
 from query_side.engine import QueryEngine
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class AlertsModule:
             log=event_log,
             topic=ALERTS_TOPIC,
             group=OWNERS_GROUP,
+            session_timeout_ms=OWNERS_SESSION_TIMEOUT_MS,
             handler=self.ownership,
             clock_ms=clock_ms,
             flush_interval_ms=EVALUATOR_FLUSH_INTERVAL_MS,

@@ -156,8 +156,10 @@ class ConsumerRunner(Generic[T]):
         quarantine: Quarantine | None = None,
         retry_delay_s: float = 1.0,
         monotonic_s: Callable[[], float] = time.monotonic,
+        session_timeout_ms: int | None = None,
     ) -> None:
         self.name = name
+        self._session_timeout_ms = session_timeout_ms
         self.group = group
         self.topic = topic
         self._log = log
@@ -184,7 +186,9 @@ class ConsumerRunner(Generic[T]):
 
     def _open_consumer(self) -> EventLogConsumer:
         if self.consumer is None:
-            self.consumer = self._log.consumer(self.group, self.topic, listener=self)
+            self.consumer = self._log.consumer(
+                self.group, self.topic, listener=self, session_timeout_ms=self._session_timeout_ms
+            )
         return self.consumer
 
     async def run(self, stop: asyncio.Event) -> None:

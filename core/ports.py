@@ -156,9 +156,19 @@ class EventLog(EventLogWriter, Protocol):
         """Offset the next appended record of this partition will get."""
         ...
 
-    def consumer(self, group: str, topic: str, *, listener: RebalanceListener | None = None) -> EventLogConsumer:
+    def consumer(
+        self,
+        group: str,
+        topic: str,
+        *,
+        listener: RebalanceListener | None = None,
+        session_timeout_ms: int | None = None,
+    ) -> EventLogConsumer:
         """A consumer-group member for `topic` (call `close()` when done); `listener` hears
-        about its partitions changing."""
+        about its partitions changing. `session_timeout_ms`: at most how long a member that
+        stopped (kill -9) keeps its partitions before the group moves them (None, or longer
+        than the log's own setting: the log's setting; the embedded logs have one member per
+        group, so it has no effect there)."""
         ...
 
 

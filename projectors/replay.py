@@ -131,8 +131,16 @@ class _ReplayLog:
     async def end_offset(self, topic: str, partition: int) -> int:
         return await self._inner.end_offset(topic, partition)
 
-    def consumer(self, group: str, topic: str, *, listener: RebalanceListener | None = None) -> EventLogConsumer:
-        consumer = _FilteringConsumer(self._inner.consumer(group, topic, listener=listener), self._since_ms)
+    def consumer(
+        self,
+        group: str,
+        topic: str,
+        *,
+        listener: RebalanceListener | None = None,
+        session_timeout_ms: int | None = None,
+    ) -> EventLogConsumer:
+        inner = self._inner.consumer(group, topic, listener=listener, session_timeout_ms=session_timeout_ms)
+        consumer = _FilteringConsumer(inner, self._since_ms)
         previous = self.consumers.get(group)
         if previous is not None:  # a projector restarted its consumer: keep the counts
             consumer.records, consumer.skipped = previous.records, previous.skipped

@@ -366,17 +366,35 @@ class KafkaEventLog:
 
     # -- consumer groups --------------------------------------------------------------
 
-    def consumer(self, group: str, topic: str, *, listener: RebalanceListener | None = None) -> EventLogConsumer:
-        return KafkaConsumer(self, group, topic, listener=listener)
+    def consumer(
+        self,
+        group: str,
+        topic: str,
+        *,
+        listener: RebalanceListener | None = None,
+        session_timeout_ms: int | None = None,
+    ) -> EventLogConsumer:
+        return KafkaConsumer(self, group, topic, listener=listener, session_timeout_ms=session_timeout_ms)
 
 
 class KafkaConsumer:
     """A member of a Kafka consumer group on one topic; started on first use."""
 
     def __init__(
-        self, log: KafkaEventLog, group: str, topic: str, *, listener: RebalanceListener | None = None
+        self,
+        log: KafkaEventLog,
+        group: str,
+        topic: str,
+        *,
+        listener: RebalanceListener | None = None,
+        session_timeout_ms: int | None = None,
     ) -> None:
         self._log = log
+        o = log.options
+        # The shorter of the URL's setting and what this group asks for.
+        self._session_timeout_ms = min(session_timeout_ms or o.session_timeout_ms, o.session_timeout_ms)
+        # Kafka wants heartbeats well inside the session: a third of it, as its defaults.
+        self._heartbeat_interval_ms = min(o.heartbeat_interval_ms, max(self._session_timeout_ms // 3, 100))
         self._group = group
         self._topic = topic
         self._listener = listener
@@ -392,6 +410,11 @@ class KafkaConsumer:
     def assigned(self) -> frozenset[int]:
         return self._owned
 
+    @property
+    def session(self) -> tuple[int, int]:
+        """(session timeout, heartbeat interval) in ms this member joins with."""
+        return self._session_timeout_ms, self._heartbeat_interval_ms
+
     async def _started(self) -> AIOKafkaConsumer:
         if self._closed:
             raise StorageError(f"consumer of group {self._group} on {self._topic} is closed")
@@ -402,8 +425,8 @@ class KafkaConsumer:
                 group_id=self._group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
-                session_timeout_ms=o.session_timeout_ms,
-                heartbeat_interval_ms=o.heartbeat_interval_ms,
+                session_timeout_ms=self._session_timeout_ms,
+                heartbeat_interval_ms=self._heartbeat_interval_ms,
                 fetch_max_wait_ms=o.fetch_max_wait_ms,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
             )
@@ -423,7 +446,7 @@ class KafkaConsumer:
         consumer = await self._started()
         if not self._first_assignment.is_set():
             # The join runs in aiokafka's coordinator task and takes a few heartbeats.
-            timeout_s = max(30.0, 3 * self._log.options.session_timeout_ms / 1000)
+            timeout_s = max(30.0, 3 * self._session_timeout_ms / 1000)
             try:
                 await asyncio.wait_for(self._first_assignment.wait(), timeout_s)
             except TimeoutError:

@@ -95,7 +95,14 @@ class MemoryEventLog:
         except TimeoutError:
             return
 
-    def consumer(self, group: str, topic: str, *, listener: RebalanceListener | None = None) -> EventLogConsumer:
+    def consumer(
+        self,
+        group: str,
+        topic: str,
+        *,
+        listener: RebalanceListener | None = None,
+        session_timeout_ms: int | None = None,
+    ) -> EventLogConsumer:
         return MemoryConsumer(self, group, topic, listener=listener)
 
     def committed_offsets(self, group: str, topic: str) -> dict[int, int]:

@@ -339,7 +339,14 @@ class SqliteEventLog:
 
     # -- consumer groups ------------------------------------------------------------
 
-    def consumer(self, group: str, topic: str, *, listener: RebalanceListener | None = None) -> EventLogConsumer:
+    def consumer(
+        self,
+        group: str,
+        topic: str,
+        *,
+        listener: RebalanceListener | None = None,
+        session_timeout_ms: int | None = None,
+    ) -> EventLogConsumer:
         return SqliteConsumer(self, group, topic, listener=listener)
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:

@@ -32,6 +32,10 @@ from core.ports import LogRecord
 log = logging.getLogger(__name__)
 
 OWNERS_GROUP = "alert-owners"
+OWNERS_SESSION_TIMEOUT_MS = 6_000
+"""How long a dead replica keeps its shards: the smallest session Kafka brokers allow by
+default (group.min.session.timeout.ms), so that a takeover after kill -9 fits in 10 s (issue
+10). Only this membership-only group gets it; the busy groups keep the log's default."""
 
 
 def shard_of(key: str, shards: int) -> int:

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from argus.launch import argus_env
-from core.adapters.kafka_event_log import KafkaEventLog, KafkaOptions, creation_refusal
+from core.adapters.kafka_event_log import KafkaConsumer, KafkaEventLog, KafkaOptions, creation_refusal
 from core.adapters.memory_event_log import MemoryEventLog
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.adapters.urls import open_event_log
@@ -26,6 +26,7 @@ from core.events import digest
 from core.ports import Event, EventLog, EventLogConsumer, LogRecord
 from harness.processes import free_port
 from harness.services import KafkaService
+from query_side.alerts.ownership import OWNERS_SESSION_TIMEOUT_MS
 
 TOPIC = "test.topic.v1"
 
@@ -360,6 +361,16 @@ class TestKafkaEventLog(EventLogContract):
         )
         assert creation_refusal(TOPIC, [(TOPIC, 36, "Topic with this name already exists.")]) is None
         assert creation_refusal(TOPIC, [(TOPIC, 0, None)]) is None
+
+    def test_a_group_may_ask_for_a_shorter_session_but_not_a_longer_one(self) -> None:
+        def session(url: str, asked: int | None) -> tuple[int, int]:
+            consumer = KafkaEventLog(KafkaOptions.from_url(url)).consumer("g", TOPIC, session_timeout_ms=asked)
+            assert isinstance(consumer, KafkaConsumer)
+            return consumer.session
+
+        assert session("kafka://a:1", None) == (10_000, 3_000)
+        assert session("kafka://a:1", OWNERS_SESSION_TIMEOUT_MS) == (6_000, 2_000)  # alert owners: < 10 s takeover
+        assert session("kafka://a:1?session_timeout_ms=1000&heartbeat_interval_ms=250", 6_000) == (1_000, 250)
 
     def test_url_options_are_checked(self) -> None:
         options = KafkaOptions.from_url("kafka://a:1,b:2?idempotence=false&client_id=x&session_timeout_ms=900")
