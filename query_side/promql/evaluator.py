@@ -308,6 +308,10 @@ class _Evaluator:
         self.q = q
         self.engine = engine
         self.base_step_ms = base_step_ms
+        # A tier coarser than the lookback has one sample per step: the lookback widens to
+        # the step so a selector between two bucket stamps still sees the last bucket
+        # that ended (docs/promql.md, "One tier answers a query").
+        self.lookback_ms = max(LOOKBACK_MS, reader.tier.step_ms)
         self.warnings: list[str] = []
 
     def _check(self, series: int, steps: int) -> None:
@@ -380,13 +384,13 @@ class _Evaluator:
 
     async def _selector(self, node: Any, times: I64) -> Vector:
         eff = self._eff(times, node.offset, node.at)
-        raw = await self._read(node, int(eff.min()) - LOOKBACK_MS, int(eff.max()))
+        raw = await self._read(node, int(eff.min()) - self.lookback_ms, int(eff.max()))
         self._check(len(raw), len(times))
         out = []
         for r in raw:
             idx = np.searchsorted(r.ts, eff, side="right") - 1
             ok = idx >= 0
-            ok[ok] = r.ts[idx[ok]] >= eff[ok] - LOOKBACK_MS
+            ok[ok] = r.ts[idx[ok]] >= eff[ok] - self.lookback_ms
             values = np.full(len(times), np.nan)
             values[ok] = r.values[idx[ok]]
             stamps = np.full(len(times), np.nan)

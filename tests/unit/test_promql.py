@@ -195,6 +195,37 @@ async def test_a_month_at_hour_steps_reads_the_hour_tier_and_widens_short_window
     assert np.isnan(series.values[:-1]).all()
 
 
+@pytest.mark.parametrize("step", [MINUTE, 5 * MINUTE, HOUR])
+@pytest.mark.parametrize("start_off", [0, 17 * MINUTE + 20 * SECOND], ids=["aligned", "unaligned"])
+async def test_a_coarse_tier_answers_between_its_stamps_what_the_fine_data_showed_at_the_last_stamp(
+    step: int, start_off: int
+) -> None:
+    # Six hours of 5 s samples; a bucket's `last` differs from the rest of it.
+    w = World()
+    n = 6 * 720
+    ts = five_s_ts(NOW_MS - 6 * HOUR, n)
+    i = np.arange(n)
+    for host, region, level in (("a", "eu", 10.0), ("b", "eu", 20.0), ("c", "us", 40.0)):
+        w.gauge("cpu.hourly", {"host": host}, ts, level + np.sin(i / 97.0) * 5 + i % 11, region=region)
+        w.counter("reqs.hourly", {"host": host}, ts, level / 10 + i % 3, region=region)
+    span = 5 * HOUR if step == HOUR else HOUR
+    start = NOW_MS - span + start_off
+    end = NOW_MS - 20 * MINUTE + start_off
+    tier = {MINUTE: "1m", 5 * MINUTE: "5m", HOUR: "1h"}[step]
+    for query in ("cpu_hourly", "avg by (region) (cpu_hourly)", "sum(reqs_hourly)"):
+        q = PromQuery(tenant=TENANT, query=query, start_ms=start, end_ms=end, step_ms=step)
+        result = await evaluate(w.engine, q, now_ms=w.now_ms)
+        assert result.tier == tier and isinstance(result.value, Vector)
+        got = {s.labels: s.values for s in result.value.series}
+        for j, t in enumerate(result.times_ms.tolist()):
+            # The tier's last bucket stamp at or before t (a bucket [b, b + step) is stamped
+            # b + step - 5 s), where the 5 s tier shows the same bucket's last sample.
+            stamp = (t + FIVE_S) // step * step - FIVE_S
+            fine = values(await instant(w, query, stamp))
+            assert fine, (query, t)
+            assert {k: float(v[j]) for k, v in got.items() if not np.isnan(v[j])} == pytest.approx(fine), (query, t)
+
+
 # ------------------------------------------------------------------------------ hostile input
 
 
