@@ -58,6 +58,10 @@ MAX_STEPS = 11_000
 DEFAULT_MAX_SAMPLES = 5_000_000
 """Most values any node may hold at once (series x steps), like Prometheus's max samples."""
 
+MAX_WINDOW_SAMPLES = 50_000_000
+"""Most samples deriv/predict_linear/holt_winters may visit (summed over every window of
+every step), like Prometheus's --query.max-samples: their work is per window, not per step."""
+
 SUBQUERY_DEFAULT_STEP_MS = 60_000
 """`m[5m:]` steps by Prometheus's default evaluation interval (1 m), whatever the query step."""
 
@@ -71,6 +75,17 @@ with contextlib.suppress(ValueError):  # already registered in this process
                 [pp.ValueType.Scalar, pp.ValueType.Matrix, pp.ValueType.String],
                 pp.ValueType.Vector,
                 variadic=-1,
+            )
+        ]
+    )
+with contextlib.suppress(ValueError):
+    # Prometheus 2.x's name; the parser knows only the 3.x one (double_exponential_smoothing).
+    pp.register_extra_functions(
+        [
+            pp.Function(
+                "holt_winters",
+                [pp.ValueType.Matrix, pp.ValueType.Scalar, pp.ValueType.Scalar],
+                pp.ValueType.Vector,
             )
         ]
     )
@@ -277,7 +292,12 @@ _RANGE_FUNCS = {
     "stdvar_over_time",
     "quantile_over_time",
     "absent_over_time",
+    "deriv",
+    "predict_linear",
+    "holt_winters",
+    "double_exponential_smoothing",
 }
+_SMOOTHING = {"holt_winters", "double_exponential_smoothing"}
 
 _AGGS = {
     "sum",
@@ -680,6 +700,22 @@ class _Evaluator:
 
     async def _range_call(self, name: str, args: list[Any], times: I64, depth: int) -> Vector:
         phi: F64 | None = None
+        params: list[F64] = []
+        if name in _SMOOTHING:
+            sf = (await self._scalar_arg(args[1], times, depth, name)).values
+            tf = (await self._scalar_arg(args[2], times, depth, name)).values
+            for what, factor, short in (("smoothing", sf, "sf"), ("trend", tf, "tf")):
+                bad = factor[(factor <= 0) | (factor >= 1)]
+                if len(bad):
+                    raise _err(f"{name}(): invalid {what} factor: expected 0 < {short} < 1, got {_fmt(float(bad[0]))}")
+            params = [sf, tf]
+        elif name == "predict_linear":
+            duration = (await self._scalar_arg(args[1], times, depth, name)).values
+            # The regression's intercept is at the evaluation time (not moved by offset). A
+            # call whose arguments are all fixed (`m[5m] @ t`, a literal) is step invariant:
+            # Prometheus evaluates it once, at the first step, and repeats the answer.
+            at_ms = np.full(len(times), times[0]) if _step_invariant(args) else times
+            params = [duration, at_ms.astype(np.float64)]
         if name == "quantile_over_time":
             matrix_node = args[1]
             inner = matrix_node.expr if isinstance(matrix_node, pp.ParenExpr) else matrix_node
@@ -701,7 +737,7 @@ class _Evaluator:
             labels = _absent_labels(node.vector_selector) if isinstance(node, pp.MatrixSelector) else ()
             return Vector([Series(labels, np.where(present, np.nan, 1.0))])
         points = sum(len(rs.ts) for rs in matrix.series) + len(matrix.series) * len(times)
-        return await self.engine.offload(_range_values, name, matrix, phi, work=points)
+        return await self.engine.offload(_range_values, name, matrix, phi, params, work=points)
 
     async def _refuse_timer_buckets(self, node: Any) -> None:
         """`histogram_quantile` over `m_bucket` where `m` is an Argus timer: timers are
@@ -787,9 +823,11 @@ class _Evaluator:
         return Vector(out)
 
 
-def _range_values(name: str, matrix: Matrix, phi: F64 | None) -> Vector:
+def _range_values(name: str, matrix: Matrix, phi: F64 | None, params: Sequence[F64] = ()) -> Vector:
     """A range function over every series of `matrix` (CPU only: runs on a query worker)."""
     eff, r = matrix.eff, matrix.range_ms
+    if name in _SMOOTHING or name in ("deriv", "predict_linear"):
+        return _regression_values(name, matrix, params)
     out: list[Series] = []
     keep_name = name == "last_over_time"
     for s in matrix.series:
@@ -839,6 +877,64 @@ def _range_values(name: str, matrix: Matrix, phi: F64 | None) -> Vector:
         if not np.all(np.isnan(value)):
             out.append(Series(s.labels if keep_name else drop_name(s.labels), value))
     return Vector(_dedupe(out))
+
+
+def _regression_values(name: str, matrix: Matrix, params: Sequence[F64]) -> Vector:
+    """deriv, predict_linear and holt_winters over all series at once: every series' windows
+    are concatenated into one array of windows, so the kernels' numpy calls are per query,
+    not per series."""
+    eff, r = matrix.eff, matrix.range_ms
+    series = [s for s in matrix.series if len(s.ts) >= 2]
+    if not series:
+        return Vector([])
+    steps = len(eff)
+    offsets = np.cumsum([0] + [len(s.ts) for s in series])
+    ts = np.concatenate([s.ts for s in series])
+    values = np.concatenate([s.values for s in series])
+    lo = np.concatenate(
+        [np.searchsorted(s.ts, eff - r, side="left") + off for s, off in zip(series, offsets, strict=False)]
+    )
+    hi = np.concatenate(
+        [np.searchsorted(s.ts, eff, side="right") + off for s, off in zip(series, offsets, strict=False)]
+    )
+    visited = int((hi - lo).sum())
+    if visited > MAX_WINDOW_SAMPLES:
+        raise ResourceExhausted(
+            f"{name}() would visit {visited:,} samples (every window of every step), over the limit of "
+            f"{MAX_WINDOW_SAMPLES:,}; shorten the range or raise the step"
+        )
+    tiled = [np.tile(p, len(series)) for p in params]
+    if name in _SMOOTHING:
+        result = k.window_holt_winters(values, lo, hi, tiled[0], tiled[1])
+    elif name == "deriv":
+        result, _ = k.window_regression(ts, values, lo, hi)
+    else:
+        duration, at_ms = tiled
+        slope, intercept = k.window_regression(ts, values, lo, hi, at_ms.astype(np.int64))
+        result = slope * duration + intercept
+    out = []
+    for i, s in enumerate(series):
+        value = result[i * steps : (i + 1) * steps]
+        if not np.all(np.isnan(value)):
+            out.append(Series(drop_name(s.labels), value))
+    return Vector(_dedupe(out))
+
+
+def _step_invariant(args: Sequence[Any]) -> bool:
+    """Prometheus's step-invariance of call arguments: `@`-pinned selectors and literals."""
+
+    def fixed(node: Any) -> bool:
+        if isinstance(node, pp.ParenExpr | pp.UnaryExpr):
+            return fixed(node.expr)
+        if isinstance(node, pp.NumberLiteral | pp.StringLiteral):
+            return True
+        if isinstance(node, pp.MatrixSelector):
+            return node.vector_selector.at is not None
+        if isinstance(node, pp.SubqueryExpr | pp.VectorSelector):
+            return node.at is not None
+        return False
+
+    return all(fixed(a) for a in args)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -15,6 +15,7 @@ from core.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from core.model import MetricKind
 from core.points import from_values
 from query_side.http_gateway import make_http_app
+from query_side.promql import evaluator
 from query_side.promql.evaluator import PromQuery, PromResult, evaluate
 from query_side.promql.http_api import parse_step, parse_time
 from query_side.promql.values import Scalar, Vector
@@ -226,12 +227,83 @@ async def test_a_coarse_tier_answers_between_its_stamps_what_the_fine_data_showe
             assert {k: float(v[j]) for k, v in got.items() if not np.isnan(v[j])} == pytest.approx(fine), (query, t)
 
 
+def _holt_winters(y: list[float], sf: float, tf: float) -> float:
+    """Prometheus's holt_winters, one window at a time (the reference for the vectorised one)."""
+    s0, s1, b = 0.0, y[0], y[1] - y[0]
+    for i in range(1, len(y)):
+        if i > 1:
+            b = tf * (s1 - s0) + (1 - tf) * b
+        s0, s1 = s1, sf * y[i] + (1 - sf) * (s1 + b)
+    return s1
+
+
+async def test_deriv_predict_linear_and_holt_winters(world: World) -> None:
+    ts = five_s_ts(NOW_MS - HOUR, 720)
+    world.gauge("line", {"host": "a"}, ts, 100.0 + 0.4 * np.arange(720))  # +0.4 per 5 s
+    world.gauge("flat", {"host": "a"}, ts, np.full(720, 0.1))
+    rng = np.random.default_rng(3)
+    noisy = np.round(rng.normal(50, 10, 720), 1)
+    world.gauge("noisy", {"host": "a"}, ts, noisy)
+    at = NOW_MS - 10 * MINUTE  # sample 600: line = 340
+    assert by(await instant(world, "deriv(line[5m])", at), "host") == pytest.approx({"a": 0.08})
+    assert by(await instant(world, "deriv(flat[5m])", at), "host") == {"a": 0.0}
+    # The intercept is at the evaluation time: the line 60 s on is 340 + 60 x 0.08.
+    assert by(await instant(world, "predict_linear(line[5m], 60)", at), "host") == pytest.approx({"a": 344.8})
+    # offset moves the data, not the intercept: 5 min older data extrapolated to `at` + 60 s.
+    shifted = by(await instant(world, "predict_linear(line[5m] offset 5m, 60)", at), "host")
+    assert shifted == pytest.approx({"a": 344.8})
+    assert by(await instant(world, "predict_linear(flat[5m], 3600)", at), "host") == {"a": 0.1}
+    # Least squares of noisy data equals numpy's fit over the window [at - 5m, at] (61 samples).
+    window = slice(540, 601)
+    x = (ts[window] - at) / 1000.0
+    slope, intercept = np.polyfit(x, noisy[window], 1)
+    assert by(await instant(world, "deriv(noisy[5m])", at), "host") == pytest.approx({"a": slope})
+    predicted = by(await instant(world, "predict_linear(noisy[5m], 120)", at), "host")
+    assert predicted == pytest.approx({"a": intercept + 120 * slope})
+    # holt_winters equals the step-by-step recurrence, at every step of a range query.
+    q = PromQuery(
+        tenant=TENANT,
+        query="holt_winters(noisy[2m], 0.3, 0.6)",
+        start_ms=at - 10 * MINUTE,
+        end_ms=at,
+        step_ms=30 * SECOND,
+    )
+    result = await evaluate(world.engine, q, now_ms=world.now_ms)
+    assert isinstance(result.value, Vector)
+    (smoothed,) = result.value.series
+    for j, t in enumerate(result.times_ms.tolist()):
+        end = (t - (NOW_MS - HOUR)) // FIVE_S
+        assert smoothed.values[j] == pytest.approx(_holt_winters(noisy[end - 24 : end + 1].tolist(), 0.3, 0.6))
+    renamed = values(await instant(world, "double_exponential_smoothing(noisy[2m], 0.3, 0.6)", at))
+    assert renamed == values(await instant(world, "holt_winters(noisy[2m], 0.3, 0.6)", at))
+    assert renamed == pytest.approx({(("host", "a"), ("region", "eu")): float(smoothed.values[-1])})
+    for bad, what in (("1, 0.5", "smoothing factor"), ("0.5, 0", "trend factor"), ("-0.1, 0.5", "smoothing")):
+        with pytest.raises(InvalidArgument, match=what):
+            await instant(world, f"holt_winters(noisy[5m], {bad})", at)
+    # One sample in the window (the series' first): no answer.
+    assert values(await instant(world, "deriv(line[5m])", NOW_MS - HOUR)) == {}
+
+
+async def test_windowed_regression_is_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3 series x 721 steps, windows of up to 721 samples: ~780,000 samples visited.
+    monkeypatch.setattr(evaluator, "MAX_WINDOW_SAMPLES", 500_000)
+    q = PromQuery(
+        tenant=TENANT,
+        query="holt_winters(cpu_user[1h], 0.5, 0.5)",
+        start_ms=NOW_MS - HOUR,
+        end_ms=NOW_MS,
+        step_ms=5 * SECOND,
+    )
+    with pytest.raises(ResourceExhausted, match="visit"):
+        await evaluate(world.engine, q, now_ms=world.now_ms)
+
+
 # ------------------------------------------------------------------------------ hostile input
 
 
 async def test_unsupported_constructs_fail_naming_them(world: World) -> None:
-    with pytest.raises(InvalidArgument, match="holt_winters"):
-        await instant(world, "holt_winters(cpu_user[5m], 0.5, 0.5)")
+    with pytest.raises(InvalidArgument, match="mad_over_time"):
+        await instant(world, "mad_over_time(cpu_user[5m])")
     with pytest.raises(InvalidArgument, match="parse"):
         await instant(world, "sum(cpu_user")
 
