@@ -672,6 +672,10 @@ class _Evaluator:
                 present |= ~np.isnan(s.values)
             return Vector([Series(_absent_labels(args[0]), np.where(present, np.nan, 1.0))])
         if name == "histogram_quantile":
+            over_timer = await self._timer_histogram(args)
+            if over_timer is not None:
+                matrix, stem, group_by = over_timer
+                return await self._merged_quantile(name, args[0], matrix, stem, group_by, times)
             await self._refuse_timer_buckets(args[1])
             phi = await self._scalar_arg(args[0], times, depth, name)
             vec = await self._vector_arg(args[1], times, depth, name)
@@ -739,9 +743,44 @@ class _Evaluator:
         points = sum(len(rs.ts) for rs in matrix.series) + len(matrix.series) * len(times)
         return await self.engine.offload(_range_values, name, matrix, phi, params, work=points)
 
+    async def _timer_histogram(self, args: list[Any]) -> tuple[Any, str, tuple[str, ...]] | None:
+        """`histogram_quantile(φ, rate(t_bucket[r]))` and `histogram_quantile(φ, sum by (le,
+        l...) (rate(t_bucket[r])))` (or `increase`) where `t` is an Argus timer: the same
+        question asked of the timer's sketches: (the range selector, the timer's name, the
+        labels to merge by, `*` per series); None for any other shape. A quantile does not
+        depend on the rate's scale, and summing buckets by `le` is merging the sketches."""
+        inner = _unparen(args[1])
+        group_by: tuple[str, ...] = ("*",)  # per series
+        if isinstance(inner, pp.AggregateExpr):
+            mod = inner.modifier
+            if (
+                _op(inner.op) != "sum"
+                or inner.param is not None
+                or mod is None
+                or mod.type != pp.AggModifierType.By
+                or "le" not in mod.labels
+            ):
+                return None
+            group_by = tuple(label for label in mod.labels if label != "le")
+            inner = _unparen(inner.expr)
+        if not (isinstance(inner, pp.Call) and inner.func.name in ("rate", "increase")):
+            return None
+        matrix = _unparen(inner.args[0])
+        if not isinstance(matrix, pp.MatrixSelector):
+            return None
+        vs = matrix.vector_selector
+        if not (vs.name and vs.name.endswith("_bucket")) or any(m.name == "le" for m in vs.matchers.matchers):
+            return None
+        stem = vs.name[: -len("_bucket")]
+        kinds = {prom_name(m.name): MetricKind(m.kind) for m in await self.reader.metrics()}
+        if vs.name in kinds or kinds.get(stem) is not MetricKind.TIMER:
+            return None
+        return matrix, stem, group_by
+
     async def _refuse_timer_buckets(self, node: Any) -> None:
-        """`histogram_quantile` over `m_bucket` where `m` is an Argus timer: timers are
-        sketches without bucket series, so say what to write instead of answering nothing."""
+        """`histogram_quantile` over `m_bucket` where `m` is an Argus timer, in a shape that
+        `_timer_histogram` does not map onto the sketches: say what to write instead of
+        answering nothing."""
         names: list[str] = []
 
         def visit(n: Any) -> None:
@@ -772,17 +811,26 @@ class _Evaluator:
         quantile of the merged sketches of each window, merged across the matching series
         (grouped by the given labels) or per series."""
         fn = ARGUS_QUANTILE if by_args else "quantile_over_time"
-        if not isinstance(args[0], pp.NumberLiteral):
-            raise _err(f"{fn}(): φ must be a number literal for a timer")
-        phi = float(args[0].val)
-        if not 0 <= phi <= 1:
-            raise _err(f"{fn}(): φ must be between 0 and 1, got {phi:g}")
         node = args[1].expr if isinstance(args[1], pp.ParenExpr) else args[1]
         if not isinstance(node, pp.MatrixSelector):
             raise _err(f"{fn}(): the second argument must be a range selector, e.g. latency[5m]")
         group_by: tuple[str, ...] = ("*",)
         if by_args:
             group_by = tuple(_string_arg(a, fn) for a in args[2:])
+        return await self._merged_quantile(fn, args[0], node, node.vector_selector.name or "", group_by, times)
+
+    async def _merged_quantile(
+        self, fn: str, phi_node: Any, node: Any, metric: str, group_by: tuple[str, ...], times: I64
+    ) -> Vector:
+        """The φ-quantile of the merged sketches of each window of the timer `metric` (PromQL
+        name), over the series matching the range selector `node` (its name aside), merged per
+        `group_by` (`*`: per series)."""
+        phi_node = _unparen(phi_node)
+        if not isinstance(phi_node, pp.NumberLiteral):
+            raise _err(f"{fn}(): φ must be a number literal for a timer")
+        phi = float(phi_node.val)
+        if not 0 <= phi <= 1:
+            raise _err(f"{fn}(): φ must be between 0 and 1, got {phi:g}")
         vs = node.vector_selector
         range_ms = _ms(node.range)
         tier = next((t for t in self.engine.tiers if t.step_ms == range_ms), None)
@@ -790,7 +838,7 @@ class _Evaluator:
             steps = ", ".join(t.name for t in self.engine.tiers)
             raise _err(f"{fn}(): over sketches the range must equal a tier step ({steps}), got {range_ms // 1000}s")
         eff = self._eff(times, vs.offset, vs.at)
-        names = [s for s in await self.reader.metrics() if prom_name(s.name) == vs.name]
+        names = [s for s in await self.reader.metrics() if prom_name(s.name) == metric]
         if not names:
             return Vector([])
         matchers = tuple(m for m in self._matchers(vs) if m.name != NAME)
@@ -938,6 +986,12 @@ def _step_invariant(args: Sequence[Any]) -> bool:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _unparen(node: Any) -> Any:
+    while isinstance(node, pp.ParenExpr):
+        node = node.expr
+    return node
 
 
 def selector_matchers(node: Any) -> list[Matcher]:

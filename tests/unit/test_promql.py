@@ -161,9 +161,24 @@ async def test_argus_quantile_merges_timer_sketches_across_hosts(world: World) -
     assert per_host == pytest.approx({"a": 99.0, "b": 199.0}, rel=0.02)
     with pytest.raises(InvalidArgument, match="tier step"):
         await instant(world, "argus_quantile(0.5, api_latency[7m])", bucket)
-    # Timers have no _bucket series: the error says what to write instead.
-    with pytest.raises(InvalidArgument, match="argus_quantile"):
-        await instant(world, "histogram_quantile(0.9, rate(api_latency_bucket[5m]))", bucket)
+    # histogram_quantile over a timer's (virtual) _bucket series asks the sketches: summed by
+    # `le` (and other labels) it merges them, without a sum it is per series.
+    merged_h = values(
+        await instant(world, "histogram_quantile(0.5, sum by (le) (rate(api_latency_bucket[5m])))", bucket)
+    )
+    assert merged_h == values(await instant(world, "argus_quantile(0.5, api_latency[5m])", bucket))
+    regional = 'histogram_quantile(0.99, sum by (region, le) (increase(api_latency_bucket{host="b"}[5m])))'
+    assert by(await instant(world, regional, bucket), "region") == pytest.approx({"eu": 199.0}, rel=0.02)
+    per_series = await instant(world, "histogram_quantile(0.99, rate(api_latency_bucket[5m]))", bucket)
+    assert by(per_series, "host") == pytest.approx({"a": 99.0, "b": 199.0}, rel=0.02)
+    assert {tuple(k for k, _ in labels) for labels in values(per_series)} == {("host", "region")}
+    assert any("histogram_quantile read merged sketches" in w for w in per_series.warnings)
+    # Other shapes have no sketch equivalent: the error says what to write instead.
+    for shape in ("avg by (le) (rate(api_latency_bucket[5m]))", "sum by (host) (rate(api_latency_bucket[5m]))"):
+        with pytest.raises(InvalidArgument, match="argus_quantile"):
+            await instant(world, f"histogram_quantile(0.9, {shape})", bucket)
+    with pytest.raises(InvalidArgument, match="tier step"):
+        await instant(world, "histogram_quantile(0.9, rate(api_latency_bucket[7m]))", bucket)
     timer_quantile = by(await instant(world, "quantile_over_time(0.5, api_latency[5m])", bucket), "host")
     assert timer_quantile == pytest.approx({"a": 50.0, "b": 150.0}, rel=0.03)
 
