@@ -252,6 +252,20 @@ CORPUS: list[Case] = [
         "timestamp(rate(http_requests[5m]))",
         'count_values by (region) ("v", floor(cpu_user / 25))',
     ),
+    *_c(
+        "regression/smoothing",
+        "deriv(cpu_user[5m])",
+        "deriv(mem_free[10m])",
+        "deriv(http_requests[5m])",
+        "deriv(sum by (region) (cpu_user)[10m:1m])",
+        "predict_linear(cpu_user[5m], 600)",
+        "predict_linear(mem_free[10m] offset 5m, 3600)",
+        "predict_linear(http_requests[5m], 60)",
+        "predict_linear(cpu_user[5m] @ 1767224100, 300)",
+        "holt_winters(cpu_user[5m], 0.5, 0.5)",
+        "holt_winters(mem_free[10m], 0.1, 0.9)",
+        "holt_winters(rate(http_requests[1m])[5m:15s], 0.3, 0.3)",
+    ),
 ]
 # Every range case is also asked as an instant query (at three times).
 CORPUS += [Case(c.construct, c.query, "instant") for c in CORPUS if c.kind == "range"]

@@ -58,6 +58,10 @@ MAX_STEPS = 11_000
 DEFAULT_MAX_SAMPLES = 5_000_000
 """Most values any node may hold at once (series x steps), like Prometheus's max samples."""
 
+MAX_WINDOW_SAMPLES = 50_000_000
+"""Most samples deriv/predict_linear/holt_winters may visit (summed over every window of
+every step), like Prometheus's --query.max-samples: their work is per window, not per step."""
+
 SUBQUERY_DEFAULT_STEP_MS = 60_000
 """`m[5m:]` steps by Prometheus's default evaluation interval (1 m), whatever the query step."""
 
@@ -71,6 +75,17 @@ with contextlib.suppress(ValueError):  # already registered in this process
                 [pp.ValueType.Scalar, pp.ValueType.Matrix, pp.ValueType.String],
                 pp.ValueType.Vector,
                 variadic=-1,
+            )
+        ]
+    )
+with contextlib.suppress(ValueError):
+    # Prometheus 2.x's name; the parser knows only the 3.x one (double_exponential_smoothing).
+    pp.register_extra_functions(
+        [
+            pp.Function(
+                "holt_winters",
+                [pp.ValueType.Matrix, pp.ValueType.Scalar, pp.ValueType.Scalar],
+                pp.ValueType.Vector,
             )
         ]
     )
@@ -277,7 +292,12 @@ _RANGE_FUNCS = {
     "stdvar_over_time",
     "quantile_over_time",
     "absent_over_time",
+    "deriv",
+    "predict_linear",
+    "holt_winters",
+    "double_exponential_smoothing",
 }
+_SMOOTHING = {"holt_winters", "double_exponential_smoothing"}
 
 _AGGS = {
     "sum",
@@ -308,6 +328,10 @@ class _Evaluator:
         self.q = q
         self.engine = engine
         self.base_step_ms = base_step_ms
+        # A tier coarser than the lookback has one sample per step: the lookback widens to
+        # the step so a selector between two bucket stamps still sees the last bucket
+        # that ended (docs/promql.md, "One tier answers a query").
+        self.lookback_ms = max(LOOKBACK_MS, reader.tier.step_ms)
         self.warnings: list[str] = []
 
     def _check(self, series: int, steps: int) -> None:
@@ -380,13 +404,13 @@ class _Evaluator:
 
     async def _selector(self, node: Any, times: I64) -> Vector:
         eff = self._eff(times, node.offset, node.at)
-        raw = await self._read(node, int(eff.min()) - LOOKBACK_MS, int(eff.max()))
+        raw = await self._read(node, int(eff.min()) - self.lookback_ms, int(eff.max()))
         self._check(len(raw), len(times))
         out = []
         for r in raw:
             idx = np.searchsorted(r.ts, eff, side="right") - 1
             ok = idx >= 0
-            ok[ok] = r.ts[idx[ok]] >= eff[ok] - LOOKBACK_MS
+            ok[ok] = r.ts[idx[ok]] >= eff[ok] - self.lookback_ms
             values = np.full(len(times), np.nan)
             values[ok] = r.values[idx[ok]]
             stamps = np.full(len(times), np.nan)
@@ -648,6 +672,10 @@ class _Evaluator:
                 present |= ~np.isnan(s.values)
             return Vector([Series(_absent_labels(args[0]), np.where(present, np.nan, 1.0))])
         if name == "histogram_quantile":
+            over_timer = await self._timer_histogram(args)
+            if over_timer is not None:
+                matrix, stem, group_by = over_timer
+                return await self._merged_quantile(name, args[0], matrix, stem, group_by, times)
             await self._refuse_timer_buckets(args[1])
             phi = await self._scalar_arg(args[0], times, depth, name)
             vec = await self._vector_arg(args[1], times, depth, name)
@@ -676,6 +704,22 @@ class _Evaluator:
 
     async def _range_call(self, name: str, args: list[Any], times: I64, depth: int) -> Vector:
         phi: F64 | None = None
+        params: list[F64] = []
+        if name in _SMOOTHING:
+            sf = (await self._scalar_arg(args[1], times, depth, name)).values
+            tf = (await self._scalar_arg(args[2], times, depth, name)).values
+            for what, factor, short in (("smoothing", sf, "sf"), ("trend", tf, "tf")):
+                bad = factor[(factor <= 0) | (factor >= 1)]
+                if len(bad):
+                    raise _err(f"{name}(): invalid {what} factor: expected 0 < {short} < 1, got {_fmt(float(bad[0]))}")
+            params = [sf, tf]
+        elif name == "predict_linear":
+            duration = (await self._scalar_arg(args[1], times, depth, name)).values
+            # The regression's intercept is at the evaluation time (not moved by offset). A
+            # call whose arguments are all fixed (`m[5m] @ t`, a literal) is step invariant:
+            # Prometheus evaluates it once, at the first step, and repeats the answer.
+            at_ms = np.full(len(times), times[0]) if _step_invariant(args) else times
+            params = [duration, at_ms.astype(np.float64)]
         if name == "quantile_over_time":
             matrix_node = args[1]
             inner = matrix_node.expr if isinstance(matrix_node, pp.ParenExpr) else matrix_node
@@ -697,11 +741,46 @@ class _Evaluator:
             labels = _absent_labels(node.vector_selector) if isinstance(node, pp.MatrixSelector) else ()
             return Vector([Series(labels, np.where(present, np.nan, 1.0))])
         points = sum(len(rs.ts) for rs in matrix.series) + len(matrix.series) * len(times)
-        return await self.engine.offload(_range_values, name, matrix, phi, work=points)
+        return await self.engine.offload(_range_values, name, matrix, phi, params, work=points)
+
+    async def _timer_histogram(self, args: list[Any]) -> tuple[Any, str, tuple[str, ...]] | None:
+        """`histogram_quantile(φ, rate(t_bucket[r]))` and `histogram_quantile(φ, sum by (le,
+        l...) (rate(t_bucket[r])))` (or `increase`) where `t` is an Argus timer: the same
+        question asked of the timer's sketches: (the range selector, the timer's name, the
+        labels to merge by, `*` per series); None for any other shape. A quantile does not
+        depend on the rate's scale, and summing buckets by `le` is merging the sketches."""
+        inner = _unparen(args[1])
+        group_by: tuple[str, ...] = ("*",)  # per series
+        if isinstance(inner, pp.AggregateExpr):
+            mod = inner.modifier
+            if (
+                _op(inner.op) != "sum"
+                or inner.param is not None
+                or mod is None
+                or mod.type != pp.AggModifierType.By
+                or "le" not in mod.labels
+            ):
+                return None
+            group_by = tuple(label for label in mod.labels if label != "le")
+            inner = _unparen(inner.expr)
+        if not (isinstance(inner, pp.Call) and inner.func.name in ("rate", "increase")):
+            return None
+        matrix = _unparen(inner.args[0])
+        if not isinstance(matrix, pp.MatrixSelector):
+            return None
+        vs = matrix.vector_selector
+        if not (vs.name and vs.name.endswith("_bucket")) or any(m.name == "le" for m in vs.matchers.matchers):
+            return None
+        stem = vs.name[: -len("_bucket")]
+        kinds = {prom_name(m.name): MetricKind(m.kind) for m in await self.reader.metrics()}
+        if vs.name in kinds or kinds.get(stem) is not MetricKind.TIMER:
+            return None
+        return matrix, stem, group_by
 
     async def _refuse_timer_buckets(self, node: Any) -> None:
-        """`histogram_quantile` over `m_bucket` where `m` is an Argus timer: timers are
-        sketches without bucket series, so say what to write instead of answering nothing."""
+        """`histogram_quantile` over `m_bucket` where `m` is an Argus timer, in a shape that
+        `_timer_histogram` does not map onto the sketches: say what to write instead of
+        answering nothing."""
         names: list[str] = []
 
         def visit(n: Any) -> None:
@@ -732,17 +811,26 @@ class _Evaluator:
         quantile of the merged sketches of each window, merged across the matching series
         (grouped by the given labels) or per series."""
         fn = ARGUS_QUANTILE if by_args else "quantile_over_time"
-        if not isinstance(args[0], pp.NumberLiteral):
-            raise _err(f"{fn}(): φ must be a number literal for a timer")
-        phi = float(args[0].val)
-        if not 0 <= phi <= 1:
-            raise _err(f"{fn}(): φ must be between 0 and 1, got {phi:g}")
         node = args[1].expr if isinstance(args[1], pp.ParenExpr) else args[1]
         if not isinstance(node, pp.MatrixSelector):
             raise _err(f"{fn}(): the second argument must be a range selector, e.g. latency[5m]")
         group_by: tuple[str, ...] = ("*",)
         if by_args:
             group_by = tuple(_string_arg(a, fn) for a in args[2:])
+        return await self._merged_quantile(fn, args[0], node, node.vector_selector.name or "", group_by, times)
+
+    async def _merged_quantile(
+        self, fn: str, phi_node: Any, node: Any, metric: str, group_by: tuple[str, ...], times: I64
+    ) -> Vector:
+        """The φ-quantile of the merged sketches of each window of the timer `metric` (PromQL
+        name), over the series matching the range selector `node` (its name aside), merged per
+        `group_by` (`*`: per series)."""
+        phi_node = _unparen(phi_node)
+        if not isinstance(phi_node, pp.NumberLiteral):
+            raise _err(f"{fn}(): φ must be a number literal for a timer")
+        phi = float(phi_node.val)
+        if not 0 <= phi <= 1:
+            raise _err(f"{fn}(): φ must be between 0 and 1, got {phi:g}")
         vs = node.vector_selector
         range_ms = _ms(node.range)
         tier = next((t for t in self.engine.tiers if t.step_ms == range_ms), None)
@@ -750,7 +838,7 @@ class _Evaluator:
             steps = ", ".join(t.name for t in self.engine.tiers)
             raise _err(f"{fn}(): over sketches the range must equal a tier step ({steps}), got {range_ms // 1000}s")
         eff = self._eff(times, vs.offset, vs.at)
-        names = [s for s in await self.reader.metrics() if prom_name(s.name) == vs.name]
+        names = [s for s in await self.reader.metrics() if prom_name(s.name) == metric]
         if not names:
             return Vector([])
         matchers = tuple(m for m in self._matchers(vs) if m.name != NAME)
@@ -783,9 +871,11 @@ class _Evaluator:
         return Vector(out)
 
 
-def _range_values(name: str, matrix: Matrix, phi: F64 | None) -> Vector:
+def _range_values(name: str, matrix: Matrix, phi: F64 | None, params: Sequence[F64] = ()) -> Vector:
     """A range function over every series of `matrix` (CPU only: runs on a query worker)."""
     eff, r = matrix.eff, matrix.range_ms
+    if name in _SMOOTHING or name in ("deriv", "predict_linear"):
+        return _regression_values(name, matrix, params)
     out: list[Series] = []
     keep_name = name == "last_over_time"
     for s in matrix.series:
@@ -837,7 +927,71 @@ def _range_values(name: str, matrix: Matrix, phi: F64 | None) -> Vector:
     return Vector(_dedupe(out))
 
 
+def _regression_values(name: str, matrix: Matrix, params: Sequence[F64]) -> Vector:
+    """deriv, predict_linear and holt_winters over all series at once: every series' windows
+    are concatenated into one array of windows, so the kernels' numpy calls are per query,
+    not per series."""
+    eff, r = matrix.eff, matrix.range_ms
+    series = [s for s in matrix.series if len(s.ts) >= 2]
+    if not series:
+        return Vector([])
+    steps = len(eff)
+    offsets = np.cumsum([0] + [len(s.ts) for s in series])
+    ts = np.concatenate([s.ts for s in series])
+    values = np.concatenate([s.values for s in series])
+    lo = np.concatenate(
+        [np.searchsorted(s.ts, eff - r, side="left") + off for s, off in zip(series, offsets, strict=False)]
+    )
+    hi = np.concatenate(
+        [np.searchsorted(s.ts, eff, side="right") + off for s, off in zip(series, offsets, strict=False)]
+    )
+    visited = int((hi - lo).sum())
+    if visited > MAX_WINDOW_SAMPLES:
+        raise ResourceExhausted(
+            f"{name}() would visit {visited:,} samples (every window of every step), over the limit of "
+            f"{MAX_WINDOW_SAMPLES:,}; shorten the range or raise the step"
+        )
+    tiled = [np.tile(p, len(series)) for p in params]
+    if name in _SMOOTHING:
+        result = k.window_holt_winters(values, lo, hi, tiled[0], tiled[1])
+    elif name == "deriv":
+        result, _ = k.window_regression(ts, values, lo, hi)
+    else:
+        duration, at_ms = tiled
+        slope, intercept = k.window_regression(ts, values, lo, hi, at_ms.astype(np.int64))
+        result = slope * duration + intercept
+    out = []
+    for i, s in enumerate(series):
+        value = result[i * steps : (i + 1) * steps]
+        if not np.all(np.isnan(value)):
+            out.append(Series(drop_name(s.labels), value))
+    return Vector(_dedupe(out))
+
+
+def _step_invariant(args: Sequence[Any]) -> bool:
+    """Prometheus's step-invariance of call arguments: `@`-pinned selectors and literals."""
+
+    def fixed(node: Any) -> bool:
+        if isinstance(node, pp.ParenExpr | pp.UnaryExpr):
+            return fixed(node.expr)
+        if isinstance(node, pp.NumberLiteral | pp.StringLiteral):
+            return True
+        if isinstance(node, pp.MatrixSelector):
+            return node.vector_selector.at is not None
+        if isinstance(node, pp.SubqueryExpr | pp.VectorSelector):
+            return node.at is not None
+        return False
+
+    return all(fixed(a) for a in args)
+
+
 # ---------------------------------------------------------------------- helpers
+
+
+def _unparen(node: Any) -> Any:
+    while isinstance(node, pp.ParenExpr):
+        node = node.expr
+    return node
 
 
 def selector_matchers(node: Any) -> list[Matcher]:

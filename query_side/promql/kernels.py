@@ -182,3 +182,78 @@ def instant_delta(ts: I64, values: F64, lo: I64, hi: I64, *, rate: bool) -> F64:
             diff = diff / ((ts[last] - ts[prev]) / 1000.0)
     out[ok] = diff
     return out
+
+
+_MAX_CELLS = 1 << 20
+"""Most window cells (windows x longest window) gathered into one 2-D block at once."""
+
+
+def window_regression(ts: I64, values: F64, lo: I64, hi: I64, at_ms: I64 | None = None) -> tuple[F64, F64]:
+    """Least-squares slope (per second) and value at `at_ms` (NaN without it) of each window
+    (Prometheus's linearRegression: a constant window has slope 0 and its value; fewer than
+    two samples: NaN).
+
+    Windows are gathered into 2-D blocks (window x position) and regressed centred on their
+    own means: prefix sums of x² over a whole series would lose the precision a short
+    window needs."""
+    slope = np.full(len(lo), np.nan)
+    value = np.full(len(lo), np.nan)
+    rows = np.flatnonzero((hi - lo) >= 2)
+    if not len(rows):
+        return slope, value
+    width = int((hi - lo)[rows].max())
+    cols = np.arange(width, dtype=np.int64)
+    per_block = max(1, _MAX_CELLS // width)
+    for first in range(0, len(rows), per_block):
+        sel = rows[first : first + per_block]
+        start, end = lo[sel], hi[sel]
+        idx = start[:, None] + cols[None, :]
+        inside = idx < end[:, None]
+        idx = np.minimum(idx, end[:, None] - 1)
+        y = values[idx]
+        x = (ts[idx] - ts[start][:, None]) / 1000.0  # seconds from the window's first sample
+        n = (end - start).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x_mean = np.where(inside, x, 0.0).sum(axis=1) / n
+            y_mean = np.where(inside, y, 0.0).sum(axis=1) / n
+            dx = np.where(inside, x - x_mean[:, None], 0.0)
+            dy = np.where(inside, y - y_mean[:, None], 0.0)
+            s = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
+            v = np.full(len(sel), np.nan)
+            if at_ms is not None:
+                v = y_mean + s * ((at_ms[sel] - ts[start]) / 1000.0 - x_mean)
+        first_y = y[:, 0]
+        constant = ~(inside & (y != first_y[:, None])).any(axis=1)
+        s = np.where(constant, 0.0, s)
+        v = np.where(constant, first_y, v)
+        infinite = constant & np.isinf(first_y)
+        slope[sel] = np.where(infinite, np.nan, s)
+        value[sel] = np.where(infinite, np.nan, v)
+    return slope, value
+
+
+def window_holt_winters(values: F64, lo: I64, hi: I64, sf: F64, tf: F64) -> F64:
+    """Prometheus's holt_winters (double exponential smoothing) of each window: the
+    recurrence runs over the window's positions, vectorised across all windows (a Python
+    step per position of the longest window, not per window)."""
+    out = np.full(len(lo), np.nan)
+    windows = np.flatnonzero((hi - lo) >= 2)
+    for first in range(0, len(windows), _MAX_CELLS):  # bounded temporaries
+        rows = windows[first : first + _MAX_CELLS]
+        out[rows] = _smooth(values, lo[rows], (hi - lo)[rows], sf[rows], tf[rows])
+    return out
+
+
+def _smooth(values: F64, start: I64, length: I64, a: F64, t: F64) -> F64:
+    s1 = values[start]
+    b = values[start + 1] - s1
+    s0 = np.zeros(len(start))
+    for i in range(1, int(length.max())):
+        active = i < length
+        x = a * values[np.where(active, start + i, start)]
+        if i > 1:  # the first step keeps the initial trend
+            b = np.where(active, t * (s1 - s0) + (1 - t) * b, b)
+        smoothed = x + (1 - a) * (s1 + b)
+        s0 = np.where(active, s1, s0)
+        s1 = np.where(active, smoothed, s1)
+    return s1

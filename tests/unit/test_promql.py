@@ -15,6 +15,7 @@ from core.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from core.model import MetricKind
 from core.points import from_values
 from query_side.http_gateway import make_http_app
+from query_side.promql import evaluator
 from query_side.promql.evaluator import PromQuery, PromResult, evaluate
 from query_side.promql.http_api import parse_step, parse_time
 from query_side.promql.values import Scalar, Vector
@@ -160,9 +161,24 @@ async def test_argus_quantile_merges_timer_sketches_across_hosts(world: World) -
     assert per_host == pytest.approx({"a": 99.0, "b": 199.0}, rel=0.02)
     with pytest.raises(InvalidArgument, match="tier step"):
         await instant(world, "argus_quantile(0.5, api_latency[7m])", bucket)
-    # Timers have no _bucket series: the error says what to write instead.
-    with pytest.raises(InvalidArgument, match="argus_quantile"):
-        await instant(world, "histogram_quantile(0.9, rate(api_latency_bucket[5m]))", bucket)
+    # histogram_quantile over a timer's (virtual) _bucket series asks the sketches: summed by
+    # `le` (and other labels) it merges them, without a sum it is per series.
+    merged_h = values(
+        await instant(world, "histogram_quantile(0.5, sum by (le) (rate(api_latency_bucket[5m])))", bucket)
+    )
+    assert merged_h == values(await instant(world, "argus_quantile(0.5, api_latency[5m])", bucket))
+    regional = 'histogram_quantile(0.99, sum by (region, le) (increase(api_latency_bucket{host="b"}[5m])))'
+    assert by(await instant(world, regional, bucket), "region") == pytest.approx({"eu": 199.0}, rel=0.02)
+    per_series = await instant(world, "histogram_quantile(0.99, rate(api_latency_bucket[5m]))", bucket)
+    assert by(per_series, "host") == pytest.approx({"a": 99.0, "b": 199.0}, rel=0.02)
+    assert {tuple(k for k, _ in labels) for labels in values(per_series)} == {("host", "region")}
+    assert any("histogram_quantile read merged sketches" in w for w in per_series.warnings)
+    # Other shapes have no sketch equivalent: the error says what to write instead.
+    for shape in ("avg by (le) (rate(api_latency_bucket[5m]))", "sum by (host) (rate(api_latency_bucket[5m]))"):
+        with pytest.raises(InvalidArgument, match="argus_quantile"):
+            await instant(world, f"histogram_quantile(0.9, {shape})", bucket)
+    with pytest.raises(InvalidArgument, match="tier step"):
+        await instant(world, "histogram_quantile(0.9, rate(api_latency_bucket[7m]))", bucket)
     timer_quantile = by(await instant(world, "quantile_over_time(0.5, api_latency[5m])", bucket), "host")
     assert timer_quantile == pytest.approx({"a": 50.0, "b": 150.0}, rel=0.03)
 
@@ -195,12 +211,114 @@ async def test_a_month_at_hour_steps_reads_the_hour_tier_and_widens_short_window
     assert np.isnan(series.values[:-1]).all()
 
 
+@pytest.mark.parametrize("step", [MINUTE, 5 * MINUTE, HOUR])
+@pytest.mark.parametrize("start_off", [0, 17 * MINUTE + 20 * SECOND], ids=["aligned", "unaligned"])
+async def test_a_coarse_tier_answers_between_its_stamps_what_the_fine_data_showed_at_the_last_stamp(
+    step: int, start_off: int
+) -> None:
+    # Six hours of 5 s samples; a bucket's `last` differs from the rest of it.
+    w = World()
+    n = 6 * 720
+    ts = five_s_ts(NOW_MS - 6 * HOUR, n)
+    i = np.arange(n)
+    for host, region, level in (("a", "eu", 10.0), ("b", "eu", 20.0), ("c", "us", 40.0)):
+        w.gauge("cpu.hourly", {"host": host}, ts, level + np.sin(i / 97.0) * 5 + i % 11, region=region)
+        w.counter("reqs.hourly", {"host": host}, ts, level / 10 + i % 3, region=region)
+    span = 5 * HOUR if step == HOUR else HOUR
+    start = NOW_MS - span + start_off
+    end = NOW_MS - 20 * MINUTE + start_off
+    tier = {MINUTE: "1m", 5 * MINUTE: "5m", HOUR: "1h"}[step]
+    for query in ("cpu_hourly", "avg by (region) (cpu_hourly)", "sum(reqs_hourly)"):
+        q = PromQuery(tenant=TENANT, query=query, start_ms=start, end_ms=end, step_ms=step)
+        result = await evaluate(w.engine, q, now_ms=w.now_ms)
+        assert result.tier == tier and isinstance(result.value, Vector)
+        got = {s.labels: s.values for s in result.value.series}
+        for j, t in enumerate(result.times_ms.tolist()):
+            # The tier's last bucket stamp at or before t (a bucket [b, b + step) is stamped
+            # b + step - 5 s), where the 5 s tier shows the same bucket's last sample.
+            stamp = (t + FIVE_S) // step * step - FIVE_S
+            fine = values(await instant(w, query, stamp))
+            assert fine, (query, t)
+            assert {k: float(v[j]) for k, v in got.items() if not np.isnan(v[j])} == pytest.approx(fine), (query, t)
+
+
+def _holt_winters(y: list[float], sf: float, tf: float) -> float:
+    """Prometheus's holt_winters, one window at a time (the reference for the vectorised one)."""
+    s0, s1, b = 0.0, y[0], y[1] - y[0]
+    for i in range(1, len(y)):
+        if i > 1:
+            b = tf * (s1 - s0) + (1 - tf) * b
+        s0, s1 = s1, sf * y[i] + (1 - sf) * (s1 + b)
+    return s1
+
+
+async def test_deriv_predict_linear_and_holt_winters(world: World) -> None:
+    ts = five_s_ts(NOW_MS - HOUR, 720)
+    world.gauge("line", {"host": "a"}, ts, 100.0 + 0.4 * np.arange(720))  # +0.4 per 5 s
+    world.gauge("flat", {"host": "a"}, ts, np.full(720, 0.1))
+    rng = np.random.default_rng(3)
+    noisy = np.round(rng.normal(50, 10, 720), 1)
+    world.gauge("noisy", {"host": "a"}, ts, noisy)
+    at = NOW_MS - 10 * MINUTE  # sample 600: line = 340
+    assert by(await instant(world, "deriv(line[5m])", at), "host") == pytest.approx({"a": 0.08})
+    assert by(await instant(world, "deriv(flat[5m])", at), "host") == {"a": 0.0}
+    # The intercept is at the evaluation time: the line 60 s on is 340 + 60 x 0.08.
+    assert by(await instant(world, "predict_linear(line[5m], 60)", at), "host") == pytest.approx({"a": 344.8})
+    # offset moves the data, not the intercept: 5 min older data extrapolated to `at` + 60 s.
+    shifted = by(await instant(world, "predict_linear(line[5m] offset 5m, 60)", at), "host")
+    assert shifted == pytest.approx({"a": 344.8})
+    assert by(await instant(world, "predict_linear(flat[5m], 3600)", at), "host") == {"a": 0.1}
+    # Least squares of noisy data equals numpy's fit over the window [at - 5m, at] (61 samples).
+    window = slice(540, 601)
+    x = (ts[window] - at) / 1000.0
+    slope, intercept = np.polyfit(x, noisy[window], 1)
+    assert by(await instant(world, "deriv(noisy[5m])", at), "host") == pytest.approx({"a": slope})
+    predicted = by(await instant(world, "predict_linear(noisy[5m], 120)", at), "host")
+    assert predicted == pytest.approx({"a": intercept + 120 * slope})
+    # holt_winters equals the step-by-step recurrence, at every step of a range query.
+    q = PromQuery(
+        tenant=TENANT,
+        query="holt_winters(noisy[2m], 0.3, 0.6)",
+        start_ms=at - 10 * MINUTE,
+        end_ms=at,
+        step_ms=30 * SECOND,
+    )
+    result = await evaluate(world.engine, q, now_ms=world.now_ms)
+    assert isinstance(result.value, Vector)
+    (smoothed,) = result.value.series
+    for j, t in enumerate(result.times_ms.tolist()):
+        end = (t - (NOW_MS - HOUR)) // FIVE_S
+        assert smoothed.values[j] == pytest.approx(_holt_winters(noisy[end - 24 : end + 1].tolist(), 0.3, 0.6))
+    renamed = values(await instant(world, "double_exponential_smoothing(noisy[2m], 0.3, 0.6)", at))
+    assert renamed == values(await instant(world, "holt_winters(noisy[2m], 0.3, 0.6)", at))
+    assert renamed == pytest.approx({(("host", "a"), ("region", "eu")): float(smoothed.values[-1])})
+    for bad, what in (("1, 0.5", "smoothing factor"), ("0.5, 0", "trend factor"), ("-0.1, 0.5", "smoothing")):
+        with pytest.raises(InvalidArgument, match=what):
+            await instant(world, f"holt_winters(noisy[5m], {bad})", at)
+    # One sample in the window (the series' first): no answer.
+    assert values(await instant(world, "deriv(line[5m])", NOW_MS - HOUR)) == {}
+
+
+async def test_windowed_regression_is_bounded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3 series x 721 steps, windows of up to 721 samples: ~780,000 samples visited.
+    monkeypatch.setattr(evaluator, "MAX_WINDOW_SAMPLES", 500_000)
+    q = PromQuery(
+        tenant=TENANT,
+        query="holt_winters(cpu_user[1h], 0.5, 0.5)",
+        start_ms=NOW_MS - HOUR,
+        end_ms=NOW_MS,
+        step_ms=5 * SECOND,
+    )
+    with pytest.raises(ResourceExhausted, match="visit"):
+        await evaluate(world.engine, q, now_ms=world.now_ms)
+
+
 # ------------------------------------------------------------------------------ hostile input
 
 
 async def test_unsupported_constructs_fail_naming_them(world: World) -> None:
-    with pytest.raises(InvalidArgument, match="holt_winters"):
-        await instant(world, "holt_winters(cpu_user[5m], 0.5, 0.5)")
+    with pytest.raises(InvalidArgument, match="mad_over_time"):
+        await instant(world, "mad_over_time(cpu_user[5m])")
     with pytest.raises(InvalidArgument, match="parse"):
         await instant(world, "sum(cpu_user")
 
