@@ -57,9 +57,9 @@ _STATES = {v: k for k, v in ACTIVE_STATE_CODES.items()}
 MAX_RULE_DOCUMENT_BYTES = 64 * 1024
 MAX_MATCHERS = 32
 MAX_BACKTEST_MS = 24 * 3_600_000
-MAX_BACKTEST_TICKS = 20_000
-"""A preview replays at most a day and 20k evaluations (a 1 s rule: 5.5 h): it runs in the
-query server, on a request."""
+MAX_BACKTEST_TICKS = 5_000
+"""A preview replays at most a day and 5,000 evaluations (a 10 s rule: 13.9 h; a 1 s rule:
+1.4 h): it runs in the query server, on a request, at ~6 ms an evaluation (decision 0053)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

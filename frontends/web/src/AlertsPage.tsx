@@ -400,10 +400,13 @@ function NotificationLog() {
   const [rows, setRows] = useState<TimelineEntry[] | null>(null);
   const [error, setError] = useState("");
   useEffect(() => {
-    alerts
-      .history({ sinceMs: BigInt(Date.now() - 86_400_000), limit: 1000 })
-      .then((r) => {
-        const out: TimelineEntry[] = [];
+    let stale = false;
+    (async () => {
+      const out: TimelineEntry[] = [];
+      let cursor = "";
+      // History pages run oldest first: the day's first 5 pages at most, newest shown first.
+      for (let page = 0; page < 5; page++) {
+        const r = await alerts.history({ sinceMs: BigInt(Date.now() - 86_400_000), cursor, limit: 1000 });
         for (const e of r.events) {
           const ev = e.event;
           if (ev.case === "notificationSent")
@@ -411,9 +414,16 @@ function NotificationLog() {
           else if (ev.case === "notificationFailed")
             out.push({ atMs: Number(ev.value.createdMs), kind: "failed", text: `${e.rules.join(", ")} → ${ev.value.receiver} via ${ev.value.channel} failed (${ev.value.outcome}): ${ev.value.error}` });
         }
-        setRows(sortTimeline(out).slice(0, 50));
-      })
-      .catch((e: unknown) => setError(errorMessage(e)));
+        if (r.nextCursor === "") break;
+        cursor = r.nextCursor;
+      }
+      if (!stale) setRows(sortTimeline(out).slice(0, 50));
+    })().catch((e: unknown) => {
+      if (!stale) setError(errorMessage(e));
+    });
+    return () => {
+      stale = true;
+    };
   }, []);
   return (
     <section className="card">

@@ -707,7 +707,8 @@ export type BacktestRuleRequest = Message<"argus.alerts.v1.BacktestRuleRequest">
   document: string;
 
   /**
-   * The range replayed, milliseconds since the epoch (at most 24 h; 0 until: now).
+   * The range replayed, milliseconds since the epoch (at most 24 h and 5,000 of the rule's
+   * evaluations; 0 until: now).
    *
    * @generated from field: int64 since_ms = 2;
    */
