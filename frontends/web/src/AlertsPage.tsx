@@ -307,14 +307,16 @@ function Timeline({ instanceId, alert }: { instanceId: string; alert: AlertRow |
   const [entries, setEntries] = useState<TimelineEntry[] | null>(null);
   const [error, setError] = useState("");
   const rule = alert?.rule ?? "";
+  const since = alert?.sinceMs ?? 0;
   useEffect(() => {
     let stale = false;
     (async () => {
       const out: TimelineEntry[] = [];
       let cursor = "";
-      // Pages of the rule's history (all of the tenant's when the alert is no longer active).
+      // Pages of the rule's history from a day before this episode began (all of the tenant's
+      // when the alert is no longer active), at most 5.
       for (let page = 0; page < 5; page++) {
-        const r = await alerts.history({ rule, cursor, limit: 1000 });
+        const r = await alerts.history({ rule, cursor, limit: 1000, sinceMs: BigInt(Math.max(0, since - 86_400_000)) });
         for (const e of r.events) {
           const entry = eventEntry(e, instanceId);
           if (entry) out.push(entry);
@@ -329,7 +331,7 @@ function Timeline({ instanceId, alert }: { instanceId: string; alert: AlertRow |
     return () => {
       stale = true;
     };
-  }, [instanceId, rule, alert?.acked, alert?.state]);
+  }, [instanceId, rule, since, alert?.acked, alert?.state]);
   return (
     <section className="card timeline" data-testid="timeline">
       <div className="toolbar">

@@ -100,6 +100,9 @@ describe("rule form", () => {
     severity: "page",
     labels: { team: "db" },
     annotations: { summary: "{{ labels.host }} hot", runbook: "http://x" },
+    keepFiringForMs: 120_000n,
+    noData: 2,
+    noDataTimeoutMs: 0n,
   };
 
   it("round-trips a saved rule through the form to the document", () => {
@@ -114,6 +117,8 @@ describe("rule form", () => {
           window: "5m",
           condition: "> 90",
           for: "1m",
+          keep_firing_for: "2m",
+          no_data: "alert",
           interval: "10s",
           severity: "page",
           labels: { team: "db" },
@@ -135,6 +140,8 @@ describe("rule form", () => {
       "rule:1: rules[0].query.where[1]: bad matcher",
       "rule:1: rules[0].query: missing metric",
       "rule:1: rules[0].bogus: unknown field",
+      "rule:1: rules[0].no_data_timeout: bad duration",
+      "rule:1: rules[0].no_data: expected one of ok, alert",
     ].join("\n");
     expect(fieldErrors(msg)).toEqual({
       condition: "expected one of >, <",
@@ -142,6 +149,8 @@ describe("rule form", () => {
       where: "bad matcher",
       metric: "missing metric",
       "": "rules[0].bogus: unknown field",
+      noDataTimeout: "bad duration",
+      noData: "expected one of ok, alert",
     });
     expect(fieldErrors("rule \"x\" changed since version 3")).toEqual({ "": 'rule "x" changed since version 3' });
   });

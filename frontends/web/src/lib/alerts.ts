@@ -147,6 +147,9 @@ export interface RuleForm {
   severity: string;
   labels: string; // "team=db, tier=1"
   summary: string; // annotations.summary
+  keepFiringFor: string;
+  noData: string; // ok, alert or keep_last
+  noDataTimeout: string; // "": twice the window
 }
 
 export const NEW_RULE: RuleForm = {
@@ -163,7 +166,13 @@ export const NEW_RULE: RuleForm = {
   severity: "warning",
   labels: "",
   summary: "",
+  keepFiringFor: "0s",
+  noData: "ok",
+  noDataTimeout: "",
 };
+
+// argus.alerts.v1.NoDataPolicy numbers.
+const NO_DATA = ["ok", "ok", "alert", "keep_last"];
 
 export interface RuleFields {
   name: string;
@@ -175,6 +184,9 @@ export interface RuleFields {
   severity: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  keepFiringForMs?: bigint | number;
+  noData?: number;
+  noDataTimeoutMs?: bigint | number;
 }
 
 export function ruleToForm(r: RuleFields): RuleForm {
@@ -194,6 +206,9 @@ export function ruleToForm(r: RuleFields): RuleForm {
     severity: r.severity,
     labels: Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(", "),
     summary: r.annotations.summary ?? "",
+    keepFiringFor: formatDurationMs(Number(r.keepFiringForMs ?? 0)),
+    noData: NO_DATA[r.noData ?? 0] ?? "ok",
+    noDataTimeout: Number(r.noDataTimeoutMs ?? 0) > 0 ? formatDurationMs(Number(r.noDataTimeoutMs)) : "",
   };
 }
 
@@ -210,6 +225,9 @@ export function formToDocument(f: RuleForm, annotations: Record<string, string> 
   if (f.agg.trim() !== "") query.agg = f.agg.trim();
   const rule: Record<string, unknown> = { name: f.name.trim(), query, window: f.window.trim(), condition: f.condition.trim() };
   if (f.for.trim() !== "" && f.for.trim() !== "0s") rule.for = f.for.trim();
+  if (f.keepFiringFor.trim() !== "" && f.keepFiringFor.trim() !== "0s") rule.keep_firing_for = f.keepFiringFor.trim();
+  if (f.noData.trim() !== "" && f.noData.trim() !== "ok") rule.no_data = f.noData.trim();
+  if (f.noDataTimeout.trim() !== "") rule.no_data_timeout = f.noDataTimeout.trim();
   if (f.interval.trim() !== "") rule.interval = f.interval.trim();
   if (f.severity.trim() !== "") rule.severity = f.severity.trim();
   const labels: Record<string, string> = {};
@@ -237,6 +255,9 @@ const PATH_FIELD: [RegExp, keyof RuleForm][] = [
   [/^rules\[0\]\.window/, "window"],
   [/^rules\[0\]\.condition/, "condition"],
   [/^rules\[0\]\.for/, "for"],
+  [/^rules\[0\]\.keep_firing_for/, "keepFiringFor"],
+  [/^rules\[0\]\.no_data_timeout/, "noDataTimeout"],
+  [/^rules\[0\]\.no_data/, "noData"],
   [/^rules\[0\]\.interval/, "interval"],
   [/^rules\[0\]\.severity/, "severity"],
   [/^rules\[0\]\.labels/, "labels"],
