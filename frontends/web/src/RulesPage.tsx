@@ -8,9 +8,11 @@ import { TimeSeriesChart } from "./Chart";
 import type { RuleStatus } from "./gen/argus/alerts/v1/service_pb";
 import { navigate } from "./hooks";
 import {
+  backtestRangeMs,
   conditionLines,
   fieldErrors,
   firingSpans,
+  formatDurationMs,
   formToDocument,
   mergeSpans,
   NEW_RULE,
@@ -217,6 +219,7 @@ function Preview({ form, annotations, hours }: { form: RuleForm; annotations: Re
   const [error, setError] = useState("");
   const [backtestError, setBacktestError] = useState("");
   const [range, setRange] = useState({ start: Date.now() - hours * 3_600_000, end: Date.now() });
+  const backMs = backtestRangeMs(hours * 3_600_000, form.interval);
   const document_ = formToDocument({ ...form, name: form.name.trim() || "preview" }, annotations);
   const queryKey = JSON.stringify([form.metric, form.agg, form.where, form.groupBy, form.region, hours]);
 
@@ -262,7 +265,7 @@ function Preview({ form, annotations, hours }: { form: RuleForm; annotations: Re
     const id = setTimeout(() => {
       const until = Date.now();
       alerts
-        .backtestRule({ document: document_, sinceMs: BigInt(until - hours * 3_600_000), untilMs: BigInt(until) }, { signal: ac.signal, timeoutMs: 60_000 })
+        .backtestRule({ document: document_, sinceMs: BigInt(until - backMs), untilMs: BigInt(until) }, { signal: ac.signal, timeoutMs: 60_000 })
         .then((r) => {
           setSpans(
             firingSpans(
@@ -283,7 +286,7 @@ function Preview({ form, annotations, hours }: { form: RuleForm; annotations: Re
       clearTimeout(id);
       ac.abort();
     };
-  }, [document_, hours, form.metric]);
+  }, [document_, backMs, form.metric]);
 
   const lines = conditionLines(form.condition);
   const thresholds = (lines?.lines ?? []).map((v) => ({ value: v, color: "#f2495c" }));
@@ -313,8 +316,8 @@ function Preview({ form, annotations, hours }: { form: RuleForm; annotations: Re
           : spans === null
             ? "Backtesting…"
             : spans.length === 0
-              ? `Would not have fired in the last ${hours} h.`
-              : `Would have fired ${spans.length} time${spans.length === 1 ? "" : "s"} in the last ${hours} h (shaded): ` +
+              ? `Would not have fired in the last ${formatDurationMs(backMs)}.`
+              : `Would have fired ${spans.length} time${spans.length === 1 ? "" : "s"} in the last ${formatDurationMs(backMs)} (shaded): ` +
                 spans
                   .slice(0, 5)
                   .map((s) => `${new Date(s.start).toLocaleTimeString()}–${new Date(s.end).toLocaleTimeString()} ${Object.values(s.labels).join(",")}`)

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import {
   ago,
+  backtestRangeMs,
+  parseDurationMs,
   conditionLines,
   conditionText,
   fieldErrors,
@@ -71,6 +73,16 @@ describe("durations and conditions", () => {
     expect(formatDurationMs(0)).toBe("0s");
     expect(ago(1000, 61_000 + 1000 * 3600)).toBe("1h1m");
     expect(ago(0, 42_000)).toBe("42s");
+  });
+
+  it("parses document durations and bounds the backtest range", () => {
+    expect(parseDurationMs("1m30s")).toBe(90_000);
+    expect(parseDurationMs("250ms")).toBe(250);
+    expect(parseDurationMs("5 m")).toBeNull();
+    expect(backtestRangeMs(3 * 3_600_000, "10s")).toBe(3 * 3_600_000);
+    expect(backtestRangeMs(3 * 3_600_000, "1s")).toBe(4999_000);
+    expect(backtestRangeMs(48 * 3_600_000, "1h")).toBe(86_400_000);
+    expect(backtestRangeMs(3_600_000, "bogus")).toBe(3_600_000);
   });
 
   it("writes conditions in the document's text form", () => {

@@ -92,6 +92,24 @@ export function formatDurationMs(ms: number): string {
   return out;
 }
 
+// "1m30s" -> 90000; null when it does not parse (the server then says why).
+export function parseDurationMs(text: string): number | null {
+  const t = text.trim();
+  if (!/^(\d{1,9}(ms|s|m|h|d|w))+$/.test(t)) return null;
+  let ms = 0;
+  for (const m of t.matchAll(/(\d+)(ms|s|m|h|d|w)/g)) ms += Number(m[1]) * (UNITS.find(([u]) => u === m[2])?.[1] ?? 0);
+  return ms;
+}
+
+// The server replays at most 24 h and this many evaluations (grpc_service.MAX_BACKTEST_TICKS).
+export const MAX_BACKTEST_TICKS = 5000;
+
+// How far back a preview's backtest can go: the asked range, cut to what the server replays.
+export function backtestRangeMs(rangeMs: number, interval: string): number {
+  const every = parseDurationMs(interval) || 10_000;
+  return Math.min(rangeMs, 86_400_000, (MAX_BACKTEST_TICKS - 1) * every);
+}
+
 export function ago(ms: number, now: number): string {
   const d = Math.max(0, now - ms);
   if (d < 60_000) return `${Math.floor(d / 1000)}s`;
