@@ -16,6 +16,7 @@ Tenants are apart: entities are named by tenant, and an apply reads and changes 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,10 +38,10 @@ from core.alerting.events import (
     silence_entity,
     silence_to_proto,
 )
-from core.alerting.model import AlertConfig, LabelMatcher, Silence
+from core.alerting.model import AlertConfig, AlertRule, LabelMatcher, Silence
 from core.alerting.state import AlertConfigState
 from core.config_view import ConfigView, config_change
-from core.errors import InvalidArgument, NotFound
+from core.errors import Conflict, InvalidArgument, NotFound
 from core.events import digest, make_event
 from core.ports import Event
 from core.regex import compile_full_match
@@ -278,3 +279,44 @@ async def expire_silence(command: ExpireSilence, *, view: ConfigView, clock_ms: 
     )
     outcome = await view.append_change(_event(command.tenant, entity, payload, lambda: now))
     return ConfigChanged(entity=entity, version=outcome.version, changed=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveAlertRule:
+    """Create or replace one rule of the tenant's configuration, leaving the rest as it is.
+    `expected_version`: the rule's version the editor started from (0: a new rule); None:
+    whatever is current."""
+
+    tenant: str
+    rule: AlertRule
+    author: str
+    expected_version: int | None = None
+
+
+async def save_alert_rule(
+    command: SaveAlertRule, *, view: ConfigView, clock_ms: Callable[[], int]
+) -> tuple[Action | None, int]:
+    """Apply the tenant's current document with this one rule put in (the apply path: the same
+    diff, event and version check); returns (what was done, None when nothing changed, and the
+    rule's version after). Conflict when the rule's version is not `expected_version`."""
+    _check_tenant(command.tenant)
+    await view.refresh()
+    entity = rule_entity(command.tenant, command.rule.name)
+    current = view.state(AlertConfigState).config(command.tenant)
+    if command.expected_version is not None and view.version(entity) != command.expected_version:
+        raise Conflict(
+            f"rule {command.rule.name!r} changed since version {command.expected_version} "
+            f"(now {view.version(entity)}): reload it and edit again"
+        )
+    wanted = dataclasses.replace(current, rules={**current.rules, command.rule.name: command.rule})
+    plan = await plan_alert_config(
+        ApplyAlertConfig(tenant=command.tenant, config=wanted, author=command.author), view=view, clock_ms=clock_ms
+    )
+    # The plan's own version check (the view rejects a stale event) covers a change after ours.
+    if command.expected_version is not None and any(
+        c.entity == entity and c.expected_version != command.expected_version for c in plan.changes
+    ):
+        raise Conflict(f"rule {command.rule.name!r} changed while saving: reload it and edit again")
+    await execute_plan(plan, view=view)
+    action = next((c.action for c in plan.changes if c.entity == entity), None)
+    return action, view.version(entity)

@@ -194,7 +194,7 @@ def test_dashboards_app_in_headless_chromium(server_factory: Callable[[], ArgusS
     for s in steps:
         print(s)
     failed = [s for s in steps if s.get("ok") is False]
-    assert not failed and len(steps) == 14, "browser steps failed:\n" + "\n".join(out)
+    assert not failed and len(steps) == 16, "browser steps failed:\n" + "\n".join(out)
     live = next(s for s in steps if s.get("step", "").startswith("live panel"))
     measured("live ack-to-pixel ms", live["ackToPixelMs"])
     assert live["ackToPixelMs"] <= 2000

@@ -312,6 +312,60 @@ try {
     return { error: text.slice(0, 120) };
   });
 
+  await step("rule editor: a field error, then a breaching rule saved with its preview", async () => {
+    await page.goto(`${URL_}/#/rules/new`);
+    const fill = async (label, v) => page.getByLabel(label, { exact: true }).fill(v);
+    await fill("Name", "e2e_live_high");
+    await fill("Metric", "e2e_live");
+    await fill("Aggregation", "max");
+    await fill("Window", "0s");
+    await fill("Condition", "> 100");
+    await fill("Evaluate every", "1s");
+    await fill("Severity", "page");
+    await page.click("button:has-text('Save')");
+    // The server's validation error, on the field it names.
+    const err = await page.locator(".field-error[data-field=window]").textContent({ timeout: 10_000 });
+    await fill("Window", "30s");
+    await page.locator("[data-testid=backtest-summary]").filter({ hasText: /Would (not )?have fired/ }).waitFor({ timeout: 30_000 });
+    await page.locator("[data-testid=rule-preview] .chart canvas").waitFor();
+    await snap(page, "rule-editor-preview");
+    await page.click("button:has-text('Save')");
+    await page.waitForURL(/#\/rules\/e2e_live_high$/);
+    // A sample over the threshold, pushed after the rule exists: the evaluator sees it stream by.
+    await push({ metric: "e2e_live", host: "web-a", ts: Date.now(), value: 5000 });
+    await page.goto(`${URL_}/#/alerts`);
+    const row = page.locator("li.alert-item[data-rule=e2e_live_high][data-state=firing]");
+    await row.waitFor({ timeout: 20_000 });
+    await snap(page, "alerts-firing");
+    return { fieldError: err };
+  });
+
+  await step("Ack changes the alert's state; silence preview; phone layout", async () => {
+    const row = page.locator("li.alert-item[data-rule=e2e_live_high]");
+    await row.getByRole("button", { name: "Ack", exact: true }).click();
+    await page.locator("li.alert-item[data-rule=e2e_live_high][data-acked=true] .badge.acked").waitFor({ timeout: 10_000 });
+    await row.locator("a.alert-main").click();
+    await page.locator("[data-testid=timeline] li.ack").waitFor({ timeout: 10_000 });
+    await row.getByRole("button", { name: "Silence" }).click();
+    const preview = page.locator("[data-testid=silence-preview]").filter({ hasText: "Would silence 1 active alert" });
+    await preview.waitFor({ timeout: 10_000 });
+    await snap(page, "silence-preview");
+    await page.getByRole("button", { name: "Cancel" }).click();
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const p = await phone.newPage();
+    await openSignedIn(p, `${URL_}/#/alerts`);
+    await p.goto(`${URL_}/#/alerts?state=firing`);
+    const phoneRow = p.locator("li.alert-item[data-rule=e2e_live_high]");
+    await phoneRow.waitFor({ timeout: 10_000 });
+    const box = await phoneRow.getByRole("button", { name: /Ack|Un-ack/ }).boundingBox();
+    const scrollWidth = await p.evaluate(() => document.documentElement.scrollWidth);
+    await snap(p, "phone-alerts");
+    await phone.close();
+    if (box === null || box.height < 44 || box.width < 150) throw new Error(`phone ack button too small: ${JSON.stringify(box)}`);
+    if (scrollWidth > 400) throw new Error(`phone layout scrolls sideways: ${scrollWidth}px wide`);
+    return { ackButton: box, scrollWidth };
+  });
+
   await step("light theme renders", async () => {
     await page.click("text=☀ Light");
     await page.goto(`${URL_}/#/d/this-host`);

@@ -4,6 +4,8 @@ import { useRoute, useTheme } from "./hooks";
 import { Login } from "./Login";
 import { DashboardList } from "./DashboardList";
 import { DashboardPage } from "./DashboardPage";
+import { AlertsPage } from "./AlertsPage";
+import { RulesPage } from "./RulesPage";
 
 export function App() {
   const [key, setKeyState] = useState(getKey());
@@ -19,6 +21,19 @@ export function App() {
         <a className="brand" href="#/">
           Argus
         </a>
+        {key !== "" && (
+          <nav className="nav">
+            <a href="#/" className={route.page === "list" || route.page === "dashboard" ? "on" : ""}>
+              Dashboards
+            </a>
+            <a href="#/alerts" className={route.page === "alerts" ? "on" : ""}>
+              Alerts
+            </a>
+            <a href="#/rules" className={route.page === "rules" ? "on" : ""}>
+              Rules
+            </a>
+          </nav>
+        )}
         <span className="spacer" />
         <button className="ghost" onClick={() => setTheme(theme === "dark" ? "light" : "dark")} title="Toggle theme">
           {theme === "dark" ? "☀ Light" : "☾ Dark"}
@@ -33,6 +48,10 @@ export function App() {
         <Login onLogin={(k) => setKeyState(k)} />
       ) : route.page === "dashboard" ? (
         <DashboardPage key={route.uid} uid={route.uid} params={route.params} onUnauthenticated={logout} />
+      ) : route.page === "alerts" ? (
+        <AlertsPage instance={route.uid} params={route.params} onUnauthenticated={logout} />
+      ) : route.page === "rules" ? (
+        <RulesPage name={route.uid} onUnauthenticated={logout} />
       ) : route.page === "new" ? (
         <DashboardPage key="new" uid="" params={route.params} onUnauthenticated={logout} />
       ) : (

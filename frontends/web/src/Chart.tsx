@@ -20,6 +20,8 @@ interface Props {
   min: number | null;
   max: number | null;
   bars?: boolean;
+  // Shaded time spans (ms), e.g. where a rule would have fired.
+  bands?: { start: number; end: number }[];
   onZoom?: (start: number, end: number) => void;
 }
 
@@ -32,8 +34,9 @@ export function TimeSeriesChart(props: Props) {
   const box = useRef<HTMLDivElement>(null);
   const tip = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  const latest = useRef({ unit, decimals, thresholds, onZoom, range });
-  latest.current = { unit, decimals, thresholds, onZoom, range };
+  const bands = props.bands;
+  const latest = useRef({ unit, decimals, thresholds, onZoom, range, bands });
+  latest.current = { unit, decimals, thresholds, onZoom, range, bands };
   const names = useMemo(() => series.map((s, i) => seriesName(s.labels, metric, props.legends?.[i] ?? "")), [series, metric, props.legends]);
   const data = useMemo(() => {
     const [x, ...ys] = align(series);
@@ -78,6 +81,12 @@ export function TimeSeriesChart(props: Props) {
           (u) => {
             const ctx = u.ctx;
             ctx.save();
+            ctx.fillStyle = "rgba(242, 73, 92, 0.18)";
+            for (const b of latest.current.bands ?? []) {
+              const x0 = Math.max(u.bbox.left, u.valToPos(b.start / 1000, "x", true));
+              const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(b.end / 1000, "x", true));
+              if (x1 > x0) ctx.fillRect(x0, u.bbox.top, Math.max(x1 - x0, 3 * devicePixelRatio), u.bbox.height);
+            }
             ctx.setLineDash([6, 4]);
             ctx.lineWidth = 1.5 * devicePixelRatio;
             for (const t of latest.current.thresholds) {
@@ -158,7 +167,7 @@ export function TimeSeriesChart(props: Props) {
     if (!u) return;
     u.setData(data, false);
     u.setScale("x", { min: range.start / 1000, max: range.end / 1000 });
-  }, [data, range.start, range.end, shape]);
+  }, [data, range.start, range.end, shape, bands]);
 
   return (
     <div className="chart" ref={box} data-points={data[0].length}>

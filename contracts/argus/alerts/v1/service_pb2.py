@@ -23,29 +23,82 @@ _sym_db = _symbol_database.Default()
 
 
 from contracts.argus.alerts.v1 import alerts_pb2 as argus_dot_alerts_dot_v1_dot_alerts__pb2
+from contracts.argus.alerts.v1 import config_pb2 as argus_dot_alerts_dot_v1_dot_config__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61rgus/alerts/v1/service.proto\x12\x0f\x61rgus.alerts.v1\x1a\x1c\x61rgus/alerts/v1/alerts.proto\"=\n\x11ListAlertsRequest\x12\x14\n\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\"P\n\x12ListAlertsResponse\x12:\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\".argus.alerts.v1.AlertStateChangedR\x06\x61lerts\"m\n\x0eHistoryRequest\x12\x19\n\x08since_ms\x18\x01 \x01(\x03R\x07sinceMs\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\x12\x16\n\x06\x63ursor\x18\x03 \x01(\tR\x06\x63ursor\x12\x14\n\x05limit\x18\x04 \x01(\rR\x05limit\"\xfb\x03\n\nAlertEvent\x12I\n\rstate_changed\x18\x01 \x01(\x0b\x32\".argus.alerts.v1.AlertStateChangedH\x00R\x0cstateChanged\x12P\n\x11notification_sent\x18\x02 \x01(\x0b\x32!.argus.alerts.v1.NotificationSentH\x00R\x10notificationSent\x12V\n\x13notification_failed\x18\x03 \x01(\x0b\x32#.argus.alerts.v1.NotificationFailedH\x00R\x12notificationFailed\x12H\n\x0c\x61\x63knowledged\x18\x05 \x01(\x0b\x32\".argus.alerts.v1.AlertAcknowledgedH\x00R\x0c\x61\x63knowledged\x12N\n\x0eunacknowledged\x18\x06 \x01(\x0b\x32$.argus.alerts.v1.AlertUnacknowledgedH\x00R\x0eunacknowledged\x12?\n\tescalated\x18\x07 \x01(\x0b\x32\x1f.argus.alerts.v1.AlertEscalatedH\x00R\tescalated\x12\x14\n\x05rules\x18\x04 \x03(\tR\x05rulesB\x07\n\x05\x65vent\"g\n\x0fHistoryResponse\x12\x33\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x06\x65vents\x12\x1f\n\x0bnext_cursor\x18\x02 \x01(\tR\nnextCursor\"*\n\x10SubscribeRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"^\n\x11SubscribeResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x05\x65vent\x12\x16\n\x06\x63ursor\x18\x02 \x01(\tR\x06\x63ursor2\x89\x02\n\x0c\x41lertService\x12U\n\nListAlerts\x12\".argus.alerts.v1.ListAlertsRequest\x1a#.argus.alerts.v1.ListAlertsResponse\x12L\n\x07History\x12\x1f.argus.alerts.v1.HistoryRequest\x1a .argus.alerts.v1.HistoryResponse\x12T\n\tSubscribe\x12!.argus.alerts.v1.SubscribeRequest\x1a\".argus.alerts.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61rgus/alerts/v1/service.proto\x12\x0f\x61rgus.alerts.v1\x1a\x1c\x61rgus/alerts/v1/alerts.proto\x1a\x1c\x61rgus/alerts/v1/config.proto\"=\n\x11ListAlertsRequest\x12\x14\n\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\"\xb7\x03\n\x12ListAlertsResponse\x12:\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\".argus.alerts.v1.AlertStateChangedR\x06\x61lerts\x12Y\n\x0c\x61\x63knowledged\x18\x02 \x03(\x0b\x32\x35.argus.alerts.v1.ListAlertsResponse.AcknowledgedEntryR\x0c\x61\x63knowledged\x12M\n\x08silenced\x18\x03 \x03(\x0b\x32\x31.argus.alerts.v1.ListAlertsResponse.SilencedEntryR\x08silenced\x1a\x61\n\x11\x41\x63knowledgedEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x36\n\x05value\x18\x02 \x01(\x0b\x32 .argus.alerts.v1.AcknowledgementR\x05value:\x02\x38\x01\x1aX\n\rSilencedEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x31\n\x05value\x18\x02 \x01(\x0b\x32\x1b.argus.alerts.v1.SilenceIdsR\x05value:\x02\x38\x01\"\x1e\n\nSilenceIds\x12\x10\n\x03ids\x18\x01 \x03(\tR\x03ids\"\x95\x01\n\x0f\x41\x63knowledgement\x12\x1f\n\x0binstance_id\x18\x01 \x01(\tR\ninstanceId\x12\"\n\x0c\x61\x63knowledged\x18\x02 \x01(\x08R\x0c\x61\x63knowledged\x12\x0e\n\x02\x62y\x18\x03 \x01(\tR\x02\x62y\x12\x13\n\x05\x61t_ms\x18\x04 \x01(\x03R\x04\x61tMs\x12\x18\n\x07\x63omment\x18\x05 \x01(\tR\x07\x63omment\"m\n\x0eHistoryRequest\x12\x19\n\x08since_ms\x18\x01 \x01(\x03R\x07sinceMs\x12\x12\n\x04rule\x18\x02 \x01(\tR\x04rule\x12\x16\n\x06\x63ursor\x18\x03 \x01(\tR\x06\x63ursor\x12\x14\n\x05limit\x18\x04 \x01(\rR\x05limit\"\xfb\x03\n\nAlertEvent\x12I\n\rstate_changed\x18\x01 \x01(\x0b\x32\".argus.alerts.v1.AlertStateChangedH\x00R\x0cstateChanged\x12P\n\x11notification_sent\x18\x02 \x01(\x0b\x32!.argus.alerts.v1.NotificationSentH\x00R\x10notificationSent\x12V\n\x13notification_failed\x18\x03 \x01(\x0b\x32#.argus.alerts.v1.NotificationFailedH\x00R\x12notificationFailed\x12H\n\x0c\x61\x63knowledged\x18\x05 \x01(\x0b\x32\".argus.alerts.v1.AlertAcknowledgedH\x00R\x0c\x61\x63knowledged\x12N\n\x0eunacknowledged\x18\x06 \x01(\x0b\x32$.argus.alerts.v1.AlertUnacknowledgedH\x00R\x0eunacknowledged\x12?\n\tescalated\x18\x07 \x01(\x0b\x32\x1f.argus.alerts.v1.AlertEscalatedH\x00R\tescalated\x12\x14\n\x05rules\x18\x04 \x03(\tR\x05rulesB\x07\n\x05\x65vent\"g\n\x0fHistoryResponse\x12\x33\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x06\x65vents\x12\x1f\n\x0bnext_cursor\x18\x02 \x01(\tR\nnextCursor\"*\n\x10SubscribeRequest\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"^\n\x11SubscribeResponse\x12\x31\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1b.argus.alerts.v1.AlertEventR\x05\x65vent\x12\x16\n\x06\x63ursor\x18\x02 \x01(\tR\x06\x63ursor\"O\n\x12\x41\x63knowledgeRequest\x12\x1f\n\x0binstance_id\x18\x01 \x01(\tR\ninstanceId\x12\x18\n\x07\x63omment\x18\x02 \x01(\tR\x07\x63omment\"7\n\x14UnacknowledgeRequest\x12\x1f\n\x0binstance_id\x18\x01 \x01(\tR\ninstanceId\"a\n\x13\x41\x63knowledgeResponse\x12J\n\x0f\x61\x63knowledgement\x18\x01 \x01(\x0b\x32 .argus.alerts.v1.AcknowledgementR\x0f\x61\x63knowledgement\"W\n\x0bSilenceInfo\x12\x32\n\x07silence\x18\x01 \x01(\x0b\x32\x18.argus.alerts.v1.SilenceR\x07silence\x12\x14\n\x05state\x18\x02 \x01(\tR\x05state\"c\n\x15UnacknowledgeResponse\x12J\n\x0f\x61\x63knowledgement\x18\x01 \x01(\x0b\x32 .argus.alerts.v1.AcknowledgementR\x0f\x61\x63knowledgement\"\'\n\x13ListSilencesRequest\x12\x10\n\x03\x61ll\x18\x01 \x01(\x08R\x03\x61ll\"P\n\x14ListSilencesResponse\x12\x38\n\x08silences\x18\x01 \x03(\x0b\x32\x1c.argus.alerts.v1.SilenceInfoR\x08silences\"\x9e\x01\n\x14\x43reateSilenceRequest\x12\x1a\n\x08matchers\x18\x01 \x03(\tR\x08matchers\x12\x1a\n\x08\x64uration\x18\x02 \x01(\tR\x08\x64uration\x12\x1b\n\tstarts_ms\x18\x03 \x01(\x03R\x08startsMs\x12\x17\n\x07\x65nds_ms\x18\x04 \x01(\x03R\x06\x65ndsMs\x12\x18\n\x07\x63omment\x18\x05 \x01(\tR\x07\x63omment\"O\n\x15\x43reateSilenceResponse\x12\x36\n\x07silence\x18\x01 \x01(\x0b\x32\x1c.argus.alerts.v1.SilenceInfoR\x07silence\"&\n\x14\x45xpireSilenceRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"1\n\x15\x45xpireSilenceResponse\x12\x18\n\x07\x65xpired\x18\x01 \x01(\x08R\x07\x65xpired\"3\n\x15PreviewSilenceRequest\x12\x1a\n\x08matchers\x18\x01 \x03(\tR\x08matchers\"T\n\x16PreviewSilenceResponse\x12:\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\".argus.alerts.v1.AlertStateChangedR\x06\x61lerts\"\x12\n\x10ListRulesRequest\"\x88\x01\n\nRuleStatus\x12.\n\x04rule\x18\x01 \x01(\x0b\x32\x1a.argus.alerts.v1.AlertRuleR\x04rule\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x16\n\x06\x66iring\x18\x03 \x01(\rR\x06\x66iring\x12\x18\n\x07pending\x18\x04 \x01(\rR\x07pending\"F\n\x11ListRulesResponse\x12\x31\n\x05rules\x18\x01 \x03(\x0b\x32\x1b.argus.alerts.v1.RuleStatusR\x05rules\"r\n\x0fSaveRuleRequest\x12\x1a\n\x08\x64ocument\x18\x01 \x01(\tR\x08\x64ocument\x12.\n\x10\x65xpected_version\x18\x02 \x01(\x03H\x00R\x0f\x65xpectedVersion\x88\x01\x01\x42\x13\n\x11_expected_version\"t\n\x10SaveRuleResponse\x12.\n\x04rule\x18\x01 \x01(\x0b\x32\x1a.argus.alerts.v1.AlertRuleR\x04rule\x12\x16\n\x06\x61\x63tion\x18\x02 \x01(\tR\x06\x61\x63tion\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\"g\n\x13\x42\x61\x63ktestRuleRequest\x12\x1a\n\x08\x64ocument\x18\x01 \x01(\tR\x08\x64ocument\x12\x19\n\x08since_ms\x18\x02 \x01(\x03R\x07sinceMs\x12\x19\n\x08until_ms\x18\x03 \x01(\x03R\x07untilMs\"\xd0\x01\n\x14\x42\x61\x63ktestRuleResponse\x12\x44\n\x0btransitions\x18\x01 \x03(\x0b\x32\".argus.alerts.v1.AlertStateChangedR\x0btransitions\x12\x19\n\x08since_ms\x18\x02 \x01(\x03R\x07sinceMs\x12\x19\n\x08until_ms\x18\x03 \x01(\x03R\x07untilMs\x12&\n\x0f\x66irst_sample_ms\x18\x04 \x01(\x03R\rfirstSampleMs\x12\x14\n\x05ticks\x18\x05 \x01(\rR\x05ticks2\xc5\x08\n\x0c\x41lertService\x12U\n\nListAlerts\x12\".argus.alerts.v1.ListAlertsRequest\x1a#.argus.alerts.v1.ListAlertsResponse\x12L\n\x07History\x12\x1f.argus.alerts.v1.HistoryRequest\x1a .argus.alerts.v1.HistoryResponse\x12T\n\tSubscribe\x12!.argus.alerts.v1.SubscribeRequest\x1a\".argus.alerts.v1.SubscribeResponse0\x01\x12X\n\x0b\x41\x63knowledge\x12#.argus.alerts.v1.AcknowledgeRequest\x1a$.argus.alerts.v1.AcknowledgeResponse\x12^\n\rUnacknowledge\x12%.argus.alerts.v1.UnacknowledgeRequest\x1a&.argus.alerts.v1.UnacknowledgeResponse\x12[\n\x0cListSilences\x12$.argus.alerts.v1.ListSilencesRequest\x1a%.argus.alerts.v1.ListSilencesResponse\x12^\n\rCreateSilence\x12%.argus.alerts.v1.CreateSilenceRequest\x1a&.argus.alerts.v1.CreateSilenceResponse\x12^\n\rExpireSilence\x12%.argus.alerts.v1.ExpireSilenceRequest\x1a&.argus.alerts.v1.ExpireSilenceResponse\x12\x61\n\x0ePreviewSilence\x12&.argus.alerts.v1.PreviewSilenceRequest\x1a\'.argus.alerts.v1.PreviewSilenceResponse\x12R\n\tListRules\x12!.argus.alerts.v1.ListRulesRequest\x1a\".argus.alerts.v1.ListRulesResponse\x12O\n\x08SaveRule\x12 .argus.alerts.v1.SaveRuleRequest\x1a!.argus.alerts.v1.SaveRuleResponse\x12[\n\x0c\x42\x61\x63ktestRule\x12$.argus.alerts.v1.BacktestRuleRequest\x1a%.argus.alerts.v1.BacktestRuleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'argus.alerts.v1.service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTALERTSREQUEST']._serialized_start=80
-  _globals['_LISTALERTSREQUEST']._serialized_end=141
-  _globals['_LISTALERTSRESPONSE']._serialized_start=143
-  _globals['_LISTALERTSRESPONSE']._serialized_end=223
-  _globals['_HISTORYREQUEST']._serialized_start=225
-  _globals['_HISTORYREQUEST']._serialized_end=334
-  _globals['_ALERTEVENT']._serialized_start=337
-  _globals['_ALERTEVENT']._serialized_end=844
-  _globals['_HISTORYRESPONSE']._serialized_start=846
-  _globals['_HISTORYRESPONSE']._serialized_end=949
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=951
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=993
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=995
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=1089
-  _globals['_ALERTSERVICE']._serialized_start=1092
-  _globals['_ALERTSERVICE']._serialized_end=1357
+  _globals['_LISTALERTSRESPONSE_ACKNOWLEDGEDENTRY']._loaded_options = None
+  _globals['_LISTALERTSRESPONSE_ACKNOWLEDGEDENTRY']._serialized_options = b'8\001'
+  _globals['_LISTALERTSRESPONSE_SILENCEDENTRY']._loaded_options = None
+  _globals['_LISTALERTSRESPONSE_SILENCEDENTRY']._serialized_options = b'8\001'
+  _globals['_LISTALERTSREQUEST']._serialized_start=110
+  _globals['_LISTALERTSREQUEST']._serialized_end=171
+  _globals['_LISTALERTSRESPONSE']._serialized_start=174
+  _globals['_LISTALERTSRESPONSE']._serialized_end=613
+  _globals['_LISTALERTSRESPONSE_ACKNOWLEDGEDENTRY']._serialized_start=426
+  _globals['_LISTALERTSRESPONSE_ACKNOWLEDGEDENTRY']._serialized_end=523
+  _globals['_LISTALERTSRESPONSE_SILENCEDENTRY']._serialized_start=525
+  _globals['_LISTALERTSRESPONSE_SILENCEDENTRY']._serialized_end=613
+  _globals['_SILENCEIDS']._serialized_start=615
+  _globals['_SILENCEIDS']._serialized_end=645
+  _globals['_ACKNOWLEDGEMENT']._serialized_start=648
+  _globals['_ACKNOWLEDGEMENT']._serialized_end=797
+  _globals['_HISTORYREQUEST']._serialized_start=799
+  _globals['_HISTORYREQUEST']._serialized_end=908
+  _globals['_ALERTEVENT']._serialized_start=911
+  _globals['_ALERTEVENT']._serialized_end=1418
+  _globals['_HISTORYRESPONSE']._serialized_start=1420
+  _globals['_HISTORYRESPONSE']._serialized_end=1523
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=1525
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=1567
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=1569
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1663
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_start=1665
+  _globals['_ACKNOWLEDGEREQUEST']._serialized_end=1744
+  _globals['_UNACKNOWLEDGEREQUEST']._serialized_start=1746
+  _globals['_UNACKNOWLEDGEREQUEST']._serialized_end=1801
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_start=1803
+  _globals['_ACKNOWLEDGERESPONSE']._serialized_end=1900
+  _globals['_SILENCEINFO']._serialized_start=1902
+  _globals['_SILENCEINFO']._serialized_end=1989
+  _globals['_UNACKNOWLEDGERESPONSE']._serialized_start=1991
+  _globals['_UNACKNOWLEDGERESPONSE']._serialized_end=2090
+  _globals['_LISTSILENCESREQUEST']._serialized_start=2092
+  _globals['_LISTSILENCESREQUEST']._serialized_end=2131
+  _globals['_LISTSILENCESRESPONSE']._serialized_start=2133
+  _globals['_LISTSILENCESRESPONSE']._serialized_end=2213
+  _globals['_CREATESILENCEREQUEST']._serialized_start=2216
+  _globals['_CREATESILENCEREQUEST']._serialized_end=2374
+  _globals['_CREATESILENCERESPONSE']._serialized_start=2376
+  _globals['_CREATESILENCERESPONSE']._serialized_end=2455
+  _globals['_EXPIRESILENCEREQUEST']._serialized_start=2457
+  _globals['_EXPIRESILENCEREQUEST']._serialized_end=2495
+  _globals['_EXPIRESILENCERESPONSE']._serialized_start=2497
+  _globals['_EXPIRESILENCERESPONSE']._serialized_end=2546
+  _globals['_PREVIEWSILENCEREQUEST']._serialized_start=2548
+  _globals['_PREVIEWSILENCEREQUEST']._serialized_end=2599
+  _globals['_PREVIEWSILENCERESPONSE']._serialized_start=2601
+  _globals['_PREVIEWSILENCERESPONSE']._serialized_end=2685
+  _globals['_LISTRULESREQUEST']._serialized_start=2687
+  _globals['_LISTRULESREQUEST']._serialized_end=2705
+  _globals['_RULESTATUS']._serialized_start=2708
+  _globals['_RULESTATUS']._serialized_end=2844
+  _globals['_LISTRULESRESPONSE']._serialized_start=2846
+  _globals['_LISTRULESRESPONSE']._serialized_end=2916
+  _globals['_SAVERULEREQUEST']._serialized_start=2918
+  _globals['_SAVERULEREQUEST']._serialized_end=3032
+  _globals['_SAVERULERESPONSE']._serialized_start=3034
+  _globals['_SAVERULERESPONSE']._serialized_end=3150
+  _globals['_BACKTESTRULEREQUEST']._serialized_start=3152
+  _globals['_BACKTESTRULEREQUEST']._serialized_end=3255
+  _globals['_BACKTESTRULERESPONSE']._serialized_start=3258
+  _globals['_BACKTESTRULERESPONSE']._serialized_end=3466
+  _globals['_ALERTSERVICE']._serialized_start=3469
+  _globals['_ALERTSERVICE']._serialized_end=4562
 # @@protoc_insertion_point(module_scope)

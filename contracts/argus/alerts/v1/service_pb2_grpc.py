@@ -52,6 +52,51 @@ class AlertServiceStub:
                 request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.SubscribeRequest.SerializeToString,
                 response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.SubscribeResponse.FromString,
                 _registered_method=True)
+        self.Acknowledge = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/Acknowledge',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.AcknowledgeRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.AcknowledgeResponse.FromString,
+                _registered_method=True)
+        self.Unacknowledge = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/Unacknowledge',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.UnacknowledgeRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.UnacknowledgeResponse.FromString,
+                _registered_method=True)
+        self.ListSilences = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/ListSilences',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListSilencesRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListSilencesResponse.FromString,
+                _registered_method=True)
+        self.CreateSilence = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/CreateSilence',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.CreateSilenceRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.CreateSilenceResponse.FromString,
+                _registered_method=True)
+        self.ExpireSilence = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/ExpireSilence',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.ExpireSilenceRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.ExpireSilenceResponse.FromString,
+                _registered_method=True)
+        self.PreviewSilence = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/PreviewSilence',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.PreviewSilenceRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.PreviewSilenceResponse.FromString,
+                _registered_method=True)
+        self.ListRules = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/ListRules',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListRulesRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListRulesResponse.FromString,
+                _registered_method=True)
+        self.SaveRule = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/SaveRule',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.SaveRuleRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.SaveRuleResponse.FromString,
+                _registered_method=True)
+        self.BacktestRule = channel.unary_unary(
+                '/argus.alerts.v1.AlertService/BacktestRule',
+                request_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.BacktestRuleRequest.SerializeToString,
+                response_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.BacktestRuleResponse.FromString,
+                _registered_method=True)
 
 
 class AlertServiceServicer:
@@ -83,6 +128,72 @@ class AlertServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Acknowledge(self, request, context):
+        """The operator actions (decision 0053): the same handlers as the HTTP API and the CLI.
+        Another tenant's ids are NOT_FOUND exactly like unknown ones; the author is `key:<key id>`.
+
+        Acknowledge a pending or firing instance (holds until it resolves or is un-acked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unacknowledge(self, request, context):
+        """Take an acknowledgement back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSilences(self, request, context):
+        """The tenant's active and upcoming silences (all: expired too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSilence(self, request, context):
+        """Mute the tenant's alerts matching every matcher (config event on argus.config.v1).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireSilence(self, request, context):
+        """End a silence now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewSilence(self, request, context):
+        """Which of the tenant's active alerts these matchers would silence now (nothing is saved).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRules(self, request, context):
+        """The tenant's rules with their config version and how many instances fire / are pending.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveRule(self, request, context):
+        """Create or replace one rule from a document holding exactly that rule (config event).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BacktestRule(self, request, context):
+        """When a rule (saved or not) would have fired over a past range (decision 0029's backtest).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AlertServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +211,51 @@ def add_AlertServiceServicer_to_server(servicer, server):
                     servicer.Subscribe,
                     request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.SubscribeRequest.FromString,
                     response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.SubscribeResponse.SerializeToString,
+            ),
+            'Acknowledge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Acknowledge,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.AcknowledgeRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.AcknowledgeResponse.SerializeToString,
+            ),
+            'Unacknowledge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unacknowledge,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.UnacknowledgeRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.UnacknowledgeResponse.SerializeToString,
+            ),
+            'ListSilences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSilences,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListSilencesRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListSilencesResponse.SerializeToString,
+            ),
+            'CreateSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSilence,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.CreateSilenceRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.CreateSilenceResponse.SerializeToString,
+            ),
+            'ExpireSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireSilence,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.ExpireSilenceRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.ExpireSilenceResponse.SerializeToString,
+            ),
+            'PreviewSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewSilence,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.PreviewSilenceRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.PreviewSilenceResponse.SerializeToString,
+            ),
+            'ListRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRules,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListRulesRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.ListRulesResponse.SerializeToString,
+            ),
+            'SaveRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveRule,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.SaveRuleRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.SaveRuleResponse.SerializeToString,
+            ),
+            'BacktestRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.BacktestRule,
+                    request_deserializer=argus_dot_alerts_dot_v1_dot_service__pb2.BacktestRuleRequest.FromString,
+                    response_serializer=argus_dot_alerts_dot_v1_dot_service__pb2.BacktestRuleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -186,6 +342,249 @@ class AlertService:
             '/argus.alerts.v1.AlertService/Subscribe',
             argus_dot_alerts_dot_v1_dot_service__pb2.SubscribeRequest.SerializeToString,
             argus_dot_alerts_dot_v1_dot_service__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Acknowledge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/Acknowledge',
+            argus_dot_alerts_dot_v1_dot_service__pb2.AcknowledgeRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.AcknowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unacknowledge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/Unacknowledge',
+            argus_dot_alerts_dot_v1_dot_service__pb2.UnacknowledgeRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.UnacknowledgeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSilences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/ListSilences',
+            argus_dot_alerts_dot_v1_dot_service__pb2.ListSilencesRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.ListSilencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/CreateSilence',
+            argus_dot_alerts_dot_v1_dot_service__pb2.CreateSilenceRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.CreateSilenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/ExpireSilence',
+            argus_dot_alerts_dot_v1_dot_service__pb2.ExpireSilenceRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.ExpireSilenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/PreviewSilence',
+            argus_dot_alerts_dot_v1_dot_service__pb2.PreviewSilenceRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.PreviewSilenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/ListRules',
+            argus_dot_alerts_dot_v1_dot_service__pb2.ListRulesRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.ListRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/SaveRule',
+            argus_dot_alerts_dot_v1_dot_service__pb2.SaveRuleRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.SaveRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BacktestRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/argus.alerts.v1.AlertService/BacktestRule',
+            argus_dot_alerts_dot_v1_dot_service__pb2.BacktestRuleRequest.SerializeToString,
+            argus_dot_alerts_dot_v1_dot_service__pb2.BacktestRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,10 +1,12 @@
 // The URL holds the page state so a link can be shared:
 //   #/                     dashboard list (?q=search&folder=...)
 //   #/d/<uid>?from=now-6h&to=now&var-host=a&var-host=b&live=1&refresh=30s
+//   #/alerts?state=firing&severity=page&q=host=a   active alerts (#/alerts/<instance id>: its timeline)
+//   #/rules, #/rules/<name>, #/rules/new           alert rules and the rule editor
 // A hash route keeps every page servable by the one index.html, whatever the server.
 
 export interface Route {
-  page: "list" | "dashboard" | "new";
+  page: "list" | "dashboard" | "new" | "alerts" | "rules";
   uid: string;
   params: URLSearchParams;
 }
@@ -16,6 +18,8 @@ export function parseRoute(hash: string): Route {
   const m = /^\/d\/([^/]+)$/.exec(path);
   if (m) return { page: "dashboard", uid: decodeURIComponent(m[1] as string), params };
   if (path === "/new") return { page: "new", uid: "", params };
+  const a = /^\/(alerts|rules)(?:\/([^/]+))?$/.exec(path);
+  if (a) return { page: a[1] as "alerts" | "rules", uid: a[2] === undefined ? "" : decodeURIComponent(a[2]), params };
   return { page: "list", uid: "", params };
 }
 

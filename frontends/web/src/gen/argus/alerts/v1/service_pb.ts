@@ -6,13 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { AlertAcknowledged, AlertEscalated, AlertStateChanged, AlertUnacknowledged, NotificationFailed, NotificationSent } from "./alerts_pb";
 import { file_argus_alerts_v1_alerts } from "./alerts_pb";
+import type { AlertRule, Silence } from "./config_pb";
+import { file_argus_alerts_v1_config } from "./config_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file argus/alerts/v1/service.proto.
  */
 export const file_argus_alerts_v1_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1hcmd1cy9hbGVydHMvdjEvc2VydmljZS5wcm90bxIPYXJndXMuYWxlcnRzLnYxIjAKEUxpc3RBbGVydHNSZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEgwKBHJ1bGUYAiABKAkiSAoSTGlzdEFsZXJ0c1Jlc3BvbnNlEjIKBmFsZXJ0cxgBIAMoCzIiLmFyZ3VzLmFsZXJ0cy52MS5BbGVydFN0YXRlQ2hhbmdlZCJPCg5IaXN0b3J5UmVxdWVzdBIQCghzaW5jZV9tcxgBIAEoAxIMCgRydWxlGAIgASgJEg4KBmN1cnNvchgDIAEoCRINCgVsaW1pdBgEIAEoDSKXAwoKQWxlcnRFdmVudBI7Cg1zdGF0ZV9jaGFuZ2VkGAEgASgLMiIuYXJndXMuYWxlcnRzLnYxLkFsZXJ0U3RhdGVDaGFuZ2VkSAASPgoRbm90aWZpY2F0aW9uX3NlbnQYAiABKAsyIS5hcmd1cy5hbGVydHMudjEuTm90aWZpY2F0aW9uU2VudEgAEkIKE25vdGlmaWNhdGlvbl9mYWlsZWQYAyABKAsyIy5hcmd1cy5hbGVydHMudjEuTm90aWZpY2F0aW9uRmFpbGVkSAASOgoMYWNrbm93bGVkZ2VkGAUgASgLMiIuYXJndXMuYWxlcnRzLnYxLkFsZXJ0QWNrbm93bGVkZ2VkSAASPgoOdW5hY2tub3dsZWRnZWQYBiABKAsyJC5hcmd1cy5hbGVydHMudjEuQWxlcnRVbmFja25vd2xlZGdlZEgAEjQKCWVzY2FsYXRlZBgHIAEoCzIfLmFyZ3VzLmFsZXJ0cy52MS5BbGVydEVzY2FsYXRlZEgAEg0KBXJ1bGVzGAQgAygJQgcKBWV2ZW50IlMKD0hpc3RvcnlSZXNwb25zZRIrCgZldmVudHMYASADKAsyGy5hcmd1cy5hbGVydHMudjEuQWxlcnRFdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSIiChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCSJPChFTdWJzY3JpYmVSZXNwb25zZRIqCgVldmVudBgBIAEoCzIbLmFyZ3VzLmFsZXJ0cy52MS5BbGVydEV2ZW50Eg4KBmN1cnNvchgCIAEoCTKJAgoMQWxlcnRTZXJ2aWNlElUKCkxpc3RBbGVydHMSIi5hcmd1cy5hbGVydHMudjEuTGlzdEFsZXJ0c1JlcXVlc3QaIy5hcmd1cy5hbGVydHMudjEuTGlzdEFsZXJ0c1Jlc3BvbnNlEkwKB0hpc3RvcnkSHy5hcmd1cy5hbGVydHMudjEuSGlzdG9yeVJlcXVlc3QaIC5hcmd1cy5hbGVydHMudjEuSGlzdG9yeVJlc3BvbnNlElQKCVN1YnNjcmliZRIhLmFyZ3VzLmFsZXJ0cy52MS5TdWJzY3JpYmVSZXF1ZXN0GiIuYXJndXMuYWxlcnRzLnYxLlN1YnNjcmliZVJlc3BvbnNlMAFiBnByb3RvMw", [file_argus_alerts_v1_alerts]);
+  fileDesc("Ch1hcmd1cy9hbGVydHMvdjEvc2VydmljZS5wcm90bxIPYXJndXMuYWxlcnRzLnYxIjAKEUxpc3RBbGVydHNSZXF1ZXN0Eg0KBXN0YXRlGAEgASgJEgwKBHJ1bGUYAiABKAki/wIKEkxpc3RBbGVydHNSZXNwb25zZRIyCgZhbGVydHMYASADKAsyIi5hcmd1cy5hbGVydHMudjEuQWxlcnRTdGF0ZUNoYW5nZWQSSwoMYWNrbm93bGVkZ2VkGAIgAygLMjUuYXJndXMuYWxlcnRzLnYxLkxpc3RBbGVydHNSZXNwb25zZS5BY2tub3dsZWRnZWRFbnRyeRJDCghzaWxlbmNlZBgDIAMoCzIxLmFyZ3VzLmFsZXJ0cy52MS5MaXN0QWxlcnRzUmVzcG9uc2UuU2lsZW5jZWRFbnRyeRpVChFBY2tub3dsZWRnZWRFbnRyeRILCgNrZXkYASABKAkSLwoFdmFsdWUYAiABKAsyIC5hcmd1cy5hbGVydHMudjEuQWNrbm93bGVkZ2VtZW50OgI4ARpMCg1TaWxlbmNlZEVudHJ5EgsKA2tleRgBIAEoCRIqCgV2YWx1ZRgCIAEoCzIbLmFyZ3VzLmFsZXJ0cy52MS5TaWxlbmNlSWRzOgI4ASIZCgpTaWxlbmNlSWRzEgsKA2lkcxgBIAMoCSJoCg9BY2tub3dsZWRnZW1lbnQSEwoLaW5zdGFuY2VfaWQYASABKAkSFAoMYWNrbm93bGVkZ2VkGAIgASgIEgoKAmJ5GAMgASgJEg0KBWF0X21zGAQgASgDEg8KB2NvbW1lbnQYBSABKAkiTwoOSGlzdG9yeVJlcXVlc3QSEAoIc2luY2VfbXMYASABKAMSDAoEcnVsZRgCIAEoCRIOCgZjdXJzb3IYAyABKAkSDQoFbGltaXQYBCABKA0ilwMKCkFsZXJ0RXZlbnQSOwoNc3RhdGVfY2hhbmdlZBgBIAEoCzIiLmFyZ3VzLmFsZXJ0cy52MS5BbGVydFN0YXRlQ2hhbmdlZEgAEj4KEW5vdGlmaWNhdGlvbl9zZW50GAIgASgLMiEuYXJndXMuYWxlcnRzLnYxLk5vdGlmaWNhdGlvblNlbnRIABJCChNub3RpZmljYXRpb25fZmFpbGVkGAMgASgLMiMuYXJndXMuYWxlcnRzLnYxLk5vdGlmaWNhdGlvbkZhaWxlZEgAEjoKDGFja25vd2xlZGdlZBgFIAEoCzIiLmFyZ3VzLmFsZXJ0cy52MS5BbGVydEFja25vd2xlZGdlZEgAEj4KDnVuYWNrbm93bGVkZ2VkGAYgASgLMiQuYXJndXMuYWxlcnRzLnYxLkFsZXJ0VW5hY2tub3dsZWRnZWRIABI0Cgllc2NhbGF0ZWQYByABKAsyHy5hcmd1cy5hbGVydHMudjEuQWxlcnRFc2NhbGF0ZWRIABINCgVydWxlcxgEIAMoCUIHCgVldmVudCJTCg9IaXN0b3J5UmVzcG9uc2USKwoGZXZlbnRzGAEgAygLMhsuYXJndXMuYWxlcnRzLnYxLkFsZXJ0RXZlbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiIgoQU3Vic2NyaWJlUmVxdWVzdBIOCgZjdXJzb3IYASABKAkiTwoRU3Vic2NyaWJlUmVzcG9uc2USKgoFZXZlbnQYASABKAsyGy5hcmd1cy5hbGVydHMudjEuQWxlcnRFdmVudBIOCgZjdXJzb3IYAiABKAkiOgoSQWNrbm93bGVkZ2VSZXF1ZXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEg8KB2NvbW1lbnQYAiABKAkiKwoUVW5hY2tub3dsZWRnZVJlcXVlc3QSEwoLaW5zdGFuY2VfaWQYASABKAkiUAoTQWNrbm93bGVkZ2VSZXNwb25zZRI5Cg9hY2tub3dsZWRnZW1lbnQYASABKAsyIC5hcmd1cy5hbGVydHMudjEuQWNrbm93bGVkZ2VtZW50IkcKC1NpbGVuY2VJbmZvEikKB3NpbGVuY2UYASABKAsyGC5hcmd1cy5hbGVydHMudjEuU2lsZW5jZRINCgVzdGF0ZRgCIAEoCSJSChVVbmFja25vd2xlZGdlUmVzcG9uc2USOQoPYWNrbm93bGVkZ2VtZW50GAEgASgLMiAuYXJndXMuYWxlcnRzLnYxLkFja25vd2xlZGdlbWVudCIiChNMaXN0U2lsZW5jZXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCJGChRMaXN0U2lsZW5jZXNSZXNwb25zZRIuCghzaWxlbmNlcxgBIAMoCzIcLmFyZ3VzLmFsZXJ0cy52MS5TaWxlbmNlSW5mbyJvChRDcmVhdGVTaWxlbmNlUmVxdWVzdBIQCghtYXRjaGVycxgBIAMoCRIQCghkdXJhdGlvbhgCIAEoCRIRCglzdGFydHNfbXMYAyABKAMSDwoHZW5kc19tcxgEIAEoAxIPCgdjb21tZW50GAUgASgJIkYKFUNyZWF0ZVNpbGVuY2VSZXNwb25zZRItCgdzaWxlbmNlGAEgASgLMhwuYXJndXMuYWxlcnRzLnYxLlNpbGVuY2VJbmZvIiIKFEV4cGlyZVNpbGVuY2VSZXF1ZXN0EgoKAmlkGAEgASgJIigKFUV4cGlyZVNpbGVuY2VSZXNwb25zZRIPCgdleHBpcmVkGAEgASgIIikKFVByZXZpZXdTaWxlbmNlUmVxdWVzdBIQCghtYXRjaGVycxgBIAMoCSJMChZQcmV2aWV3U2lsZW5jZVJlc3BvbnNlEjIKBmFsZXJ0cxgBIAMoCzIiLmFyZ3VzLmFsZXJ0cy52MS5BbGVydFN0YXRlQ2hhbmdlZCISChBMaXN0UnVsZXNSZXF1ZXN0ImgKClJ1bGVTdGF0dXMSKAoEcnVsZRgBIAEoCzIaLmFyZ3VzLmFsZXJ0cy52MS5BbGVydFJ1bGUSDwoHdmVyc2lvbhgCIAEoAxIOCgZmaXJpbmcYAyABKA0SDwoHcGVuZGluZxgEIAEoDSI/ChFMaXN0UnVsZXNSZXNwb25zZRIqCgVydWxlcxgBIAMoCzIbLmFyZ3VzLmFsZXJ0cy52MS5SdWxlU3RhdHVzIlcKD1NhdmVSdWxlUmVxdWVzdBIQCghkb2N1bWVudBgBIAEoCRIdChBleHBlY3RlZF92ZXJzaW9uGAIgASgDSACIAQFCEwoRX2V4cGVjdGVkX3ZlcnNpb24iXQoQU2F2ZVJ1bGVSZXNwb25zZRIoCgRydWxlGAEgASgLMhouYXJndXMuYWxlcnRzLnYxLkFsZXJ0UnVsZRIOCgZhY3Rpb24YAiABKAkSDwoHdmVyc2lvbhgDIAEoAyJLChNCYWNrdGVzdFJ1bGVSZXF1ZXN0EhAKCGRvY3VtZW50GAEgASgJEhAKCHNpbmNlX21zGAIgASgDEhAKCHVudGlsX21zGAMgASgDIpsBChRCYWNrdGVzdFJ1bGVSZXNwb25zZRI3Cgt0cmFuc2l0aW9ucxgBIAMoCzIiLmFyZ3VzLmFsZXJ0cy52MS5BbGVydFN0YXRlQ2hhbmdlZBIQCghzaW5jZV9tcxgCIAEoAxIQCgh1bnRpbF9tcxgDIAEoAxIXCg9maXJzdF9zYW1wbGVfbXMYBCABKAMSDQoFdGlja3MYBSABKA0yxQgKDEFsZXJ0U2VydmljZRJVCgpMaXN0QWxlcnRzEiIuYXJndXMuYWxlcnRzLnYxLkxpc3RBbGVydHNSZXF1ZXN0GiMuYXJndXMuYWxlcnRzLnYxLkxpc3RBbGVydHNSZXNwb25zZRJMCgdIaXN0b3J5Eh8uYXJndXMuYWxlcnRzLnYxLkhpc3RvcnlSZXF1ZXN0GiAuYXJndXMuYWxlcnRzLnYxLkhpc3RvcnlSZXNwb25zZRJUCglTdWJzY3JpYmUSIS5hcmd1cy5hbGVydHMudjEuU3Vic2NyaWJlUmVxdWVzdBoiLmFyZ3VzLmFsZXJ0cy52MS5TdWJzY3JpYmVSZXNwb25zZTABElgKC0Fja25vd2xlZGdlEiMuYXJndXMuYWxlcnRzLnYxLkFja25vd2xlZGdlUmVxdWVzdBokLmFyZ3VzLmFsZXJ0cy52MS5BY2tub3dsZWRnZVJlc3BvbnNlEl4KDVVuYWNrbm93bGVkZ2USJS5hcmd1cy5hbGVydHMudjEuVW5hY2tub3dsZWRnZVJlcXVlc3QaJi5hcmd1cy5hbGVydHMudjEuVW5hY2tub3dsZWRnZVJlc3BvbnNlElsKDExpc3RTaWxlbmNlcxIkLmFyZ3VzLmFsZXJ0cy52MS5MaXN0U2lsZW5jZXNSZXF1ZXN0GiUuYXJndXMuYWxlcnRzLnYxLkxpc3RTaWxlbmNlc1Jlc3BvbnNlEl4KDUNyZWF0ZVNpbGVuY2USJS5hcmd1cy5hbGVydHMudjEuQ3JlYXRlU2lsZW5jZVJlcXVlc3QaJi5hcmd1cy5hbGVydHMudjEuQ3JlYXRlU2lsZW5jZVJlc3BvbnNlEl4KDUV4cGlyZVNpbGVuY2USJS5hcmd1cy5hbGVydHMudjEuRXhwaXJlU2lsZW5jZVJlcXVlc3QaJi5hcmd1cy5hbGVydHMudjEuRXhwaXJlU2lsZW5jZVJlc3BvbnNlEmEKDlByZXZpZXdTaWxlbmNlEiYuYXJndXMuYWxlcnRzLnYxLlByZXZpZXdTaWxlbmNlUmVxdWVzdBonLmFyZ3VzLmFsZXJ0cy52MS5QcmV2aWV3U2lsZW5jZVJlc3BvbnNlElIKCUxpc3RSdWxlcxIhLmFyZ3VzLmFsZXJ0cy52MS5MaXN0UnVsZXNSZXF1ZXN0GiIuYXJndXMuYWxlcnRzLnYxLkxpc3RSdWxlc1Jlc3BvbnNlEk8KCFNhdmVSdWxlEiAuYXJndXMuYWxlcnRzLnYxLlNhdmVSdWxlUmVxdWVzdBohLmFyZ3VzLmFsZXJ0cy52MS5TYXZlUnVsZVJlc3BvbnNlElsKDEJhY2t0ZXN0UnVsZRIkLmFyZ3VzLmFsZXJ0cy52MS5CYWNrdGVzdFJ1bGVSZXF1ZXN0GiUuYXJndXMuYWxlcnRzLnYxLkJhY2t0ZXN0UnVsZVJlc3BvbnNlYgZwcm90bzM", [file_argus_alerts_v1_alerts, file_argus_alerts_v1_config]);
 
 /**
  * @generated from message argus.alerts.v1.ListAlertsRequest
@@ -50,6 +52,20 @@ export type ListAlertsResponse = Message<"argus.alerts.v1.ListAlertsResponse"> &
    * @generated from field: repeated argus.alerts.v1.AlertStateChanged alerts = 1;
    */
   alerts: AlertStateChanged[];
+
+  /**
+   * The acknowledgement holding for an instance's current episode, by instance_id.
+   *
+   * @generated from field: map<string, argus.alerts.v1.Acknowledgement> acknowledged = 2;
+   */
+  acknowledged: { [key: string]: Acknowledgement };
+
+  /**
+   * The ids of the silences muting an instance now, by instance_id (absent: not silenced).
+   *
+   * @generated from field: map<string, argus.alerts.v1.SilenceIds> silenced = 3;
+   */
+  silenced: { [key: string]: SilenceIds };
 };
 
 /**
@@ -58,6 +74,64 @@ export type ListAlertsResponse = Message<"argus.alerts.v1.ListAlertsResponse"> &
  */
 export const ListAlertsResponseSchema: GenMessage<ListAlertsResponse> = /*@__PURE__*/
   messageDesc(file_argus_alerts_v1_service, 1);
+
+/**
+ * @generated from message argus.alerts.v1.SilenceIds
+ */
+export type SilenceIds = Message<"argus.alerts.v1.SilenceIds"> & {
+  /**
+   * @generated from field: repeated string ids = 1;
+   */
+  ids: string[];
+};
+
+/**
+ * Describes the message argus.alerts.v1.SilenceIds.
+ * Use `create(SilenceIdsSchema)` to create a new message.
+ */
+export const SilenceIdsSchema: GenMessage<SilenceIds> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 2);
+
+/**
+ * @generated from message argus.alerts.v1.Acknowledgement
+ */
+export type Acknowledgement = Message<"argus.alerts.v1.Acknowledgement"> & {
+  /**
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * False after Unacknowledge.
+   *
+   * @generated from field: bool acknowledged = 2;
+   */
+  acknowledged: boolean;
+
+  /**
+   * `key:<key id>` of the key that acked.
+   *
+   * @generated from field: string by = 3;
+   */
+  by: string;
+
+  /**
+   * @generated from field: int64 at_ms = 4;
+   */
+  atMs: bigint;
+
+  /**
+   * @generated from field: string comment = 5;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message argus.alerts.v1.Acknowledgement.
+ * Use `create(AcknowledgementSchema)` to create a new message.
+ */
+export const AcknowledgementSchema: GenMessage<Acknowledgement> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 3);
 
 /**
  * @generated from message argus.alerts.v1.HistoryRequest
@@ -97,7 +171,7 @@ export type HistoryRequest = Message<"argus.alerts.v1.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_argus_alerts_v1_service, 2);
+  messageDesc(file_argus_alerts_v1_service, 4);
 
 /**
  * One event of the alerts topic.
@@ -159,7 +233,7 @@ export type AlertEvent = Message<"argus.alerts.v1.AlertEvent"> & {
  * Use `create(AlertEventSchema)` to create a new message.
  */
 export const AlertEventSchema: GenMessage<AlertEvent> = /*@__PURE__*/
-  messageDesc(file_argus_alerts_v1_service, 3);
+  messageDesc(file_argus_alerts_v1_service, 5);
 
 /**
  * @generated from message argus.alerts.v1.HistoryResponse
@@ -183,7 +257,7 @@ export type HistoryResponse = Message<"argus.alerts.v1.HistoryResponse"> & {
  * Use `create(HistoryResponseSchema)` to create a new message.
  */
 export const HistoryResponseSchema: GenMessage<HistoryResponse> = /*@__PURE__*/
-  messageDesc(file_argus_alerts_v1_service, 4);
+  messageDesc(file_argus_alerts_v1_service, 6);
 
 /**
  * @generated from message argus.alerts.v1.SubscribeRequest
@@ -202,7 +276,7 @@ export type SubscribeRequest = Message<"argus.alerts.v1.SubscribeRequest"> & {
  * Use `create(SubscribeRequestSchema)` to create a new message.
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
-  messageDesc(file_argus_alerts_v1_service, 5);
+  messageDesc(file_argus_alerts_v1_service, 7);
 
 /**
  * @generated from message argus.alerts.v1.SubscribeResponse
@@ -226,7 +300,473 @@ export type SubscribeResponse = Message<"argus.alerts.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_argus_alerts_v1_service, 6);
+  messageDesc(file_argus_alerts_v1_service, 8);
+
+/**
+ * @generated from message argus.alerts.v1.AcknowledgeRequest
+ */
+export type AcknowledgeRequest = Message<"argus.alerts.v1.AcknowledgeRequest"> & {
+  /**
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+
+  /**
+   * Optional, at most 1,000 characters.
+   *
+   * @generated from field: string comment = 2;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message argus.alerts.v1.AcknowledgeRequest.
+ * Use `create(AcknowledgeRequestSchema)` to create a new message.
+ */
+export const AcknowledgeRequestSchema: GenMessage<AcknowledgeRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 9);
+
+/**
+ * @generated from message argus.alerts.v1.UnacknowledgeRequest
+ */
+export type UnacknowledgeRequest = Message<"argus.alerts.v1.UnacknowledgeRequest"> & {
+  /**
+   * @generated from field: string instance_id = 1;
+   */
+  instanceId: string;
+};
+
+/**
+ * Describes the message argus.alerts.v1.UnacknowledgeRequest.
+ * Use `create(UnacknowledgeRequestSchema)` to create a new message.
+ */
+export const UnacknowledgeRequestSchema: GenMessage<UnacknowledgeRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 10);
+
+/**
+ * @generated from message argus.alerts.v1.AcknowledgeResponse
+ */
+export type AcknowledgeResponse = Message<"argus.alerts.v1.AcknowledgeResponse"> & {
+  /**
+   * @generated from field: argus.alerts.v1.Acknowledgement acknowledgement = 1;
+   */
+  acknowledgement?: Acknowledgement | undefined;
+};
+
+/**
+ * Describes the message argus.alerts.v1.AcknowledgeResponse.
+ * Use `create(AcknowledgeResponseSchema)` to create a new message.
+ */
+export const AcknowledgeResponseSchema: GenMessage<AcknowledgeResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 11);
+
+/**
+ * @generated from message argus.alerts.v1.SilenceInfo
+ */
+export type SilenceInfo = Message<"argus.alerts.v1.SilenceInfo"> & {
+  /**
+   * @generated from field: argus.alerts.v1.Silence silence = 1;
+   */
+  silence?: Silence | undefined;
+
+  /**
+   * active, pending (starts later) or expired.
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+};
+
+/**
+ * Describes the message argus.alerts.v1.SilenceInfo.
+ * Use `create(SilenceInfoSchema)` to create a new message.
+ */
+export const SilenceInfoSchema: GenMessage<SilenceInfo> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 12);
+
+/**
+ * @generated from message argus.alerts.v1.UnacknowledgeResponse
+ */
+export type UnacknowledgeResponse = Message<"argus.alerts.v1.UnacknowledgeResponse"> & {
+  /**
+   * @generated from field: argus.alerts.v1.Acknowledgement acknowledgement = 1;
+   */
+  acknowledgement?: Acknowledgement | undefined;
+};
+
+/**
+ * Describes the message argus.alerts.v1.UnacknowledgeResponse.
+ * Use `create(UnacknowledgeResponseSchema)` to create a new message.
+ */
+export const UnacknowledgeResponseSchema: GenMessage<UnacknowledgeResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 13);
+
+/**
+ * @generated from message argus.alerts.v1.ListSilencesRequest
+ */
+export type ListSilencesRequest = Message<"argus.alerts.v1.ListSilencesRequest"> & {
+  /**
+   * Expired silences too.
+   *
+   * @generated from field: bool all = 1;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message argus.alerts.v1.ListSilencesRequest.
+ * Use `create(ListSilencesRequestSchema)` to create a new message.
+ */
+export const ListSilencesRequestSchema: GenMessage<ListSilencesRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 14);
+
+/**
+ * @generated from message argus.alerts.v1.ListSilencesResponse
+ */
+export type ListSilencesResponse = Message<"argus.alerts.v1.ListSilencesResponse"> & {
+  /**
+   * @generated from field: repeated argus.alerts.v1.SilenceInfo silences = 1;
+   */
+  silences: SilenceInfo[];
+};
+
+/**
+ * Describes the message argus.alerts.v1.ListSilencesResponse.
+ * Use `create(ListSilencesResponseSchema)` to create a new message.
+ */
+export const ListSilencesResponseSchema: GenMessage<ListSilencesResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 15);
+
+/**
+ * @generated from message argus.alerts.v1.CreateSilenceRequest
+ */
+export type CreateSilenceRequest = Message<"argus.alerts.v1.CreateSilenceRequest"> & {
+  /**
+   * `label=value` (also `!=`, `=~`, `!~`; RE2, whole value); alerts carry `alertname`
+   * (the rule), `severity`, the rule's labels and the instance's.
+   *
+   * @generated from field: repeated string matchers = 1;
+   */
+  matchers: string[];
+
+  /**
+   * How long from the start (`2h`, `30m`); exactly one of duration and ends_ms.
+   *
+   * @generated from field: string duration = 2;
+   */
+  duration: string;
+
+  /**
+   * 0: now.
+   *
+   * @generated from field: int64 starts_ms = 3;
+   */
+  startsMs: bigint;
+
+  /**
+   * @generated from field: int64 ends_ms = 4;
+   */
+  endsMs: bigint;
+
+  /**
+   * Why (required).
+   *
+   * @generated from field: string comment = 5;
+   */
+  comment: string;
+};
+
+/**
+ * Describes the message argus.alerts.v1.CreateSilenceRequest.
+ * Use `create(CreateSilenceRequestSchema)` to create a new message.
+ */
+export const CreateSilenceRequestSchema: GenMessage<CreateSilenceRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 16);
+
+/**
+ * @generated from message argus.alerts.v1.CreateSilenceResponse
+ */
+export type CreateSilenceResponse = Message<"argus.alerts.v1.CreateSilenceResponse"> & {
+  /**
+   * @generated from field: argus.alerts.v1.SilenceInfo silence = 1;
+   */
+  silence?: SilenceInfo | undefined;
+};
+
+/**
+ * Describes the message argus.alerts.v1.CreateSilenceResponse.
+ * Use `create(CreateSilenceResponseSchema)` to create a new message.
+ */
+export const CreateSilenceResponseSchema: GenMessage<CreateSilenceResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 17);
+
+/**
+ * @generated from message argus.alerts.v1.ExpireSilenceRequest
+ */
+export type ExpireSilenceRequest = Message<"argus.alerts.v1.ExpireSilenceRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message argus.alerts.v1.ExpireSilenceRequest.
+ * Use `create(ExpireSilenceRequestSchema)` to create a new message.
+ */
+export const ExpireSilenceRequestSchema: GenMessage<ExpireSilenceRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 18);
+
+/**
+ * @generated from message argus.alerts.v1.ExpireSilenceResponse
+ */
+export type ExpireSilenceResponse = Message<"argus.alerts.v1.ExpireSilenceResponse"> & {
+  /**
+   * False when it had already ended.
+   *
+   * @generated from field: bool expired = 1;
+   */
+  expired: boolean;
+};
+
+/**
+ * Describes the message argus.alerts.v1.ExpireSilenceResponse.
+ * Use `create(ExpireSilenceResponseSchema)` to create a new message.
+ */
+export const ExpireSilenceResponseSchema: GenMessage<ExpireSilenceResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 19);
+
+/**
+ * @generated from message argus.alerts.v1.PreviewSilenceRequest
+ */
+export type PreviewSilenceRequest = Message<"argus.alerts.v1.PreviewSilenceRequest"> & {
+  /**
+   * As CreateSilenceRequest.matchers.
+   *
+   * @generated from field: repeated string matchers = 1;
+   */
+  matchers: string[];
+};
+
+/**
+ * Describes the message argus.alerts.v1.PreviewSilenceRequest.
+ * Use `create(PreviewSilenceRequestSchema)` to create a new message.
+ */
+export const PreviewSilenceRequestSchema: GenMessage<PreviewSilenceRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 20);
+
+/**
+ * @generated from message argus.alerts.v1.PreviewSilenceResponse
+ */
+export type PreviewSilenceResponse = Message<"argus.alerts.v1.PreviewSilenceResponse"> & {
+  /**
+   * The active (pending or firing) instances every matcher matches.
+   *
+   * @generated from field: repeated argus.alerts.v1.AlertStateChanged alerts = 1;
+   */
+  alerts: AlertStateChanged[];
+};
+
+/**
+ * Describes the message argus.alerts.v1.PreviewSilenceResponse.
+ * Use `create(PreviewSilenceResponseSchema)` to create a new message.
+ */
+export const PreviewSilenceResponseSchema: GenMessage<PreviewSilenceResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 21);
+
+/**
+ * @generated from message argus.alerts.v1.ListRulesRequest
+ */
+export type ListRulesRequest = Message<"argus.alerts.v1.ListRulesRequest"> & {
+};
+
+/**
+ * Describes the message argus.alerts.v1.ListRulesRequest.
+ * Use `create(ListRulesRequestSchema)` to create a new message.
+ */
+export const ListRulesRequestSchema: GenMessage<ListRulesRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 22);
+
+/**
+ * @generated from message argus.alerts.v1.RuleStatus
+ */
+export type RuleStatus = Message<"argus.alerts.v1.RuleStatus"> & {
+  /**
+   * @generated from field: argus.alerts.v1.AlertRule rule = 1;
+   */
+  rule?: AlertRule | undefined;
+
+  /**
+   * The rule's config version: send it back as SaveRuleRequest.expected_version.
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: uint32 firing = 3;
+   */
+  firing: number;
+
+  /**
+   * @generated from field: uint32 pending = 4;
+   */
+  pending: number;
+};
+
+/**
+ * Describes the message argus.alerts.v1.RuleStatus.
+ * Use `create(RuleStatusSchema)` to create a new message.
+ */
+export const RuleStatusSchema: GenMessage<RuleStatus> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 23);
+
+/**
+ * @generated from message argus.alerts.v1.ListRulesResponse
+ */
+export type ListRulesResponse = Message<"argus.alerts.v1.ListRulesResponse"> & {
+  /**
+   * @generated from field: repeated argus.alerts.v1.RuleStatus rules = 1;
+   */
+  rules: RuleStatus[];
+};
+
+/**
+ * Describes the message argus.alerts.v1.ListRulesResponse.
+ * Use `create(ListRulesResponseSchema)` to create a new message.
+ */
+export const ListRulesResponseSchema: GenMessage<ListRulesResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 24);
+
+/**
+ * @generated from message argus.alerts.v1.SaveRuleRequest
+ */
+export type SaveRuleRequest = Message<"argus.alerts.v1.SaveRuleRequest"> & {
+  /**
+   * A rules document (YAML or JSON, docs/alerting.md) with exactly one rule under `rules:`
+   * and nothing else. Errors name the line and the field (e.g. `rules[0].window`).
+   *
+   * @generated from field: string document = 1;
+   */
+  document: string;
+
+  /**
+   * The version the editor started from (0: a new rule); a rule changed since is CONFLICT.
+   * Unset: save whatever the current version is.
+   *
+   * @generated from field: optional int64 expected_version = 2;
+   */
+  expectedVersion?: bigint | undefined;
+};
+
+/**
+ * Describes the message argus.alerts.v1.SaveRuleRequest.
+ * Use `create(SaveRuleRequestSchema)` to create a new message.
+ */
+export const SaveRuleRequestSchema: GenMessage<SaveRuleRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 25);
+
+/**
+ * @generated from message argus.alerts.v1.SaveRuleResponse
+ */
+export type SaveRuleResponse = Message<"argus.alerts.v1.SaveRuleResponse"> & {
+  /**
+   * @generated from field: argus.alerts.v1.AlertRule rule = 1;
+   */
+  rule?: AlertRule | undefined;
+
+  /**
+   * created, updated or unchanged.
+   *
+   * @generated from field: string action = 2;
+   */
+  action: string;
+
+  /**
+   * @generated from field: int64 version = 3;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message argus.alerts.v1.SaveRuleResponse.
+ * Use `create(SaveRuleResponseSchema)` to create a new message.
+ */
+export const SaveRuleResponseSchema: GenMessage<SaveRuleResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 26);
+
+/**
+ * @generated from message argus.alerts.v1.BacktestRuleRequest
+ */
+export type BacktestRuleRequest = Message<"argus.alerts.v1.BacktestRuleRequest"> & {
+  /**
+   * As SaveRuleRequest.document; the rule need not be saved.
+   *
+   * @generated from field: string document = 1;
+   */
+  document: string;
+
+  /**
+   * The range replayed, milliseconds since the epoch (at most 24 h and 5,000 of the rule's
+   * evaluations; 0 until: now).
+   *
+   * @generated from field: int64 since_ms = 2;
+   */
+  sinceMs: bigint;
+
+  /**
+   * @generated from field: int64 until_ms = 3;
+   */
+  untilMs: bigint;
+};
+
+/**
+ * Describes the message argus.alerts.v1.BacktestRuleRequest.
+ * Use `create(BacktestRuleRequestSchema)` to create a new message.
+ */
+export const BacktestRuleRequestSchema: GenMessage<BacktestRuleRequest> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 27);
+
+/**
+ * @generated from message argus.alerts.v1.BacktestRuleResponse
+ */
+export type BacktestRuleResponse = Message<"argus.alerts.v1.BacktestRuleResponse"> & {
+  /**
+   * What the live evaluator would have appended, in evaluation order.
+   *
+   * @generated from field: repeated argus.alerts.v1.AlertStateChanged transitions = 1;
+   */
+  transitions: AlertStateChanged[];
+
+  /**
+   * @generated from field: int64 since_ms = 2;
+   */
+  sinceMs: bigint;
+
+  /**
+   * @generated from field: int64 until_ms = 3;
+   */
+  untilMs: bigint;
+
+  /**
+   * The oldest sample replayed (0: none found).
+   *
+   * @generated from field: int64 first_sample_ms = 4;
+   */
+  firstSampleMs: bigint;
+
+  /**
+   * @generated from field: uint32 ticks = 5;
+   */
+  ticks: number;
+};
+
+/**
+ * Describes the message argus.alerts.v1.BacktestRuleResponse.
+ * Use `create(BacktestRuleResponseSchema)` to create a new message.
+ */
+export const BacktestRuleResponseSchema: GenMessage<BacktestRuleResponse> = /*@__PURE__*/
+  messageDesc(file_argus_alerts_v1_service, 28);
 
 /**
  * AlertService: the alerts operator API on the query gRPC server
@@ -267,6 +807,96 @@ export const AlertService: GenService<{
     methodKind: "server_streaming";
     input: typeof SubscribeRequestSchema;
     output: typeof SubscribeResponseSchema;
+  },
+  /**
+   * Acknowledge a pending or firing instance (holds until it resolves or is un-acked).
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.Acknowledge
+   */
+  acknowledge: {
+    methodKind: "unary";
+    input: typeof AcknowledgeRequestSchema;
+    output: typeof AcknowledgeResponseSchema;
+  },
+  /**
+   * Take an acknowledgement back.
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.Unacknowledge
+   */
+  unacknowledge: {
+    methodKind: "unary";
+    input: typeof UnacknowledgeRequestSchema;
+    output: typeof UnacknowledgeResponseSchema;
+  },
+  /**
+   * The tenant's active and upcoming silences (all: expired too).
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.ListSilences
+   */
+  listSilences: {
+    methodKind: "unary";
+    input: typeof ListSilencesRequestSchema;
+    output: typeof ListSilencesResponseSchema;
+  },
+  /**
+   * Mute the tenant's alerts matching every matcher (config event on argus.config.v1).
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.CreateSilence
+   */
+  createSilence: {
+    methodKind: "unary";
+    input: typeof CreateSilenceRequestSchema;
+    output: typeof CreateSilenceResponseSchema;
+  },
+  /**
+   * End a silence now.
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.ExpireSilence
+   */
+  expireSilence: {
+    methodKind: "unary";
+    input: typeof ExpireSilenceRequestSchema;
+    output: typeof ExpireSilenceResponseSchema;
+  },
+  /**
+   * Which of the tenant's active alerts these matchers would silence now (nothing is saved).
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.PreviewSilence
+   */
+  previewSilence: {
+    methodKind: "unary";
+    input: typeof PreviewSilenceRequestSchema;
+    output: typeof PreviewSilenceResponseSchema;
+  },
+  /**
+   * The tenant's rules with their config version and how many instances fire / are pending.
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.ListRules
+   */
+  listRules: {
+    methodKind: "unary";
+    input: typeof ListRulesRequestSchema;
+    output: typeof ListRulesResponseSchema;
+  },
+  /**
+   * Create or replace one rule from a document holding exactly that rule (config event).
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.SaveRule
+   */
+  saveRule: {
+    methodKind: "unary";
+    input: typeof SaveRuleRequestSchema;
+    output: typeof SaveRuleResponseSchema;
+  },
+  /**
+   * When a rule (saved or not) would have fired over a past range (decision 0029's backtest).
+   *
+   * @generated from rpc argus.alerts.v1.AlertService.BacktestRule
+   */
+  backtestRule: {
+    methodKind: "unary";
+    input: typeof BacktestRuleRequestSchema;
+    output: typeof BacktestRuleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_argus_alerts_v1_service, 0);
