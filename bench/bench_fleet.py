@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import re
@@ -55,6 +56,7 @@ from typing import Any, Final
 
 import numpy as np
 import psutil
+import zstandard
 from aiohttp import ClientSession, ClientTimeout, web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -335,6 +337,7 @@ class PhaseResult:
     dynamodb: dict[str, dict[str, Any]]
     kafka_records: int = 0
     kafka_bytes: int = 0
+    kafka_bytes_zstd: int = 0  # each record's value zstd-compressed alone, as the producer sends it
     offsets_before: dict[int, int] = field(default_factory=dict)
     offsets_after: dict[int, int] = field(default_factory=dict)
 
@@ -699,6 +702,7 @@ def _ddb_json(c: DynamoCounts, samples: int) -> dict[str, Any]:
 
 async def kafka_bytes(bootstrap: str, partitions: int, phases: Sequence[PhaseResult]) -> None:
     """Record bytes (key + value + headers) each phase appended, read back from the topic."""
+    zstd = zstandard.ZstdCompressor(level=3)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20
     )
@@ -726,6 +730,7 @@ async def kafka_bytes(bootstrap: str, partitions: int, phases: Sequence[PhaseRes
                         if ph.offsets_before.get(p, 0) <= r.offset < ph.offsets_after.get(p, 0):
                             ph.kafka_records += 1
                             ph.kafka_bytes += size
+                            ph.kafka_bytes_zstd += size - len(r.value or b"") + len(zstd.compress(r.value or b""))
                     position = r.offset + 1
     finally:
         await consumer.stop()
@@ -817,6 +822,7 @@ def _phase_json(p: PhaseResult) -> dict[str, Any]:
         out.pop(key)
     out["samples_per_s"] = round(p.samples_per_s)
     out["kafka_bytes_per_sample"] = round(p.kafka_bytes / p.accepted, 2) if p.accepted else None
+    out["kafka_zstd_bytes_per_sample"] = round(p.kafka_bytes_zstd / p.accepted, 2) if p.accepted else None
     out["kafka_bytes_per_s"] = round(p.kafka_bytes / p.seconds) if p.seconds else None
     return out
 
@@ -834,7 +840,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         "| phase | hosts | s | offered/s | accepted/s | kept up"
         " | lag growth (samples not queryable; committed records per group) | Kafka records/interval |"
-        " Kafka B/sample | DDB WCU/M samples | DDB RCU/M samples |",
+        " Kafka B/sample (zstd) | DDB WCU/M samples | DDB RCU/M samples |",
         "|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for p in result["phases"]:
@@ -843,7 +849,8 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines.append(
             f"| {p['name']} | {p['hosts']:,} | {p['seconds']:.0f} | {p['offered_samples_per_s']:,.0f} |"
             f" {p['samples_per_s']:,} | {'yes' if p['kept_up'] else 'NO'} | {p['lag_growth']} |"
-            f" {p['records_per_interval']:,.0f} | {p['kafka_bytes_per_sample']} | {wcu:,} | {rcu:,} |"
+            f" {p['records_per_interval']:,.0f} | {p['kafka_bytes_per_sample']} "
+            f" ({p.get('kafka_zstd_bytes_per_sample', '-')}) | {wcu:,} | {rcu:,} |"
         )
     lines += ["", "Per process (CPU s per million samples the stack accepted; samples/s: that role's share):", ""]
     lines.append("| phase | process | samples/s | CPU share of a core | CPU s / M samples | peak RSS MB |")
@@ -873,6 +880,12 @@ def markdown(result: Mapping[str, Any]) -> str:
         f" {cold['objects']} objects, {cold['bytes']:,} bytes (a period is archived once its UTC day closes).",
         "",
     ]
+    with contextlib.suppress(FleetFailed):
+        lines += [
+            "## Capacity plan for 10k hosts x 100 metrics every 5 s (docs/capacity.md)",
+            "",
+            capacity_plan(result),
+        ]
     return "\n".join(lines)
 
 
@@ -882,6 +895,177 @@ def write_results(result: Mapping[str, Any], directory: Path, stem: str) -> tupl
     js.write_text(json.dumps(result, indent=2) + "\n")
     md.write_text(markdown(result))
     return js, md
+
+
+# ------------------------------------------------------------------ the capacity plan
+
+# Assumed AWS prices: us-east-1, on-demand list prices (USD), as assumptions to check before
+# budgeting; docs/capacity.md shows the arithmetic.
+MONTH_H: Final = 730.0
+PRICES: Final = {
+    "vcpu_hour": 0.1008 / 2,  # m7i.large: 2 vCPU, 8 GiB, $0.1008/h
+    "ddb_million_wru": 0.625,  # on-demand write request units
+    "ddb_million_rru": 0.125,  # on-demand read request units
+    "ddb_wcu_hour": 0.00065,  # provisioned
+    "ddb_rcu_hour": 0.00013,  # provisioned
+    "ddb_gb_month": 0.25,  # Standard table class
+    "s3_gb_month": 0.023,  # S3 Standard, first 50 TB
+    "s3_thousand_puts": 0.005,
+    "msk_broker_hour": 0.21,  # kafka.m5.large
+    "msk_gb_month": 0.10,
+}
+# Hot-store bytes per raw sample per tier: bench/results/latest.md (devops set, chunk codec).
+HOT_BYTES_PER_SAMPLE: Final = {"5s": 2.5571, "1m": 0.8904, "5m": 0.3222, "1h": 0.1233, "1d": 0.0747}
+# Cold Parquet bytes per tier point: decision 0007 (12.5 MB per 30 d x 1,000 series of the 1h tier).
+COLD_BYTES_PER_POINT: Final = 12.5e6 / (30 * 24 * 1000)
+TIER_STEP_S: Final = {"5s": 5, "1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+TIER_RETENTION_D: Final = {"5s": 7, "1m": 35, "5m": 90, "1h": 400, "1d": 5 * 365}
+
+
+@dataclass(frozen=True)
+class PlanTarget:
+    hosts: int = 10_000
+    metrics: int = 100
+    interval_s: float = 5.0
+    history_days: int = 365
+    log_retention_days: int = 7
+    utilization: float = 0.7  # cores and provisioned capacity planned at 70 % busy
+    kafka_replication: int = 3
+    queries_per_s: float = 20.0  # dashboard/API queries like the bench's count check
+    cold_part_mb: int = 100  # multipart part size of cold objects
+
+
+def measured_phase(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The phase a plan uses: the sustained one, else the last ramp stage that kept up."""
+    phases: list[Mapping[str, Any]] = [p for p in result["phases"] if p["name"] != "warm-up"]
+    sustained = [p for p in phases if p["name"].startswith("sustained")]
+    kept = [p for p in phases if p["kept_up"]]
+    if sustained:
+        return sustained[-1]
+    if kept:
+        return kept[-1]
+    raise FleetFailed("the result has no sustained phase and no ramp stage that kept up")
+
+
+def capacity_plan(result: Mapping[str, Any], target: PlanTarget = PlanTarget()) -> str:
+    """Markdown: every figure of docs/capacity.md with its arithmetic, from one fleet result."""
+    p = measured_phase(result)
+    n = p["accepted"]
+    rate = target.hosts * target.metrics / target.interval_s
+    series = target.hosts * target.metrics
+    role_cpu: dict[str, float] = {}
+    role_rss: dict[str, float] = {}
+    for proc in p["processes"]:
+        role_cpu[proc["role"]] = role_cpu.get(proc["role"], 0.0) + proc["cpu_s"] / n * 1e6
+        role_rss[proc["role"]] = max(role_rss.get(proc["role"], 0.0), proc["peak_rss_mb"])
+    ddb = p["dynamodb"]
+    wcu_m = sum(d["write_units"] for d in ddb.values()) / n * 1e6
+    rcu_m = sum(d["read_units"] for d in ddb.values()) / n * 1e6
+    check = result["queryable_check"]
+    rcu_query = check["read_units"] / check["queries"] if check["queries"] else 0.0
+    # The producer compresses (zstd by default): what brokers store and replicate.
+    k_bytes = p.get("kafka_bytes_zstd", p["kafka_bytes"]) / n
+    rows: list[tuple[str, str, str]] = []
+
+    def row(what: str, arithmetic: str, value: float, unit: str = "") -> float:
+        rows.append(
+            (what, arithmetic, f"{value:,.1f} {unit}".strip() if value < 100 else f"{value:,.0f} {unit}".strip())
+        )
+        return value
+
+    row("samples/s", f"{target.hosts:,} hosts x {target.metrics} metrics / {target.interval_s:g} s", rate)
+    cores: dict[str, float] = {}
+    for role in ("ingest", "project", "query"):
+        c = role_cpu.get(role, 0.0)
+        cores[role] = math.ceil(
+            row(
+                f"{role} cores",
+                f"{rate:,.0f}/s x {c:,.1f} CPU s per M / 1e6 / {target.utilization:.0%} busy",
+                rate * c / 1e6 / target.utilization,
+            )
+        )
+    mem_gb = sum(cores[r] * role_rss.get(r, 0.0) for r in cores) / 1024
+    row("memory", " + ".join(f"{cores[r]:,} x {role_rss.get(r, 0):,.0f} MB ({r})" for r in cores), mem_gb, "GB")
+    partitions = max(12, 12 * math.ceil(cores["project"] / 12))
+    row(
+        "Kafka partitions (samples topic)",
+        f">= projector processes ({cores['project']:,}), a multiple of 12",
+        partitions,
+    )
+    kafka_bps = row("Kafka bytes/s in", f"{rate:,.0f}/s x {k_bytes:.1f} B/sample (zstd)", rate * k_bytes / 1e6, "MB/s")
+    kafka_gb = row(
+        "Kafka storage",
+        f"{kafka_bps:.1f} MB/s x {target.log_retention_days} d x {target.kafka_replication} replicas",
+        kafka_bps * 86400 * target.log_retention_days * target.kafka_replication / 1e3,
+        "GB",
+    )
+    brokers = max(3, math.ceil(kafka_bps * target.kafka_replication / 20))
+    row("Kafka brokers", f"max(3, {kafka_bps:.1f} MB/s x {target.kafka_replication} / 20 MB/s per m5.large)", brokers)
+    wcu = row("DynamoDB WCU (writes/s)", f"{rate:,.0f}/s x {wcu_m:,.0f} WCU per M samples / 1e6", rate * wcu_m / 1e6)
+    rcu_proj = rate * rcu_m / 1e6
+    rcu = row(
+        "DynamoDB RCU (reads/s)",
+        f"projectors {rate:,.0f}/s x {rcu_m:,.0f} per M / 1e6 + {target.queries_per_s:g} queries/s x {rcu_query:,.1f}",
+        rcu_proj + target.queries_per_s * rcu_query,
+    )
+    hot_gb = 0.0
+    for tier, b in HOT_BYTES_PER_SAMPLE.items():
+        days = min(TIER_RETENTION_D[tier], target.history_days)
+        hot_gb += rate * 86400 * days * b / 1e9
+    row(
+        "DynamoDB storage",
+        " + ".join(
+            f"{b} B x {min(TIER_RETENTION_D[t], target.history_days)} d ({t})" for t, b in HOT_BYTES_PER_SAMPLE.items()
+        )
+        + f" of {rate * 86400 / 1e9:.2f}G samples/day",
+        hot_gb,
+        "GB",
+    )
+    cold_points = sum(series * target.history_days * 86400 / step for step in TIER_STEP_S.values())
+    cold_gb = row(
+        "S3 storage after a year",
+        f"{cold_points / 1e12:.2f}T tier points (all tiers, {series:,} series) x {COLD_BYTES_PER_POINT:.1f} B",
+        cold_points * COLD_BYTES_PER_POINT / 1e9,
+        "GB",
+    )
+    puts_month = cold_gb / target.history_days * 30.4 * 1e3 / target.cold_part_mb
+    row(
+        "S3 PUTs per month",
+        f"{cold_gb / target.history_days:,.0f} GB/day x 30.4 in {target.cold_part_mb} MB parts",
+        puts_month,
+    )
+    usd = {
+        "compute (EC2 vCPUs)": sum(cores.values()) * PRICES["vcpu_hour"] * MONTH_H,
+        "DynamoDB writes, on-demand": wcu * 3600 * MONTH_H * PRICES["ddb_million_wru"] / 1e6,
+        "DynamoDB writes, provisioned": wcu / target.utilization * PRICES["ddb_wcu_hour"] * MONTH_H,
+        "DynamoDB reads, on-demand": rcu * 3600 * MONTH_H * PRICES["ddb_million_rru"] / 1e6,
+        "DynamoDB reads, provisioned": rcu / target.utilization * PRICES["ddb_rcu_hour"] * MONTH_H,
+        "DynamoDB storage": hot_gb * PRICES["ddb_gb_month"],
+        "Kafka (MSK brokers + storage)": brokers * PRICES["msk_broker_hour"] * MONTH_H
+        + kafka_gb * PRICES["msk_gb_month"],
+        "S3 storage (year-end) + PUTs": cold_gb * PRICES["s3_gb_month"] + puts_month / 1e3 * PRICES["s3_thousand_puts"],
+    }
+    lines = [
+        f"Measured phase: `{p['name']}` of {result['when']} ({p['accepted']:,} samples over {p['seconds']:.0f} s).",
+        "",
+        "| figure | arithmetic | value |",
+        "|---|---|---:|",
+        *(f"| {w} | {a} | {v} |" for w, a, v in rows),
+        "",
+        "| dollars per month (assumed prices) | USD |",
+        "|---|---:|",
+        *(f"| {k} | {v:,.0f} |" for k, v in usd.items()),
+    ]
+    cheapest = (
+        usd["compute (EC2 vCPUs)"]
+        + min(usd["DynamoDB writes, on-demand"], usd["DynamoDB writes, provisioned"])
+        + min(usd["DynamoDB reads, on-demand"], usd["DynamoDB reads, provisioned"])
+        + usd["DynamoDB storage"]
+        + usd["Kafka (MSK brokers + storage)"]
+        + usd["S3 storage (year-end) + PUTs"]
+    )
+    lines += [f"| **total, cheaper DynamoDB mode each** | **{cheapest:,.0f}** |", ""]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -904,7 +1088,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     parser.add_argument("--stem", default="fleet-latest", help="results file name without extension")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (process logs) and print where")
+    parser.add_argument(
+        "--plan", type=Path, default=None, help="print the capacity plan of a results JSON (docs/capacity.md) and exit"
+    )
     args = parser.parse_args(argv)
+    if args.plan is not None:
+        print(capacity_plan(json.loads(args.plan.read_text())))
+        return
     config = FleetConfig(
         ramp=[int(x) for x in args.ramp.split(",") if x.strip()],
         stage_s=args.stage_s,
