@@ -11,13 +11,17 @@ protocol, memory storage), DynamoDB Local (hot store), SeaweedFS (cold store), w
 `--projectors` `argus project --projector all` processes in one consumer group and one
 `argus query-server`.
 
-Phases: the `--ramp` host counts, `--stage-s` each, then `--minutes` at `--hosts` (default:
-the largest ramp stage the stack kept up with). In every phase the consumer lag of each
-projector group (high watermark minus committed offset, summed over partitions) is sampled
-every `--lag-every-s`; a phase **kept up** when every sample was sent on time (accepted
->= 99 % of offered) and the lag did not grow: its least-squares slope over the phase, times
-the phase's length, is under the records one interval appends. After the last phase the
-bench waits until every sample is queryable (agg=count per metric equals what was accepted).
+Phases: a warm-up (every series once, then wait until all are queryable: new series cost
+index writes, reported as series/s), the `--ramp` host counts, `--stage-s` each, then
+`--minutes` at `--hosts` (default: the largest ramp stage that kept up). Every
+`--lag-every-s` the bench samples the lag: samples accepted but not yet queryable (agg=count
+of one metric over the phase: each metric gets the same share of every batch), and each
+projector group's committed lag (high watermark minus committed offset, over partitions;
+reported only: with a per-tier cadence a group commits when its slowest tier has written). A
+phase **kept up** when everything offered was accepted and the not-queryable lag did not grow:
+its least-squares slope (over the second half of a phase of 2 min or more), times the phase's
+length, is under one interval's samples. After the last phase the bench waits until every
+sample is queryable (agg=count per metric equals what was accepted).
 
 Per phase and process: CPU seconds per million samples and peak RSS (psutil); DynamoDB read
 and write units as DynamoDB Local reports them (a counting proxy in front of it asks every
@@ -620,8 +624,11 @@ class FleetRun:
         self.last_ts = span[1] - step_ms
         records = sum(ends_after.values()) - sum(ends_before.values())
         per_interval = records / max(elapsed / INTERVAL_S, 1.0)
-        # Growth over the phase: the least-squares slope after the first sample, times its length.
-        steady = [(t, lags) for t, lags in lag_samples if t >= min(cfg.lag_every_s, elapsed / 3)]
+        # Growth over the phase: the least-squares slope, times the phase's length, of the
+        # samples after the first one; in a phase of 2 min or more, of its second half only
+        # (the backlog a previous, faster stage left behind drains in the first).
+        settle = elapsed / 2 if elapsed >= 120 else min(cfg.lag_every_s, elapsed / 3)
+        steady = [(t, lags) for t, lags in lag_samples if t >= settle]
         growth = {key: _slope([(t, float(lags[key])) for t, lags in steady]) * elapsed for key in lag_samples[-1][1]}
         offered = hosts * cfg.metrics * ticks
         # Kept up: every sample accepted, and what is not yet queryable grew by less than one
@@ -964,7 +971,8 @@ def capacity_plan(result: Mapping[str, Any], target: PlanTarget = PlanTarget()) 
     check = result["queryable_check"]
     rcu_query = check["read_units"] / check["queries"] if check["queries"] else 0.0
     # The producer compresses (zstd by default): what brokers store and replicate.
-    k_bytes = p.get("kafka_bytes_zstd", p["kafka_bytes"]) / n
+    zstd = "kafka_bytes_zstd" in p
+    k_bytes = p["kafka_bytes_zstd" if zstd else "kafka_bytes"] / n
     rows: list[tuple[str, str, str]] = []
 
     def row(what: str, arithmetic: str, value: float, unit: str = "") -> float:
@@ -992,7 +1000,12 @@ def capacity_plan(result: Mapping[str, Any], target: PlanTarget = PlanTarget()) 
         f">= projector processes ({cores['project']:,}), a multiple of 12",
         partitions,
     )
-    kafka_bps = row("Kafka bytes/s in", f"{rate:,.0f}/s x {k_bytes:.1f} B/sample (zstd)", rate * k_bytes / 1e6, "MB/s")
+    kafka_bps = row(
+        "Kafka bytes/s in",
+        f"{rate:,.0f}/s x {k_bytes:.1f} B/sample ({'zstd' if zstd else 'uncompressed'})",
+        rate * k_bytes / 1e6,
+        "MB/s",
+    )
     kafka_gb = row(
         "Kafka storage",
         f"{kafka_bps:.1f} MB/s x {target.log_retention_days} d x {target.kafka_replication} replicas",
