@@ -54,7 +54,9 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -435,13 +437,28 @@ class Stack:
             port = free_port()
             self._start("ingest", f"ingest-{n}", "ingest", "--ingest-addr", f"127.0.0.1:{port}", ready_port=port)
             self.ingest_ports.append(port)
-        for n in range(self.config.projectors):
-            self._start("project", f"project-{n}", "project", "--projector", "all")
         query_port, self.http_port = free_port(), free_port()
-        self._start(
-            "query", "query", "query-server", "--query-addr", f"127.0.0.1:{query_port}",
-            "--http-addr", f"127.0.0.1:{self.http_port}", ready_port=self.http_port,
-        )  # fmt: skip
+        starts: list[Callable[[], None]] = [
+            partial(self._start, "project", f"project-{n}", "project", "--projector", "all")
+            for n in range(self.config.projectors)
+        ]
+        starts.append(
+            partial(
+                self._start,
+                "query",
+                "query",
+                "query-server",
+                "--query-addr",
+                f"127.0.0.1:{query_port}",
+                "--http-addr",
+                f"127.0.0.1:{self.http_port}",
+                ready_port=self.http_port,
+            )
+        )
+        # Once the ingests made the topics, the rest boot side by side (each takes seconds).
+        with ThreadPoolExecutor(len(starts)) as pool:
+            for future in [pool.submit(start) for start in starts]:
+                future.result()
         for role, port in (
             ("tansu", getattr(self.kafka, "port", 0)),
             ("dynamodb", getattr(self.dynamodb, "port", 0)),
@@ -458,8 +475,10 @@ class Stack:
                 raise FleetFailed(f"{name} exited:\n{proc.log_tail()}")
 
     def close(self) -> None:
-        for proc in reversed(list(self.processes.values())):
-            proc.stop()
+        # Side by side: each stops by flushing what it holds, which takes seconds.
+        with ThreadPoolExecutor(max(1, len(self.processes))) as pool:
+            for future in [pool.submit(proc.stop) for proc in self.processes.values()]:
+                future.result()
         self.proxy.stop()
 
     def query_count(self, metric: str, start_ms: int, end_ms: int) -> float:
@@ -762,8 +781,10 @@ async def run_fleet(config: FleetConfig, *, kafka: Any, dynamodb: Any, s3: Any, 
     lag = LagReader(kafka.bootstrap, config.partitions, GROUPS)
     phases: list[PhaseResult] = []
     try:
-        stack.start()
+        began = time.monotonic()
+        await asyncio.to_thread(stack.start)
         await lag.start()
+        log(f"stack up in {time.monotonic() - began:.1f} s")
         run = FleetRun(stack, config)
         chosen = config.hosts
         warmup: dict[str, Any] = {}
