@@ -30,7 +30,9 @@ records and bytes (key + value + headers of the records the phase appended, read
 end); S3 objects and bytes in the cold bucket at the end (the cold archive writes a tier's
 period once the UTC day closes, so a short run shows only what closed in it).
 
-Results: bench/results/fleet-latest.{json,md} (or --results-dir). Everything shares this
+Results: bench/results/fleet-latest.{json,md} (or --results-dir), the markdown ending with the
+capacity plan for 10k hosts x 100 metrics (docs/capacity.md); `--plan RESULT.json` prints
+that plan for any earlier result. Everything shares this
 machine's 2 cores with the services and the load generator itself: the figures are a lower
 bound of what one core per process does.
 """
