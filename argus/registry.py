@@ -125,7 +125,7 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
         return True
 
     # The alert read models persist (decision 0046): a restart projects only what the alerts
-    # topic gained since. Beside a DynamoDB hot store they are its tables', else alerts.db (0059).
+    # topic gained since. A DynamoDB hot store's prefix holds them, else alerts.db does (0059).
     s = rt.settings
     projector = AlertReadModelProjector(
         event_log,

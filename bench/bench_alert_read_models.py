@@ -2,7 +2,8 @@
 apply throughput (instance transitions/s, each with its timeline entry) and `instances`
 latency with N instances in one tenant, against the SQLite store on the same data.
 
-    python -m bench.bench_alert_read_models [--instances 10000] [--rounds 3] [--batch 1000] [--reads 5]
+    python -m bench.bench_alert_read_models [--instances 10000] [--rounds 3] [--batch 1000]
+        [--reads 5] [--concurrency 32]
 
 Starts its own DynamoDB Local (harness/services), prints a Markdown table.
 """
@@ -84,7 +85,7 @@ async def _measure(name: str, store: AlertReadModelStore, batches: list[AlertMod
         for label, states, rule in (
             ("instances(all 4 states)", list(STATES), None),
             ("instances(firing)", ["firing"], None),
-            ("instances(firing, rule)", ["firing"], "rule-3"),
+            ("instances(firing, rule)", ["firing"], "rule-4"),
         ):
             times, found = [], 0
             for _ in range(reads):
@@ -106,6 +107,7 @@ async def main(args: argparse.Namespace) -> None:
                 server.url(prefix="bench_", credentials=False),
                 access_key_id=ACCESS_KEY_ID,
                 secret_access_key=SECRET_ACCESS_KEY,
+                max_concurrency=args.concurrency,
             )
             rows = await _measure("DynamoDB Local", ddb, batches, args.reads)
             print(f"(DynamoDB stats: {ddb.stats})")
@@ -122,4 +124,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--reads", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=32, help="DynamoDB requests in flight")
     asyncio.run(main(parser.parse_args()))

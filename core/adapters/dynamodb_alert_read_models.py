@@ -335,6 +335,9 @@ class DynamoDBAlertReadModels(DynamoDBConnection):
         what = "apply a batch to the alert read models"
         attempt = 0
         while units:
+            if sum(len(u.ops) for u in units) > TRANSACT_ITEMS:  # a rebuilt instance grew
+                await self._all(self._transact(g) for g in _groups(units))
+                return
             ops = [op for u in units for op in u.ops]
             estimate = 2 * sum(write_units(next(iter(op.values())).get("Item") or {"k": {"S": ""}}) for op in ops)
             try:
