@@ -10,7 +10,7 @@ Items (`pk`/`sk` strings; `pk` a JSON array, so tenants, rules and ids may hold 
     ["a", space, tenant]               instance id            its newest ack
     ["h", space, tenant]               time.partition.offset  a timeline entry (sk sorts as the port's order)
     ["p", space]                       partition              the next offset to read
-    ["meta"]                           "source"               the event log the models are projected from
+    ["meta"]                           "source"               the space of the event log now projected
 
 `space` is a hash of the source event log's URL: models projected from another log are in
 another key space, and the one of a replaced source is deleted at start (as the SQLite store
@@ -133,6 +133,7 @@ class DynamoDBAlertReadModels(DynamoDBConnection):
             raise
 
     async def _check_source(self) -> None:
+        # Only the source's hash is stored: an event-log URL may carry credentials.
         meta = {"pk": attr_s(_key(*_META)), "sk": attr_s("source")}
         while True:
             got = await self._call(
@@ -140,14 +141,14 @@ class DynamoDBAlertReadModels(DynamoDBConnection):
                 partial(self.client.get_item, TableName=self.table, Key=meta, ConsistentRead=True),
             )
             held = got.get("Item")
-            stored = None if held is None else str(held["src"]["S"])
-            if stored == self._source:
+            stored = None if held is None else str(held["sp"]["S"])
+            if stored == self._space:
                 return
-            item = dict(meta, src=attr_s(self._source), sp=attr_s(self._space))
+            item = dict(meta, sp=attr_s(self._space))
             condition: dict[str, Any] = (
                 {"ConditionExpression": "attribute_not_exists(pk)"}
-                if held is None
-                else {"ConditionExpression": "src = :old", "ExpressionAttributeValues": {":old": held["src"]}}
+                if stored is None
+                else {"ConditionExpression": "sp = :old", "ExpressionAttributeValues": {":old": attr_s(stored)}}
             )
             try:
                 await self._call(
@@ -157,9 +158,10 @@ class DynamoDBAlertReadModels(DynamoDBConnection):
                 )
             except ClientError:
                 continue  # another process switched it first: read what it wrote
-            if held is not None:
-                log.warning("alert read models were projected from another event log (%s); rebuilding", stored)
-                await self._drop_space(str(held["sp"]["S"]))
+            if stored is not None:
+                log.warning("alert read models were projected from another event log (space %s); rebuilding", stored)
+                # A crash before the end leaves only unreachable items of the old key space.
+                await self._drop_space(stored)
             return
 
     async def _drop_space(self, space: str) -> None:
