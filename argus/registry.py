@@ -22,7 +22,7 @@ from argus.dashboards_api import dashboards_api
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
 from argus.supervisor import ProjectorProcess
 from argus.versioned_projectors import VersionedProjectors
-from core.adapters.sqlite_alert_read_models import ALERTS_DB, SqliteAlertReadModels
+from core.adapters.urls import open_alert_read_models
 from core.alerting.state import AlertConfigState
 from core.model import DEFAULT_TENANT
 from core.quarantine import QuarantineReport, read_quarantine
@@ -124,10 +124,12 @@ def _query(rt: Runtime, wiring: Wiring) -> Module:
             )
         return True
 
-    # The alert read models persist in the data dir (decision 0046): a restart projects only
-    # what the alerts topic gained since.
+    # The alert read models persist (decision 0046): a restart projects only what the alerts
+    # topic gained since. A DynamoDB hot store's prefix holds them, else alerts.db does (0059).
+    s = rt.settings
     projector = AlertReadModelProjector(
-        event_log, SqliteAlertReadModels(rt.settings.data_dir / ALERTS_DB, source=rt.settings.event_log_url)
+        event_log,
+        open_alert_read_models(hot_store_url=s.hot_store_url, event_log_url=s.event_log_url, data_dir=s.data_dir),
     )
     active = ActiveAlerts(event_log, projector=projector)
     return QueryModule(

@@ -37,7 +37,7 @@ from command_side.config.alerts import (
     expire_silence,
 )
 from core import data_dir
-from core.adapters.sqlite_alert_read_models import ALERTS_DB, SqliteAlertReadModels
+from core.adapters.urls import open_alert_read_models
 from core.alerting.acks import Ack, acknowledge, unacknowledge
 from core.alerting.document import MAX_DOCUMENT_BYTES, parse_document, parse_label_matcher
 from core.alerting.lifecycle import AlertState
@@ -340,9 +340,10 @@ def alerts_serve(data_dir: Path | None, log_level: str, replica: str | None) -> 
 def _projector(settings: Settings, events: EventLog) -> AlertReadModelProjector:
     """The data dir's persisted alert read models (decision 0046), brought up to date by
     this command: it projects only what the topic gained since the last reader."""
-    return AlertReadModelProjector(
-        events, SqliteAlertReadModels(settings.data_dir / ALERTS_DB, source=settings.event_log_url)
+    models = open_alert_read_models(
+        hot_store_url=settings.hot_store_url, event_log_url=settings.event_log_url, data_dir=settings.data_dir
     )
+    return AlertReadModelProjector(events, models)
 
 
 def _read_alerts(settings: Settings, tenant: str, states: frozenset[AlertState]) -> list[AlertInstance]:

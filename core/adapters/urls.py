@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 from core.adapters.log_retention import LogRetention
 from core.errors import InvalidArgument
 from core.model import DEFAULT_TIERS, Tier
-from core.ports import ColdStore, EventLog, HotStore
+from core.ports import AlertReadModelStore, ColdStore, EventLog, HotStore
 
 
 def sqlite_path(url: str, *, parameter: str) -> Path:
@@ -55,6 +55,18 @@ def open_hot_store(url: str, *, tiers: Sequence[Tier] = DEFAULT_TIERS) -> HotSto
 
         return DynamoDBHotStore.from_url(url, tiers=tiers)
     raise _unsupported(url, "hot_store")
+
+
+def open_alert_read_models(*, hot_store_url: str, event_log_url: str, data_dir: Path) -> AlertReadModelStore:
+    """Beside the hot store (decision 0059): in its DynamoDB tables' prefix (one table set
+    per deployment, shared by every query process), else `alerts.db` in the data dir."""
+    if hot_store_url.startswith("dynamodb:"):
+        from core.adapters.dynamodb_alert_read_models import DynamoDBAlertReadModels
+
+        return DynamoDBAlertReadModels.from_url(hot_store_url, source=event_log_url)
+    from core.adapters.sqlite_alert_read_models import ALERTS_DB, SqliteAlertReadModels
+
+    return SqliteAlertReadModels(data_dir / ALERTS_DB, source=event_log_url)
 
 
 def open_cold_store(url: str) -> ColdStore:

@@ -96,8 +96,11 @@ class AlertReadModelProjector:
                 self._started = True
             if not self._partitions:
                 self._partitions = await self.events.ensure_topic(ALERTS_TOPIC, TOPIC_PARTITIONS)
-            if self._next is None:
-                self._next = await self.store.positions()
+            # The store's positions each time, not only at start: another writer of the same
+            # store (a query replica sharing DynamoDB tables, `argus alerts list` beside the
+            # server) may have projected further, and re-applying its batches is wasted work.
+            stored = await self.store.positions()
+            self._next = {p: max(o, (self._next or {}).get(p, 0)) for p, o in {**(self._next or {}), **stored}.items()}
             try:
                 for partition in range(self._partitions):
                     offset = self._next.get(partition, 0)

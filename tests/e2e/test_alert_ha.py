@@ -269,6 +269,8 @@ def test_a_replica_killed_mid_delivery_is_taken_over_and_every_transition_is_del
         rows = [json.loads(line) for line in listed.splitlines() if line.startswith("{")]
         states = {(row["rule"], row["state"]) for row in rows}
         assert states == {(RULE, "resolved"), ("Watchdog", "firing")}, states
+        # Beside a DynamoDB hot store the read models are its table, not a file (decision 0059).
+        assert not list(tmp_path.rglob("alerts.db"))
         watchdog = hook.of("/deadman", "Watchdog")
         assert watchdog and watchdog[0][1]["status"] == "firing"
         assert len({nid for nid, _ in watchdog}) == 1, "the watchdog's group is notified once (repeat: 1h)"

@@ -100,6 +100,25 @@ async def test_a_restart_reads_only_what_the_topic_gained(tmp_path: Path) -> Non
     assert [e["kind"] for e, _ in entries] == ["state", "state", "acknowledged", "sent", "state"]
 
 
+async def test_a_projector_skips_what_another_writer_of_its_store_projected() -> None:
+    # Query replicas sharing one store (DynamoDB, decision 0059), or `argus alerts list`
+    # beside the server: each follows the store's positions, not only its own.
+    log = CountingLog()
+    await _seed(log)
+    store = MemoryAlertReadModels()
+    leader, follower = AlertReadModelProjector(log, store), AlertReadModelProjector(log, store)
+    await leader.catch_up()
+    await follower.catch_up()
+    await append(log, changed(A, "cpu", {"host": "h1"}, AlertState.RESOLVED, 5), partition=1)
+    await leader.catch_up()
+    log.reads.clear()
+    await follower.catch_up()
+    assert log.reads == []
+    await append(log, changed(A, "cpu", {"host": "h1"}, AlertState.FIRING, 6), partition=1)
+    await follower.catch_up()
+    assert log.reads == [(1, await log.end_offset(ALERTS_TOPIC, 1) - 1)]  # only the new record
+
+
 async def test_tenants_see_only_their_own_models() -> None:
     log = MemoryEventLog()
     await _seed(log)
