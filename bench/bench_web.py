@@ -360,6 +360,11 @@ def summarize_soak(lines: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
             "max": round(max(renderer), 1),
         },
         "renderer_rss_mb_per_hour": round(slope_per_hour(t, renderer), 1),
+        # The first minutes include the page settling into live mode: the second half is the trend.
+        "js_heap_mb_per_hour_second_half": round(slope_per_hour(t[len(t) // 2 :], heap[len(heap) // 2 :]), 1),
+        "renderer_rss_mb_per_hour_second_half": round(
+            slope_per_hour(t[len(t) // 2 :], renderer[len(renderer) // 2 :]), 1
+        ),
         "browser_pss_mb": {"first": round(browser[0], 1), "last": round(browser[-1], 1), "max": round(max(browser), 1)},
         "panel_errors_max": max(int(x["errors"]) for x in samples),
         "points_first_last": [int(samples[0]["points"]), int(samples[-1]["points"])],
@@ -386,7 +391,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Dashboards in the browser (bench/bench_web.py)",
         "",
-        f"Run {results['run_at']} on {results['machine']}; `{results['command']}`.",
+        f"Run {results['run_at']} on {results['machine']} (load average 1/5/15 min: "
+        f"{results.get('load_average_at_start')} at start, {results.get('load_average_at_end')} at the end: "
+        "the machine is shared); "
+        f"`{results['command']}`.",
         f"{cfg['panels']} time-series panels x {cfg['series']:,} series each (`group_by=host`) "
         f"in headless chromium {results.get('chromium_version', '?')} at 1280x800; "
         f"seeded {results['seed']['samples']:,} samples in {results['seed']['seconds']} s "
@@ -419,15 +427,16 @@ def markdown(results: dict[str, Any]) -> str:
 
         def row(name: str, key: str, slope: str) -> str:
             v = soak[key]
-            return f"| {name} | {v['first']} | {v['last']} | {v['max']} | {soak[slope] if slope else ''} |"
+            trend = f"{soak[slope]} | {soak[slope + '_second_half']}" if slope else " | "
+            return f"| {name} | {v['first']} | {v['last']} | {v['max']} | {trend} |"
 
         lines += [
             "",
             f"## Live mode for {soak['minutes']} min "
             f"({cfg['soak_range']} range, every series pushed every {LIVE_PUSH_S:.0f} s)",
             "",
-            "| | first | last | max | slope per hour |",
-            "|---|---:|---:|---:|---:|",
+            "| | first | last | max | slope MB/hour | slope MB/hour, second half |",
+            "|---|---:|---:|---:|---:|---:|",
             row("JS heap after GC, MB", "js_heap_mb", "js_heap_mb_per_hour"),
             row("renderer RSS, MB", "renderer_rss_mb", "renderer_rss_mb_per_hour"),
             row("browser PSS (all processes), MB", "browser_pss_mb", ""),
@@ -443,9 +452,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 GRAFANA_NOTE: Final = (
-    "not compared: Grafana is not in Debian's archive, not on PyPI or npm as a server, and its Go "
-    "module is AGPL (excluded by the project's package policy); its own .deb needs its apt repository, "
-    "which this machine cannot reach."
+    "not compared: Grafana is not in Debian's archive (apt knows no `grafana` package here) and is "
+    "not a server on PyPI or npm; its code is AGPL, which the project's package policy excludes."
 )
 
 
@@ -531,13 +539,21 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "seed": {
             "samples": samples,
             "seconds": seed_s,
-            "segments": [f"{s.spec.span_ms // HOUR_MS} h at {s.cadence_ms // SECOND_MS} s" for s in segments],
+            "segments": [f"{human_ms(s.spec.span_ms)} at {human_ms(s.cadence_ms)}" for s in segments],
         },
         "draw": summarize_draws(lines, ranges),
         "server_queries": server_ms,
         "soak": summarize_soak(lines),
         "page_errors": done.get("pageErrors", []),
     }
+
+
+def human_ms(ms: int) -> str:
+    """`335d`, `23h`, `5m`, `5s`: the largest unit of at least 2 (or the exact one)."""
+    for unit, size in (("d", DAY_MS), ("h", HOUR_MS), ("m", 60 * SECOND_MS)):
+        if ms >= 2 * size or ms == size:
+            return f"{ms // size}{unit}"
+    return f"{ms // SECOND_MS}s"
 
 
 def chromium_version() -> str:
@@ -580,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {
         "run_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{os.cpu_count()} cores",
+        "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
         "command": shlex.join(["python", "-m", "bench.bench_web", *given]),
         "chromium_version": chromium_version(),
         "config": {
@@ -600,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchFailure as exc:
         print(f"bench_web failed: {exc}", file=sys.stderr)
         return 1
+    results["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (args.out / f"{args.name}.md").write_text(markdown(results))

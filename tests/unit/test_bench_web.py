@@ -11,6 +11,7 @@ from bench.bench_web import (
     HOUR_MS,
     dashboard_spec,
     history,
+    human_ms,
     slope_per_hour,
     summarize_draws,
     summarize_soak,
@@ -109,3 +110,14 @@ def test_soak_summary_reports_growth() -> None:
     assert got["js_heap_mb_per_hour"] == pytest.approx(60.0)
     assert got["renderer_rss_mb_per_hour"] == 0.0
     assert summarize_soak([]) is None
+
+
+def test_human_durations() -> None:
+    assert [human_ms(x) for x in (335 * DAY_MS, DAY_MS, 23 * HOUR_MS, 300_000, 5_000, 90_000)] == [
+        "335d",
+        "1d",
+        "23h",
+        "5m",
+        "5s",
+        "90s",
+    ]
