@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV := $(BIN)/uv
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers promql-compat clean setup lock lock-check breaking \
+.PHONY: run test lint unit e2e proto proto-check bench bench-smoke bench-peers bench-web promql-compat clean setup lock lock-check breaking \
 	web web-gen web-gen-check web-lint web-test web-browser system-deps
 
 setup: $(STAMP) $(NODE_STAMP)
@@ -134,6 +134,11 @@ bench-smoke: $(STAMP)
 # Argus beside VictoriaMetrics, Prometheus and InfluxDB (Debian packages, installed if missing).
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.peers_run
+
+# The dashboards app in headless chromium: time to draw 12 panels x 1,000 series per range,
+# and memory in live mode (BENCH_WEB_ARGS="--soak-minutes 30" for the soak).
+bench-web: $(STAMP) web system-deps
+	$(BIN)/python -m bench.bench_web $(BENCH_WEB_ARGS)
 
 # PromQL answers compared with the real Prometheus on the same samples (Debian package
 # prometheus, installed with apt-get if missing); report per construct.
