@@ -91,7 +91,11 @@ async def code_of(call: object) -> grpc.StatusCode:
 
 
 def rule_doc(name: str = "hot", *, window: str = "10s", condition: str = "> 90") -> str:
-    rule: dict[str, object] = {"name": name, "query": {"metric": "cpu", "agg": "avg", "group_by": ["host"]}, "window": window}
+    rule: dict[str, object] = {
+        "name": name,
+        "query": {"metric": "cpu", "agg": "avg", "group_by": ["host"]},
+        "window": window,
+    }
     rule |= {"condition": condition, "interval": "5s"}
     return json.dumps({"rules": [rule]})
 
