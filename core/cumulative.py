@@ -24,15 +24,18 @@ Semantics (docs/ingest-protocols.md, docs/decisions/0042-one-cumulative-converte
   its content, are the same ones and the event log deduplicates them).
 
 Not thread-safe: one event loop. Two requests converting the same series at once would
-both read the same state; the ingest paths serialise per tenant (see `lock`).
+both read the same state, so a caller holds `reserve(keys)` (or `reserve(None)`: every
+key) across begin() .. commit(): requests with disjoint series run together (their appends
+share the event log's group commit), those sharing a series wait for each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
@@ -92,14 +95,45 @@ class CumulativeDeltas(Generic[K]):
         self.ttl_ms = ttl_ms
         self._store = store
         self._states: OrderedDict[K, CumulativeState] = OrderedDict()
-        self.lock = asyncio.Lock()
-        """Held by a caller across begin() .. commit() so two requests never interleave."""
+        self._reserved: set[K] = set()
+        self._everything = False
+        self._waiting_for_everything = 0
+        self._changed = asyncio.Condition()
 
     def __len__(self) -> int:
         return len(self._states)
 
     def state(self, key: K) -> CumulativeState | None:
         return self._states.get(key)
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, keys: Collection[K] | None) -> AsyncIterator[None]:
+        """Hold `keys` (None: every key) until the block ends, once no other holder has any of
+        them. Someone waiting for every key goes before new holders of some keys."""
+        async with self._changed:
+            if keys is None:
+                self._waiting_for_everything += 1
+                try:
+                    await self._changed.wait_for(lambda: not self._everything and not self._reserved)
+                finally:
+                    self._waiting_for_everything -= 1
+                self._everything = True
+            else:
+                await self._changed.wait_for(
+                    lambda: (
+                        not self._everything and not self._waiting_for_everything and self._reserved.isdisjoint(keys)
+                    )
+                )
+                self._reserved.update(keys)
+        try:
+            yield
+        finally:
+            async with self._changed:
+                if keys is None:
+                    self._everything = False
+                else:
+                    self._reserved.difference_update(keys)
+                self._changed.notify_all()
 
     async def begin(self, keys: Iterable[K]) -> Conversion[K]:
         """A conversion over the held states (read back from the store for `keys` missing

@@ -181,20 +181,29 @@ class ForeignIngest:
             owner, ts, values = owner[order], ts[order], values[order]
             starts = starts[order] if starts is not None else None
         cumulative = np.fromiter((shape.cumulative for shape in shapes), dtype=bool, count=n)
-        stateful = extra is not None or bool(cumulative.any())
+        cum_index = np.flatnonzero(cumulative)
+        cum_keys = [shapes[i].key for i in cum_index.tolist()]
         # Only requests with cumulative series need the converter's states held across the
-        # append (gauges and deltas go straight through: no lock, no state).
-        async with self.deltas.lock if stateful else contextlib.nullcontext():
+        # append (gauges and deltas go straight through: no state), and only their series:
+        # requests of other series go on meanwhile (`extra` may touch any key: all of them).
+        reserved: contextlib.AbstractAsyncContextManager[None]
+        if extra is not None:
+            reserved = self.deltas.reserve(None)
+        elif cum_keys:
+            reserved = self.deltas.reserve(frozenset(cum_keys))
+        else:
+            reserved = contextlib.nullcontext()
+        async with reserved:
             baselines = 0
             out_values = values
             given = np.ones(len(ts), dtype=bool)
-            conversion = await self.deltas.begin(shape.key for shape in shapes if shape.cumulative)
-            if cumulative.any():
-                cum_index = np.flatnonzero(cumulative)
+            # begin() reads back missing states; from its return to the append nothing awaits,
+            # so no other request's read-back evicts them before they are converted.
+            conversion = await self.deltas.begin(cum_keys)
+            if cum_keys:
                 cum_points = cumulative[owner]
-                cum_shapes = [shapes[i] for i in cum_index.tolist()]
                 counted, deltas, baselines = conversion.deltas(
-                    [shape.key for shape in cum_shapes],
+                    cum_keys,
                     counts[cum_index],
                     ts[cum_points],
                     values[cum_points],
