@@ -76,7 +76,9 @@ def encode_key(key: Hashable) -> bytes:
     key that is bytes already is its own form."""
     if isinstance(key, bytes):
         return key
-    return orjson.dumps(key)
+    # A copy of exact size: orjson's bytes keep their ~4 KB buffer, and these are held in
+    # memory by the hundred thousand (converter states, remote write's series shapes).
+    return bytes(memoryview(orjson.dumps(key)))
 
 
 class CumulativeDeltas(Generic[K]):

@@ -4,6 +4,7 @@ bounds, commit after durability, durable states."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections import defaultdict
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.adapters.sqlite_cumulative_state import SqliteCumulativeStateStore
-from core.cumulative import CumulativeDeltas
+from core.cumulative import CumulativeDeltas, encode_key
 
 Key = tuple[str, str]
 A: Key = ("t", "a")
@@ -137,3 +138,18 @@ async def test_reservations_run_disjoint_series_together_and_serialise_shared_on
     await asyncio.wait_for(entered["d"].wait(), 5)
     release["d"].set()
     await asyncio.gather(*tasks)
+
+
+def test_encoded_keys_are_exact_size_and_bytes_keys_are_their_own_form() -> None:
+    key = ("tenant", "http_requests_total", "eu-west-1", (("instance", "a:9100"), ("job", "api")))
+    encoded = encode_key(key)
+    assert encoded == b'["tenant","http_requests_total","eu-west-1",[["instance","a:9100"],["job","api"]]]'
+    # Held by the hundred thousand: no spare buffer behind each one.
+    tracemalloc.start()
+    try:
+        held = [encode_key((*key[:3], (("n", str(i)),))) for i in range(1_000)]
+        per_key = tracemalloc.get_traced_memory()[0] / len(held)
+    finally:
+        tracemalloc.stop()
+    assert per_key < 4 * len(encoded)
+    assert encode_key(encoded) is encoded
