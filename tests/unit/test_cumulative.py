@@ -3,13 +3,16 @@ bounds, commit after durability, durable states."""
 
 from __future__ import annotations
 
+import asyncio
+import tracemalloc
+from collections import defaultdict
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from core.adapters.sqlite_cumulative_state import SqliteCumulativeStateStore
-from core.cumulative import CumulativeDeltas
+from core.cumulative import CumulativeDeltas, encode_key
 
 Key = tuple[str, str]
 A: Key = ("t", "a")
@@ -92,3 +95,61 @@ async def test_durable_states_survive_a_restart_and_are_pruned(tmp_path: Path) -
     conv = await restarted.begin([("t", "b")])
     assert conv.delta(("t", "b"), 3_000, 4.0) is None
     await store.close()
+
+
+async def test_reservations_run_disjoint_series_together_and_serialise_shared_ones() -> None:
+    deltas: CumulativeDeltas[bytes] = CumulativeDeltas()
+    entered: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    release: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+    inside: list[str] = []
+
+    async def holder(name: str, keys: set[bytes] | None) -> None:
+        async with deltas.reserve(keys):
+            inside.append(name)
+            entered[name].set()
+            await release[name].wait()
+            inside.remove(name)
+
+    async def settle() -> None:
+        for _ in range(20):  # let every runnable task take its turn (no wall-clock wait)
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(holder("a", {b"x"}))]
+    await asyncio.wait_for(entered["a"].wait(), 5)
+    tasks.append(asyncio.create_task(holder("b", {b"y"})))
+    await asyncio.wait_for(entered["b"].wait(), 5)
+    assert sorted(inside) == ["a", "b"]  # disjoint: together
+    tasks.append(asyncio.create_task(holder("c", {b"x", b"z"})))
+    await settle()
+    assert "c" not in inside  # shares x with a: waits
+    release["b"].set()
+    release["a"].set()
+    await asyncio.wait_for(entered["c"].wait(), 5)
+    tasks.append(asyncio.create_task(holder("everything", None)))
+    await settle()
+    tasks.append(asyncio.create_task(holder("d", {b"q"})))  # arrives after someone wants every key
+    await settle()
+    assert inside == ["c"]
+    release["c"].set()
+    await asyncio.wait_for(entered["everything"].wait(), 5)
+    await settle()
+    assert inside == ["everything"]
+    release["everything"].set()
+    await asyncio.wait_for(entered["d"].wait(), 5)
+    release["d"].set()
+    await asyncio.gather(*tasks)
+
+
+def test_encoded_keys_are_exact_size_and_bytes_keys_are_their_own_form() -> None:
+    key = ("tenant", "http_requests_total", "eu-west-1", (("instance", "a:9100"), ("job", "api")))
+    encoded = encode_key(key)
+    assert encoded == b'["tenant","http_requests_total","eu-west-1",[["instance","a:9100"],["job","api"]]]'
+    # Held by the hundred thousand: no spare buffer behind each one.
+    tracemalloc.start()
+    try:
+        held = [encode_key((*key[:3], (("n", str(i)),))) for i in range(1_000)]
+        per_key = tracemalloc.get_traced_memory()[0] / len(held)
+    finally:
+        tracemalloc.stop()
+    assert per_key < 4 * len(encoded)
+    assert encode_key(encoded) is encoded

@@ -17,21 +17,29 @@ partition), so a resent request maps to the same events.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
+import numpy.typing as npt
+
 from command_side.ingest.accept import BatchAcceptor
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
-from core.cumulative import Conversion, CumulativeDeltas
+from core.cumulative import Conversion, CumulativeDeltas, encode_key
 from core.events import digest
 
 REGION_LABEL = "region"
 
-SeriesKey = tuple[str, str, str, tuple[tuple[str, str], ...]]
-"""(tenant, metric, region, labels sorted by name): a cumulative series' converter key."""
+SeriesKey = bytes
+"""A cumulative series' converter key: `series_key(tenant, metric, region, labels sorted by
+name)`, the byte form the converter's store has always used (bytes cache their hash, so the
+per-request lookups of a known series cost little)."""
+
+
+def series_key(tenant: str, metric: str, region: str, labels: tuple[tuple[str, str], ...]) -> SeriesKey:
+    return encode_key((tenant, metric, region, labels))
 
 
 class Temporality(Enum):
@@ -68,6 +76,59 @@ class ForeignOutcome:
     """NaN values skipped (Prometheus staleness markers, missing values)."""
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesShape:
+    """What a series is, worked out once per distinct series (protocols cache it): its
+    converter key, how its values count, and its identity as a message to copy."""
+
+    key: SeriesKey
+    temporality: Temporality
+    template: bytes
+    """The serialized SeriesSamples of metric, kind, region and labels (sorted by name)."""
+
+    @property
+    def cumulative(self) -> bool:
+        return self.temporality is Temporality.CUMULATIVE
+
+
+def shape_of(tenant: str, metric: str, labels: dict[str, str], temporality: Temporality) -> SeriesShape:
+    """The shape of a series with these labels (a `region` label is the Argus region)."""
+    region = labels.get(REGION_LABEL, "")
+    rest = tuple(sorted((k, v) for k, v in labels.items() if k != REGION_LABEL))
+    kind = metrics_pb2.METRIC_KIND_GAUGE if temporality is Temporality.GAUGE else metrics_pb2.METRIC_KIND_COUNTER
+    template = metrics_pb2.SeriesSamples(metric=metric, kind=kind, region=region)
+    for name, text in rest:
+        template.labels.add(name=name, value=text)
+    return SeriesShape(
+        key=series_key(tenant, metric, region, rest),
+        temporality=temporality,
+        template=template.SerializeToString(deterministic=True),
+    )
+
+
+@dataclass(slots=True)
+class ForeignColumns:
+    """A request's series in columns: `shapes[i]` owns the next `counts[i]` points."""
+
+    shapes: list[SeriesShape]
+    counts: npt.NDArray[np.int64]
+    timestamps_ms: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    start_ms: npt.NDArray[np.int64] | None = None
+    """Per point, when its cumulative run started (OTLP), or None."""
+
+    @classmethod
+    def of(cls, tenant: str, series: Sequence[ForeignSeries]) -> ForeignColumns:
+        shapes = [shape_of(tenant, s.metric, s.labels, s.temporality) for s in series]
+        counts = np.array([len(s.timestamps_ms) for s in series], dtype=np.int64)
+        ts = np.array([t for s in series for t in s.timestamps_ms], dtype=np.int64)
+        values = np.array([v for s in series for v in s.values], dtype=np.float64)
+        start_ms = None
+        if any(s.start_ms for s in series):
+            start_ms = np.array([t for s in series for t in (s.start_ms or [0] * len(s.timestamps_ms))], dtype=np.int64)
+        return cls(shapes=shapes, counts=counts, timestamps_ms=ts, values=values, start_ms=start_ms)
+
+
 class ForeignIngest:
     """Converts foreign series and accepts them as one batch (one per request)."""
 
@@ -86,21 +147,72 @@ class ForeignIngest:
     ) -> ForeignOutcome:
         """Accept `series` (and what `extra` builds under the same conversion) for `tenant`;
         `request_id` is the content the batch id derives from (the decoded request body)."""
+        columns = ForeignColumns.of(tenant, series)
+        return await self.accept_columns(tenant, source=source, request_id=request_id, columns=columns, extra=extra)
+
+    async def accept_columns(
+        self,
+        tenant: str,
+        *,
+        source: str,
+        request_id: bytes,
+        columns: ForeignColumns,
+        extra: Callable[[Conversion[SeriesKey]], list[metrics_pb2.SeriesSamples]] | None = None,
+    ) -> ForeignOutcome:
+        """`accept` of series already in columns (what remote write decodes into)."""
         batch = metrics_pb2.SampleBatch(source=source, batch_id=f"{source}-{digest(request_id).hex()[:32]}")
-        nan = 0
-        baselines = 0
-        keyed = [(s, _key(tenant, s)) for s in series]
+        shapes = columns.shapes
+        counts = columns.counts
+        ts = columns.timestamps_ms
+        values = columns.values
+        starts = columns.start_ms
+        n = len(shapes)
+        owner = np.repeat(np.arange(n), counts)
+        # NaN: a staleness marker or a missing value, nothing to store.
+        nan_mask = np.isnan(values)
+        nan = int(nan_mask.sum())
+        if nan:
+            keep = ~nan_mask
+            owner, ts, values = owner[keep], ts[keep], values[keep]
+            starts = starts[keep] if starts is not None else None
+            counts = np.bincount(owner, minlength=n).astype(np.int64)
+        if len(ts) > 1 and bool(np.any((ts[1:] < ts[:-1]) & (owner[1:] == owner[:-1]))):
+            order = np.lexsort((ts, owner))  # time order within each series (stable)
+            owner, ts, values = owner[order], ts[order], values[order]
+            starts = starts[order] if starts is not None else None
+        cumulative = np.fromiter((shape.cumulative for shape in shapes), dtype=bool, count=n)
+        cum_index = np.flatnonzero(cumulative)
+        cum_keys = [shapes[i].key for i in cum_index.tolist()]
         # Only requests with cumulative series need the converter's states held across the
-        # append (gauges and deltas go straight through: no lock, no state).
-        stateful = extra is not None or any(s.temporality is Temporality.CUMULATIVE for s in series)
-        async with self.deltas.lock if stateful else contextlib.nullcontext():
-            conversion = await self.deltas.begin(k for s, k in keyed if s.temporality is Temporality.CUMULATIVE)
-            for one, key in keyed:
-                out, skipped, base = _convert(one, key, conversion)
-                nan += skipped
-                baselines += base
-                if out is not None:
-                    batch.series.append(out)
+        # append (gauges and deltas go straight through: no state), and only their series:
+        # requests of other series go on meanwhile (`extra` may touch any key: all of them).
+        reserved: contextlib.AbstractAsyncContextManager[None]
+        if extra is not None:
+            reserved = self.deltas.reserve(None)
+        elif cum_keys:
+            reserved = self.deltas.reserve(frozenset(cum_keys))
+        else:
+            reserved = contextlib.nullcontext()
+        async with reserved:
+            baselines = 0
+            out_values = values
+            given = np.ones(len(ts), dtype=bool)
+            # begin() reads back missing states; from its return to the append nothing awaits,
+            # so no other request's read-back evicts them before they are converted.
+            conversion = await self.deltas.begin(cum_keys)
+            if cum_keys:
+                cum_points = cumulative[owner]
+                counted, deltas, baselines = conversion.deltas(
+                    cum_keys,
+                    counts[cum_index],
+                    ts[cum_points],
+                    values[cum_points],
+                    starts[cum_points] if starts is not None else None,
+                )
+                out_values = values.copy()
+                out_values[cum_points] = deltas
+                given[cum_points] = counted
+            _append_series(batch, shapes, owner[given], ts[given], out_values[given])
             if extra is not None:
                 batch.series.extend(extra(conversion))
             if batch.series:
@@ -111,52 +223,71 @@ class ForeignIngest:
         return ForeignOutcome(result=result, baselines=baselines, dropped=conversion.dropped, nan=nan)
 
 
-def _key(tenant: str, series: ForeignSeries) -> SeriesKey:
-    region = series.labels.get(REGION_LABEL, "")
-    labels = tuple(sorted((k, v) for k, v in series.labels.items() if k != REGION_LABEL))
-    return (tenant, series.metric, region, labels)
+def _append_series(
+    batch: metrics_pb2.SampleBatch,
+    shapes: Sequence[SeriesShape],
+    owner: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+) -> None:
+    """One SeriesSamples per series with points, in request order: each written as bytes
+    (its shape's serialized identity, then the packed timestamps and values, encoded for all
+    points at once) and parsed into the batch in one call."""
+    if not len(owner):
+        return
+    bounds = np.flatnonzero(np.diff(owner)) + 1
+    firsts = np.concatenate(([0], bounds)).astype(np.int64)
+    ends = np.append(bounds, len(owner)).astype(np.int64)
+    ts_bytes, ts_ends = _varints(ts)
+    ts_offsets = np.concatenate(([0], ts_ends)).tolist()
+    value_bytes = values.astype("<f8").tobytes()
+    parts: list[bytes] = []
+    for index, lo, hi in zip(owner[firsts].tolist(), firsts.tolist(), ends.tolist(), strict=True):
+        stamps = ts_bytes[ts_offsets[lo] : ts_offsets[hi]]
+        body = b"".join(
+            (
+                shapes[index].template,
+                b"\x2a",
+                _varint(len(stamps)),
+                stamps,
+                b"\x32",
+                _varint(8 * (hi - lo)),
+                value_bytes[8 * lo : 8 * hi],
+            )
+        )
+        parts.append(b"\x1a" + _varint(len(body)) + body)
+    batch.MergeFromString(b"".join(parts))
 
 
-def _convert(
-    one: ForeignSeries, key: SeriesKey, conversion: Conversion[SeriesKey]
-) -> tuple[metrics_pb2.SeriesSamples | None, int, int]:
-    """(series to send or None, points skipped as NaN, baselines)."""
-    _, metric, region, labels = key
-    kind = metrics_pb2.METRIC_KIND_GAUGE if one.temporality is Temporality.GAUGE else metrics_pb2.METRIC_KIND_COUNTER
-    out = metrics_pb2.SeriesSamples(metric=metric, kind=kind, region=region)
-    for name, text in labels:
-        out.labels.add(name=name, value=text)
-    if one.temporality is not Temporality.CUMULATIVE:
-        # No state: copied whole (the acceptor checks order and values), NaN left out.
-        kept = [i for i, value in enumerate(one.values) if not math.isnan(value)]
-        if len(kept) == len(one.values):
-            out.timestamps_ms.extend(one.timestamps_ms)
-            out.values.extend(one.values)
-        else:
-            out.timestamps_ms.extend(one.timestamps_ms[i] for i in kept)
-            out.values.extend(one.values[i] for i in kept)
-        skipped = len(one.values) - len(kept)
-        return (out if kept else None), skipped, 0
-    skipped = 0
-    baselines = 0
-    order = sorted(range(len(one.timestamps_ms)), key=one.timestamps_ms.__getitem__)
-    for i in order:
-        ts_ms = one.timestamps_ms[i]
-        value = one.values[i]
-        if math.isnan(value):
-            skipped += 1  # a staleness marker or a missing value: nothing to store
-            continue
-        start_ms = one.start_ms[i] if one.start_ms else 0
-        before = conversion.dropped
-        delta = conversion.delta(key, ts_ms, value, start_ms=start_ms)
-        if delta is None:
-            baselines += 1 if conversion.dropped == before and math.isfinite(value) else 0
-            continue
-        out.timestamps_ms.append(ts_ms)
-        out.values.append(delta)
-    if not out.timestamps_ms:
-        return None, skipped, baselines
-    return out, skipped, baselines
+_SMALL_VARINTS = [bytes((n,)) for n in range(128)]
+
+
+def _varint(n: int) -> bytes:
+    """Protobuf varint of a non-negative int."""
+    if n < 128:
+        return _SMALL_VARINTS[n]
+    out = bytearray()
+    while n >= 128:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _varints(numbers: npt.NDArray[np.int64]) -> tuple[bytes, npt.NDArray[np.int64]]:
+    """Protobuf varints (int64: two's complement, 10 bytes when negative) of every number,
+    concatenated, and where each one ends."""
+    unsigned = numbers.astype(np.int64).view(np.uint64)
+    shifts = np.arange(10, dtype=np.uint64) * np.uint64(7)
+    groups = (unsigned[:, None] >> shifts[None, :]) & np.uint64(0x7F)
+    # Bytes needed: 1 + the index of the highest non-zero 7-bit group.
+    nonzero = (unsigned[:, None] >> shifts[None, :]) != 0
+    lengths = np.maximum(1, 10 - np.argmax(nonzero[:, ::-1], axis=1))
+    lengths = np.where(nonzero.any(axis=1), lengths, 1)
+    used = np.arange(10)[None, :] < lengths[:, None]
+    more = np.arange(10)[None, :] < (lengths[:, None] - 1)
+    encoded = (groups | np.where(more, np.uint64(0x80), np.uint64(0))).astype(np.uint8)
+    return encoded[used].tobytes(), np.cumsum(lengths).astype(np.int64)
 
 
 def describe_rejections(result: ingest_pb2.BatchResult, limit: int = 5) -> str:

@@ -74,6 +74,7 @@ class IngestHttp:
         self._max_body_bytes = max_body_bytes
         self._clock_ms = clock_ms
         self._types = remote_write.FamilyTypes()
+        self._shapes = remote_write.SeriesShapes()
         self._otlp = otlp_handler
 
     def app(self) -> web.Application:
@@ -107,8 +108,10 @@ class IngestHttp:
         tenant = self.tenant(request)
         body = await request.read()
         write, raw = remote_write.decode(body, max_bytes=self._max_body_bytes)
-        series = remote_write.to_series(tenant, write, self._types)
-        outcome = await self._foreign.accept(tenant, source=REMOTE_WRITE_SOURCE, request_id=raw, series=series)
+        columns = remote_write.to_columns(tenant, write, self._types, self._shapes)
+        outcome = await self._foreign.accept_columns(
+            tenant, source=REMOTE_WRITE_SOURCE, request_id=raw, columns=columns
+        )
         if outcome.result.rejected_samples:
             return _text_error(400, describe_rejections(outcome.result))
         return web.Response(status=204)

@@ -41,7 +41,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as otlp
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as otlp
 
-from command_side.ingest.protocols.foreign import ForeignIngest, ForeignSeries, SeriesKey, Temporality
+from command_side.ingest.protocols.foreign import ForeignIngest, ForeignSeries, SeriesKey, Temporality, series_key
 from command_side.ingest.protocols.http import Handler, api_key_of
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.auth import Authenticator
@@ -295,18 +295,20 @@ def _sketch_series(
         total = point.total
         if cumulative:
             assert conversion is not None
-            count_key = (tenant, series.metric + "\x00count", region, labels)
+            count_key = series_key(tenant, series.metric + "\x00count", region, labels)
             seen = conversion.owner.state(count_key) is not None or count_key in conversion.pending
             count_delta = conversion.delta(count_key, point.ts_ms, float(point.count), start_ms=point.start_ms)
-            sum_key = (tenant, series.metric + "\x00sum", region, labels)
+            sum_key = series_key(tenant, series.metric + "\x00sum", region, labels)
             sum_delta = conversion.delta(sum_key, point.ts_ms, total or 0.0, start_ms=point.start_ms)
             if count_delta is None:
                 for key, count in buckets.items():  # baselines of every bucket
-                    conversion.delta((tenant, f"{series.metric}\x00{key}", region, labels), point.ts_ms, float(count))
+                    conversion.delta(
+                        series_key(tenant, f"{series.metric}\x00{key}", region, labels), point.ts_ms, float(count)
+                    )
                 continue
             delta_buckets: dict[int, int] = {}
             for key, count in buckets.items():
-                bucket_key = (tenant, f"{series.metric}\x00{key}", region, labels)
+                bucket_key = series_key(tenant, f"{series.metric}\x00{key}", region, labels)
                 delta = conversion.delta(bucket_key, point.ts_ms, float(count), start_ms=point.start_ms)
                 if delta is None and seen:
                     delta = float(count)  # a bucket first filled since the last point
