@@ -407,6 +407,8 @@ class AlertEvaluator:
         buffer = SampleBuffer()
         # Per watch (by id): the watch and the series ids of these deliveries it selects.
         wanted: dict[int, tuple[_Watch, list[int]]] = {}
+        picked: list[int] = []
+        selected = self._selected
         for delivery in deliveries:
             record, batch = delivery.record, delivery.value
             partition, offset = record.partition, record.offset
@@ -415,51 +417,78 @@ class AlertEvaluator:
             if event_id in self._seen:
                 self.duplicates_dropped += 1
                 continue
-            newest = max((max(s.timestamps_ms, default=0) for s in batch.series), default=0)
+            # The whole batch, columnar (decision 0055); rows of series no rule selects are
+            # masked out below, rows older than every window are dropped per watch.
+            newest = buffer.add(batch, partition, offset)
             if newest < now_ms - horizon:
                 continue  # nothing of it can fall into a window any more
             self._seen[event_id] = newest
             self._held.setdefault(partition, []).append((offset, newest))
-            picked: list[int] = []
-            for n, (sid, series) in enumerate(zip(batch.series_ids, batch.series, strict=True)):
-                watches = self._select(batch.tenant, sid, series)
+            born, tenant = self._born, batch.tenant
+            for n, sid in enumerate(batch.series_ids):
+                held = selected.get(sid)
+                if held is not None and held[0] == born:
+                    watches = held[1]
+                else:
+                    watches = self._select(tenant, sid, batch.series[n])
                 if watches:
-                    picked.append(n)
+                    picked.append(sid)
                     for watch in watches:
                         wanted.setdefault(id(watch), (watch, []))[1].append(sid)
                     self._partition_of[sid] = partition
-            if len(picked) == len(batch.series):
-                buffer.add(batch, partition, offset)  # all of it: no copy
-            elif picked:
-                selected = events_pb2.SampleBatchAccepted(tenant=batch.tenant)
-                for n in picked:
-                    selected.series.append(batch.series[n])
-                    selected.series_ids.append(batch.series_ids[n])
-                buffer.add(selected, partition, offset)
+        columns = buffer.drain()
         if not wanted:
             return
+        keep_sids = np.unique(np.array(picked, dtype=np.int64))
         by_step: dict[int, Points] = {}
         steps = {w.step_ms for w, _ in wanted.values()}
-        for columns in buffer.drain():
-            for step_ms in steps:
-                points = columns.to_points(None, step_ms)
-                by_step[step_ms] = merge(by_step[step_ms], points) if step_ms in by_step else points
-        bounds = {step_ms: key_bounds(points) for step_ms, points in by_step.items()}
-        for watch, sids in wanted.values():
-            found = by_step.get(watch.step_ms)
-            if found is None:
+        for family in columns:
+            mask = np.isin(family.key, keep_sids)
+            if not mask.any():
                 continue
-            # The rows of the watch's series: a search per series it selects, not a scan of
-            # every point per rule (1,000 rules over 100k series would be 10^8 compares).
-            keys, offsets = bounds[watch.step_ms]
-            want = np.unique(np.array(sids, dtype=np.int64))
-            at = np.searchsorted(keys, want)
-            at = at[at < len(keys)]
-            at = at[np.isin(keys[at], want)]
-            points = found.take(_ranges(offsets[at], offsets[at + 1]))
-            keep = points.ts >= now_ms - watch.horizon_ms
-            if keep.any():
-                watch.parts.append(points if keep.all() else points.take(keep))
+            for step_ms in steps:
+                points = family.to_points(None if mask.all() else mask, step_ms)
+                by_step[step_ms] = merge(by_step[step_ms], points) if step_ms in by_step else points
+        for step_ms, points in by_step.items():
+            self._distribute(points, [(w, sids) for w, sids in wanted.values() if w.step_ms == step_ms], now_ms)
+
+    def _distribute(self, points: Points, wanted: list[tuple[_Watch, list[int]]], now_ms: int) -> list[Points]:
+        """Append to each watch the rows of `points` of the series it selects (in (series, ts)
+        order) that are within its horizon: one search of every (watch, series) pair in the
+        points' keys and one take, then a slice per watch (a search and a take per watch
+        cost ~0.3 ms each, 0.3 s a turn with 1,000 rules). Returns each watch's new rows."""
+        if not wanted:
+            return []
+        keys, offsets = key_bounds(points)
+        sizes = [len(sids) for _, sids in wanted]
+        pair_sid = np.concatenate([np.array(sids, dtype=np.int64) for _, sids in wanted])
+        pair_watch = np.repeat(np.arange(len(wanted), dtype=np.int64), sizes)
+        # (watch, series) pairs in order, each once (a series may come in several records).
+        order = np.lexsort((pair_sid, pair_watch))
+        pair_sid, pair_watch = pair_sid[order], pair_watch[order]
+        first = np.ones(len(pair_sid), dtype=np.bool_)
+        first[1:] = (pair_sid[1:] != pair_sid[:-1]) | (pair_watch[1:] != pair_watch[:-1])
+        pair_sid, pair_watch = pair_sid[first], pair_watch[first]
+        at = np.searchsorted(keys, pair_sid)
+        found = at < len(keys)
+        found[found] = keys[at[found]] == pair_sid[found]
+        at, pair_watch = at[found], pair_watch[found]
+        starts, ends = offsets[at], offsets[at + 1]
+        rows = _ranges(starts, ends)
+        row_watch = np.repeat(pair_watch, ends - starts)
+        horizons = np.array([w.horizon_ms for w, _ in wanted], dtype=np.int64)
+        inside = points.ts[rows] >= now_ms - horizons[row_watch]
+        rows, row_watch = rows[inside], row_watch[inside]
+        taken = points.take(rows)
+        bounds = np.searchsorted(row_watch, np.arange(len(wanted) + 1, dtype=np.int64)).tolist()
+        out = []
+        for n, (watch, _) in enumerate(wanted):
+            lo, hi = bounds[n], bounds[n + 1]
+            part = taken.take(slice(lo, hi)) if hi > lo else Points.empty()
+            if hi > lo:
+                watch.parts.append(part)
+            out.append(part)
+        return out
 
     def _select(self, tenant: str, sid: int, series: metrics_pb2.SeriesSamples) -> tuple[_Watch, ...]:
         """The streaming rules of `tenant` that watch this series (selecting it on first sight
