@@ -261,8 +261,13 @@ class AlertEvaluator:
         alert_partitions: int = ALERT_PARTITIONS,
         ownership: Ownership | None = None,
         engine: QueryEngine | None = None,
+        evaluate_on_arrival: bool = False,
     ) -> None:
         self._log = log
+        self._on_arrival = evaluate_on_arrival
+        """Evaluate rules whose breach a new sample decides at once (`_evaluate_arrivals`,
+        decision 0055) instead of at the next tick only; the service turns it on, backtests
+        keep the tick grid alone."""
         self._ownership = ownership
         """Which rules this replica evaluates (None: all of them): query_side/alerts/ownership.py."""
         self._ownership_generation = -1
@@ -449,8 +454,57 @@ class AlertEvaluator:
             for step_ms in steps:
                 points = family.to_points(None if mask.all() else mask, step_ms)
                 by_step[step_ms] = merge(by_step[step_ms], points) if step_ms in by_step else points
+        arrived: list[tuple[_Watch, Points]] = []
         for step_ms, points in by_step.items():
-            self._distribute(points, [(w, sids) for w, sids in wanted.values() if w.step_ms == step_ms], now_ms)
+            group = [(w, sids) for w, sids in wanted.values() if w.step_ms == step_ms]
+            parts = self._distribute(points, group, now_ms)
+            arrived += [(w, part) for (w, _), part in zip(group, parts, strict=True) if len(part)]
+        if self._on_arrival and self._evaluating and arrived:
+            await self._evaluate_arrivals(arrived, now_ms)
+
+    async def _evaluate_arrivals(self, arrived: list[tuple[_Watch, Points]], now_ms: int) -> None:
+        """Evaluate at `now_ms`, as soon as they are applied, the instances that new points
+        make breach a rule whose breach no later sample of the window can undo: `max` above
+        (or at or above) a threshold, `min` below (or at or below), no change condition.
+        More points in a window only raise its max (lower its min), so a breaching point
+        decides the instance's value breaches, and the value is that of the window
+        [now - window, now) as the query API returns it now. Only breaching instances not
+        already firing are stepped (nothing else can move on a breach); no data, recovery
+        and resolve stay with the tick. Only once the rule's current tick has been evaluated
+        (times only move forward), and only for the rules this replica owns."""
+        made: list[_Made] = []
+        for watch, part in arrived:
+            rule = watch.rule
+            interval = max(rule.interval_ms, 1)
+            if (
+                not _decided_on_arrival(watch)
+                or watch.last_tick_ms is None
+                or now_ms - now_ms % interval > watch.last_tick_ms
+                or now_ms < watch.ready_at_ms
+                or not self._owns(watch)
+            ):
+                continue
+            lo, hi = align(now_ms - rule.window_ms, now_ms, watch.step_ms)
+            column = part.max if watch.agg == "max" else part.min
+            none = np.zeros(len(part), dtype=np.bool_)
+            hit = (part.ts >= lo) & (part.ts < hi) & breached_mask(rule, column, column, none)
+            if not hit.any():
+                continue
+            groups = np.unique(watch.group_of(part.key[hit]))
+            gids, vals = self._window(watch, now_ms - rule.window_ms, now_ms, groups=groups)
+            for g, value in zip(gids.tolist(), vals.tolist(), strict=True):
+                labels = watch.group_labels[g]
+                state = watch.instances.get(labels, InstanceState())
+                if state.state is AlertState.FIRING:
+                    continue
+                key = InstanceKey(tenant=watch.tenant, rule=rule.name, labels=labels)
+                new, transition = step(rule, key, state, value=value, now_ms=now_ms)
+                if transition is not None:
+                    made.append((watch, labels, new, transition))
+                elif new != state:
+                    watch.instances[labels] = new
+        if made:
+            await self._record(made, [])
 
     def _distribute(self, points: Points, wanted: list[tuple[_Watch, list[int]]], now_ms: int) -> list[Points]:
         """Append to each watch the rows of `points` of the series it selects (in (series, ts)
@@ -807,16 +861,24 @@ class AlertEvaluator:
         keep = points.ts >= tick - watch.horizon_ms
         watch.parts = [points if keep.all() else points.take(keep)]
 
-    def _window(self, watch: _Watch, start_ms: int, end_ms: int) -> _GroupValues:
+    def _window(
+        self, watch: _Watch, start_ms: int, end_ms: int, *, groups: npt.NDArray[np.int64] | None = None
+    ) -> _GroupValues:
         """(group ids, values): `agg` of the merge of every point in [start, end) widened to
         steps, per group present. One pass of numpy: the points' group ids by a search of
         the sorted series ids, then one `merge` of the points re-keyed by (dense) group into
         one bucket: rows are combined in their (series, ts) order as before, so the values
-        are those of the query engine, `sum` rounding included."""
+        are those of the query engine, `sum` rounding included. `groups` (sorted group ids):
+        those groups only (their series' rows, the same rows in the same order)."""
         if not watch.parts or watch.error:
             return _NO_GROUPS, _NO_VALUES
         lo, hi = align(start_ms, end_ms, watch.step_ms)
-        points = watch.parts[0] if len(watch.parts) == 1 else merge(*watch.parts)
+        parts = watch.parts
+        if groups is not None:
+            watch.group_of(_NO_GROUPS)  # folds in newly selected series
+            sids = watch.lookup_sids[np.isin(watch.lookup_gids, groups)]
+            parts = [p.take(np.isin(p.key, sids)) for p in parts]
+        points = parts[0] if len(parts) == 1 else merge(*parts)
         inside = points.take((points.ts >= lo) & (points.ts < hi))
         if len(inside) == 0:
             return _NO_GROUPS, _NO_VALUES
@@ -902,6 +964,19 @@ def _ranges(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.N
         return _NO_GROUPS
     firsts = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
     return firsts + np.arange(total, dtype=np.int64)
+
+
+def _decided_on_arrival(watch: _Watch) -> bool:
+    """Whether a breaching point decides the rule's breach for its whole window (see
+    `_evaluate_arrivals`)."""
+    c = watch.rule.condition
+    if watch.error or watch.route != STREAMING or c.over_ms > 0:
+        return False
+    if watch.agg == "max":
+        return c.op in (ConditionOp.ABOVE, ConditionOp.AT_OR_ABOVE)
+    if watch.agg == "min":
+        return c.op in (ConditionOp.BELOW, ConditionOp.AT_OR_BELOW)
+    return False
 
 
 def breached_mask(
