@@ -472,6 +472,8 @@ class AlertEvaluator:
         already firing are stepped (nothing else can move on a breach); no data, recovery
         and resolve stay with the tick. Only once the rule's current tick has been evaluated
         (times only move forward), and only for the rules this replica owns."""
+        if self._ownership is not None and self._ownership.generation != self._ownership_generation:
+            return  # shards moved: the tick first restores what was taken over (_follow_ownership)
         made: list[_Made] = []
         for watch, part in arrived:
             rule = watch.rule
