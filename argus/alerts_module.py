@@ -87,8 +87,15 @@ class AlertsModule:
         self.ownership = ownership if ownership is not None else Ownership(shards=ALERT_PARTITIONS)
         # Rules over long windows query the read models through it (decision 0032).
         self._engine = engine
+        # A decisive breach (max above, min below) is evaluated as it is applied, not at the
+        # next tick (decision 0055).
         self.evaluator = AlertEvaluator(
-            log=event_log, rules=self._rules, clock_ms=clock_ms, ownership=self.ownership, engine=engine
+            log=event_log,
+            rules=self._rules,
+            clock_ms=clock_ms,
+            ownership=self.ownership,
+            engine=engine,
+            evaluate_on_arrival=True,
         )
         # Membership only: the rules and groups of the shards (alerts-topic partitions) this
         # member is assigned are this replica's to evaluate and notify (decision 0030).

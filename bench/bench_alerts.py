@@ -447,7 +447,9 @@ def markdown(results: dict[str, Any]) -> str:
             "|---:|---:|---:|---:|---:|",
             f"| {s['count']} | {_fmt(s['p50'])} | {_fmt(s['p99'])} | {_fmt(s['max'])} | {_fmt(s['mean'])} |",
             "",
-            "The latency includes the wait for the next 1 s evaluation tick (0-1 s, ~0.5 s on average).",
+            "The rules are `max` above a threshold: `argus up` evaluates such a breach as its sample is "
+            "applied (decision 0055), not at the next 1 s tick (before it, the latency included 0-1 s of "
+            "tick wait, ~0.5 s on average).",
             "",
         ]
     cost = results.get("cost")

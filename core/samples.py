@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contracts.argus.events.v1 import events_pb2
+from contracts.argus.metrics.v1 import metrics_pb2
 from core import points as pts
 from core.errors import CorruptData
 from core.events import decode_record
@@ -113,44 +114,78 @@ class SampleBuffer:
         self.partitions: dict[int, int] = {}
         self.samples = 0
 
-    def add(self, event: events_pb2.SampleBatchAccepted, partition: int, offset: int) -> None:
+    def add(self, event: events_pb2.SampleBatchAccepted, partition: int, offset: int) -> int:
+        """Buffer the samples of `event` (read at `partition`/`offset`); returns its newest
+        sample time (0 when it has none).
+
+        Counters and gauges (nearly every sample) are gathered into flat lists and become
+        one array per column per batch: a numpy array per series cost ~10 us a series, most
+        of the evaluator's and the projectors' apply at 100k series/s (decision 0055). The
+        columns are the same values in the same order as one array per series would give."""
+        ts_flat: list[int] = []
+        values_flat: list[float] = []
+        sids: list[int] = []
+        lengths: list[int] = []
+        kinds, partitions = self.kinds, self.partitions
+        newest = 0
         for sid, series in zip(event.series_ids, event.series, strict=True):
-            n = len(series.timestamps_ms)
+            stamps = series.timestamps_ms
+            n = len(stamps)
             if n == 0:
                 continue
             kind = int(series.kind)
-            self.kinds[sid] = kind
-            self.partitions[sid] = partition
-            family = self._families[_family_of(kind, bool(series.sketch_sizes))]
-            family.key.append(np.full(n, sid, dtype=_I64))
-            family.ts.append(np.array(series.timestamps_ms, dtype=_I64))
-            family.offset.append(np.full(n, offset, dtype=_I64))
-            if kind == MetricKind.TIMER and series.sketch_sizes:
-                family.counts.append(np.array(series.sketch_sizes, dtype=_I64))
-                family.extra.append(np.array(series.sketch_keys, dtype=_I64))
-                family.bucket_counts.append(np.array(series.sketch_counts, dtype=_I64))
-                family.stats.append(
-                    np.column_stack(
-                        [
-                            np.array(column, dtype=np.float64)
-                            for column in (
-                                series.sketch_sums,
-                                series.sketch_mins,
-                                series.sketch_maxs,
-                                series.sketch_lasts,
-                            )
-                        ]
-                    )
-                )
-            elif kind == MetricKind.TIMER:
-                family.counts.append(np.array(series.observation_counts, dtype=_I64))
-                family.extra.append(np.array(series.observations, dtype=np.float64))
-            elif kind == MetricKind.DISTINCT:
-                family.counts.append(np.array(series.observation_counts, dtype=_I64))
-                family.extra.append(np.array(series.distinct_hashes, dtype=np.uint64))
+            kinds[sid] = kind
+            partitions[sid] = partition
+            if kind != MetricKind.TIMER and kind != MetricKind.DISTINCT:
+                ts_flat += stamps
+                values_flat += series.values
+                sids.append(sid)
+                lengths.append(n)
             else:
-                family.values.append(np.array(series.values, dtype=np.float64))
+                newest = max(newest, self._add_observations(sid, kind, series, n, offset))
             self.samples += n
+        if sids:
+            family = self._families["values"]
+            ts = np.array(ts_flat, dtype=_I64)
+            family.key.append(np.repeat(np.array(sids, dtype=_I64), lengths))
+            family.ts.append(ts)
+            family.offset.append(np.full(len(ts), offset, dtype=_I64))
+            family.values.append(np.array(values_flat, dtype=np.float64))
+            newest = max(newest, int(ts.max()))
+        return newest
+
+    def _add_observations(self, sid: int, kind: int, series: metrics_pb2.SeriesSamples, n: int, offset: int) -> int:
+        """A timer or distinct series: arrays of its own (few series, many observations).
+        Returns its newest sample time."""
+        family = self._families[_family_of(kind, bool(series.sketch_sizes))]
+        ts = np.array(series.timestamps_ms, dtype=_I64)
+        family.key.append(np.full(n, sid, dtype=_I64))
+        family.ts.append(ts)
+        family.offset.append(np.full(n, offset, dtype=_I64))
+        if kind == MetricKind.TIMER and series.sketch_sizes:
+            family.counts.append(np.array(series.sketch_sizes, dtype=_I64))
+            family.extra.append(np.array(series.sketch_keys, dtype=_I64))
+            family.bucket_counts.append(np.array(series.sketch_counts, dtype=_I64))
+            family.stats.append(
+                np.column_stack(
+                    [
+                        np.array(column, dtype=np.float64)
+                        for column in (
+                            series.sketch_sums,
+                            series.sketch_mins,
+                            series.sketch_maxs,
+                            series.sketch_lasts,
+                        )
+                    ]
+                )
+            )
+        elif kind == MetricKind.TIMER:
+            family.counts.append(np.array(series.observation_counts, dtype=_I64))
+            family.extra.append(np.array(series.observations, dtype=np.float64))
+        else:
+            family.counts.append(np.array(series.observation_counts, dtype=_I64))
+            family.extra.append(np.array(series.distinct_hashes, dtype=np.uint64))
+        return int(ts.max())
 
     def drain(self) -> list[FamilyColumns]:
         """The buffered samples as columns (one per non-empty family); empties the buffer,

@@ -261,8 +261,13 @@ class AlertEvaluator:
         alert_partitions: int = ALERT_PARTITIONS,
         ownership: Ownership | None = None,
         engine: QueryEngine | None = None,
+        evaluate_on_arrival: bool = False,
     ) -> None:
         self._log = log
+        self._on_arrival = evaluate_on_arrival
+        """Evaluate rules whose breach a new sample decides at once (`_evaluate_arrivals`,
+        decision 0055) instead of at the next tick only; the service turns it on, backtests
+        keep the tick grid alone."""
         self._ownership = ownership
         """Which rules this replica evaluates (None: all of them): query_side/alerts/ownership.py."""
         self._ownership_generation = -1
@@ -407,6 +412,8 @@ class AlertEvaluator:
         buffer = SampleBuffer()
         # Per watch (by id): the watch and the series ids of these deliveries it selects.
         wanted: dict[int, tuple[_Watch, list[int]]] = {}
+        picked: list[int] = []
+        selected = self._selected
         for delivery in deliveries:
             record, batch = delivery.record, delivery.value
             partition, offset = record.partition, record.offset
@@ -415,51 +422,129 @@ class AlertEvaluator:
             if event_id in self._seen:
                 self.duplicates_dropped += 1
                 continue
-            newest = max((max(s.timestamps_ms, default=0) for s in batch.series), default=0)
+            # The whole batch, columnar (decision 0055); rows of series no rule selects are
+            # masked out below, rows older than every window are dropped per watch.
+            newest = buffer.add(batch, partition, offset)
             if newest < now_ms - horizon:
                 continue  # nothing of it can fall into a window any more
             self._seen[event_id] = newest
             self._held.setdefault(partition, []).append((offset, newest))
-            picked: list[int] = []
-            for n, (sid, series) in enumerate(zip(batch.series_ids, batch.series, strict=True)):
-                watches = self._select(batch.tenant, sid, series)
+            born, tenant = self._born, batch.tenant
+            for n, sid in enumerate(batch.series_ids):
+                held = selected.get(sid)
+                if held is not None and held[0] == born:
+                    watches = held[1]
+                else:
+                    watches = self._select(tenant, sid, batch.series[n])
                 if watches:
-                    picked.append(n)
+                    picked.append(sid)
                     for watch in watches:
                         wanted.setdefault(id(watch), (watch, []))[1].append(sid)
                     self._partition_of[sid] = partition
-            if len(picked) == len(batch.series):
-                buffer.add(batch, partition, offset)  # all of it: no copy
-            elif picked:
-                selected = events_pb2.SampleBatchAccepted(tenant=batch.tenant)
-                for n in picked:
-                    selected.series.append(batch.series[n])
-                    selected.series_ids.append(batch.series_ids[n])
-                buffer.add(selected, partition, offset)
+        columns = buffer.drain()
         if not wanted:
             return
+        keep_sids = np.unique(np.array(picked, dtype=np.int64))
         by_step: dict[int, Points] = {}
         steps = {w.step_ms for w, _ in wanted.values()}
-        for columns in buffer.drain():
-            for step_ms in steps:
-                points = columns.to_points(None, step_ms)
-                by_step[step_ms] = merge(by_step[step_ms], points) if step_ms in by_step else points
-        bounds = {step_ms: key_bounds(points) for step_ms, points in by_step.items()}
-        for watch, sids in wanted.values():
-            found = by_step.get(watch.step_ms)
-            if found is None:
+        for family in columns:
+            mask = np.isin(family.key, keep_sids)
+            if not mask.any():
                 continue
-            # The rows of the watch's series: a search per series it selects, not a scan of
-            # every point per rule (1,000 rules over 100k series would be 10^8 compares).
-            keys, offsets = bounds[watch.step_ms]
-            want = np.unique(np.array(sids, dtype=np.int64))
-            at = np.searchsorted(keys, want)
-            at = at[at < len(keys)]
-            at = at[np.isin(keys[at], want)]
-            points = found.take(_ranges(offsets[at], offsets[at + 1]))
-            keep = points.ts >= now_ms - watch.horizon_ms
-            if keep.any():
-                watch.parts.append(points if keep.all() else points.take(keep))
+            for step_ms in steps:
+                points = family.to_points(None if mask.all() else mask, step_ms)
+                by_step[step_ms] = merge(by_step[step_ms], points) if step_ms in by_step else points
+        arrived: list[tuple[_Watch, Points]] = []
+        for step_ms, points in by_step.items():
+            group = [(w, sids) for w, sids in wanted.values() if w.step_ms == step_ms]
+            parts = self._distribute(points, group, now_ms)
+            arrived += [(w, part) for (w, _), part in zip(group, parts, strict=True) if len(part)]
+        if self._on_arrival and self._evaluating and arrived:
+            await self._evaluate_arrivals(arrived, now_ms)
+
+    async def _evaluate_arrivals(self, arrived: list[tuple[_Watch, Points]], now_ms: int) -> None:
+        """Evaluate at `now_ms`, as soon as they are applied, the instances that new points
+        make breach a rule whose breach no later sample of the window can undo: `max` above
+        (or at or above) a threshold, `min` below (or at or below), no change condition.
+        More points in a window only raise its max (lower its min), so a breaching point
+        decides the instance's value breaches, and the value is that of the window
+        [now - window, now) as the query API returns it now. Only breaching instances not
+        already firing are stepped (nothing else can move on a breach); no data, recovery
+        and resolve stay with the tick. Only once the rule's current tick has been evaluated
+        (times only move forward), and only for the rules this replica owns."""
+        if self._ownership is not None and self._ownership.generation != self._ownership_generation:
+            return  # shards moved: the tick first restores what was taken over (_follow_ownership)
+        made: list[_Made] = []
+        for watch, part in arrived:
+            rule = watch.rule
+            interval = max(rule.interval_ms, 1)
+            if (
+                not _decided_on_arrival(watch)
+                or watch.last_tick_ms is None
+                or now_ms - now_ms % interval > watch.last_tick_ms
+                or now_ms < watch.ready_at_ms
+                or not self._owns(watch)
+            ):
+                continue
+            lo, hi = align(now_ms - rule.window_ms, now_ms, watch.step_ms)
+            column = part.max if watch.agg == "max" else part.min
+            none = np.zeros(len(part), dtype=np.bool_)
+            hit = (part.ts >= lo) & (part.ts < hi) & breached_mask(rule, column, column, none)
+            if not hit.any():
+                continue
+            groups = np.unique(watch.group_of(part.key[hit]))
+            gids, vals = self._window(watch, now_ms - rule.window_ms, now_ms, groups=groups)
+            for g, value in zip(gids.tolist(), vals.tolist(), strict=True):
+                labels = watch.group_labels[g]
+                state = watch.instances.get(labels, InstanceState())
+                if state.state is AlertState.FIRING:
+                    continue
+                key = InstanceKey(tenant=watch.tenant, rule=rule.name, labels=labels)
+                new, transition = step(rule, key, state, value=value, now_ms=now_ms)
+                if transition is not None:
+                    made.append((watch, labels, new, transition))
+                elif new != state:
+                    watch.instances[labels] = new
+        if made:
+            await self._record(made, [])
+
+    def _distribute(self, points: Points, wanted: list[tuple[_Watch, list[int]]], now_ms: int) -> list[Points]:
+        """Append to each watch the rows of `points` of the series it selects (in (series, ts)
+        order) that are within its horizon: one search of every (watch, series) pair in the
+        points' keys and one take, then a slice per watch (a search and a take per watch
+        cost ~0.3 ms each, 0.3 s a turn with 1,000 rules). Returns each watch's new rows."""
+        if not wanted:
+            return []
+        keys, offsets = key_bounds(points)
+        sizes = [len(sids) for _, sids in wanted]
+        pair_sid = np.concatenate([np.array(sids, dtype=np.int64) for _, sids in wanted])
+        pair_watch = np.repeat(np.arange(len(wanted), dtype=np.int64), sizes)
+        # (watch, series) pairs in order, each once (a series may come in several records).
+        order = np.lexsort((pair_sid, pair_watch))
+        pair_sid, pair_watch = pair_sid[order], pair_watch[order]
+        first = np.ones(len(pair_sid), dtype=np.bool_)
+        first[1:] = (pair_sid[1:] != pair_sid[:-1]) | (pair_watch[1:] != pair_watch[:-1])
+        pair_sid, pair_watch = pair_sid[first], pair_watch[first]
+        at = np.searchsorted(keys, pair_sid)
+        found = at < len(keys)
+        found[found] = keys[at[found]] == pair_sid[found]
+        at, pair_watch = at[found], pair_watch[found]
+        starts, ends = offsets[at], offsets[at + 1]
+        rows = _ranges(starts, ends)
+        row_watch = np.repeat(pair_watch, ends - starts)
+        horizons = np.array([w.horizon_ms for w, _ in wanted], dtype=np.int64)
+        inside = points.ts[rows] >= now_ms - horizons[row_watch]
+        rows, row_watch = rows[inside], row_watch[inside]
+        taken = points.take(rows)
+        bounds = np.searchsorted(row_watch, np.arange(len(wanted) + 1, dtype=np.int64)).tolist()
+        out = []
+        for n, (watch, _) in enumerate(wanted):
+            lo, hi = bounds[n], bounds[n + 1]
+            part = taken.take(slice(lo, hi)) if hi > lo else Points.empty()
+            if hi > lo:
+                watch.parts.append(part)
+            out.append(part)
+        return out
 
     def _select(self, tenant: str, sid: int, series: metrics_pb2.SeriesSamples) -> tuple[_Watch, ...]:
         """The streaming rules of `tenant` that watch this series (selecting it on first sight
@@ -778,16 +863,24 @@ class AlertEvaluator:
         keep = points.ts >= tick - watch.horizon_ms
         watch.parts = [points if keep.all() else points.take(keep)]
 
-    def _window(self, watch: _Watch, start_ms: int, end_ms: int) -> _GroupValues:
+    def _window(
+        self, watch: _Watch, start_ms: int, end_ms: int, *, groups: npt.NDArray[np.int64] | None = None
+    ) -> _GroupValues:
         """(group ids, values): `agg` of the merge of every point in [start, end) widened to
         steps, per group present. One pass of numpy: the points' group ids by a search of
         the sorted series ids, then one `merge` of the points re-keyed by (dense) group into
         one bucket: rows are combined in their (series, ts) order as before, so the values
-        are those of the query engine, `sum` rounding included."""
+        are those of the query engine, `sum` rounding included. `groups` (sorted group ids):
+        those groups only (their series' rows, the same rows in the same order)."""
         if not watch.parts or watch.error:
             return _NO_GROUPS, _NO_VALUES
         lo, hi = align(start_ms, end_ms, watch.step_ms)
-        points = watch.parts[0] if len(watch.parts) == 1 else merge(*watch.parts)
+        parts = watch.parts
+        if groups is not None:
+            watch.group_of(_NO_GROUPS)  # folds in newly selected series
+            sids = watch.lookup_sids[np.isin(watch.lookup_gids, groups)]
+            parts = [p.take(np.isin(p.key, sids)) for p in parts]
+        points = parts[0] if len(parts) == 1 else merge(*parts)
         inside = points.take((points.ts >= lo) & (points.ts < hi))
         if len(inside) == 0:
             return _NO_GROUPS, _NO_VALUES
@@ -873,6 +966,19 @@ def _ranges(starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> npt.N
         return _NO_GROUPS
     firsts = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
     return firsts + np.arange(total, dtype=np.int64)
+
+
+def _decided_on_arrival(watch: _Watch) -> bool:
+    """Whether a breaching point decides the rule's breach for its whole window (see
+    `_evaluate_arrivals`)."""
+    c = watch.rule.condition
+    if watch.error or watch.route != STREAMING or c.over_ms > 0:
+        return False
+    if watch.agg == "max":
+        return c.op in (ConditionOp.ABOVE, ConditionOp.AT_OR_ABOVE)
+    if watch.agg == "min":
+        return c.op in (ConditionOp.BELOW, ConditionOp.AT_OR_BELOW)
+    return False
 
 
 def breached_mask(

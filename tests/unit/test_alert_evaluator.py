@@ -163,10 +163,14 @@ class Harness:
         rules: Mapping[str, Sequence[AlertRule]],
         clock: list[int],
         engine: QueryEngine | None = None,
+        *,
+        on_arrival: bool = False,
     ) -> None:
         self.log = log
         self.clock = clock
-        self.evaluator = AlertEvaluator(log=log, rules=lambda: rules, clock_ms=lambda: clock[0], engine=engine)
+        self.evaluator = AlertEvaluator(
+            log=log, rules=lambda: rules, clock_ms=lambda: clock[0], engine=engine, evaluate_on_arrival=on_arrival
+        )
         self.runner: ConsumerRunner[events_pb2.SampleBatchAccepted] = ConsumerRunner(
             name="alert-evaluator",
             log=log,
@@ -716,3 +720,90 @@ async def test_many_groups_only_the_breaching_ones_move_and_the_rest_hold_no_sta
     moves = await harness.at(NOW + 20 * S)
     assert sorted(dict(t.key.labels)["host"] for t in moves) == sorted(f"h{h}" for h in range(0, 50, 7))
     assert all(t.to_state is AlertState.RESOLVED for t in moves)
+
+
+# ------------------------------------------------------------------------------ on arrival
+
+
+@pytest.mark.parametrize(
+    ("agg", "op", "threshold", "breach"),
+    [
+        ("max", ConditionOp.ABOVE, 90.0, 95.25),
+        ("max", ConditionOp.AT_OR_ABOVE, 95.25, 95.25),
+        ("min", ConditionOp.BELOW, 10.0, 2.5),
+    ],
+)
+async def test_a_decisive_breach_fires_on_arrival_with_the_query_engines_value(
+    agg: str, op: ConditionOp, threshold: float, breach: float
+) -> None:
+    """max above / min below: a breaching sample decides the window, so the instance fires as
+    the sample is applied, at that time, with the value /api/v1/query returns for
+    [now - window, now); a `last` rule over the same samples waits for its tick."""
+    rng = np.random.default_rng(7)
+    feed = Feed()
+    for h in range(3):
+        ts = sorted(set(rng.integers(NOW - 30 * S, NOW, 8).tolist()))
+        feed.add("cpu", MetricKind.GAUGE, {"host": f"h{h}"}, ts, values=(rng.integers(60, 340, len(ts)) / 4).tolist())
+    log = MemoryEventLog()
+    await append(log, feed)
+    clock = [NOW]
+    decided = rule("decided", agg=agg, op=op, threshold=threshold, group_by=("host",), interval_ms=S)
+    last = rule("last", agg="last", op=op, threshold=threshold, group_by=("host",), interval_ms=S)
+    harness = Harness(log, {TENANT: [decided, last]}, clock, on_arrival=True)
+    await harness.start()
+    harness.evaluator.start_evaluating()
+    assert await harness.at(NOW) == []
+    start = len(feed.batches)
+    feed.add("cpu", MetricKind.GAUGE, {"host": "h1"}, [NOW + 300], values=[breach])
+    feed.add("cpu", MetricKind.GAUGE, {"host": "h2"}, [NOW + 310], values=[50.0])
+    await append(log, feed, start)
+    arrived = NOW + 400
+    clock[0] = arrived
+    await harness.runner.catch_up(idle_timeout_s=0.01)  # applies; the tick NOW is done already
+    events = [e for _, e in await alert_events(log)]
+    assert [(e.rule, dict(e.instance_labels), e.to_state) for e in events] == [
+        ("decided", {"host": "h1"}, alerts_pb2.ALERT_STATE_FIRING)
+    ]
+    assert events[0].evaluated_at_ms == arrived
+    engine = await query_engine_over(feed, MINUTE, clock)
+    # The window as the query API reads it from the 5 s tier: its buckets merged into one.
+    result = await engine.query_window(
+        QuerySpec(
+            tenant=TENANT,
+            metric="cpu",
+            start_ms=arrived - MINUTE,
+            end_ms=arrived,
+            period="5s",
+            agg=agg,
+            group_by=("host",),
+        )
+    )
+    expected = {dict(s.labels)["host"]: float(s.values[0]) for s in result.series}
+    assert events[0].value == expected["h1"]
+    # The next tick: the `last` rule fires now; the decided instance stays firing, unchanged.
+    moves = await harness.at(NOW + S)
+    assert [(t.key.rule, dict(t.key.labels)) for t in moves] == [("last", {"host": "h1"})]
+
+
+async def test_on_arrival_waits_for_a_due_tick_and_is_off_by_default() -> None:
+    """A breach applied while the rule's current tick is still due is evaluated by that tick
+    (times never go back); an evaluator without evaluate_on_arrival (backtests) keeps the
+    tick grid alone."""
+    for on_arrival in (True, False):
+        log = MemoryEventLog()
+        clock = [NOW]
+        r = rule(agg="max", group_by=("host",), window_ms=10 * S, interval_ms=S)
+        harness = Harness(log, {TENANT: [r]}, clock, on_arrival=on_arrival)
+        await harness.start()
+        harness.evaluator.start_evaluating()
+        feed = Feed()
+        feed.add("cpu", MetricKind.GAUGE, {"host": "h0"}, [NOW - S], values=[1.0])
+        await append(log, feed)
+        await harness.at(NOW)
+        feed.add("cpu", MetricKind.GAUGE, {"host": "h0"}, [NOW + 200], values=[99.0])
+        await append(log, feed, 1)
+        clock[0] = NOW + 300 if not on_arrival else NOW + 1_300  # off: not due; on: NOW + 1 s due
+        await harness.runner.catch_up(idle_timeout_s=0.01)
+        assert [e for _, e in await alert_events(log)] == []
+        moves = await harness.evaluator.evaluate(NOW + 1_300)
+        assert [(t.to_state, t.evaluated_at_ms) for t in moves] == [(AlertState.FIRING, NOW + S)]
