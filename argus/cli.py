@@ -1,15 +1,18 @@
-"""The `argus` command: one binary, many targets."""
+"""The `argus` command: one binary, many targets.
+
+Subcommands are imported when they run (`LazyGroup`): `argus push` loads the push client, not
+the server (decision 0056). The service commands below keep their heavy imports inside.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+import importlib
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
-from rich.panel import Panel
 
-from argus import registry
 from argus.cli_common import (
     _check_listeners,
     _common_options,
@@ -19,17 +22,56 @@ from argus.cli_common import (
     _tls_options,
     console,
 )
-from argus.modules import Module
-from argus.registry import ALL_PROJECTORS, Wiring
-from argus.runtime import API_KEY_FILE, dev_api_key, serve, setup_logging
-from argus.supervisor import ORPHAN_EXIT_DEADLINE_S, ProjectorProcess, supervised_name
-from core.auth import hash_key, key_id
-from core.data_dir import RoleLock
-from core.errors import InvalidArgument
-from core.settings import Settings
+from argus.projector_names import ALL_PROJECTORS
+from core.errors import FailedPrecondition
+
+if TYPE_CHECKING:
+    from argus.modules import Module
+    from argus.registry import Wiring
+    from core.data_dir import RoleLock
+    from core.settings import Settings
+
+LAZY_COMMANDS: Final[Mapping[str, str]] = {
+    "push": "argus.commands.push_cmd:push",
+    "query": "argus.commands.query_cmd:query",
+    "replay": "argus.commands.replay_cmd:replay",
+    "agent": "argus.commands.agent_cmd:agent",
+    "keys": "argus.commands.keys_cmd:keys",
+    "admin": "argus.commands.admin_cmd:admin",
+    "alerts": "argus.commands.alerts_cmd:alerts",
+    "dashboards": "argus.commands.dashboards_cmd:dashboards",
+}
+"""Subcommand name -> "module:attribute" of its click command, imported on first use."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class LazyGroup(click.Group):
+    """A group whose `lazy_commands` are imported only when looked up: running one imports
+    that one (`argus --help` imports them all, to show their summaries)."""
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy_commands.get(cmd_name)
+        if target is None or cmd_name in self.commands:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise FailedPrecondition(f"argus {cmd_name}: {target} is not a click command")
+        self.commands[cmd_name] = command  # imported once
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(package_name="argus-metrics")
 def main() -> None:
     """Argus: metrics monitoring on one machine or a fleet.
@@ -48,6 +90,8 @@ def main() -> None:
 def _open(settings: Settings, names: Sequence[str], wiring: Wiring, *, wait_s: float = 0.0) -> list[RoleLock]:
     """Before anything starts: the listeners' TLS rule, then the data dir and its role locks
     (each exits with code 2 and the reason when refused)."""
+    from argus import registry
+
     _check_listeners(settings, *registry.listens(names))
     return _open_data_dir(settings, registry.locks(names, wiring), wait_s=wait_s)
 
@@ -61,6 +105,9 @@ def _serve(
     on_ready: Callable[[Sequence[Module]], None] | None = None,
 ) -> Coroutine[Any, Any, None]:
     """Serve the registry's modules `names` on just the resources they need."""
+    from argus import registry
+    from argus.runtime import serve
+
     return serve(
         settings,
         registry.build(names, wiring),
@@ -131,6 +178,15 @@ def up(
     them in this one. Ctrl-C stops everything cleanly; starting it again on the same
     --data-dir continues with nothing lost.
     """
+    from rich.panel import Panel
+
+    from argus import registry
+    from argus.registry import Wiring
+    from argus.runtime import API_KEY_FILE, dev_api_key, setup_logging
+    from argus.supervisor import ProjectorProcess
+    from core.auth import hash_key, key_id
+    from core.errors import InvalidArgument
+
     setup_logging(log_level)
     settings = _settings(
         data_dir=data_dir,
@@ -199,6 +255,9 @@ def up(
 )
 def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None, ingest_http_addr: str | None) -> None:
     """Run only the ingest service (gRPC IngestService)."""
+    from argus.registry import Wiring
+    from argus.runtime import setup_logging
+
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, ingest_addr=ingest_addr, ingest_http_addr=ingest_http_addr)
     wiring = Wiring()
@@ -218,6 +277,11 @@ def ingest(data_dir: Path | None, log_level: str, ingest_addr: str | None, inges
 )
 def project(data_dir: Path | None, log_level: str, projector: str) -> None:
     """Run the projectors that turn the event log into read models."""
+    from argus import registry
+    from argus.registry import Wiring
+    from argus.runtime import setup_logging
+    from argus.supervisor import ORPHAN_EXIT_DEADLINE_S, supervised_name
+
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir)
     wiring = Wiring(projectors=ALL_PROJECTORS if projector == "all" else (projector,))
@@ -251,34 +315,12 @@ def query_server(
     dashboards_tenant: str,
 ) -> None:
     """Run only the query service (gRPC QueryService, DashboardService and the HTTP API)."""
+    from argus.registry import Wiring
+    from argus.runtime import setup_logging
+
     setup_logging(log_level)
     settings = _settings(data_dir=data_dir, query_addr=query_addr, http_addr=http_addr)
     wiring = Wiring(dashboards_dir=dashboards_dir, dashboards_tenant=dashboards_tenant, default_dashboards=False)
     names = ["dashboards", "query"] if dashboards_dir is not None else ["query"]
     _open(settings, names, wiring)
     _run(_serve(settings, names, wiring))
-
-
-def _register_optional_commands() -> None:
-    from argus.commands import (
-        admin_cmd,
-        agent_cmd,
-        alerts_cmd,
-        dashboards_cmd,
-        keys_cmd,
-        push_cmd,
-        query_cmd,
-        replay_cmd,
-    )
-
-    main.add_command(push_cmd.push)
-    main.add_command(query_cmd.query)
-    main.add_command(replay_cmd.replay)
-    main.add_command(agent_cmd.agent)
-    main.add_command(keys_cmd.keys)
-    main.add_command(admin_cmd.admin)
-    main.add_command(alerts_cmd.alerts)
-    main.add_command(dashboards_cmd.dashboards)
-
-
-_register_optional_commands()

@@ -20,6 +20,7 @@ from argus.alerts_api import alerts_api
 from argus.container import RESOURCES, Runtime
 from argus.dashboards_api import dashboards_api
 from argus.modules import IngestModule, Module, ProjectorModule, QueryModule
+from argus.projector_names import ALL_PROJECTORS as ALL_PROJECTORS
 from argus.supervisor import ProjectorProcess
 from argus.versioned_projectors import VersionedProjectors
 from core.adapters.urls import open_alert_read_models
@@ -32,8 +33,6 @@ from query_side.alerts.http import AlertsApi
 from query_side.alerts.read_models import AlertReadModelProjector
 
 Placement = Literal["parent", "child"]
-
-ALL_PROJECTORS: Final = ("rollups", "series-index", "cold-archive")
 
 
 @dataclass(slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -199,6 +200,7 @@ def push(
     is unavailable. Unreadable records are skipped and listed with their line numbers;
     the summary shows what ingest accepted and why anything was rejected.
     """
+    _use_jemalloc()
     # soft_wrap: long lines (paths, server messages) stay whole when piped or logged.
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
@@ -238,6 +240,18 @@ def push(
         )
     incomplete = summary.rejected > 0 or reader.stats.error_count > 0
     sys.exit(EXIT_INCOMPLETE if incomplete else EXIT_OK)
+
+
+def _use_jemalloc() -> None:
+    """Arrow's buffers from its jemalloc pool rather than the default mimalloc: the reader's
+    peak is ~20 MB lower for Parquet and CSV alike, and stays flat over a 10M-row file
+    (decision 0056). ARROW_DEFAULT_MEMORY_POOL, when set, still decides."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc: keep its default
+        return
 
 
 def _compress(choice: str, target: str) -> bool:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.gate import Figure, check, record, smoke_figures
+from bench.gate import Figure, Reference, check, record, smoke_figures
 from bench.report import ratio, render_peers_markdown
 
-REF = 0.2
+REF = Reference(wall_s=0.2, cpu_s=0.1)
+
+
+def slower(factor: float, ref: Reference = REF) -> Reference:
+    """The reference on a machine `factor` times as slow on both clocks."""
+    return Reference(ref.wall_s * factor, ref.cpu_s * factor)
 
 
 def figures(q3_ms: float = 4.0, bytes_per_sample: float = 2.0, rate: float = 100.0) -> list[Figure]:
@@ -31,7 +36,7 @@ def test_the_recorded_run_passes_its_own_budgets() -> None:
 
 def test_a_timed_figure_is_judged_relative_to_the_reference() -> None:
     # Twice as slow on a machine twice as slow: no regression.
-    assert failed(check(figures(q3_ms=8.0, rate=50.0), 2 * REF, BUDGETS)) == []
+    assert failed(check(figures(q3_ms=8.0, rate=50.0), slower(2), BUDGETS)) == []
     # 29 % slower on the same machine passes, 31 % fails.
     assert failed(check(figures(q3_ms=4.0 * 1.29), REF, BUDGETS)) == []
     verdicts = check(figures(q3_ms=4.0 * 1.31), REF, BUDGETS)
@@ -48,9 +53,9 @@ def test_higher_is_better_figures_fail_when_they_drop() -> None:
 
 def test_absolute_figures_ignore_the_reference() -> None:
     size = [f for f in figures(bytes_per_sample=2.7) if f.kind == "absolute"]
-    assert failed(check(size, REF / 10, BUDGETS)) == ["gauge_5s_bytes_per_sample"]
+    assert failed(check(size, slower(0.1), BUDGETS)) == ["gauge_5s_bytes_per_sample"]
     size = [f for f in figures(bytes_per_sample=2.5) if f.kind == "absolute"]
-    assert failed(check(size, REF * 10, BUDGETS)) == []
+    assert failed(check(size, slower(10), BUDGETS)) == []
 
 
 def test_a_figure_without_a_budget_is_reported_not_failed() -> None:
@@ -71,18 +76,28 @@ def test_smoke_figures_are_taken_from_bench_run_results() -> None:
             },
         },
         "storage": {"gauge_5s_bytes_per_sample": 2.1, "all_tiers_chunk_bytes_per_sample": 7.9},
-        "queries": {"Q1": {"median_ms": 0.6, "healthz_median_ms": 0.3}, "Q7": {"median_ms": 8.0}},
+        "queries": {
+            "Q1": {"median_ms": 0.6, "healthz_median_ms": 0.3, "server_cpu_s": 0.05, "calls": 100},
+            "Q7": {"median_ms": 8.0, "server_cpu_s": 0.6, "calls": 100},
+            "Q8": {"median_ms": 8.0},  # no CPU measured: not gated
+        },
         "freshness": {"p50_ms": 500.0},
     }
-    got = {f.name: (f.value, f.kind) for f in smoke_figures(results)}
+    found = smoke_figures(results)
+    got = {f.name: (f.value, f.kind) for f in found}
     assert got == {
         "ingest_queryable_s_per_million": (1.0, "ratio"),  # the best run of any format
         "server_cpu_s_per_million": (5.0, "ratio"),
         "gauge_5s_bytes_per_sample": (2.1, "absolute"),
         "all_tiers_bytes_per_sample": (7.9, "absolute"),
-        "Q1_median_ms": (0.6, "ratio"),
-        "Q7_median_ms": (8.0, "ratio"),
+        "Q1_server_cpu_ms_per_call": (0.5, "ratio"),
+        "Q7_server_cpu_ms_per_call": (6.0, "ratio"),
         "freshness_p50_ms": (500.0, "absolute"),
+    }
+    assert {f.name for f in found if f.clock == "cpu"} == {
+        "server_cpu_s_per_million",
+        "Q1_server_cpu_ms_per_call",
+        "Q7_server_cpu_ms_per_call",
     }
 
 
@@ -127,7 +142,7 @@ def test_budgets_are_the_median_of_the_last_recorded_runs() -> None:
         budgets = record(figures(q3_ms=q3), REF, note="t", previous=budgets)
     assert budgets is not None
     assert len(budgets["runs"]) == 5
-    assert budgets["figures"]["Q3_median_ms"]["budget"] == 5.5 / REF  # median of 100, 5, 6, 4.5, 5.5
+    assert budgets["figures"]["Q3_median_ms"]["budget"] == 5.5 / REF.wall_s  # median of 100, 5, 6, 4.5, 5.5
     assert failed(check(figures(q3_ms=5.5 * 1.29), REF, budgets)) == []
 
 
@@ -139,3 +154,38 @@ def test_a_figure_with_its_own_reference_uses_it() -> None:
     assert failed(check([Figure("Q1_median_ms", 1.2, "ratio", "lower", "ms", 0.0003)], REF, budgets)) == [
         "Q1_median_ms"
     ]
+
+
+def test_a_cpu_figure_is_judged_against_the_cpu_reference_not_the_wall_clock() -> None:
+    cpu = Figure("server_cpu_s_per_million", 8.0, "ratio", "lower", "s", clock="cpu")
+    budgets = record([cpu], REF, note="t")
+    assert budgets["figures"]["server_cpu_s_per_million"]["budget"] == 80.0  # 8 s over 0.1 CPU s
+    # Other work loads the machine: the wall clock is 5x slower, CPU time is not. The same CPU
+    # seconds pass; twice the CPU fails, although over the wall clock it looks 2.5x better.
+    loaded = Reference(wall_s=REF.wall_s * 5, cpu_s=REF.cpu_s)
+    assert failed(check([cpu], loaded, budgets)) == []
+    twice = Figure("server_cpu_s_per_million", 16.0, "ratio", "lower", "s", clock="cpu")
+    assert failed(check([twice], loaded, budgets)) == ["server_cpu_s_per_million"]
+    # A slower CPU (the reference's CPU time up too) moves both alike.
+    assert failed(check([twice], Reference(REF.wall_s, REF.cpu_s * 2), budgets)) == []
+
+
+def test_a_figure_tolerance_overrides_the_file_one_but_twice_the_budget_always_fails() -> None:
+    budgets = record(figures(), REF, note="t")
+    budgets["figures"]["Q3_median_ms"]["tolerance"] = 0.6
+    assert failed(check(figures(q3_ms=4.0 * 1.55), REF, budgets)) == []
+    assert failed(check(figures(q3_ms=4.0 * 1.65), REF, budgets)) == ["Q3_median_ms"]
+    budgets["figures"]["Q3_median_ms"]["tolerance"] = 5.0  # a mistake in the file: capped
+    assert failed(check(figures(q3_ms=4.0 * 2.0), REF, budgets)) == ["Q3_median_ms"]
+
+
+def test_recording_keeps_the_tolerances_and_drops_runs_without_a_cpu_reference() -> None:
+    budgets = record(figures(), REF, note="t")
+    budgets["tolerance"] = 0.4
+    budgets["figures"]["Q3_median_ms"]["tolerance"] = 0.6
+    budgets["runs"].insert(0, {"note": "old", "reference_s": 0.1, "figures": {"Q3_median_ms": 1e6}})
+    again = record(figures(q3_ms=6.0), REF, note="t2", previous=budgets)
+    assert again["tolerance"] == 0.4
+    assert again["figures"]["Q3_median_ms"]["tolerance"] == 0.6
+    assert [r["note"] for r in again["runs"]] == ["t", "t2"]
+    assert again["figures"]["Q3_median_ms"]["budget"] == 25.0  # median of 4 / 0.2 and 6 / 0.2
