@@ -2,7 +2,8 @@
 write capacity per million samples.
 
     python -m bench.bench_dynamodb [--hosts 50] [--metrics 10] [--minutes 60] [--live-minutes 5]
-        [--live-tier-profile 5s=1000,1m=5000,5m=30000,1h=300000,1d=900000 ...] [--no-live-uniform]
+        [--live-tier-profile 5s=1000,1m=300000,5m=300000,1h=300000,1d=900000@1200 ...]
+        [--no-live-uniform]
         [--smoke]
 
 The devops workload of bench/workload.py goes through the ingest acceptor into an embedded
@@ -64,8 +65,10 @@ from projectors.rollups import RollupProjector
 
 USD_PER_MILLION_WRU = 0.625  # on-demand, us-east-1 list price (after the Nov 2024 cut)
 PARTITIONS = 12
-# The DynamoDB profile of docs/configuration.md (tier_flush_interval_ms).
-RECOMMENDED_TIER_PROFILE = "5s=1000,1m=5000,5m=30000,1h=300000,1d=900000"
+# The DynamoDB profile of docs/configuration.md (tier_flush_interval_ms, and the store's
+# fresh_s after the @), and the one it replaced (decision 0058), compared by default.
+RECOMMENDED_TIER_PROFILE = "5s=1000,1m=300000,5m=300000,1h=300000,1d=900000@1200"
+PREVIOUS_TIER_PROFILE = "5s=1000,1m=5000,5m=30000,1h=300000,1d=900000"
 
 
 def block_batches(spec: WorkloadSpec, block: Block, index: int) -> metrics_pb2.SampleBatch:
@@ -341,7 +344,7 @@ def main() -> None:
     parser.add_argument(
         "--live-tier-profile",
         nargs="*",
-        default=[RECOMMENDED_TIER_PROFILE],
+        default=[PREVIOUS_TIER_PROFILE, RECOMMENDED_TIER_PROFILE],
         help="TIER=MS,...[@FRESH_S] per-tier write intervals compared with uniform in live mode, and the"
         " store's fresh_s (decision 0058; '' to skip)",
     )
