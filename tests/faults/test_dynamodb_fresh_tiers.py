@@ -101,7 +101,7 @@ async def read_model(store: HotStore) -> dict[tuple[str, int, int], pts.Points]:
 
 
 async def reference_model(log: SqliteEventLog, tmp_path: Path) -> dict[tuple[str, int, int], pts.Points]:
-    """Every tier written at every flush, a flush per event (SQLite)."""
+    """Every tier written at every flush (SQLite)."""
     store = SqliteHotStore(tmp_path / "reference.db")
     await store.start()
     reference = RollupProjector(
@@ -110,8 +110,6 @@ async def reference_model(log: SqliteEventLog, tmp_path: Path) -> dict[tuple[str
         tiers=DEFAULT_TIERS,
         clock_ms=lambda: NOW,
         group="reference",
-        poll_records=1,
-        max_buffer_samples=1,
     )
     assert await reference.catch_up(idle_timeout_s=2.0) == 30 * 60
     model = await read_model(store)

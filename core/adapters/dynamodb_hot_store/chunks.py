@@ -5,6 +5,7 @@ lower than the new one; a refused condition is the no-op the port asks for."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, Final
@@ -208,7 +209,8 @@ class ChunkTables(DynamoDBConnection):
             return stored
         lo, hi = bounds
         fine = await self.read_range(finer.name, series_ids, lo, hi, finer.chunk_span_ms)
-        return stitch(t, stored, fine, lo, hi)
+        # Decoding and re-encoding is CPU work: off the event loop, like the engine's decode.
+        return await asyncio.to_thread(stitch, t, stored, fine, lo, hi)
 
     async def _read_stored(
         self, tier: str, series_ids: Sequence[int], start_ms: int, end_ms: int, chunk_span_ms: int
