@@ -2,7 +2,9 @@
 write capacity per million samples.
 
     python -m bench.bench_dynamodb [--hosts 50] [--metrics 10] [--minutes 60] [--live-minutes 5]
-        [--live-tier-profile 5s=1000,1m=5000,5m=30000,1h=300000,1d=900000] [--smoke]
+        [--live-tier-profile 5s=1000,1m=300000,5m=300000,1h=300000,1d=900000@1200 ...]
+        [--no-live-uniform]
+        [--smoke]
 
 The devops workload of bench/workload.py goes through the ingest acceptor into an embedded
 SQLite event log (not timed), then:
@@ -13,9 +15,18 @@ SQLite event log (not timed), then:
   following the log in real time, on a simulated clock (a step is 5 s of it). Twice per
   flush period, same workload: `uniform` (every flush rewrites each touched chunk of every
   tier, the embedded default) and `per-tier` (each tier writes at most every
-  `--live-tier-profile` ms, the recommended DynamoDB profile; `--live-tier-profile ''`
-  skips it). Run `--live-minutes` of at least the profile's longest interval, or the coarse
-  tiers' cost is mostly the final write at stop.
+  `--live-tier-profile` ms, the recommended DynamoDB profile; several profiles are compared
+  in the same run, `--live-tier-profile ''` skips them; `--no-live-uniform` skips uniform).
+  Run `--live-minutes` of at least the profile's longest interval, or the coarse tiers' cost
+  is mostly the final write at stop. Each live run reports:
+  - write units per million samples with the final write at stop (`..._aws_rule`) and
+    without it (`..._steady`: what a projector that runs for days pays);
+  - freshness of the 5s tier: per flush, from the step's samples entering the log to the 5s
+    tier holding them in DynamoDB (simulated wait for the tier's next write + the wall time
+    of that write), p50/p99 over the run;
+  - read units per query (DynamoDB Local's figure): every live series' last hour of the 5s
+    tier (`rcu_5s_1h`) and last 12 h of the 1m tier (`rcu_1m_12h`), eventually consistent,
+    as the query engine reads.
 
 Write units: DynamoDB Local answers ReturnConsumedCapacity=TOTAL, so both its figure and the
 AWS rule (1 WCU per started KB of each item written, x2 in transactions) are printed; the
@@ -34,18 +45,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from bench.bench_pipeline import bench_acceptor
 from bench.workload import HOST_TYPES, Block, WorkloadSpec, generate, host_names, host_region
+from contracts.argus.events.v1 import events_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.adapters.dynamodb_hot_store import DynamoDBHotStore
 from core.adapters.sqlite_event_log import SqliteEventLog
 from core.events import SAMPLES_TOPIC
-from core.model import DEFAULT_TIERS, MetricKind
+from core.model import DEFAULT_TIERS, TIER_BY_NAME, MetricKind
 from core.ports import StoredChunk
 from core.settings import parse_tier_intervals
 from harness.services.dynamodb import ACCESS_KEY_ID, SECRET_ACCESS_KEY, DynamoDBLocal
@@ -53,8 +65,10 @@ from projectors.rollups import RollupProjector
 
 USD_PER_MILLION_WRU = 0.625  # on-demand, us-east-1 list price (after the Nov 2024 cut)
 PARTITIONS = 12
-# The DynamoDB profile of docs/configuration.md (tier_flush_interval_ms).
-RECOMMENDED_TIER_PROFILE = "5s=1000,1m=5000,5m=30000,1h=300000,1d=900000"
+# The DynamoDB profile of docs/configuration.md (tier_flush_interval_ms, and the store's
+# fresh_s after the @), and the one it replaced (decision 0058), compared by default.
+RECOMMENDED_TIER_PROFILE = "5s=1000,1m=300000,5m=300000,1h=300000,1d=900000@1200"
+PREVIOUS_TIER_PROFILE = "5s=1000,1m=5000,5m=30000,1h=300000,1d=900000"
 
 
 def block_batches(spec: WorkloadSpec, block: Block, index: int) -> metrics_pb2.SampleBatch:
@@ -96,9 +110,20 @@ class Result:
     reported_wcu: float
     estimated_wcu: float
     retries: int
+    steady_wcu: float | None = None  # live: before the final write at stop
+    freshness_s: tuple[float, float] | None = None  # live: 5s tier, p50 and p99
+    read_units: dict[str, float] | None = None  # live: per query, as DynamoDB Local reports
 
     def to_json(self) -> dict[str, object]:
         per_m = 1e6 / self.samples
+        extra: dict[str, object] = {}
+        if self.steady_wcu is not None:
+            extra["wcu_per_million_samples_steady"] = round(self.steady_wcu * per_m)
+        if self.freshness_s is not None:
+            extra["freshness_5s_tier_p50_s"] = round(self.freshness_s[0], 3)
+            extra["freshness_5s_tier_p99_s"] = round(self.freshness_s[1], 3)
+        if self.read_units is not None:
+            extra.update({f"rcu_{name}": round(units, 1) for name, units in self.read_units.items()})
         return {
             "run": self.name,
             "samples": self.samples,
@@ -111,6 +136,7 @@ class Result:
             "wcu_per_million_samples_aws_rule": round(self.estimated_wcu * per_m),
             "usd_per_million_samples": round(self.estimated_wcu * per_m * USD_PER_MILLION_WRU / 1e6, 4),
             "retries": self.retries,
+            **extra,
         }
 
 
@@ -122,9 +148,11 @@ async def fill_log(log: SqliteEventLog, batches: list[metrics_pb2.SampleBatch], 
             raise RuntimeError(f"ingest rejected samples of {batch.batch_id}: {result}")
 
 
-async def open_store(server: DynamoDBLocal, mode: str, now_ms: int) -> DynamoDBHotStore:
+async def open_store(server: DynamoDBLocal, mode: str, now_ms: int, fresh_s: str = "0") -> DynamoDBHotStore:
     store = DynamoDBHotStore.from_url(
-        server.url(prefix=f"b{uuid.uuid4().hex[:8]}_", credentials=False, write_mode=mode, concurrency="32"),
+        server.url(
+            prefix=f"b{uuid.uuid4().hex[:8]}_", credentials=False, write_mode=mode, concurrency="32", fresh_s=fresh_s
+        ),
         access_key_id=ACCESS_KEY_ID,
         secret_access_key=SECRET_ACCESS_KEY,
         clock_ms=lambda: now_ms,
@@ -189,8 +217,35 @@ class SimulatedClock:
         return self.now_s
 
 
+async def read_units_per_query(store: DynamoDBHotStore, log: SqliteEventLog, end_ms: int) -> dict[str, float]:
+    """Read units of the two reads a dashboard makes most, over every series in the log."""
+    sids: set[int] = set()
+    for partition in range(PARTITIONS):
+        for record in await log.read(SAMPLES_TOPIC, partition, 0, 1_000_000):
+            sids.update(events_pb2.SampleBatchAccepted.FromString(record.event.payload).series_ids)
+    series = sorted(sids)
+    out: dict[str, float] = {}
+    for name, tier, span_ms in (("5s_1h", "5s", 3_600_000), ("1m_12h", "1m", 12 * 3_600_000)):
+        before = store.stats.consumed_read_units
+        chunks = await store.read_range(tier, series, end_ms - span_ms, end_ms, TIER_BY_NAME[tier].chunk_span_ms)
+        if not chunks:
+            raise RuntimeError(f"the {tier} tier holds nothing to read")
+        out[name] = store.stats.consumed_read_units - before
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q)) if values else float("nan")
+
+
 async def live(
-    server: DynamoDBLocal, work: Path, spec: WorkloadSpec, flush_steps: int, tier_profile: dict[str, int] | None
+    server: DynamoDBLocal,
+    work: Path,
+    spec: WorkloadSpec,
+    flush_steps: int,
+    tier_profile: dict[str, int] | None,
+    label: str,
+    fresh_s: str = "0",
 ) -> Result:
     """Append `flush_steps` steps, flush, repeat: the projector following the log live, every
     tier at every flush (`tier_profile` None) or each on its own cadence; stop at the end."""
@@ -199,7 +254,7 @@ async def live(
     await log.ensure_topic(SAMPLES_TOPIC, PARTITIONS)
     spec = WorkloadSpec(end_ms=spec.end_ms, hosts=spec.hosts, metrics=spec.metrics, span_ms=spec.span_ms,
                         block_steps=flush_steps)  # fmt: skip
-    store = await open_store(server, "put", spec.end_ms)
+    store = await open_store(server, "put", spec.end_ms, fresh_s)
     clock = SimulatedClock()
     projector = RollupProjector(
         log=log,
@@ -211,20 +266,34 @@ async def live(
         monotonic_s=clock,
     )
     samples, seconds = 0, 0.0
+    unwritten: list[float] = []  # simulated flush times whose 5s points are not in DynamoDB yet
+    freshness: list[float] = []
     for batch in workload_batches(spec):
         await fill_log(log, [batch], spec.end_ms)
         clock.now_s += flush_steps * 5.0
+        unwritten.append(clock.now_s)
         started = time.perf_counter()
         samples += await projector.catch_up(force=False)
-        seconds += time.perf_counter() - started
+        wall = time.perf_counter() - started
+        seconds += wall
+        if projector.tier_written_at("5s") == clock.now_s:
+            freshness.extend(clock.now_s - at + wall for at in unwritten)
+            unwritten.clear()
+    steady_wcu = store.stats.estimated_write_units
     started = time.perf_counter()
     await projector.flush()  # stop: every tier writes what it holds
     seconds += time.perf_counter() - started
     await projector.close()
+    reads = await read_units_per_query(store, log, spec.end_ms)
     await store.close()
     await log.close()
-    cadence = "per-tier" if tier_profile else "uniform"
-    return result(f"live {flush_steps * 5} s, {cadence}", store, samples, seconds)
+    done = result(f"live {flush_steps * 5} s, {label}", store, samples, seconds)
+    return replace(
+        done,
+        steady_wcu=steady_wcu,
+        freshness_s=(percentile(freshness, 50), percentile(freshness, 99)),
+        read_units=reads,
+    )
 
 
 async def run(args: argparse.Namespace) -> list[Result]:
@@ -246,10 +315,17 @@ async def run(args: argparse.Namespace) -> list[Result]:
             live_spec = WorkloadSpec(
                 end_ms=now_ms, hosts=args.live_hosts, metrics=args.metrics, span_ms=args.live_minutes * 60_000
             )
-            profile = parse_tier_intervals(args.live_tier_profile, source="--live-tier-profile")
+            profiles: list[tuple[str, dict[str, int] | None, str]] = (
+                [("uniform", None, "0")] if args.live_uniform else []
+            )
+            for text in args.live_tier_profile:
+                intervals, _, fresh_s = text.partition("@")
+                profile = parse_tier_intervals(intervals, source="--live-tier-profile")
+                if profile:
+                    profiles.append((text, profile, fresh_s or "0"))
             for steps in args.live_flush_steps:
-                for tier_profile in (None, profile) if profile else (None,):
-                    results.append(await live(server, work, live_spec, steps, tier_profile))
+                for label, tier_profile, fresh_s in profiles:
+                    results.append(await live(server, work, live_spec, steps, tier_profile, label, fresh_s))
                     print(json.dumps(results[-1].to_json()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -267,8 +343,16 @@ def main() -> None:
     parser.add_argument("--live-flush-steps", type=int, nargs="*", default=[1, 12], help="5 s steps per flush")
     parser.add_argument(
         "--live-tier-profile",
-        default=RECOMMENDED_TIER_PROFILE,
-        help="TIER=MS,... per-tier write intervals compared with uniform in live mode ('' to skip)",
+        nargs="*",
+        default=[PREVIOUS_TIER_PROFILE, RECOMMENDED_TIER_PROFILE],
+        help="TIER=MS,...[@FRESH_S] per-tier write intervals compared with uniform in live mode, and the"
+        " store's fresh_s (decision 0058; '' to skip)",
+    )
+    parser.add_argument(
+        "--no-live-uniform",
+        dest="live_uniform",
+        action="store_false",
+        help="skip the live run that writes every tier at every flush",
     )
     parser.add_argument("--smoke", action="store_true", help="a tiny run that only checks it works")
     args = parser.parse_args()
@@ -278,13 +362,15 @@ def main() -> None:
     print()
     print(
         f"{'run':<28} {'samples/s':>10} {'items/s':>8} {'WCU/M samples':>14} {'(Local says)':>12} {'$/M samples':>11}"
+        f" {'steady WCU/M':>12} {'fresh p99 s':>11} {'RCU 5s 1h':>9} {'RCU 1m 12h':>10}"
     )
     for r in results:
         j = r.to_json()
         print(
             f"{r.name:<28} {j['samples_per_s']:>10,} {j['items_per_s']:>8,}"
             f" {j['wcu_per_million_samples_aws_rule']:>14,} {j['wcu_per_million_samples_reported']:>12,}"
-            f" {j['usd_per_million_samples']:>11}"
+            f" {j['usd_per_million_samples']:>11} {j.get('wcu_per_million_samples_steady', '-'):>12}"
+            f" {j.get('freshness_5s_tier_p99_s', '-'):>11} {j.get('rcu_5s_1h', '-'):>9} {j.get('rcu_1m_12h', '-'):>10}"
         )
 
 

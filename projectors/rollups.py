@@ -250,6 +250,11 @@ class RollupProjector:
     def status(self) -> RunnerStatus:
         return self._runner.status()
 
+    def tier_written_at(self, tier: str) -> float:
+        """The monotonic time (`monotonic_s`) of the tier's last write to the store (its
+        start-up time before any): benchmarks measure freshness from it."""
+        return self._last_write_s[tier]
+
     async def run(self, stop: asyncio.Event) -> None:
         """Project until `stop` is set, then flush what is buffered (core.consumer)."""
         await self._runner.run(stop)

@@ -181,6 +181,14 @@ class TestDynamoDBHotStore(HotStoreContract):
         return dynamodb_store(self.server)
 
 
+class TestDynamoDBHotStoreFreshReads(TestDynamoDBHotStore):
+    """`fresh_s` on (decision 0058): reads outside the window are the stored chunks, as
+    without it (inside, tests/faults/test_dynamodb_fresh_tiers.py and tests/unit)."""
+
+    async def make_store(self, tmp_path: Path) -> HotStore:
+        return dynamodb_store(self.server, fresh_window_s=900.0)
+
+
 @dataclass
 class _FakeHttp:
     status_code: int
@@ -381,6 +389,9 @@ async def test_dynamodb_unreachable_endpoint_fails_clearly() -> None:
         ("dynamodb://us-east-1?endpoint=127.0.0.1:8000", "endpoint must be http"),
         ("dynamodb://us-east-1?prefix=bad/prefix", "prefix"),
         ("dynamodb://us-east-1?concurrency=0", "concurrency must be >= 1"),
+        ("dynamodb://us-east-1?fresh_s=-1", "fresh_s must be >= 0"),
+        ("dynamodb://us-east-1?fresh_s=soon", "fresh_s must be a number"),
+        ("dynamodb://us-east-1?fresh_s=90000", "fresh_s must be <= 86400"),
     ],
 )
 def test_dynamodb_bad_urls_name_the_hot_store_setting(url: str, message: str) -> None:
@@ -390,8 +401,11 @@ def test_dynamodb_bad_urls_name_the_hot_store_setting(url: str, message: str) ->
 
 
 def test_dynamodb_url_opens_a_dynamodb_store() -> None:
-    store = open_hot_store("dynamodb://k:s3cr3t@eu-west-1?prefix=p_&tenant=acme&billing=provisioned&sweep_s=off")
+    store = open_hot_store(
+        "dynamodb://k:s3cr3t@eu-west-1?prefix=p_&tenant=acme&billing=provisioned&sweep_s=off&fresh_s=1200"
+    )
     assert isinstance(store, DynamoDBHotStore)
+    assert store.options.fresh_window_s == 1200.0
     assert store.options.index_table == "p_acme_series_index"
     assert (store.options.billing, store.options.sweep_interval_s, store.options.access_key_id) == (
         "provisioned",

@@ -20,9 +20,13 @@ exponential backoff and full jitter, counted in `stats`. Reads filter out items 
 has passed (DynamoDB deletes them lazily). Retention scans (`delete_before`,
 `forget_events_before`) are a backstop for TTL and run at most once per `sweep_interval_s`.
 
+Fresh reads (`fresh_s`, decision 0058): a coarse tier's last `fresh_s` seconds are read from
+the finer tiers too, per bucket the view with more samples, so the coarse tiers can be
+written every few minutes and still be as fresh as the 5s tier.
+
 Modules: `options` (the URL and its options), `client` (connection, tables, retries, errors),
-`chunks`, `series_index`, `applied_events` (one per kind of table) and `store` (the three
-over one connection).
+`chunks`, `series_index`, `applied_events` (one per kind of table), `fresh` (the pure
+refresh of a coarse tier from a finer one) and `store` (the three over one connection).
 """
 
 from core.adapters.dynamodb_hot_store.client import (

@@ -5,6 +5,7 @@ lower than the new one; a refused condition is the no-op the port asks for."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, Final
@@ -19,6 +20,7 @@ from core.adapters.dynamodb_hot_store.client import (
     item_size,
     write_units,
 )
+from core.adapters.dynamodb_hot_store.fresh import finer_tier, fresh_bounds, stitch
 from core.adapters.dynamodb_hot_store.options import PARAMETER
 from core.errors import InvalidArgument, StorageError
 from core.model import Tier
@@ -193,6 +195,24 @@ class ChunkTables(DynamoDBConnection):
         return out
 
     async def read_range(
+        self, tier: str, series_ids: Sequence[int], start_ms: int, end_ms: int, chunk_span_ms: int
+    ) -> list[StoredChunk]:
+        """The stored chunks; with `fresh_s`, a coarse tier's last `fresh_s` seconds are
+        refreshed from the next finer tier, itself read the same way (fresh.py)."""
+        stored = await self._read_stored(tier, series_ids, start_ms, end_ms, chunk_span_ms)
+        t = self._tier(tier)
+        finer = finer_tier(list(self._tiers.values()), t) if self.options.fresh_window_s else None
+        if finer is None or not series_ids:
+            return stored
+        bounds = fresh_bounds(t, start_ms, end_ms, self._clock_ms(), int(self.options.fresh_window_s * 1000))
+        if bounds is None:
+            return stored
+        lo, hi = bounds
+        fine = await self.read_range(finer.name, series_ids, lo, hi, finer.chunk_span_ms)
+        # Decoding and re-encoding is CPU work: off the event loop, like the engine's decode.
+        return await asyncio.to_thread(stitch, t, stored, fine, lo, hi)
+
+    async def _read_stored(
         self, tier: str, series_ids: Sequence[int], start_ms: int, end_ms: int, chunk_span_ms: int
     ) -> list[StoredChunk]:
         if not series_ids:

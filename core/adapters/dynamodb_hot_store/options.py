@@ -34,6 +34,9 @@ class DynamoDBOptions:
     max_delay_ms: int = 5_000
     sweep_interval_s: float | None = 86_400.0  # retention scans at most this often; None: TTL only
     applied_event_ttl_s: int = 7 * 86_400
+    # Reads refresh a coarse tier's last fresh_window_s seconds from the finer tiers
+    # (decision 0058); 0: off. At least the longest coarse tier_flush_interval_ms.
+    fresh_window_s: float = 0.0
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
 
@@ -68,7 +71,10 @@ def parse_url(url: str) -> DynamoDBOptions:
     billing (on_demand | provisioned), read_units / write_units (provisioned capacity per
     table), create (true | false: create missing tables), write_mode (put | transact),
     concurrency, max_attempts, base_delay_ms, max_delay_ms (throttling retries),
-    sweep_s (seconds between retention scans, or `off` to rely on TTL alone).
+    sweep_s (seconds between retention scans, or `off` to rely on TTL alone), fresh_s
+    (seconds: reads of a coarse tier take its last fresh_s seconds from the finer tiers when
+    those hold more samples, so coarse tiers may be written rarely; 0, the default: off;
+    at most 86400).
     """
     parsed = urlparse(url)
     if parsed.scheme != "dynamodb":
@@ -113,6 +119,10 @@ def parse_url(url: str) -> DynamoDBOptions:
             if value not in ("true", "false"):
                 raise _bad(f"create must be true or false, got {value!r}")
             changes["create_tables"] = value == "true"
+        elif key == "fresh_s":
+            changes["fresh_window_s"] = _number(key, value, minimum=0)
+            if changes["fresh_window_s"] > 86_400:
+                raise _bad(f"fresh_s must be <= 86400 (a day), got {value!r}")
         elif key == "sweep_s":
             changes["sweep_interval_s"] = None if value == "off" else _number(key, value, minimum=0)
         elif key in ("read_units", "write_units", "max_attempts", "base_delay_ms", "max_delay_ms"):
