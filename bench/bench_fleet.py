@@ -76,6 +76,7 @@ from contracts.argus.metrics.v1 import metrics_pb2
 from core.adapters.kafka_event_log import KafkaEventLog
 from core.errors import ArgusError
 from core.events import SAMPLES_TOPIC
+from core.protowire import length_delimited, varint
 from harness.processes import ManagedProcess, free_port, port_open, wait_for
 
 RESULTS: Final = Path(__file__).resolve().parent / "results"
@@ -226,23 +227,6 @@ class DynamoCountingProxy:
 # ------------------------------------------------------------------ the load generator
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2)."""
-    return bytes([tag << 3 | 2]) + _varint(len(payload)) + payload
-
-
 class FleetGenerator:
     """Hosts x metrics series; each tick one sample per series, as SampleBatch messages of
     `hosts_per_batch` hosts. The series' identity bytes are encoded once; a tick appends its
@@ -274,12 +258,12 @@ class FleetGenerator:
         values = np.round(self._rng.random((len(hosts), self.metrics)) * 100.0, 2)
         values[:, self._counter_mask] = np.floor(values[:, self._counter_mask])  # counter deltas
         raw = values.astype("<f8").tobytes()
-        ts = _field(5, _varint(ts_ms))
-        parts = [_field(1, batch_id.encode()), _field(2, b"fleet")]
+        ts = length_delimited(5, varint(ts_ms))
+        parts = [length_delimited(1, batch_id.encode()), length_delimited(2, b"fleet")]
         i = 0
         for h in hosts:
             for prefix in self._prefix[h]:
-                parts.append(_field(3, prefix + ts + _field(6, raw[i : i + 8])))
+                parts.append(length_delimited(3, prefix + ts + length_delimited(6, raw[i : i + 8])))
                 i += 8
         return metrics_pb2.SampleBatch.FromString(b"".join(parts))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,7 @@ from agent.readers.common import I64, U8, BatchingOptions, InputStats
 from agent.readers.normalize import Rows, to_f64
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.model import MetricKind
+from core.protowire import varint, varints
 
 # Batches are encoded straight to protobuf wire format with numpy and parsed once into a
 # SampleBatch. Building them through the message API costs microseconds per series, which
@@ -36,24 +37,8 @@ _TAGS: Final = np.frombuffer(b"\x1a\x2a\x32\x3a\x42", dtype=np.uint8)
 _T_SERIES, _T_TIMESTAMPS, _T_VALUES, _T_COUNTS, _T_OBSERVATIONS = range(5)
 
 
-def _varint_slow(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-_SMALL_VARINTS: Final = [_varint_slow(v) for v in range(1 << 14)]
-
-
-def _varint(value: int) -> bytes:
-    return _SMALL_VARINTS[value] if value < 16384 else _varint_slow(value)
-
-
 def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
+    return tag + varint(len(payload)) + payload
 
 
 def _text_field(tag: bytes, text: str) -> bytes:
@@ -69,36 +54,13 @@ def _label_column_bytes(name: str, values: list[str]) -> list[bytes]:
     per distinct value per chunk, which is per row for high-cardinality labels)."""
     name_part = _text_field(_TAG_LABEL_NAME, name) + _TAG_LABEL_VALUE
     base = len(name_part)
-    varint = _varint
+
     out = []
     for value in values:
         data = value.encode()
         size = varint(len(data))
         out.append(_TAG_LABEL + varint(base + len(size) + len(data)) + name_part + size + data)
     return out
-
-
-def _varints(values: npt.NDArray[Any]) -> tuple[U8, I64]:
-    """Varint encoding of each value (negative int64 as its two's complement, like protobuf),
-    concatenated, plus offsets: value i is out[offsets[i]:offsets[i + 1]]."""
-    v = np.ascontiguousarray(values).astype(np.int64).view(np.uint64)
-    n = len(v)
-    sizes = _varint_sizes(v)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    width = int(sizes.max()) if n else 1
-    positions = np.arange(width)
-    groups = ((v[:, None] >> (positions.astype(np.uint64) * np.uint64(7))[None, :]) & np.uint64(0x7F)).astype(np.uint8)
-    groups |= (positions[None, :] < (sizes[:, None] - 1)).astype(np.uint8) << np.uint8(7)
-    return np.ascontiguousarray(groups[positions[None, :] < sizes[:, None]]), offsets
-
-
-def _varint_sizes(v: npt.NDArray[Any]) -> I64:
-    u = np.asarray(v).astype(np.int64).view(np.uint64)
-    sizes = np.ones(len(u), dtype=np.int64)
-    for k in range(1, 10):
-        sizes += u >= np.uint64(1 << (7 * k))
-    return sizes
 
 
 class _Table:
@@ -155,7 +117,7 @@ class _Encoded:
 
 def _encode_rows(rows: Rows, order: I64) -> _Encoded:
     n = rows.n
-    ts, ts_off = _varints(rows.ts_ms[order])
+    ts, ts_off = varints(rows.ts_ms[order])
     kind = rows.kind[order]
     is_scalar = (kind == MetricKind.COUNTER) | (kind == MetricKind.GAUGE)
     counts = np.zeros(n, dtype=np.int64)
@@ -173,7 +135,7 @@ def _encode_rows(rows: Rows, order: I64) -> _Encoded:
         counts += distinct_counts
         distinct, entry_off = _string_entries(flat)
         distinct_off[1:] = entry_off[np.cumsum(distinct_counts)]
-    counts_bytes, counts_off = _varints(counts)
+    counts_bytes, counts_off = varints(counts)
     size = np.diff(ts_off) + np.where(is_scalar, 8, np.diff(counts_off)) + np.diff(obs_off) + np.diff(distinct_off)
     return _Encoded(
         ts=ts,
@@ -205,7 +167,7 @@ def _string_entries(flat: pa.Array) -> tuple[U8, I64]:
         return np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.int64)
     src_offsets = np.frombuffer(flat.buffers()[1], dtype=np.int32)[flat.offset : flat.offset + m + 1].astype(np.int64)
     lengths = np.diff(src_offsets)
-    length_bytes, length_off = _varints(lengths)
+    length_bytes, length_off = varints(lengths)
     data = np.frombuffer(flat.buffers()[2], dtype=np.uint8) if lengths.sum() else np.zeros(1, dtype=np.uint8)
     ones = np.ones(m, dtype=np.int64)
     out = _scatter(
@@ -322,7 +284,7 @@ def _entries(
 
     def field(tag: int, present: npt.NDArray[np.bool_], lengths: I64) -> tuple[list[_Segment], I64]:
         """Tag and length prefix of a field (nothing where absent), and its total size."""
-        size_bytes, size_off = _varints(lengths)
+        size_bytes, size_off = varints(lengths)
         present_i = present.astype(np.int64)
         prefix = [
             (_TAGS, np.full(pieces, tag, dtype=np.int64), present_i),
@@ -340,7 +302,7 @@ def _entries(
     obs_prefix, obs_total = field(_T_OBSERVATIONS, timer, obs_len)
     dis_len = (enc.distinct_off[end] - enc.distinct_off[start]) * distinct
     body = header_size + ts_total + val_total + cnt_total + obs_total + dis_len
-    body_bytes, body_off = _varints(body)
+    body_bytes, body_off = varints(body)
     segments: list[_Segment] = [
         (_TAGS, np.full(pieces, _T_SERIES, dtype=np.int64), one),
         (body_bytes, body_off[:-1], np.diff(body_off)),
@@ -434,7 +396,7 @@ def _group(rows: Rows, merged: _LabelSets | None) -> tuple[I64, I64, I64]:
 def _header_segments(rows: Rows, rep: I64, merged: _LabelSets | None) -> tuple[list[_Segment], I64]:
     """Byte segments that spell each group's series header (metric, kind, region, labels
     sorted by name) in wire format, and each header's size."""
-    kind_table = _Table([_TAG_KIND + _varint(k) for k in range(5)])
+    kind_table = _Table([_TAG_KIND + varint(k) for k in range(5)])
     sources: list[tuple[_Table, I64]] = [
         (_Table([_text_field(_TAG_METRIC, m) for m in rows.metric.values]), rows.metric.codes[rep]),
         (kind_table, rows.kind[rep].astype(np.int64)),

@@ -23,26 +23,10 @@ from bench.peers.base import Http, LoadResult, Peer, PeerProcess, PeerQuery, dir
 from bench.peers.promql import count_expr, instant, promql_queries, promql_shape, promql_total
 from bench.run import BenchFailure, wait_child
 from bench.workload import PeerFormat, WorkloadSpec
+from core.protowire import length_delimited, varint
 from harness.processes import free_port
 
 CONFIG = "global:\n  scrape_interval: 5s\nscrape_configs: []\n"
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def remote_write_body(name: str, labels: dict[str, str], value: float, ts_ms: int) -> bytes:
@@ -51,11 +35,11 @@ def remote_write_body(name: str, labels: dict[str, str], value: float, ts_ms: in
     WriteRequest{1: TimeSeries}; TimeSeries{1: Label, 2: Sample}; Label{1: name, 2: value};
     Sample{1: double value, 2: int64 timestamp}. Labels sorted by name, `__name__` first."""
     label_fields = b"".join(
-        _field(1, _field(1, k.encode()) + _field(2, v.encode()))
+        length_delimited(1, length_delimited(1, k.encode()) + length_delimited(2, v.encode()))
         for k, v in sorted({"__name__": name, **labels}.items())
     )
-    sample = b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(ts_ms)
-    request = _field(1, label_fields + _field(2, sample))
+    sample = b"\x09" + struct.pack("<d", value) + b"\x10" + varint(ts_ms)
+    request = length_delimited(1, label_fields + length_delimited(2, sample))
     return bytes(cramjam.snappy.compress_raw(request))
 
 

@@ -29,6 +29,7 @@ from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.cumulative import Conversion, CumulativeDeltas, encode_key
 from core.events import digest
+from core.protowire import varint, varints
 
 REGION_LABEL = "region"
 
@@ -238,8 +239,9 @@ def _append_series(
     bounds = np.flatnonzero(np.diff(owner)) + 1
     firsts = np.concatenate(([0], bounds)).astype(np.int64)
     ends = np.append(bounds, len(owner)).astype(np.int64)
-    ts_bytes, ts_ends = _varints(ts)
-    ts_offsets = np.concatenate(([0], ts_ends)).tolist()
+    ts_encoded, ts_offsets_array = varints(ts)
+    ts_bytes = ts_encoded.tobytes()
+    ts_offsets = ts_offsets_array.tolist()
     value_bytes = values.astype("<f8").tobytes()
     parts: list[bytes] = []
     for index, lo, hi in zip(owner[firsts].tolist(), firsts.tolist(), ends.tolist(), strict=True):
@@ -248,46 +250,15 @@ def _append_series(
             (
                 shapes[index].template,
                 b"\x2a",
-                _varint(len(stamps)),
+                varint(len(stamps)),
                 stamps,
                 b"\x32",
-                _varint(8 * (hi - lo)),
+                varint(8 * (hi - lo)),
                 value_bytes[8 * lo : 8 * hi],
             )
         )
-        parts.append(b"\x1a" + _varint(len(body)) + body)
+        parts.append(b"\x1a" + varint(len(body)) + body)
     batch.MergeFromString(b"".join(parts))
-
-
-_SMALL_VARINTS = [bytes((n,)) for n in range(128)]
-
-
-def _varint(n: int) -> bytes:
-    """Protobuf varint of a non-negative int."""
-    if n < 128:
-        return _SMALL_VARINTS[n]
-    out = bytearray()
-    while n >= 128:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _varints(numbers: npt.NDArray[np.int64]) -> tuple[bytes, npt.NDArray[np.int64]]:
-    """Protobuf varints (int64: two's complement, 10 bytes when negative) of every number,
-    concatenated, and where each one ends."""
-    unsigned = numbers.astype(np.int64).view(np.uint64)
-    shifts = np.arange(10, dtype=np.uint64) * np.uint64(7)
-    groups = (unsigned[:, None] >> shifts[None, :]) & np.uint64(0x7F)
-    # Bytes needed: 1 + the index of the highest non-zero 7-bit group.
-    nonzero = (unsigned[:, None] >> shifts[None, :]) != 0
-    lengths = np.maximum(1, 10 - np.argmax(nonzero[:, ::-1], axis=1))
-    lengths = np.where(nonzero.any(axis=1), lengths, 1)
-    used = np.arange(10)[None, :] < lengths[:, None]
-    more = np.arange(10)[None, :] < (lengths[:, None] - 1)
-    encoded = (groups | np.where(more, np.uint64(0x80), np.uint64(0))).astype(np.uint8)
-    return encoded[used].tobytes(), np.cumsum(lengths).astype(np.int64)
 
 
 def describe_rejections(result: ingest_pb2.BatchResult, limit: int = 5) -> str:

@@ -47,6 +47,7 @@ from contracts.argus.metrics.v1 import metrics_pb2
 from core.auth import Authenticator
 from core.cumulative import Conversion
 from core.errors import ArgusError, InvalidArgument
+from core.protowire import varint
 from core.sketches import ddsketch_keys, ddsketch_value
 from core.tenancy import tenant_from_metadata
 from core.transport_errors import grpc_code, http_status, is_server_fault, public_message
@@ -409,19 +410,7 @@ def add_to_server(server: grpc.aio.Server, service: OtlpMetricsService) -> None:
 def _status_body(code: int, message: str) -> bytes:
     """google.rpc.Status{code = 1, message = 2}, what OTLP/HTTP answers an error with."""
     text = message.encode()[:4000]
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return b"\x08" + varint(code) + b"\x12" + varint(len(text)) + text
 
 
 def otlp_http_handler(foreign: ForeignIngest, authenticator: Authenticator, clock_ms: Callable[[], int]) -> Handler:
