@@ -65,6 +65,15 @@ function addToUrl(url: string, params: [string, string][]): string {
   return `${base}${query === "" ? "" : `?${query}`}${fragment}`;
 }
 
+// Browsers drop tabs and newlines inside a URL, so `java\nscript:` would still be a scheme.
+function hasControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
 // The href of a link, or null when it has no safe destination (the caller shows plain text).
 // An in-app hash route (`#/d/other?...`) takes the parameters inside the fragment, where the
 // app reads its state; any other URL in its query string, before the fragment.
@@ -75,7 +84,7 @@ export function linkHref(link: Link, s: LinkState): string | null {
     return `#${addToUrl(`/d/${link.dashboard}`, params)}`;
   }
   const url = (link.url ?? "").trim();
-  if (!SAFE_URL.test(url) || /[\u0000-\u001f\u007f]/.test(url)) return null;
+  if (!SAFE_URL.test(url) || hasControl(url)) return null;
   if (url.startsWith("#")) return `#${addToUrl(url.slice(1), params)}`;
   return addToUrl(url, params);
 }
