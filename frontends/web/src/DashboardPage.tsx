@@ -6,7 +6,7 @@ import { PanelBody, type PanelData } from "./Panel";
 import { PanelEditor } from "./PanelEditor";
 import { placeAndPush } from "./lib/layout";
 import { mergeSeries, type Series } from "./lib/live";
-import { buildQuery, interpolateText, type VariableValues } from "./lib/query";
+import { buildQuery, interpolateText, targetLegend, type VariableValues } from "./lib/query";
 import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, storedTime, targetsOf, timeOf, toDocument, UID_RE, variablesOf, type DashboardSpec, type GridPos, type Link, type Panel, type Variable } from "./lib/spec";
 import { RELATIVE_CHOICES, rangeLabel, resolveRange } from "./lib/time";
 import { dashboardHash, varsFromParams } from "./lib/url";
@@ -180,7 +180,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
         targets.map(async (t) => {
           const q = buildQuery(t, vars);
           const res = await queries.query(toRequest(q, r.start, r.end), { signal: ac.signal });
-          const series = fromResult(res.series).map((s) => ({ ...s, legend: t.legend ?? (targets.length > 1 ? t.refId ?? q.metric : "") }));
+          const series = fromResult(res.series).map((s) => ({ ...s, legend: targetLegend(t.legend, t.refId ?? q.metric, targets.length > 1, s.labels) }));
           return { series, tier: res.tier };
         }),
       )
@@ -198,7 +198,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
   useEffect(() => {
     if (!spec || !live) return;
     const ac = new AbortController();
-    const slots: { panel: number; legend: string }[] = [];
+    const slots: { panel: number; legend: string | undefined; refId: string; multi: boolean }[] = [];
     const reqs: ReturnType<typeof toRequest>[] = [];
     const errors: Record<number, string> = {};
     const start = Date.now() - rangeMs;
@@ -207,7 +207,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       targets.forEach((t) => {
         try {
           const q = buildQuery(t, vars);
-          slots.push({ panel: p.id, legend: t.legend ?? (targets.length > 1 ? t.refId ?? q.metric : "") });
+          slots.push({ panel: p.id, legend: t.legend, refId: t.refId ?? q.metric, multi: targets.length > 1 });
           reqs.push({ ...toRequest(q, start, 0), endMs: 0n });
         } catch (e) {
           errors[p.id] = (e as Error).message;
@@ -242,7 +242,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
           setData((d) => {
             const next = { ...d };
             for (const pid of touched) {
-              const series = slots.flatMap((s, i) => (s.panel === pid ? (perSlot.get(i) ?? []).map((x) => ({ ...x, legend: s.legend })) : []));
+              const series = slots.flatMap((s, i) => (s.panel === pid ? (perSlot.get(i) ?? []).map((x) => ({ ...x, legend: targetLegend(s.legend, s.refId, s.multi, x.labels) })) : []));
               next[pid] = { series, error: slotErrors[pid] ?? "", tier: res.updates.find((u) => slots[u.queryIndex]?.panel === pid)?.tier ?? "", loading: false };
             }
             return next;
