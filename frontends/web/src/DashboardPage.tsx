@@ -6,10 +6,11 @@ import { PanelBody, type PanelData } from "./Panel";
 import { PanelEditor } from "./PanelEditor";
 import { placeAndPush } from "./lib/layout";
 import { mergeSeries, type Series } from "./lib/live";
-import { buildQuery, interpolateText, type VariableValues } from "./lib/query";
-import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, storedTime, targetsOf, timeOf, toDocument, UID_RE, variablesOf, type DashboardSpec, type GridPos, type Panel, type Variable } from "./lib/spec";
+import { buildQuery, interpolateText, targetLegend, type VariableValues } from "./lib/query";
+import { canonicalJson, emptySpec, GRID_COLUMNS, newPanel, parseSpec, slugify, storedTime, targetsOf, timeOf, toDocument, UID_RE, variablesOf, type DashboardSpec, type GridPos, type Link, type Panel, type Variable } from "./lib/spec";
 import { RELATIVE_CHOICES, rangeLabel, resolveRange } from "./lib/time";
 import { dashboardHash, varsFromParams } from "./lib/url";
+import { linkProps, type LinkState } from "./lib/links";
 
 interface Meta {
   uid: string;
@@ -179,7 +180,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
         targets.map(async (t) => {
           const q = buildQuery(t, vars);
           const res = await queries.query(toRequest(q, r.start, r.end), { signal: ac.signal });
-          const series = fromResult(res.series).map((s) => ({ ...s, legend: t.legend ?? (targets.length > 1 ? t.refId ?? q.metric : "") }));
+          const series = fromResult(res.series).map((s) => ({ ...s, legend: targetLegend(t.legend, t.refId ?? q.metric, targets.length > 1, s.labels) }));
           return { series, tier: res.tier };
         }),
       )
@@ -197,7 +198,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
   useEffect(() => {
     if (!spec || !live) return;
     const ac = new AbortController();
-    const slots: { panel: number; legend: string }[] = [];
+    const slots: { panel: number; legend: string | undefined; refId: string; multi: boolean }[] = [];
     const reqs: ReturnType<typeof toRequest>[] = [];
     const errors: Record<number, string> = {};
     const start = Date.now() - rangeMs;
@@ -206,7 +207,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
       targets.forEach((t) => {
         try {
           const q = buildQuery(t, vars);
-          slots.push({ panel: p.id, legend: t.legend ?? (targets.length > 1 ? t.refId ?? q.metric : "") });
+          slots.push({ panel: p.id, legend: t.legend, refId: t.refId ?? q.metric, multi: targets.length > 1 });
           reqs.push({ ...toRequest(q, start, 0), endMs: 0n });
         } catch (e) {
           errors[p.id] = (e as Error).message;
@@ -241,7 +242,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
           setData((d) => {
             const next = { ...d };
             for (const pid of touched) {
-              const series = slots.flatMap((s, i) => (s.panel === pid ? (perSlot.get(i) ?? []).map((x) => ({ ...x, legend: s.legend })) : []));
+              const series = slots.flatMap((s, i) => (s.panel === pid ? (perSlot.get(i) ?? []).map((x) => ({ ...x, legend: targetLegend(s.legend, s.refId, s.multi, x.labels) })) : []));
               next[pid] = { series, error: slotErrors[pid] ?? "", tier: res.updates.find((u) => slots[u.queryIndex]?.panel === pid)?.tier ?? "", loading: false };
             }
             return next;
@@ -341,6 +342,7 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
     }
   };
 
+  const linkState: LinkState = { from: timeRange.from, to: timeRange.to, vars, names: variables.map((v) => v.name) };
   const zoom = (a: number, b: number) => {
     setFrom(String(a));
     setTo(String(b));
@@ -364,10 +366,8 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
             {meta.title}
           </h1>
         )}
-        {(spec.links ?? []).map((l) => (
-          <a key={l.title} className="dash-linkout" href={l.url ?? `#/d/${l.dashboard ?? ""}`} target={l.targetBlank ? "_blank" : undefined} rel="noreferrer" title={l.tooltip}>
-            {l.title}
-          </a>
+        {(spec.links ?? []).map((l, i) => (
+          <LinkOut key={`${i}-${l.title}`} className="dash-linkout" link={l} state={linkState} />
         ))}
         <span className="spacer" />
         <TimePicker from={timeRange.from} to={timeRange.to} onChange={(f, t) => (setFrom(f), setTo(t))} />
@@ -442,8 +442,12 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
         editing={editing}
         onLayout={(id, pos) => setSpec({ ...spec, panels: placeAndPush(spec.panels, id, pos) })}
         render={(p) => <PanelBody panel={p} data={data[p.id]} range={live ? { start: now - rangeMs, end: now } : range} onZoom={zoom} />}
-        actions={(p) =>
-          editing && (
+        actions={(p) => (
+          <>
+            {(p.links ?? []).map((l, i) => (
+              <LinkOut key={`${i}-${l.title}`} className="panel-link small" link={l} state={linkState} />
+            ))}
+            {editing && (
             <>
               <button className="small" onClick={() => setEditPanel(p.id)}>
                 Edit
@@ -455,8 +459,9 @@ export function DashboardPage({ uid, params, onUnauthenticated }: Props) {
                 Remove
               </button>
             </>
-          )
-        }
+            )}
+          </>
+        )}
       />
       {spec.panels.length === 0 && <p className="muted">No panels yet: Edit, then “+ Add panel”.</p>}
       {editing_ && <PanelEditor panel={editing_} range={range} preview={data[editing_.id]} metrics={metrics} variables={variables.map((v) => v.name)} onChange={updatePanel} onClose={() => setEditPanel(null)} />}
@@ -577,6 +582,24 @@ function Grid({ panels, editing, onLayout, render, actions, titleOf }: { panels:
         );
       })}
     </div>
+  );
+}
+
+// A spec link with the viewer's time and variables when it asks for them; a URL that is not a
+// web link (javascript:, data:, …) is shown as plain text, never as a live link.
+function LinkOut({ link, state, className }: { link: Link; state: LinkState; className: string }) {
+  const props = linkProps(link, state);
+  if (props === null) {
+    return (
+      <span className={`${className} muted`} title="not a web link">
+        {link.title}
+      </span>
+    );
+  }
+  return (
+    <a className={className} {...props} title={link.tooltip} onPointerDown={(e) => e.stopPropagation()}>
+      {link.title}
+    </a>
   );
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildQuery, interpolate, interpolateText, parseMatchers, seriesName, usedVariables } from "./query";
+import { buildQuery, interpolate, interpolateText, parseMatchers, seriesName, targetLegend, usedVariables } from "./query";
 
 describe("parseMatchers", () => {
   it("parses every operator and quoted commas", () => {
@@ -66,5 +66,14 @@ describe("interpolateText", () => {
   it("fills a title with the chosen values, or All", () => {
     expect(interpolateText("Requests of $host", { host: ["a", "b"] }, "All")).toBe("Requests of a,b");
     expect(interpolateText("Requests of ${host}", {}, "All")).toBe("Requests of All");
+  });
+});
+
+describe("targetLegend", () => {
+  it("keeps a template, and tells the queries of a multi-query panel apart", () => {
+    expect(targetLegend("in {{if}}", "A", true, { if: "eth0" })).toBe("in {{if}}");
+    expect(targetLegend(undefined, "A", false, { host: "a" })).toBe("");
+    expect(targetLegend(undefined, "B", true, {})).toBe("B");
+    expect(targetLegend("", "B", true, { region: "eu", host: "a" })).toBe("B: host=a, region=eu");
   });
 });

@@ -124,3 +124,12 @@ export function seriesName(labels: Record<string, string>, metric: string, legen
   if (keys.length === 0) return metric;
   return keys.map((k) => `${k}=${labels[k]}`).join(", ");
 }
+
+// The legend a series gets: the target's own template, else (in a panel of several queries)
+// the refId before the labels, so the series of query A and B stay apart.
+export function targetLegend(legend: string | undefined, refId: string, multi: boolean, labels: Record<string, string>): string {
+  if (legend !== undefined && legend !== "") return legend;
+  if (!multi) return "";
+  const rest = seriesName(labels, "");
+  return rest === "" ? refId : `${refId}: ${rest}`;
+}

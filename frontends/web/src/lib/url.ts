@@ -23,11 +23,18 @@ export function parseRoute(hash: string): Route {
   return { page: "list", uid: "", params };
 }
 
+// A variable set to "All" (no values) travels as this value, as in Grafana's links; without it an
+// absent `var-x` would mean "the dashboard's default", which may not be All.
+export const ALL_VALUE = "$__all";
+
 export function dashboardHash(uid: string, state: { from: string; to: string; vars: Record<string, string[]>; live: boolean; refresh: string }): string {
   const p = new URLSearchParams();
   p.set("from", state.from);
   p.set("to", state.to);
-  for (const [k, vs] of Object.entries(state.vars)) for (const v of vs) p.append(`var-${k}`, v);
+  for (const [k, vs] of Object.entries(state.vars)) {
+    if (vs.length === 0) p.append(`var-${k}`, ALL_VALUE);
+    for (const v of vs) p.append(`var-${k}`, v);
+  }
   if (state.live) p.set("live", "1");
   if (state.refresh !== "") p.set("refresh", state.refresh);
   return `#/d/${encodeURIComponent(uid)}?${p.toString()}`;
@@ -38,7 +45,8 @@ export function varsFromParams(params: URLSearchParams): Record<string, string[]
   for (const [k, v] of params) {
     if (!k.startsWith("var-")) continue;
     const name = k.slice(4);
-    (out[name] ??= []).push(v);
+    const values = (out[name] ??= []);
+    if (v !== ALL_VALUE) values.push(v);
   }
   return out;
 }
