@@ -28,17 +28,18 @@ import numpy as np
 import numpy.typing as npt
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from command_side.ingest.identity_cache import IdentityCache, IdentityKey
+from command_side.ingest.identity_cache import IdentityCache, IdentityKey, TemplateKey
 from command_side.ingest.rate import IngestRateLimiter
 from command_side.ingest.registry import Admission, Claims, TenantRegistry
 from contracts.argus.events.v1 import events_pb2
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core import validation
-from core.errors import ResourceExhausted
+from core.errors import InvalidArgument, ResourceExhausted
 from core.events import SAMPLES_TOPIC, digest, make_event
 from core.model import MetricKind, canonical_labels, longest_retention_ms, partition_of, series_id
 from core.ports import Event, EventLogWriter
+from core.protowire import varint, varints
 from core.settings import IngestLimits
 from core.sketches import DDSKETCH_MAX_KEY, ddsketch_keys, hash_strings
 from core.telemetry import REGISTRY
@@ -91,10 +92,36 @@ class _Identity:
     labels_in_order: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A series identity template resolved once: its validated identity, and its identity
+    fields as its events carry them (region defaulted, labels sorted by name)."""
+
+    identity: _Identity
+    metric: str
+    event_template: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesColumns:
+    """A batch's series in columns (what `accept_columns` takes): `templates[i]` is series i's
+    serialized identity (a SeriesSamples of metric, kind, region and labels only), which owns
+    the next `counts[i]` points of `timestamps_ms` and `values`."""
+
+    templates: Sequence[bytes]
+    counts: npt.NDArray[np.int64]
+    timestamps_ms: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+
+
 # What goes into one partition's event: (series id, series, as sent?, labels out of order?).
 # A series as sent is the caller's message kept whole: copied into the event, it still needs
 # what _accepted_copy does to a series kept whole (region default, labels sorted by name).
-_Entry: TypeAlias = tuple[int, metrics_pb2.SeriesSamples, bool, bool]
+# A series as bytes is already in its event's form (serialized SeriesSamples).
+_Entry: TypeAlias = tuple[int, metrics_pb2.SeriesSamples | bytes, bool, bool]
+_SERIES_TAG = bytes([events_pb2.SampleBatchAccepted.DESCRIPTOR.fields_by_name["series"].number << 3 | 2])
+_TS_TAG = bytes([metrics_pb2.SeriesSamples.DESCRIPTOR.fields_by_name["timestamps_ms"].number << 3 | 2])
+_VALUES_TAG = bytes([metrics_pb2.SeriesSamples.DESCRIPTOR.fields_by_name["values"].number << 3 | 2])
 
 
 class BatchAcceptor:
@@ -123,14 +150,33 @@ class BatchAcceptor:
         # (tenant, metric, kind, region, labels as sent) -> identity; avoids re-validating and
         # re-hashing the same series in every batch of a live agent. Only valid identities.
         self.identities: IdentityCache[_Identity] = IdentityCache(budget_bytes=limits.identity_cache_bytes)
+        # (tenant, identity template) -> resolved identity, for `accept_columns`; a template
+        # maps to the same validation as its series would (via `identities`). Only valid ones.
+        self.templates: IdentityCache[_Resolved] = IdentityCache(budget_bytes=limits.identity_cache_bytes)
         burst = limits.ingest_burst_samples or max(
             math.ceil(limits.ingest_rate_samples_per_s), limits.max_batch_samples
         )
         self._rate = IngestRateLimiter(samples_per_s=limits.ingest_rate_samples_per_s, burst_samples=burst)
 
     async def accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
+        return await self._counted(tenant, batch, None)
+
+    async def accept_columns(
+        self, tenant: str, batch: metrics_pb2.SampleBatch, columns: SeriesColumns
+    ) -> ingest_pb2.BatchResult:
+        """`accept(tenant, batch)` for a batch whose series are also given in `columns`
+        (`batch.series[i]` is `templates[i]` with its points): the same checks, limits,
+        answers and events, but series identities are resolved once per distinct template and
+        the samples of series that pass whole go into the events from the columns."""
+        if len(columns.templates) != len(batch.series):  # the caller's bug, not the sender's
+            raise InvalidArgument(f"{len(columns.templates)} templates for {len(batch.series)} series")
+        return await self._counted(tenant, batch, columns)
+
+    async def _counted(
+        self, tenant: str, batch: metrics_pb2.SampleBatch, columns: SeriesColumns | None
+    ) -> ingest_pb2.BatchResult:
         try:
-            result = await self._accept(tenant, batch)
+            result = await self._accept(tenant, batch, columns)
         except ResourceExhausted:
             INGEST_REJECTED.inc("rate_limited", by=_sample_count(batch))
             INGEST_BATCHES.inc("rate_limited")
@@ -139,15 +185,20 @@ class BatchAcceptor:
         INGEST_BATCHES.inc(ingest_pb2.BatchStatus.Name(result.status).removeprefix("BATCH_STATUS_").lower())
         return result
 
-    async def _accept(self, tenant: str, batch: metrics_pb2.SampleBatch) -> ingest_pb2.BatchResult:
+    async def _accept(
+        self, tenant: str, batch: metrics_pb2.SampleBatch, columns: SeriesColumns | None
+    ) -> ingest_pb2.BatchResult:
         now_ms = self._clock_ms()
         result = ingest_pb2.BatchResult(batch_id=batch.batch_id[: self._limits.max_batch_id_chars])
         problem = self._batch_problem(batch)
         if problem is not None:
             # Refused before looking at any series (only their sample counts are summed).
             return _refused(result, batch, R.REJECT_REASON_MALFORMED_SERIES, problem)
-        scan = _scan(batch.series) if self._columnar else None
-        total = scan.total if scan is not None else _sample_count(batch)
+        scan = _scan(batch.series) if self._columnar and columns is None else None
+        if columns is not None:
+            total = len(columns.timestamps_ms)  # one value per timestamp, nothing else
+        else:
+            total = scan.total if scan is not None else _sample_count(batch)
         if total > self._limits.max_batch_samples:
             return _refused(
                 result,
@@ -176,7 +227,9 @@ class BatchAcceptor:
         outcome = _Outcome()
         claims = Claims()
         per_partition: dict[int, list[_Entry]] = {}
-        if scan is not None:
+        if columns is not None:
+            self._accept_columns(tenant, batch.series, columns, now_ms, outcome, per_partition, claims)
+        elif scan is not None:
             self._accept_columnar(tenant, batch.series, scan, now_ms, outcome, per_partition, claims)
         else:
             for index, series in enumerate(batch.series):
@@ -247,7 +300,12 @@ class BatchAcceptor:
             entries = sorted(per_partition[partition], key=lambda e: e[0])
             payload = events_pb2.SampleBatchAccepted(tenant=tenant, source=source, batch_id=batch_id)
             payload.series_ids.extend(entry[0] for entry in entries)
+            if any(isinstance(entry[1], bytes) for entry in entries):
+                # The same series as the messages would give, parsed in one call.
+                payload.MergeFromString(_series_wire(entries))
+                entries = []
             for _, samples, as_sent, reorder in entries:
+                assert isinstance(samples, metrics_pb2.SeriesSamples)
                 out = payload.series.add()
                 out.CopyFrom(samples)
                 if as_sent and not samples.region:
@@ -256,7 +314,7 @@ class BatchAcceptor:
                     del out.labels[:]
                     out.labels.extend(sorted(samples.labels, key=lambda label: label.name))
             identity = digest(tenant, source, batch_id, batch_digest, str(partition))
-            key = entries[0][0].to_bytes(8, "big", signed=True)
+            key = payload.series_ids[0].to_bytes(8, "big", signed=True)
             events.append((partition, make_event(payload, identity=identity, partition_key=key, time_ms=now_ms)))
         return events
 
@@ -280,6 +338,27 @@ class BatchAcceptor:
         if isinstance(checked, _Identity):
             self.identities.put(cache_key, checked)
         return checked
+
+    def _resolve(self, tenant: str, template: bytes) -> _Resolved | tuple[Reason, str]:
+        """The identity of a series template (cached), or why it is invalid (never cached)."""
+        key: TemplateKey = (tenant, template)
+        cached = self.templates.get(key)
+        if cached is not None:
+            return cached
+        parsed = metrics_pb2.SeriesSamples.FromString(template)
+        # Only the identity fields count, whatever else the template holds.
+        series = metrics_pb2.SeriesSamples(metric=parsed.metric, kind=parsed.kind, region=parsed.region)
+        series.labels.extend(parsed.labels)
+        identity = self._identity(tenant, series)
+        if not isinstance(identity, _Identity):
+            return identity
+        series.region = series.region or "local"
+        if not identity.labels_in_order:
+            del series.labels[:]
+            series.labels.extend(sorted(parsed.labels, key=lambda label: label.name))
+        resolved = _Resolved(identity, series.metric, series.SerializeToString(deterministic=True))
+        self.templates.put(key, resolved)
+        return resolved
 
     def _kind_conflict(self, tenant: str, metric: str, identity: _Identity) -> tuple[Reason, str] | None:
         # Kind can change with other batches: checked every time (claimed once admitted).
@@ -409,6 +488,72 @@ class BatchAcceptor:
                 partition, sid, samples = accepted
                 per_partition.setdefault(partition, []).append((sid, samples, False, False))
 
+    def _accept_columns(
+        self,
+        tenant: str,
+        series_list: Sequence[metrics_pb2.SeriesSamples],
+        columns: SeriesColumns,
+        now_ms: int,
+        outcome: _Outcome,
+        per_partition: dict[int, list[_Entry]],
+        claims: Claims,
+    ) -> None:
+        """_accept_columnar (same registry calls, same rejections in the same order) for series
+        given in columns: a series that passes every check whole goes into its event as its
+        resolved identity and its points; any other takes _accept_samples on its message."""
+        lengths = columns.counts.tolist()
+        resolved = [self._resolve(tenant, template) for template in columns.templates]
+        ts, values = columns.timestamps_ms, columns.values
+        newest, oldest = now_ms + self._limits.max_future_skew_ms, now_ms - self._retention_ms
+        bad = (ts > newest) | (ts < oldest) | ~np.isfinite(values)
+        counter = [isinstance(r, _Resolved) and r.identity.kind == _COUNTER for r in resolved]
+        if any(counter):
+            bad |= np.repeat(np.array(counter, dtype=bool), columns.counts) & (values < 0)
+        plain = [isinstance(r, _Resolved) and r.identity.kind in (_COUNTER, _GAUGE) for r in resolved]
+        whole = (~_any_per_series(bad, lengths) & np.array(plain, dtype=bool)).tolist()
+        ts_encoded, ts_offsets_array = varints(ts)
+        ts_bytes = ts_encoded.tobytes()
+        offsets = ts_offsets_array.tolist()
+        value_bytes = values.astype("<f8").tobytes()
+        lo = 0
+        for index, n in enumerate(lengths):
+            first, lo = lo, lo + n
+            if n == 0:
+                continue
+            found = resolved[index]
+            if not isinstance(found, _Resolved):
+                outcome.reject(index, -1, n, *found)
+                continue
+            identity = found.identity
+            conflict = self._kind_conflict(tenant, found.metric, identity)
+            if conflict is not None:
+                outcome.reject(index, -1, n, *conflict)
+                continue
+            if whole[index]:
+                refused = self._admit(tenant, found.metric, identity, now_ms, claims)
+                if refused is not None:
+                    outcome.reject(index, -1, n, *refused)
+                    continue
+                outcome.accepted += n
+                stamps = ts_bytes[offsets[first] : offsets[lo]]
+                body = b"".join(
+                    (
+                        found.event_template,
+                        _TS_TAG,
+                        varint(len(stamps)),
+                        stamps,
+                        _VALUES_TAG,
+                        varint(8 * n),
+                        value_bytes[8 * first : 8 * lo],
+                    )
+                )
+                per_partition.setdefault(identity.partition, []).append((identity.sid, body, False, False))
+                continue
+            accepted = self._accept_samples(tenant, index, series_list[index], identity, now_ms, outcome, claims)
+            if accepted is not None:
+                partition, sid, samples = accepted
+                per_partition.setdefault(partition, []).append((sid, samples, False, False))
+
     def _accept_samples(
         self,
         tenant: str,
@@ -508,6 +653,28 @@ class BatchAcceptor:
             first = int(np.argmax(hit))
             outcome.reject(index, first, int(hit.sum()), reason, f"metric {metric!r}: sample {first} {what}")
             keep &= ~hit
+
+
+def _series_wire(entries: list[_Entry]) -> bytes:
+    """The entries as the wire bytes of SampleBatchAccepted.series (messages serialized after
+    the fixups _events makes to a series kept as sent)."""
+    parts: list[bytes] = []
+    for _, samples, as_sent, reorder in entries:
+        if isinstance(samples, metrics_pb2.SeriesSamples):
+            if as_sent or reorder:
+                fixed = metrics_pb2.SeriesSamples()
+                fixed.CopyFrom(samples)
+                if as_sent and not fixed.region:
+                    fixed.region = "local"
+                if reorder:
+                    del fixed.labels[:]
+                    fixed.labels.extend(sorted(samples.labels, key=lambda label: label.name))
+                samples = fixed
+            body = samples.SerializeToString(deterministic=True)
+        else:
+            body = samples
+        parts.append(_SERIES_TAG + varint(len(body)) + body)
+    return b"".join(parts)
 
 
 def _refused(

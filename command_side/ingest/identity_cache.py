@@ -15,11 +15,15 @@ from typing import Generic, TypeVar
 V = TypeVar("V")
 # The key: (tenant, metric, kind, region, ((name, value), ...)).
 IdentityKey = tuple[str, str, int, str, tuple[tuple[str, str], ...]]
+# Or: (tenant, a series' serialized identity template).
+TemplateKey = tuple[str, bytes]
 
 _ENTRY_OVERHEAD = 256  # two dict slots, the key tuple, the value object and its fields
 
 
-def key_bytes(key: IdentityKey) -> int:
+def key_bytes(key: IdentityKey | TemplateKey | TemplateKey) -> int:
+    if len(key) == 2:
+        return _ENTRY_OVERHEAD + sys.getsizeof(key[0]) + sys.getsizeof(key[1])
     tenant, metric, _, region, labels = key
     size = _ENTRY_OVERHEAD + sys.getsizeof(tenant) + sys.getsizeof(metric) + sys.getsizeof(region)
     size += sys.getsizeof(labels)
@@ -31,12 +35,12 @@ def key_bytes(key: IdentityKey) -> int:
 class IdentityCache(Generic[V]):
     def __init__(self, *, budget_bytes: int) -> None:
         self.budget_bytes = budget_bytes
-        self._young: dict[IdentityKey, tuple[V, int]] = {}
-        self._old: dict[IdentityKey, tuple[V, int]] = {}
+        self._young: dict[IdentityKey | TemplateKey, tuple[V, int]] = {}
+        self._old: dict[IdentityKey | TemplateKey, tuple[V, int]] = {}
         self._young_bytes = 0
         self._old_bytes = 0
 
-    def get(self, key: IdentityKey) -> V | None:
+    def get(self, key: IdentityKey | TemplateKey) -> V | None:
         found = self._young.get(key)
         if found is not None:
             return found[0]
@@ -47,7 +51,7 @@ class IdentityCache(Generic[V]):
         self._insert(key, found)
         return found[0]
 
-    def put(self, key: IdentityKey, value: V) -> None:
+    def put(self, key: IdentityKey | TemplateKey, value: V) -> None:
         if key in self._young:
             return
         stale = self._old.pop(key, None)
@@ -55,7 +59,7 @@ class IdentityCache(Generic[V]):
             self._old_bytes -= stale[1]
         self._insert(key, (value, key_bytes(key)))
 
-    def _insert(self, key: IdentityKey, entry: tuple[V, int]) -> None:
+    def _insert(self, key: IdentityKey | TemplateKey, entry: tuple[V, int]) -> None:
         size = entry[1]
         half = self.budget_bytes // 2
         if size > half:  # would not fit a generation: not worth keeping

@@ -24,7 +24,7 @@ from enum import Enum
 import numpy as np
 import numpy.typing as npt
 
-from command_side.ingest.accept import BatchAcceptor
+from command_side.ingest.accept import BatchAcceptor, SeriesColumns
 from contracts.argus.ingest.v1 import ingest_pb2
 from contracts.argus.metrics.v1 import metrics_pb2
 from core.cumulative import Conversion, CumulativeDeltas, encode_key
@@ -213,10 +213,22 @@ class ForeignIngest:
                 out_values = values.copy()
                 out_values[cum_points] = deltas
                 given[cum_points] = counted
-            _append_series(batch, shapes, owner[given], ts[given], out_values[given])
+            owner, ts, out_values = owner[given], ts[given], out_values[given]
+            _append_series(batch, shapes, owner, ts, out_values)
             if extra is not None:
                 batch.series.extend(extra(conversion))
-            if batch.series:
+            if batch.series and extra is None:
+                # The series' identities resolve once per template (the acceptor caches them).
+                per_series = np.bincount(owner, minlength=n)
+                present = np.flatnonzero(per_series)  # the batch's series, in its order
+                columns_in = SeriesColumns(
+                    templates=[shapes[i].template for i in present.tolist()],
+                    counts=per_series[present].astype(np.int64),
+                    timestamps_ms=ts,
+                    values=out_values,
+                )
+                result = await self._acceptor.accept_columns(tenant, batch, columns_in)
+            elif batch.series:
                 result = await self._acceptor.accept(tenant, batch)
             else:
                 result = ingest_pb2.BatchResult(batch_id=batch.batch_id, status=ingest_pb2.BATCH_STATUS_ACCEPTED)
