@@ -116,6 +116,8 @@ class Ragged:
                 stop = max(stop, start)
                 off = self.offsets[start : stop + 1]
                 lo, hi = int(off[0]), int(off[-1])
+                if lo == hi:
+                    return _empty_lists(stop - start)
                 return Ragged(offsets=off - lo, index=self.index[lo:hi], value=self.value[lo:hi])
             sel = np.arange(start, stop, step)
         idx = np.asarray(sel)
@@ -133,6 +135,23 @@ class Ragged:
             return Ragged.empty(len(idx))
         pos = np.arange(total, dtype=np.int64) + np.repeat(starts - offsets[:-1], lens)
         return Ragged(offsets=offsets, index=self.index[pos], value=self.value[pos])
+
+
+def _read_only(a: _Arr) -> _Arr:
+    a.flags.writeable = False
+    return a
+
+
+_NO_INDEX: Final = _read_only(np.zeros(0, dtype=np.int32))
+_NO_VALUE: Final = _read_only(np.zeros(0, dtype=np.int64))
+_ZERO_OFFSETS: Final = _read_only(np.zeros(4_097, dtype=np.int64))
+_EMPTY_LISTS: Final = [Ragged(offsets=_ZERO_OFFSETS[: n + 1], index=_NO_INDEX, value=_NO_VALUE) for n in range(4_097)]
+
+
+def _empty_lists(n: int) -> Ragged:
+    """n empty lists, shared and read-only for n <= 4096: a slice of a non-timer chunk (the
+    open-chunk cache holds ~10^5 of them) then costs no arrays of its own (issue 13)."""
+    return _EMPTY_LISTS[n] if n < len(_EMPTY_LISTS) else Ragged.empty(n)
 
 
 # ---------------------------------------------------------------------------------- Points
