@@ -117,16 +117,14 @@ class DynamoDBAlertReadModels(DynamoDBConnection):
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def _ensure_table(self, name: str, kind: str) -> None:
-        # The connection's start() ensures the hot store's tables: not this store's business
-        # (the hot store creates them); only its own table is ensured, from start() below.
-        if name == self.table:
-            await super()._ensure_table(name, kind)
+    def _tables(self) -> list[tuple[str, str]]:
+        # Only its own table (the connection's pk/sk string kind); the hot store's are the
+        # hot store's to create.
+        return [(self.table, "index")]
 
     async def start(self) -> None:
         await super().start()
         try:
-            await self._ensure_table(self.table, "index")  # the connection's pk/sk string table
             await self._check_source()
         except BaseException:
             await self.close()

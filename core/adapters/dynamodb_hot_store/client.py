@@ -170,14 +170,19 @@ class DynamoDBConnection:
             )
             # One unretried call first: a wrong endpoint or key fails here, clearly and fast.
             await self._once("connect", lambda: self.client.list_tables(Limit=1))
-            tables = [(o.chunk_table(t), "chunks") for t in self._tiers]
-            tables += [(o.index_table, "index"), (o.applied_table, "applied")]
-            await self._all(self._ensure_table(name, kind) for name, kind in tables)
+            await self._all(self._ensure_table(name, kind) for name, kind in self._tables())
         except BaseException:
             self._client_ref = None
             await stack.aclose()
             raise
         self._stack = stack
+
+    def _tables(self) -> list[tuple[str, str]]:
+        """(name, kind) of the tables `start` ensures: the hot store's, unless a store on
+        this connection keeps others."""
+        o = self.options
+        tables = [(o.chunk_table(t), "chunks") for t in self._tiers]
+        return [*tables, (o.index_table, "index"), (o.applied_table, "applied")]
 
     async def close(self) -> None:
         if self._stack is not None:
